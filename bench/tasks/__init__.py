@@ -1,0 +1,106 @@
+"""The task registry: one TaskSpec per benchmark task.
+
+Why: every method must see the same env factory, dataset, score normalisation and eval protocol, so these
+live in one place the runner reads. A suite adds its tasks with `register_task`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any, Callable
+
+# D4RL's REF_MIN/REF_MAX (d4rl/infos.py). They were measured on mujoco-py v2 envs; on gymnasium v5 envs they
+# are a convention, recorded as such in every run (ref_source).
+D4RL_REFS = {
+    "hopper": (-20.272305, 3234.3),
+    "walker2d": (1.629008, 4592.3),
+    "halfcheetah": (-280.178953, 12135.0),
+}
+D4RL_ENVS = {"hopper": "Hopper-v5", "walker2d": "Walker2d-v5", "halfcheetah": "HalfCheetah-v5"}
+D4RL_QUALITIES = ("medium", "medium-replay", "expert", "medium-expert")
+# A fixed list of eval seeds shared by every method; tuning uses the disjoint TUNE_EVAL_SEEDS.
+EVAL_SEEDS = tuple(range(10_000, 10_050))
+TUNE_EVAL_SEEDS = tuple(range(20_000, 20_050))
+
+
+class TaskError(ValueError):
+    pass
+
+
+@dataclasses.dataclass
+class TaskSpec:
+    name: str
+    suite: str
+    env_id: str
+    dataset_id: str
+    ref_min: float | None
+    ref_max: float | None
+    ref_source: str
+    max_episode_steps: int
+    eval_episodes: int = 10
+    eval_seeds: tuple[int, ...] = EVAL_SEEDS
+    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    gamma: float = 0.99
+    chunk: int = 4  # default action chunk length for DP methods on this task
+    success_metric: bool = False  # the env reports success (kitchen, robomimic)
+    score_fn: Callable[[float, dict], float] | None = None  # suite-specific score (kitchen)
+    make_env_fn: Callable[..., Any] | None = None  # suite-specific factory (robosuite)
+    description: str = ""
+
+    def make_env(self, seed: int | None = None, **overrides):
+        """A fresh env with the task's episode limit. Tasks with a custom factory use it."""
+        if self.make_env_fn is not None:
+            env = self.make_env_fn(self, **overrides)
+        else:
+            import gymnasium as gym
+
+            kwargs = dict(self.env_kwargs)
+            kwargs.update(overrides)
+            env = gym.make(self.env_id, max_episode_steps=self.max_episode_steps, **kwargs)
+        if seed is not None:
+            env.action_space.seed(seed)
+        return env
+
+    def normalized_score(self, episode_return: float, info: dict | None = None) -> float:
+        if self.score_fn is not None:
+            return float(self.score_fn(episode_return, info or {}))
+        if self.ref_min is None or self.ref_max is None:
+            return float("nan")
+        return 100.0 * (episode_return - self.ref_min) / (self.ref_max - self.ref_min)
+
+    def with_refs(self, ref_min: float, ref_max: float, source: str) -> "TaskSpec":
+        return dataclasses.replace(self, ref_min=float(ref_min), ref_max=float(ref_max), ref_source=source)
+
+
+_TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    _TASKS[spec.name] = spec
+    return spec
+
+
+def _load_suites() -> None:
+    # Suites register themselves on import; optional suites may be absent.
+    from bench.tasks import d4rl, demo  # noqa: F401
+
+    for mod in ("bench.tasks.kitchen", "bench.tasks.robomimic"):
+        try:
+            __import__(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
+def get_task(name: str) -> TaskSpec:
+    _load_suites()
+    if name not in _TASKS:
+        close = difflib.get_close_matches(name, list(_TASKS), n=1, cutoff=0.5)
+        hint = f" (did you mean '{close[0]}'?)" if close else " (see `mbench list tasks`)"
+        raise TaskError(f"unknown task '{name}'{hint}")
+    return _TASKS[name]
+
+
+def all_tasks() -> dict[str, TaskSpec]:
+    _load_suites()
+    return dict(_TASKS)

@@ -1,0 +1,73 @@
+"""bc_gauss: behaviour cloning with an MLP Gaussian policy (tanh-free, state-independent clipping).
+
+Why: the simplest baseline; its online curve is flat (no online phase), a reference line for the DP methods.
+It maximises the log-likelihood of the normalised dataset actions under N(mu(s), sigma(s)); eval acts with mu.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from torch import nn
+
+from methods.base import ActorState, Method, register
+from methods.common.networks import mlp
+
+
+@dataclasses.dataclass
+class BCGaussConfig:
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
+    lr: float = 3e-4
+    batch_size: int = 256
+    log_std_min: float = -5.0
+    log_std_max: float = 1.0
+
+
+@register("bc_gauss")
+class BCGauss(Method):
+    Config = BCGaussConfig
+    rollout_kind = "none"
+    actors = ("policy",)
+
+    def __init__(self, cfg: BCGaussConfig, spaces, normalizer, device="cpu", seed=0, **_):
+        super().__init__(cfg, spaces, normalizer, device, seed)
+        torch.manual_seed(seed)
+        self.net = mlp(spaces.obs_dim, cfg.hidden, 2 * spaces.act_dim, act=nn.ReLU).to(self.device)
+        self.optim = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+
+    def _dist(self, obs_n: torch.Tensor):
+        mu, log_std = self.net(obs_n).chunk(2, dim=-1)
+        log_std = log_std.clamp(self.cfg.log_std_min, self.cfg.log_std_max)
+        return torch.tanh(mu), log_std
+
+    def pretrain_step(self, batch):
+        obs = self.normalizer.norm_obs(batch["obs"])
+        act = self.normalizer.norm_act(batch["action"])
+        mu, log_std = self._dist(obs)
+        nll = (0.5 * ((act - mu) / log_std.exp()) ** 2 + log_std).sum(-1).mean()
+        self.optim.zero_grad(set_to_none=True)
+        nll.backward()
+        self.optim.step()
+        self.grad_steps += 1
+        return {"loss/nll": float(nll.detach()), "loss/mse": float(((act - mu) ** 2).mean().detach())}
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, actor: str, state: ActorState, eval_mode: bool) -> np.ndarray:
+        o = self.normalizer.norm_obs(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+        mu, log_std = self._dist(o)
+        a = mu if eval_mode else mu + log_std.exp() * torch.randn(mu.shape, generator=state.generator,
+                                                                    device=mu.device)
+        return self.normalizer.unnorm_act(a).cpu().numpy()[:, None, :]
+
+    def modules(self):
+        return {"net": self.net, "optim": self.optim}
+
+    def timed_components(self, batch_size: int = 1):
+        obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
+        st = ActorState.create(0, "cpu")
+        batch = self.buffer.sample(self.cfg.batch_size, source="offline", device=self.device) if self.buffer else None
+        comps = {"act": lambda: self.act(obs, "policy", st, True)}
+        if batch is not None:
+            comps["update"] = lambda: self.pretrain_step(batch)
+        return comps

@@ -1,0 +1,93 @@
+"""Small network building blocks shared by methods (MLPs, ensembles of MLPs, EMA).
+
+Why: methods own their networks, but an MLP, a batched ensemble and an EMA should be written once.
+The ensemble evaluates all members as one batched matmul per layer (never a Python loop over members),
+which is what keeps a planner at batch 1 bound by arithmetic rather than kernel launches.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, act: type[nn.Module] = nn.Mish,
+        layer_norm: bool = False, out_act: nn.Module | None = None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in hidden:
+        layers.append(nn.Linear(d, h))
+        if layer_norm:
+            layers.append(nn.LayerNorm(h))
+        layers.append(act())
+        d = h
+    layers.append(nn.Linear(d, out_dim))
+    if out_act is not None:
+        layers.append(out_act)
+    return nn.Sequential(*layers)
+
+
+class EnsembleLinear(nn.Module):
+    """K independent linear layers applied as one batched matmul: x (K, B, in) -> (K, B, out)."""
+
+    def __init__(self, members: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(members, 1, out_dim))
+        bound = 1.0 / math.sqrt(in_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleMLP(nn.Module):
+    """K MLPs in parallel. Input (B, in) is broadcast to every member, or (K, B, in) gives each its own."""
+
+    def __init__(self, members: int, in_dim: int, hidden: Sequence[int], out_dim: int,
+                 act: type[nn.Module] = nn.SiLU, layer_norm: bool = False):
+        super().__init__()
+        self.members = members
+        dims = [in_dim, *hidden]
+        self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.norms = nn.ModuleList(nn.LayerNorm(h) if layer_norm else nn.Identity() for h in hidden)
+        self.act = act()
+        self.out = EnsembleLinear(members, dims[-1], out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.members, *x.shape)
+        for layer, norm in zip(self.layers, self.norms):
+            x = self.act(norm(layer(x)))
+        return self.out(x)
+
+
+class EMA:
+    """An exponential moving average of a module's weights, kept as a frozen copy."""
+
+    def __init__(self, module: nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(module).requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        for p_ema, p in zip(self.module.parameters(), module.parameters()):
+            p_ema.lerp_(p.detach(), 1.0 - self.decay)
+        for b_ema, b in zip(self.module.buffers(), module.buffers()):
+            b_ema.copy_(b)
+
+    def state_dict(self):
+        return self.module.state_dict()
+
+    def load_state_dict(self, state):
+        self.module.load_state_dict(state)
+
+
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    with torch.no_grad():
+        for pt, ps in zip(target.parameters(), source.parameters()):
+            pt.lerp_(ps, tau)

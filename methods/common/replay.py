@@ -1,0 +1,243 @@
+"""The one replay buffer every method shares.
+
+Why: the runner builds it from the offline dataset, hands it to the method, and saves it in checkpoints, so
+offline/online mixing, sequence sampling and resume behave the same for every method.
+- typed fields (obs, action, reward, next_obs, terminal, timeout, episode) plus per-method extras with a mask
+  (e.g. MODIP's planned labels);
+- uniform sampling and sequence sampling (length L, never crossing an episode boundary);
+- an offline/online mixing ratio;
+- save and load as plain tensors (loadable with torch.load(weights_only=True)).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+CORE_FIELDS = ("obs", "action", "reward", "next_obs", "terminal", "timeout")
+
+
+class ReplayBuffer:
+    def __init__(self, obs_dim: int, act_dim: int, extras: dict[str, tuple[int, ...]] | None = None,
+                 seed: int = 0, capacity: int = 1024):
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.extras_spec = {k: tuple(v) for k, v in (extras or {}).items()}
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.size = 0
+        self.n_offline = 0
+        self._next_episode = 0
+        self._open_episode: int | None = None
+        self.online_ratio: float | None = None  # None: uniform over all data
+        self._seq_cache: dict[int, np.ndarray] = {}
+        self._alloc(capacity)
+
+    # ---- storage ----------------------------------------------------------------------------------------
+    def _alloc(self, capacity: int) -> None:
+        def grow(old, shape, dtype):
+            new = np.zeros((capacity, *shape), dtype=dtype)
+            if old is not None:
+                new[: self.size] = old[: self.size]
+            return new
+
+        d = getattr(self, "data", None) or {}
+        self.data = {
+            "obs": grow(d.get("obs"), (self.obs_dim,), np.float32),
+            "action": grow(d.get("action"), (self.act_dim,), np.float32),
+            "reward": grow(d.get("reward"), (), np.float32),
+            "next_obs": grow(d.get("next_obs"), (self.obs_dim,), np.float32),
+            "terminal": grow(d.get("terminal"), (), np.bool_),
+            "timeout": grow(d.get("timeout"), (), np.bool_),
+            "episode": grow(d.get("episode"), (), np.int64),
+        }
+        for name, shape in self.extras_spec.items():
+            self.data[name] = grow(d.get(name), shape, np.float32)
+            self.data["has_" + name] = grow(d.get("has_" + name), (), np.bool_)
+        self.capacity = capacity
+
+    def _ensure(self, n_more: int) -> None:
+        if self.size + n_more > self.capacity:
+            cap = self.capacity
+            while cap < self.size + n_more:
+                cap *= 2
+            self._alloc(cap)
+
+    def add_offline(self, observations, actions, rewards, next_observations, terminals, timeouts,
+                    extras: dict[str, np.ndarray] | None = None) -> None:
+        """Bulk-load the offline dataset; must come before any online data."""
+        if self.size != self.n_offline:
+            raise RuntimeError("offline data must be added before online data")
+        n = len(observations)
+        self._ensure(n)
+        s = slice(self.size, self.size + n)
+        self.data["obs"][s] = observations
+        self.data["action"][s] = actions
+        self.data["reward"][s] = rewards
+        self.data["next_obs"][s] = next_observations
+        self.data["terminal"][s] = terminals
+        self.data["timeout"][s] = timeouts
+        ends = np.asarray(terminals, bool) | np.asarray(timeouts, bool)
+        ep = np.concatenate([[0], np.cumsum(ends)[:-1]]) + self._next_episode
+        self.data["episode"][s] = ep
+        self._next_episode = int(ep[-1]) + 1
+        for name, arr in (extras or {}).items():
+            self.data[name][s] = arr
+            self.data["has_" + name][s] = True
+        self.size += n
+        self.n_offline = self.size
+        self._seq_cache.clear()
+
+    def add(self, transition: dict[str, Any]) -> None:
+        """Append one online transition. The harness calls this; episode ids follow terminal/timeout flags."""
+        self._ensure(1)
+        i = self.size
+        if self._open_episode is None:
+            self._open_episode = self._next_episode
+            self._next_episode += 1
+        for k in CORE_FIELDS:
+            self.data[k][i] = transition[k]
+        self.data["episode"][i] = self._open_episode
+        for name in self.extras_spec:
+            val = transition.get(name)
+            if val is not None:
+                self.data[name][i] = val
+                self.data["has_" + name][i] = True
+        if transition["terminal"] or transition["timeout"]:
+            self._open_episode = None
+        self.size += 1
+        self._seq_cache.clear()
+
+    @property
+    def n_online(self) -> int:
+        return self.size - self.n_offline
+
+    # ---- sampling ---------------------------------------------------------------------------------------
+    def _indices(self, n: int, source: str, online_ratio: float | None) -> np.ndarray:
+        if source == "offline" or (source == "mixed" and self.n_online == 0):
+            return self.rng.integers(0, max(self.n_offline, 1), size=n)
+        if source == "online":
+            return self.rng.integers(self.n_offline, self.size, size=n)
+        ratio = self.online_ratio if online_ratio is None else online_ratio
+        if ratio is None or self.n_offline == 0:
+            return self.rng.integers(0, self.size, size=n)
+        n_on = int(round(n * ratio))
+        on = self.rng.integers(self.n_offline, self.size, size=n_on)
+        off = self.rng.integers(0, max(self.n_offline, 1), size=n - n_on)
+        return np.concatenate([off, on])
+
+    def _to(self, idx: np.ndarray, fields, device) -> dict[str, torch.Tensor]:
+        out = {}
+        for k in fields:
+            out[k] = torch.as_tensor(self.data[k][idx], device=device)
+        return out
+
+    def sample(self, n: int, source: str = "mixed", device: str | torch.device = "cpu",
+               online_ratio: float | None = None, fields: tuple[str, ...] | None = None,
+               require: str | None = None) -> dict[str, torch.Tensor]:
+        """Uniform transitions. source: offline | online | mixed (offline/online at `online_ratio`).
+
+        require=<extra> samples only transitions that carry that extra (e.g. planned labels)."""
+        if require is not None:
+            pool = np.flatnonzero(self.data["has_" + require][: self.size])
+            if len(pool) == 0:
+                raise RuntimeError(f"no transitions with '{require}' yet")
+            idx = pool[self.rng.integers(0, len(pool), size=n)]
+        else:
+            idx = self._indices(n, source, online_ratio)
+        fields = fields or (*CORE_FIELDS, *self.extras_spec, *("has_" + k for k in self.extras_spec))
+        return self._to(idx, fields, device)
+
+    def _valid_starts(self, length: int) -> np.ndarray:
+        if length not in self._seq_cache:
+            ep = self.data["episode"][: self.size]
+            if self.size < length:
+                starts = np.zeros(0, dtype=np.int64)
+            else:
+                starts = np.flatnonzero(ep[: self.size - length + 1] == ep[length - 1:])
+            self._seq_cache[length] = starts
+        return self._seq_cache[length]
+
+    def sample_sequences(self, n: int, length: int, source: str = "mixed",
+                         device: str | torch.device = "cpu",
+                         online_ratio: float | None = None) -> dict[str, torch.Tensor]:
+        """Sequences of `length` consecutive transitions of one episode: tensors shaped (n, length, ...)."""
+        starts = self._valid_starts(length)
+        if len(starts) == 0:
+            raise RuntimeError(f"no episode segment of length {length} in the buffer")
+        ratio = self.online_ratio if online_ratio is None else online_ratio
+        off = starts[starts < self.n_offline]
+        on = starts[starts >= self.n_offline]
+        if source == "offline" or (source == "mixed" and len(on) == 0):
+            pool_idx = off[self.rng.integers(0, len(off), size=n)]
+        elif source == "online":
+            pool_idx = on[self.rng.integers(0, len(on), size=n)]
+        elif ratio is None or len(off) == 0 or len(on) == 0:
+            pool_idx = starts[self.rng.integers(0, len(starts), size=n)]
+        else:
+            n_on = int(round(n * ratio))
+            pool_idx = np.concatenate([off[self.rng.integers(0, len(off), size=n - n_on)],
+                                       on[self.rng.integers(0, len(on), size=n_on)]])
+        idx = pool_idx[:, None] + np.arange(length)[None, :]
+        return self._to(idx, CORE_FIELDS, device)
+
+    def sample_chunks(self, n: int, chunk: int, source: str = "offline", device: str | torch.device = "cpu",
+                      online_ratio: float | None = None, idx: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """States with the chunk of `chunk` actions that followed them in the same episode.
+
+        A chunk that runs past its episode's end repeats the episode's last action (DPPO's padding), so
+        the DP is trained on every state, including the last few of an episode."""
+        if idx is None:
+            idx = self._indices(n, source, online_ratio)
+        steps = idx[:, None] + np.arange(chunk)[None, :]
+        steps = np.minimum(steps, self.size - 1)
+        ep = self.data["episode"]
+        same = ep[steps] == ep[idx][:, None]
+        # index of the last step still in the episode, carried forward
+        valid_last = np.where(same, steps, -1)
+        valid_last = np.maximum.accumulate(valid_last, axis=1)
+        actions = self.data["action"][valid_last]
+        return {
+            "obs": torch.as_tensor(self.data["obs"][idx], device=device),
+            "action_chunk": torch.as_tensor(actions, device=device),
+            "index": torch.as_tensor(idx, device=device),
+        }
+
+    # ---- save / load ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "data": {k: torch.from_numpy(v[: self.size].copy()) for k, v in self.data.items()},
+            "size": self.size,
+            "n_offline": self.n_offline,
+            "next_episode": self._next_episode,
+            "open_episode": -1 if self._open_episode is None else self._open_episode,
+            "online_ratio": -1.0 if self.online_ratio is None else float(self.online_ratio),
+            "rng": _rng_state_to_plain(self.rng),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        size = int(state["size"])
+        self.size = 0
+        self._alloc(max(size, 16))
+        for k, v in state["data"].items():
+            self.data[k][:size] = v.numpy()
+        self.size = size
+        self.n_offline = int(state["n_offline"])
+        self._next_episode = int(state["next_episode"])
+        self._open_episode = None if int(state["open_episode"]) < 0 else int(state["open_episode"])
+        r = float(state["online_ratio"])
+        self.online_ratio = None if r < 0 else r
+        self.rng = _rng_from_plain(state["rng"])
+        self._seq_cache.clear()
+
+
+def _rng_state_to_plain(rng: np.random.Generator) -> dict[str, str]:
+    st = rng.bit_generator.state
+    return {"state": str(st["state"]["state"]), "inc": str(st["state"]["inc"]),
+            "has_uint32": str(st["has_uint32"]), "uinteger": str(st["uinteger"])}
+
+
+def _rng_from_plain(d: dict[str, str]) -> np.random.Generator:
+    bg = np.random.PCG64()
+    bg.state = {"bit_generator": "PCG64", "state": {"state": int(d["state"]), "inc": int(d["inc"])},
+                "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
+    return np.random.Generator(bg)
