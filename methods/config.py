@@ -25,9 +25,11 @@ def _type_hints(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _closest(name: str, options) -> str:
+def _closest(name: str, options, prefix: str = "") -> str:
     m = difflib.get_close_matches(name, list(options), n=1, cutoff=0.4)
-    return f" (did you mean '{m[0]}'?)" if m else f" (valid keys: {', '.join(sorted(options))})"
+    if m:
+        return f" (did you mean '{prefix}{m[0]}'?)"
+    return f" (valid keys: {', '.join(prefix + o for o in sorted(options))})"
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -111,7 +113,7 @@ def from_dict(cls, data: dict | None, prefix: str = ""):
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
-            raise ConfigError(f"unknown config key '{prefix}{key}'{_closest(key, fields)}")
+            raise ConfigError(f"unknown config key '{prefix}{key}'{_closest(key, fields, prefix)}")
         kwargs[key] = _coerce(value, hints[key], prefix + key)
     try:
         obj = cls(**kwargs)

@@ -1,0 +1,147 @@
+"""The run config: the harness's own sections plus the method's section, resolved and locked.
+
+Why: one typed config describes a run completely; its hash (with the seed) is the run_id, so relaunching the
+same config finds the same run. Unknown keys fail at once, naming the key and the closest valid one.
+
+Layout of a resolved config (a nested dict):
+  method, task, seed, device, threads, deterministic, reward_scale, dataset_path, preset, variant
+  pretrain: {steps, log_every, checkpoint_every}
+  online:   {steps, checkpoint_every, log_every}
+  eval:     {every, episodes, sampler, seed_set, timing, timing_reps, timing_batch}
+  dp:       {...}   for methods built on the shared diffusion policy (dp.sampler, dp.denoising_steps, ...)
+  <method>: {...}   the method's own config (e.g. modip.planner.terminal)
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any, Literal
+
+from methods.base import get_method_class
+from methods.common.diffusion import DPConfig
+from methods.config import ConfigError, _closest, apply_overrides, deep_merge, from_dict, to_dict
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    steps: int = 20_000
+    log_every: int = 250
+    checkpoint_every: int = 5_000
+
+
+@dataclasses.dataclass
+class OnlineConfig:
+    steps: int = 200_000  # env steps
+    checkpoint_every: int = 10_000  # env steps; checkpoints land at the next episode boundary
+    log_every: int = 1_000
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    every: int = 10_000  # the env-step grid
+    episodes: int = 10
+    sampler: Literal["ddpm", "ddim"] = "ddpm"  # how every DP method samples at eval
+    seed_set: Literal["report", "tune"] = "report"
+    timing: bool = True  # time the method's components at the end of the run
+    timing_reps: int = 10
+    timing_batch: int = 16
+
+
+@dataclasses.dataclass
+class RunConfig:
+    method: str = ""
+    task: str = ""
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 1
+    deterministic: bool = True
+    reward_scale: float = 1.0
+    dataset_path: str = ""  # optional raw D4RL / robomimic hdf5 file instead of the task's dataset id
+    preset: str = ""  # a labelled method preset (e.g. "demo": small networks, few planner samples)
+    variant: str = ""  # a short label for non-default overrides (filled in automatically)
+    pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
+    online: OnlineConfig = dataclasses.field(default_factory=OnlineConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+
+HARNESS_KEYS = {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def resolve_config(method: str, task: str, seed: int, overrides: dict[str, Any] | list[str] | None = None,
+                   base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The resolved config (a nested dict) of one run. Raises ConfigError naming any bad key."""
+    from bench.tasks import get_task
+
+    cls = get_method_class(method)
+    spec = get_task(task)
+    raw: dict[str, Any] = deep_merge({"method": method, "task": task, "seed": seed}, base or {})
+    raw = apply_overrides(raw, overrides or {})
+    user_overrides = _flatten({k: v for k, v in raw.items() if k not in ("method", "task", "seed")})
+
+    method_section = raw.pop(method, {}) or {}
+    dp_section = raw.pop("dp", {}) or {}
+    preset = raw.get("preset", "") or ""
+    presets = getattr(cls, "presets", {}) or {}
+    if preset:
+        if preset not in presets and preset != "default":
+            raise ConfigError(f"config key 'preset': method '{method}' has no preset '{preset}'"
+                              f"{_closest(preset, presets) if presets else ' (it has none)'}")
+        p = presets.get(preset, {})
+        method_section = deep_merge(p.get(method, {}), method_section)
+        dp_section = deep_merge(p.get("dp", {}), dp_section)
+        for k, v in p.items():
+            if k not in (method, "dp") and k not in raw:
+                raw[k] = v
+    for key in list(raw):
+        if key not in HARNESS_KEYS:
+            extra_sections = [method] + (["dp"] if getattr(cls, "uses_dp", False) else [])
+            raise ConfigError(f"unknown config key '{key}'{_closest(key, list(HARNESS_KEYS) + extra_sections)}")
+    run = from_dict(RunConfig, raw)
+    out = to_dict(run)
+    out[method] = to_dict(from_dict(cls.Config, method_section, prefix=method + "."))
+    if getattr(cls, "uses_dp", False):
+        dp_section = dict(dp_section)
+        dp_section["eval_sampler"] = run.eval.sampler
+        out["dp"] = to_dict(from_dict(DPConfig, dp_section, prefix="dp."))
+    elif dp_section:
+        raise ConfigError(f"config section 'dp' does not apply to method '{method}' (it has no diffusion policy)")
+    if not out["variant"]:
+        out["variant"] = variant_label(user_overrides)
+    if spec.name != task:
+        raise ConfigError(f"task '{task}' resolved to '{spec.name}'")
+    return out
+
+
+# Keys that change what is measured but not which variant it is.
+_NON_VARIANT = ("seed", "device", "threads", "deterministic", "pretrain.", "online.", "eval.", "dataset_path",
+                "variant")
+
+
+def variant_label(flat: dict[str, Any]) -> str:
+    items = [f"{k}={v}" for k, v in sorted(flat.items()) if not k.startswith(_NON_VARIANT)]
+    return ",".join(items)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, prefix + k + "."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def run_id_of(cfg: dict[str, Any]) -> str:
+    """hash(config, seed): the same resolved config and seed always give the same run_id."""
+    keyed = {k: v for k, v in cfg.items() if k not in ("device", "threads")}
+    blob = json.dumps(keyed, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def method_config(cfg: dict[str, Any]):
+    cls = get_method_class(cfg["method"])
+    mcfg = from_dict(cls.Config, cfg[cfg["method"]], prefix=cfg["method"] + ".")
+    dp_cfg = from_dict(DPConfig, cfg["dp"], prefix="dp.") if "dp" in cfg else None
+    return cls, mcfg, dp_cfg
