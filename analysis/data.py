@@ -1,0 +1,212 @@
+"""Loading a sweep from the results store into clean, analysis-ready frames.
+
+Why: every figure and table must agree on which runs count and what a run's score is. This module makes those
+choices once: only finished runs count (others are dropped with a printed warning); a line is one
+method + variant + actor; an eval is one (run, actor, env_step) value; ragged curves (runs that evaluated at
+other env steps) are interpolated onto their task's grid, never extrapolated; `final` is a run's last eval and
+`best` its maximum over evals (optimistic). Analysis reads the store and nothing else.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from results.store import Store
+
+SCORE_METRIC = "normalized_score"
+EVAL_METRICS = ("return", "normalized_score", "success")
+DIAGNOSTIC_PREFIXES = ("wm/", "v_calibration/", "plan_gap/")
+# Runs whose eval steps differ from the task grid by at most this fraction of the grid spacing count as on it.
+GRID_TOLERANCE = 0.5
+
+
+class Notes:
+    """Warnings collected while analysing: printed at once, and listed again in the report."""
+
+    def __init__(self, echo: bool = True):
+        self.items: list[str] = []
+        self.echo = echo
+
+    def warn(self, message: str) -> None:
+        if message in self.items:
+            return
+        self.items.append(message)
+        if self.echo:
+            print(f"warning: {message}", file=sys.stderr)
+
+
+def line_label(method: Any, variant: Any = None, actor: Any = None) -> str:
+    """The name of one line in a figure: method, [variant], /actor."""
+    label = str(method)
+    if isinstance(variant, str) and variant:
+        label += f"[{variant}]"
+    if isinstance(actor, str) and actor:
+        label += f"/{actor}"
+    return label
+
+
+@dataclasses.dataclass
+class SweepData:
+    sweep_id: str
+    runs: pd.DataFrame  # every run (latest attempt), any status
+    finished: pd.DataFrame  # the runs that count
+    curves: pd.DataFrame  # curve rows of finished runs, with method, variant, task, seed and `line`
+    timings: pd.DataFrame  # timing rows of finished runs
+    notes: Notes
+
+
+def load_sweep(store_root, sweep_id: str, notes: Notes | None = None) -> SweepData:
+    notes = notes or Notes()
+    store = Store(store_root)
+    runs = store.runs(sweep=sweep_id)
+    if runs.empty:
+        notes.warn(f"sweep {sweep_id!r} has no runs in the store at {store.root}")
+    not_finished = runs[runs["status"] != "finished"] if not runs.empty else runs
+    for status, group in not_finished.groupby(not_finished["status"].fillna("unknown")) if len(not_finished) else []:
+        notes.warn(
+            f"{len(group)} {status} run(s) excluded: "
+            + ", ".join(f"{r.method}/{r.task}/seed {r.seed}" for r in group.head(8).itertuples())
+            + (" ..." if len(group) > 8 else "")
+        )
+    finished = runs[runs["status"] == "finished"].reset_index(drop=True) if not runs.empty else runs
+    ids = list(finished["run_id"]) if not finished.empty else []
+    curves = store.curves(sweep=sweep_id, run_ids=ids) if ids else store.curves(sweep=sweep_id, run_ids=[])
+    timings = store.timings(sweep=sweep_id, run_ids=ids) if ids else store.timings(sweep=sweep_id, run_ids=[])
+    if not curves.empty:
+        curves["variant"] = curves["variant"].fillna("")
+        curves["line"] = [line_label(m, v, a) for m, v, a in zip(curves["method"], curves["variant"], curves["actor"])]
+    if not timings.empty:
+        timings["variant"] = timings["variant"].fillna("")
+    missing = set(ids) - set(curves["run_id"]) if not curves.empty else set(ids)
+    if missing:
+        notes.warn(f"{len(missing)} finished run(s) have no curve rows and are left out of the curves")
+    return SweepData(sweep_id, runs, finished, curves, timings, notes)
+
+
+def eval_points(curves: pd.DataFrame, metric: str = SCORE_METRIC) -> pd.DataFrame:
+    """One value per (run, actor, env_step) for an eval metric, with wall_s and grad_step kept.
+
+    Several rows at one env_step (e.g. evals during pretraining, all at env_step 0) resolve to the last one
+    by grad_step, which is the policy that the online phase starts from.
+    """
+    if curves.empty:
+        return curves
+    rows = curves[(curves["metric"] == metric) & curves["actor"].notna() & curves["value"].notna()]
+    rows = rows.sort_values(["run_id", "actor", "env_step", "grad_step", "wall_s"], kind="stable")
+    return rows.drop_duplicates(["run_id", "actor", "env_step"], keep="last").reset_index(drop=True)
+
+
+def task_grid(points: pd.DataFrame) -> np.ndarray:
+    """The env-step grid of one task: the eval steps of its run with the most evals (ties: first run)."""
+    counts = points.groupby("run_id")["env_step"].nunique()
+    reference = counts.sort_values(ascending=False, kind="stable").index[0]
+    return np.sort(points.loc[points["run_id"] == reference, "env_step"].unique()).astype(float)
+
+
+def align_to_grid(points: pd.DataFrame, notes: Notes) -> pd.DataFrame:
+    """Put every run's evals on its task's grid.
+
+    A run whose env steps are within GRID_TOLERANCE grid spacings of the grid is snapped to it. Otherwise its
+    curve is linearly interpolated at the grid steps inside its own range; grid steps beyond its last eval stay
+    missing (no extrapolation). A run with a single eval keeps that one point. Returns columns run_id, actor,
+    task, env_step (grid), value, plus the run's identity columns.
+    """
+    if points.empty:
+        return points
+    out = []
+    ragged = []
+    id_cols = [c for c in ("method", "variant", "task", "seed", "line") if c in points.columns]
+    for task, task_points in points.groupby("task", sort=True):
+        grid = task_grid(task_points)
+        spacing = np.min(np.diff(grid)) if len(grid) > 1 else 1.0
+        for (run_id, actor), run in task_points.groupby(["run_id", "actor"], sort=False):
+            steps = run["env_step"].to_numpy(dtype=float)
+            values = run["value"].to_numpy(dtype=float)
+            ident = run.iloc[0][id_cols].to_dict()
+            nearest = np.abs(grid[:, None] - steps[None, :])
+            idx = nearest.argmin(axis=0)
+            if len(steps) == 1 or len(set(idx)) == len(idx) and np.all(nearest[idx, np.arange(len(steps))] <= GRID_TOLERANCE * spacing):
+                new_steps, new_values = grid[idx], values
+            else:
+                ragged.append(f"{ident.get('line', actor)} seed {ident.get('seed')} on {task}")
+                inside = grid[(grid >= steps.min()) & (grid <= steps.max())]
+                new_steps, new_values = inside, np.interp(inside, steps, values)
+            frame = pd.DataFrame({"run_id": run_id, "actor": actor, "env_step": new_steps, "value": new_values})
+            for key, value in ident.items():
+                frame[key] = value
+            out.append(frame)
+    if ragged:
+        notes.warn(
+            f"{len(ragged)} curve(s) evaluated off their task's env-step grid and were interpolated onto it: "
+            + "; ".join(ragged[:6]) + (" ..." if len(ragged) > 6 else "")
+        )
+    return pd.concat(out, ignore_index=True)
+
+
+def run_scores(points: pd.DataFrame) -> pd.DataFrame:
+    """Per (run, actor): `final` (the last eval, the headline) and `best` (the max over evals, optimistic)."""
+    if points.empty:
+        return pd.DataFrame(columns=["run_id", "actor", "method", "variant", "task", "seed", "line", "final",
+                                     "best", "last_env_step"])
+    ordered = points.sort_values(["run_id", "actor", "env_step"], kind="stable")
+    grouped = ordered.groupby(["run_id", "actor"], sort=False)
+    last = grouped.tail(1).set_index(["run_id", "actor"])
+    result = last[["method", "variant", "task", "seed", "line"]].copy()
+    result["final"] = last["value"]
+    result["best"] = grouped["value"].max()
+    result["last_env_step"] = last["env_step"]
+    return result.reset_index()
+
+
+def config_value(config_json: Any, key: str) -> Any:
+    """Look up a dotted key (e.g. 'modip.planner.terminal') in a run's resolved config.
+
+    Accepts nested dicts, flat dotted keys, and configs that nest the method's section under another name
+    (the key's tail is then searched for).
+    """
+    if config_json is None or (isinstance(config_json, float) and np.isnan(config_json)):
+        return None
+    try:
+        config = json.loads(config_json) if isinstance(config_json, str) else config_json
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(config, dict):
+        return None
+    parts = key.split(".")
+    for start in range(len(parts)):
+        sub = parts[start:]
+        if len(sub) < 2 and start > 0:
+            break
+        found = _nested(config, sub)
+        if found is not None:
+            return found
+        flat = ".".join(sub)
+        if flat in config:
+            return config[flat]
+    return _search(config, parts[-2:]) if len(parts) >= 2 else None
+
+
+def _nested(config: dict, parts: list[str]) -> Any:
+    node: Any = config
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _search(config: Any, parts: list[str]) -> Any:
+    if isinstance(config, dict):
+        found = _nested(config, parts)
+        if found is not None:
+            return found
+        for value in config.values():
+            found = _search(value, parts)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,178 @@
+"""Statistics for reports: per-cell confidence intervals and rliable's aggregate estimates.
+
+Why: DESIGN's statistics rules (at least 5 seeds per reported comparison, every cell flagged below that, IQM
+with stratified-bootstrap CIs over tasks, probability of improvement, performance profiles) must be computed
+the same way by every report. Per-cell intervals use Student's t over seeds (few seeds, no bootstrap); anything
+aggregated over tasks goes through rliable.
+"""
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import pandas as pd
+from rliable import library as rly
+from rliable import metrics
+from scipy import stats as sps
+
+MIN_SEEDS = 5
+
+
+@contextlib.contextmanager
+def _quiet():
+    """rliable passes a RandomState to `arch`, which warns about it on every call; the result is the same."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+CONFIDENCE = 0.95
+
+
+def mean_ci(values) -> tuple[float, float, int]:
+    """Mean, half-width of the 95% Student-t interval (nan below 2 values), and the count (NaNs dropped)."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    mean = float(x.mean())
+    if n < 2:
+        return mean, float("nan"), n
+    half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
+    return mean, half, n
+
+
+def cell_table(frame: pd.DataFrame, value: str, rows: str = "line", cols: str = "task") -> pd.DataFrame:
+    """Long table of mean, ci (half-width), n and `flagged` (n < MIN_SEEDS) per (rows, cols) cell."""
+    records = []
+    for (row, col), group in frame.groupby([rows, cols], sort=True):
+        mean, half, n = mean_ci(group[value])
+        records.append({rows: row, cols: col, "mean": mean, "ci": half, "n": n, "flagged": n < MIN_SEEDS})
+    return pd.DataFrame(records, columns=[rows, cols, "mean", "ci", "n", "flagged"])
+
+
+def score_matrices(scores: pd.DataFrame, value: str = "final", notes=None) -> tuple[dict, list]:
+    """rliable's input: line -> array (runs x tasks), over the tasks that every line has.
+
+    rliable needs the same number of runs per task within a line; where seeds differ across tasks the
+    extra seeds are dropped (lowest seeds kept) with a warning.
+    """
+    tasks_per_line = scores.groupby("line")["task"].apply(set)
+    common = set.intersection(*tasks_per_line) if len(tasks_per_line) else set()
+    tasks = sorted(common)
+    dropped = sorted(set(scores["task"]) - common)
+    if dropped and notes is not None:
+        notes.warn(f"tasks {dropped} are missing for some lines and left out of the aggregates over tasks")
+    matrices = {}
+    for line, group in scores[scores["task"].isin(tasks)].groupby("line", sort=True):
+        per_task = [g.sort_values("seed")[value].to_numpy(dtype=float) for _, g in group.groupby("task", sort=True)]
+        n = min(len(v) for v in per_task)
+        if notes is not None and any(len(v) != n for v in per_task):
+            notes.warn(f"{line}: seed counts differ across tasks; aggregates use the first {n} seeds per task")
+        matrices[line] = np.stack([v[:n] for v in per_task], axis=1)
+    return matrices, tasks
+
+
+def interval_estimates(matrices: dict, reps: int = 2000, seed: int = 0, gamma: float = 100.0):
+    """IQM, median, mean and optimality gap (to `gamma`, 100 for normalised scores) with stratified-bootstrap
+    95% CIs. Returns a long DataFrame: line, metric, estimate, low, high."""
+    names = ["IQM", "Median", "Mean", "Optimality gap"]
+
+    def aggregate(x):
+        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_median(x), metrics.aggregate_mean(x),
+                         metrics.aggregate_optimality_gap(x, gamma)])
+
+    with _quiet():
+        points, cis = rly.get_interval_estimates(matrices, aggregate, reps=reps,
+                                                 random_state=np.random.RandomState(seed))
+    records = []
+    for line in matrices:
+        for i, name in enumerate(names):
+            records.append({"line": line, "metric": name, "estimate": float(points[line][i]),
+                            "low": float(cis[line][0, i]), "high": float(cis[line][1, i])})
+    return pd.DataFrame(records)
+
+
+def probability_of_improvement(matrices: dict, target_prefix: str, reps: int = 2000, seed: int = 0):
+    """P(X > Y) of each line of the target method over each other method's line, with bootstrap CIs."""
+    targets = [k for k in matrices if k.split("/")[0].split("[")[0] == target_prefix]
+    others = [k for k in matrices if k not in targets and k.split("/")[0].split("[")[0] != target_prefix]
+    pairs = {f"{x} vs {y}": (matrices[x], matrices[y]) for x in targets for y in others}
+    if not pairs:
+        return pd.DataFrame(columns=["pair", "x", "y", "estimate", "low", "high"])
+    with _quiet():
+        points, cis = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps,
+                                                 random_state=np.random.RandomState(seed))
+    records = []
+    for x in targets:
+        for y in others:
+            key = f"{x} vs {y}"
+            records.append({"pair": key, "x": x, "y": y, "estimate": float(np.squeeze(points[key])),
+                            "low": float(np.squeeze(cis[key][0])), "high": float(np.squeeze(cis[key][1]))})
+    return pd.DataFrame(records)
+
+
+def performance_profiles(matrices: dict, taus: np.ndarray, reps: int = 2000):
+    """Fraction of runs scoring above each tau, with bootstrap CIs (rliable's score distributions)."""
+    with _quiet():
+        return rly.create_performance_profile(matrices, taus, reps=reps)
+
+
+def iqm_over_axis(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Interquartile mean along one axis, NaN-free input (rliable's aggregate_iqm, vectorised)."""
+    return sps.trim_mean(values, proportiontocut=0.25, axis=axis)
+
+
+def iqm_by_group(frame: pd.DataFrame, keys: list[str], value: str = "value") -> pd.DataFrame:
+    """IQM of `value` over the rows of each group (e.g. seeds per method x task x env_step).
+
+    Groups of equal size are computed in one vectorised call (the usual case: a dense grid); the rest
+    one by one. Equal to metrics.aggregate_iqm on each group.
+    """
+    if frame.empty:
+        return pd.DataFrame(columns=[*keys, "iqm", "n"])
+    ordered = frame.sort_values(keys, kind="stable")
+    codes = ordered.groupby(keys, sort=False).ngroup().to_numpy()
+    sizes = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    vals = ordered[value].to_numpy(dtype=float)
+    iqm = np.empty(len(sizes))
+    for size in np.unique(sizes):
+        groups = np.flatnonzero(sizes == size)
+        idx = starts[groups][:, None] + np.arange(size)[None, :]
+        iqm[groups] = iqm_over_axis(vals[idx], axis=1)
+    first = ordered.iloc[starts][keys].reset_index(drop=True)
+    first["iqm"] = iqm
+    first["n"] = sizes
+    return first
+
+
+def aggregate_curve(values: np.ndarray, reps: int = 2000, seed: int = 0):
+    """IQM over runs and tasks at each step, with stratified-bootstrap CIs.
+
+    values: line -> array (runs x tasks x steps). Returns {line: (estimate[steps], low[steps], high[steps])}.
+    """
+    def iqm_per_step(x):
+        return iqm_over_axis(x.reshape(-1, x.shape[-1]), axis=0)
+
+    with _quiet():
+        points, cis = rly.get_interval_estimates(values, iqm_per_step, reps=reps,
+                                                 random_state=np.random.RandomState(seed))
+    return {k: (points[k], cis[k][0], cis[k][1]) for k in values}
+
+
+def ratio_ci(numerator: np.ndarray, denominator: np.ndarray, reps: int = 2000, seed: int = 0):
+    """Ratio of means of two independent samples with a bootstrap 95% CI (rliable's independent bootstrap)."""
+    x = np.asarray(numerator, dtype=float)
+    y = np.asarray(denominator, dtype=float)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if len(x) == 0 or len(y) == 0 or y.mean() == 0:
+        return float("nan"), float("nan"), float("nan")
+    estimate = float(x.mean() / y.mean())
+    if len(x) < 2 or len(y) < 2:
+        return estimate, float("nan"), float("nan")
+    with _quiet():
+        _, cis = rly.get_interval_estimates(
+            {"ratio": (x[:, None], y[:, None])}, lambda a, b: np.array([a.mean() / b.mean()]), reps=reps,
+            random_state=np.random.RandomState(seed))
+    return estimate, float(cis["ratio"][0, 0]), float(cis["ratio"][1, 0])
