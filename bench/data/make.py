@@ -54,7 +54,7 @@ DEFAULT_BUDGETS: dict[str, dict[str, Any]] = {
     "halfcheetah": dict(agent_steps=300_000, checkpoint_every=10_000, dataset_size=200_000, hidden=256,
                         start_steps=5_000, eval_episodes=5, ref_episodes=10),
     "inverted-double-pendulum": dict(agent_steps=20_000, checkpoint_every=1_000, dataset_size=20_000, hidden=64,
-                                     start_steps=1_000, eval_episodes=5, ref_episodes=20),
+                                     start_steps=1_000, eval_episodes=10, ref_episodes=20),
 }
 RANDOM_REF_EPISODES = 100  # as D4RL and Minari
 _ID_RE = re.compile(r"^(?:(?P<ns>.+)/)?(?P<env>[a-z0-9-]+)/(?P<quality>[a-z-]+)-v(?P<version>\d+)$")
@@ -262,16 +262,16 @@ def make_dataset(dataset_id: str, *, root: str | os.PathLike | None = None, agen
     train_s = time.time() - t_train
     snaps = [c for c in trainer.checkpoints if c["step"] <= budget["agent_steps"]]
     expert_ckpt = snaps[-1]
-    # Medium: the snapshot closest to a third of the expert's return (ties: the earlier one).
-    target_return = MEDIUM_FRACTION * expert_ckpt["return"]
-    medium_ckpt = min(snaps, key=lambda c: (abs(c["return"] - target_return), c["step"]))
-
     env = make_env()
     env_spec = env.spec
     env.action_space.seed(seed)
     ref_min = evaluate(env, lambda o: env.action_space.sample(), RANDOM_REF_EPISODES, seed=2_000_000 + seed)
+    # The expert's return, measured on more episodes than a snapshot's eval, is both ref_max and the yardstick
+    # for medium: the snapshot closest to a third of it (ties: the earlier one).
     ref_max = evaluate(env, trainer.policy_fn(expert_ckpt), budget["ref_episodes"], seed=3_000_000 + seed)
     env.close()
+    target_return = MEDIUM_FRACTION * ref_max
+    medium_ckpt = min(snaps[:-1] or snaps, key=lambda c: (abs(c["return"] - target_return), c["step"]))
 
     size = budget["dataset_size"]
     torch.manual_seed(seed)
