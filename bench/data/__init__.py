@@ -69,7 +69,7 @@ class OfflineDataset:
             h.update(a.tobytes())
         return h.hexdigest()[:16]
 
-    def validate(self, obs_dim: int | None = None, act_dim: int | None = None) -> "OfflineDataset":
+    def validate(self, obs_dim: int | None = None, act_dim: int | None = None) -> OfflineDataset:
         n = len(self)
         if n == 0:
             raise DatasetError(f"dataset '{self.dataset_id}' is empty")

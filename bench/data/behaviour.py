@@ -15,13 +15,14 @@ import copy
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -122,7 +123,7 @@ class Replay:
         _atomic(path, lambda p: np.savez(p, size=self.size, **self.arrays()))
 
     @classmethod
-    def load(cls, path: Path, obs_dim: int, act_dim: int, size: int) -> "Replay":
+    def load(cls, path: Path, obs_dim: int, act_dim: int, size: int) -> Replay:
         with np.load(path) as z:
             stored = int(z["size"])
             rep = cls(obs_dim, act_dim, capacity=max(1024, stored))

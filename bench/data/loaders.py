@@ -6,10 +6,12 @@ apart from terminals so TD targets bootstrap through the first and never through
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -210,13 +212,61 @@ def _scalar(item) -> Any:
     return None if isinstance(v, np.ndarray) else v
 
 
+def _robomimic_path(source: str) -> Path | None:
+    """The robomimic hdf5 behind an id or path, or None (robomimic support is optional)."""
+    try:
+        from bench.data.robomimic import resolve_path
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("bench"):
+            return None
+        raise
+    return resolve_path(source)
+
+
+def list_datasets(root: str | os.PathLike | None = None) -> list[str]:
+    """One line per dataset found under the Minari root: id, size, refs, and whether mbench made it."""
+    import warnings
+
+    import minari
+
+    root = Path(root) if root is not None else minari_root()
+    if not root.exists():
+        return []
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = minari.list_local_datasets()
+    finally:
+        if old is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+    lines = []
+    for ds_id, meta in sorted(found.items()):
+        made = None
+        if isinstance(meta.get(PROVENANCE_KEY), str):
+            with contextlib.suppress(ValueError):
+                made = json.loads(meta[PROVENANCE_KEY])
+        line = f"{ds_id}  ({'made by mbench' if made else 'minari'}) {meta.get('total_episodes')} episodes, " \
+               f"{meta.get('total_steps')} steps"
+        if meta.get("ref_min_score") is not None and meta.get("ref_max_score") is not None:
+            line += f", refs [{float(meta['ref_min_score']):.1f}, {float(meta['ref_max_score']):.1f}]"
+        if made and made.get("collected"):
+            line += f", mean return {made['collected']['mean_return']:.1f}"
+        lines.append(line)
+    return lines
+
+
 def load_dataset(task_or_id: Any, obs_dim: int | None = None, act_dim: int | None = None,
                  path: str | os.PathLike | None = None,
                  obs_flatten: Callable[[Any], np.ndarray] | None = None) -> OfflineDataset:
     """Load and validate a dataset for a task (TaskSpec or task name), a Minari id, or an hdf5 path.
 
-    An id or path ending in .hdf5/.h5 is read as raw D4RL hdf5; anything else as a Minari id. `path`
-    overrides where the data is read from (an hdf5 file), keeping the task's dataset id as the name.
+    Dispatch: a robomimic id or file goes to `bench.data.robomimic`; another path ending in .hdf5/.h5 is raw
+    D4RL hdf5; anything else is a Minari id. `path` overrides where the data is read from, keeping the task's
+    dataset id as the name.
     """
     dataset_id = getattr(task_or_id, "dataset_id", None)
     if dataset_id is None:
@@ -232,7 +282,13 @@ def load_dataset(task_or_id: Any, obs_dim: int | None = None, act_dim: int | Non
         else:
             dataset_id = name
     source = str(path) if path is not None else dataset_id
-    if source.endswith(HDF5_SUFFIXES):
+    robomimic_file = _robomimic_path(source)
+    if robomimic_file is not None:
+        from bench.data.robomimic import load_robomimic
+
+        ds = load_robomimic(robomimic_file, dataset_id=dataset_id if path is not None or not
+                            source.endswith(HDF5_SUFFIXES) else None)
+    elif source.endswith(HDF5_SUFFIXES):
         ds = load_d4rl_hdf5(source, dataset_id=None if path is None else dataset_id)
     else:
         ds = load_minari(source, obs_flatten=obs_flatten)
