@@ -35,6 +35,7 @@ QUICK_BUDGET = {
 DEMO_METHODS: list[tuple[str, dict]] = [
     ("bc_gauss", {}),
     ("bc_dp", {}),
+    ("tdmpc2", {}),
 ]
 
 
