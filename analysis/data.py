@@ -102,10 +102,12 @@ def eval_points(curves: pd.DataFrame, metric: str = SCORE_METRIC) -> pd.DataFram
 
 
 def task_grid(points: pd.DataFrame) -> np.ndarray:
-    """The env-step grid of one task: the eval steps of its run with the most evals (ties: first run)."""
-    counts = points.groupby("run_id")["env_step"].nunique()
-    reference = counts.sort_values(ascending=False, kind="stable").index[0]
-    return np.sort(points.loc[points["run_id"] == reference, "env_step"].unique()).astype(float)
+    """The env-step grid of one task: the sequence of eval steps that most of its runs share (ties: the
+    longest). Runs that evaluated elsewhere are the ragged ones."""
+    sequences = points.groupby(["run_id", "actor"])["env_step"].apply(lambda s: tuple(sorted(set(s))))
+    counts = sequences.value_counts()
+    best = max(counts.index, key=lambda seq: (counts[seq], len(seq), seq[-1]))
+    return np.asarray(best, dtype=float)
 
 
 def align_to_grid(points: pd.DataFrame, notes: Notes) -> pd.DataFrame:
