@@ -10,7 +10,7 @@ Contract, in the order the runner uses it:
   m.pretrain_step(m.pretrain_batch()) -> dict  # N offline updates
   chunk = m.act(obs, actor, state, eval_mode)  # (B, Ta, act_dim) env actions; the harness executes the chunk
   m.observe(transition); m.finetune_step()     # off-policy online phase
-  m.update_rollout(rollout)                    # on-policy methods (rollout_kind = "on_policy")
+  m.act_rollout(obs, state); m.update_rollout(rollout)  # on-policy methods (rollout_kind = "on_policy")
   m.timed_components() -> {name: closure}
   m.state_dict() / m.load_state_dict()
 """
@@ -83,6 +83,12 @@ class Method:
     uses_pretrained_dp: ClassVar[bool] = False
     # The actors the harness evaluates, in order; the first is the method's headline actor.
     actors: ClassVar[tuple[str, ...]] = ("policy",)
+    # False: the method has no offline phase of its own (DPPO starts from the pretrained DP and goes online),
+    # so the runner runs no pretrain_step calls and counts no pretrain grad steps for it.
+    pretrains_offline: ClassVar[bool] = True
+    # Method-section defaults per task suite (e.g. DPPO's gamma per suite), applied under presets and
+    # user overrides when the config is resolved, so the resolved config records the values used.
+    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, cfg, spaces: TaskSpaces, normalizer: Normalizer, device: str | torch.device = "cpu",
                  seed: int = 0):
@@ -129,7 +135,18 @@ class Method:
     def finetune_step(self) -> dict[str, float]:
         return {}
 
+    # ---- on-policy (rollout_kind = "on_policy"); the runner's loop is bench/runner/on_policy.py -----------
+    def rollout_size(self) -> tuple[int, int]:
+        """(n_envs, n_steps): vector envs, and chunk decisions per env in one rollout."""
+        raise NotImplementedError
+
+    def act_rollout(self, obs: np.ndarray, state: ActorState) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """obs (n_envs, obs_dim) -> (chunks (n_envs, Ta, act_dim) env actions, per-env arrays to keep with
+        the decision in the rollout, e.g. DPPO's denoising chains)."""
+        raise NotImplementedError
+
     def update_rollout(self, rollout: dict[str, Any]) -> dict[str, float]:
+        """One on-policy update from a rollout (arrays shaped (n_steps, n_envs, ...)); see on_policy.py."""
         raise NotImplementedError
 
     # ---- acting -----------------------------------------------------------------------------------------

@@ -337,7 +337,7 @@ class Run:
                     self.curve.extend(dict(r, run_id=self.ctx.run_id) for r in dp_curve)
                     self.counters["grad_step"] = steps
                 self.counters["dp_loaded"] = True
-        if cfg["method"] != "bc_dp":
+        if cfg["method"] != "bc_dp" and self.method.pretrains_offline:
             acc: dict[str, list[float]] = {}
             log_every = max(1, int(cfg["pretrain"]["log_every"]))
             while self.counters["grad_step"] < steps:

@@ -93,6 +93,8 @@ def resolve_config(method: str, task: str, seed: int, overrides: dict[str, Any] 
         for k, v in p.items():
             if k not in (method, "dp") and k not in raw:
                 raw[k] = v
+    # Method defaults for the task's suite sit under the preset and the user's overrides.
+    method_section = deep_merge((getattr(cls, "suite_defaults", {}) or {}).get(spec.suite, {}), method_section)
     for key in list(raw):
         if key not in HARNESS_KEYS:
             extra_sections = [method] + (["dp"] if getattr(cls, "uses_dp", False) else [])

@@ -123,9 +123,13 @@ class DiffusionPolicy(nn.Module):
         return err.mean()
 
     # ---- sampling ---------------------------------------------------------------------------------------
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """eps_theta(x_t, t, s). Subclasses may route steps to other networks (DPPO's frozen early steps)."""
+        return self.denoiser(x_t, t, cond)
+
     def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.denoiser_calls += 1
-        eps = self.denoiser(x_t, t, cond)
+        eps = self.eps(x_t, t, cond)
         ab = self.alphas_bar[t].view(-1, 1, 1)
         x0 = ((x_t - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1.0, 1.0)
         return x0, eps

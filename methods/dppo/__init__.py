@@ -1,0 +1,343 @@
+"""dppo: Diffusion Policy Policy Optimization (Ren et al., 2024), PPO over the denoising MDP of the shared DP.
+
+Why: DPPO is the on-policy way to fine-tune the pretrained DP, and the reference that MODIP's planner-based
+fine-tuning is compared with. It starts from the bc_dp checkpoint (the common start) and runs no offline
+phase of its own. The ladder of classes, read top to bottom:
+  methods/common/diffusion.py  DiffusionPolicy   the shared DDPM (bc_dp's)
+  methods/dppo/vpg.py          VPGDiffusion      frozen first T-K steps, chains, per-step log-probs
+  methods/dppo/ppo.py          PPODiffusion      clipped loss per denoising step
+  this file                    DPPO              critic V(s), running reward scaling, GAE, update epochs
+The harness owns the vector envs and the rollout loop (bench/runner/on_policy.py); it calls `act_rollout`
+for each chunk decision and `update_rollout` once per rollout.
+
+Settings come from DPPO's finetune configs (irom-princeton/dppo, cfg/gym/finetune/{hopper,walker2d,
+halfcheetah}-v2/ft_ppo_diffusion_mlp.yaml for the `d4rl` suite; cfg/gym/finetune/kitchen-*-v0 and
+cfg/robomimic/finetune/{lift,can}/ft_ppo_diffusion_mlp.yaml for the others). As in DPPO:
+- one decision is one action chunk (Ta = 4 env steps); its reward is the sum of the chunk's rewards, and
+  `gamma` discounts per decision (0.99 on gym and kitchen, 0.999 on robomimic), not per env step;
+- GAE with lambda 0.95 over decisions; rewards divided by the running std of a discounted return
+  (`reward_scale_running`, PPG's reward normaliser, clip 10); the critic's loss is 0.5 MSE to the GAE returns;
+- a minibatch is `batch_size` (decision, denoising step) pairs drawn without replacement from all
+  n_steps * n_envs * K of them; `update_epochs` passes; an epoch stops early once approx KL > `target_kl`;
+- for the first `n_critic_warmup_itr` rollouts only the critic learns (2 on robomimic, 0 elsewhere).
+Where we differ, on purpose:
+- timeouts bootstrap with V(last obs of the episode) and terminals never do (DESIGN.md); DPPO's gym
+  wrapper does not separate the two when it bootstraps;
+- each rollout starts from freshly seeded env resets (DPPO's gym configs carry episodes over rollouts), so
+  that a run resumed at a rollout boundary repeats the uninterrupted run exactly; episodes cut at the end
+  of a rollout bootstrap like timeouts;
+- learning rates are constant (DPPO's cosine schedules have min_lr equal to the lr, so they are constant
+  after a 10-iteration warm-up that starts from min_lr too);
+- evaluation samples the fine-tuned DP with the harness's eval sampler and the DP's own noise schedule (no
+  exploration floor), exactly as bc_dp is evaluated, so env step 0 scores equal bc_dp's.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from methods.base import ActorState, register
+from methods.bc_dp import DPMethod
+from methods.common.networks import mlp
+from methods.config import ConfigError
+from methods.dppo.ppo import PPODiffusion
+
+
+@dataclasses.dataclass
+class DPPOConfig:
+    # Defaults: DPPO's gym configs (hopper/walker2d/halfcheetah-v2 ft_ppo_diffusion_mlp.yaml; all three agree).
+    ft_denoising_steps: int = 10  # ft_denoising_steps: 10 (of denoising_steps: 20)
+    n_envs: int = 40  # env.n_envs: 40
+    n_steps: int = 500  # train.n_steps: 500 chunk decisions per env per rollout
+    gamma: float = 0.99  # train.gamma: 0.99, per chunk decision
+    gae_lambda: float = 0.95  # train.gae_lambda
+    reward_scale_running: bool = True  # train.reward_scale_running
+    reward_scale_const: float = 1.0  # train.reward_scale_const
+    n_critic_warmup_itr: int = 0  # train.n_critic_warmup_itr
+    update_epochs: int = 5  # train.update_epochs
+    batch_size: int = 50_000  # train.batch_size, in (decision, denoising step) pairs
+    actor_lr: float = 1e-4  # train.actor_lr (schedule min_lr = 1e-4: constant)
+    actor_weight_decay: float = 0.0
+    critic_lr: float = 1e-3  # train.critic_lr (min_lr = 1e-3: constant)
+    critic_weight_decay: float = 0.0
+    vf_coef: float = 0.5  # train.vf_coef
+    target_kl: float = 1.0  # train.target_kl; 0 = no early stop
+    max_grad_norm: float = 0.0  # train.max_grad_norm is unset in DPPO's configs; 0 = no clipping
+    gamma_denoising: float = 0.99  # model.gamma_denoising
+    clip_ploss_coef: float = 0.01  # model.clip_ploss_coef
+    clip_ploss_coef_base: float = 0.01  # model.clip_ploss_coef_base
+    clip_ploss_coef_rate: float = 3.0  # model.clip_ploss_coef_rate
+    randn_clip_value: float = 3.0  # model.randn_clip_value
+    min_sampling_denoising_std: float = 0.1  # model.min_sampling_denoising_std
+    min_logprob_denoising_std: float = 0.1  # model.min_logprob_denoising_std
+    norm_adv: bool = True  # PPODiffusion default
+    critic_hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256, 256])  # critic.mlp_dims
+
+    def validate(self) -> None:
+        for key in ("n_envs", "n_steps", "update_epochs", "batch_size", "ft_denoising_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"config key 'dppo.{key}' must be >= 1, got {getattr(self, key)}")
+        if not 0.0 < self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
+            raise ConfigError("config keys 'dppo.gamma' must be in (0, 1] and 'dppo.gae_lambda' in [0, 1]")
+
+
+class RunningRewardScaler:
+    """Divide rewards by the running std of a per-env discounted return (PPG's reward normaliser; DPPO's
+    util/reward_scaling.py): returns are accumulated along each env's valid decisions and restart at the
+    first decision of an episode; the std is over every return seen so far; scaled rewards clip at +-10."""
+
+    def __init__(self, gamma: float, clip: float = 10.0, epsilon: float = 1e-8):
+        self.gamma, self.clip, self.epsilon = gamma, clip, epsilon
+        self.mean, self.var, self.count = 0.0, 1.0, 1e-4  # RunningMeanStd's start (count epsilon 1e-4)
+
+    def __call__(self, reward: np.ndarray, first: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        n_steps, n_envs = reward.shape
+        ret = np.zeros(n_envs)
+        rets = []
+        for t in range(n_steps):
+            v = valid[t]
+            ret = np.where(v, reward[t] + np.where(first[t], 0.0, self.gamma * ret), ret)
+            rets.append(ret[v])
+        x = np.concatenate(rets)
+        if x.size:
+            self._update(float(x.mean()), float(x.var()), x.size)
+        return np.clip(reward / np.sqrt(self.var + self.epsilon), -self.clip, self.clip) * valid
+
+    def _update(self, batch_mean: float, batch_var: float, batch_count: int) -> None:
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        m2 = self.var * self.count + batch_var * batch_count + delta ** 2 * self.count * batch_count / total
+        self.mean, self.var, self.count = self.mean + delta * batch_count / total, m2 / (total - 1), total
+
+    def state(self) -> dict[str, float]:
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def load(self, st: dict[str, float]) -> None:
+        self.mean, self.var, self.count = float(st["mean"]), float(st["var"]), float(st["count"])
+
+
+def gae(reward: np.ndarray, value: np.ndarray, next_value: np.ndarray, terminal: np.ndarray, done: np.ndarray,
+        valid: np.ndarray, gamma: float, lam: float) -> np.ndarray:
+    """Generalised advantage estimation (Schulman et al., 2016) over the decisions of a rollout, (T, n_envs).
+
+    delta_t = r_t + gamma (1 - terminal_t) V(s'_t) - V(s_t), with s'_t the obs the step returned (the last obs
+    of the episode when it ended), so timeouts and the rollout's end bootstrap and terminals never do.
+    A_t = delta_t + gamma lam (1 - done_t) A_{t+1}: the sum stops at an episode's end. Invalid slots (the
+    autoreset step after an episode ends, whose action the env ignored) get A = 0 and are never reached by
+    the recursion, because the slot before one is always an episode's end."""
+    adv = np.zeros_like(reward, dtype=np.float64)
+    last = np.zeros(reward.shape[1])
+    for t in reversed(range(reward.shape[0])):
+        delta = reward[t] + gamma * (1.0 - terminal[t]) * next_value[t] - value[t]
+        last = np.where(valid[t], delta + gamma * lam * (1.0 - done[t]) * last, 0.0)
+        adv[t] = last
+    return adv
+
+
+@register("dppo")
+class DPPO(DPMethod):
+    Config = DPPOConfig
+    rollout_kind = "on_policy"
+    uses_pretrained_dp = True
+    pretrains_offline = False
+    actors = ("dp",)
+    suite_defaults = {
+        "d4rl": {},  # the gym configs are the class defaults
+        # cfg/gym/finetune/kitchen-{complete,partial,mixed}-v0/ft_ppo_diffusion_mlp.yaml
+        "kitchen": {"n_steps": 70, "batch_size": 5600, "update_epochs": 10},
+        # cfg/robomimic/finetune/{lift,can}/ft_ppo_diffusion_mlp.yaml (square/transport: n_steps 400,
+        # batch_size 10000; transport update_epochs 5)
+        "robomimic": {"n_envs": 50, "n_steps": 300, "gamma": 0.999, "n_critic_warmup_itr": 2,
+                      "batch_size": 7500, "update_epochs": 10, "clip_ploss_coef_base": 0.001},
+    }
+    presets = {
+        # Labelled small settings for `mbench demo` (6000 online env steps on InvertedDoublePendulum, 200-step
+        # episodes): 8 envs x 25 decisions (~800 env steps) per rollout, so about 8 updates fit the budget.
+        # With so few updates the actor's lr and clip range are raised from DPPO's (1e-4, 0.01); the rest
+        # are DPPO's gym values.
+        "demo": {"dppo": {"n_envs": 8, "n_steps": 25, "batch_size": 500, "update_epochs": 10,
+                          "actor_lr": 3e-4, "clip_ploss_coef": 0.1, "clip_ploss_coef_base": 0.02,
+                          "critic_hidden": [64, 64], "n_critic_warmup_itr": 1}},
+        # Contract tests: tiny and fast.
+        "test": {"dppo": {"n_envs": 3, "n_steps": 8, "batch_size": 64, "update_epochs": 2,
+                          "critic_hidden": [32, 32], "ft_denoising_steps": 4},
+                 "dp": {"hidden": [32, 32]}},
+    }
+
+    def __init__(self, cfg: DPPOConfig, spaces, normalizer, device="cpu", seed=0, dp_cfg=None, **kw):
+        super().__init__(cfg, spaces, normalizer, device, seed, dp_cfg=dp_cfg, **kw)
+        # Rollouts sample the DDPM chain; DDIM fine-tuning (DPPO's learned-eta variant) is not implemented.
+        self.model = PPODiffusion(spaces.obs_dim, spaces.act_dim, self.dp_cfg, self.chunk,
+                                  ft_denoising_steps=cfg.ft_denoising_steps,
+                                  gamma_denoising=cfg.gamma_denoising, clip_ploss_coef=cfg.clip_ploss_coef,
+                                  clip_ploss_coef_base=cfg.clip_ploss_coef_base,
+                                  clip_ploss_coef_rate=cfg.clip_ploss_coef_rate,
+                                  min_logprob_std=cfg.min_logprob_denoising_std, norm_adv=cfg.norm_adv).to(self.device)
+        self.model.load_pretrained(self.dp.ema.module.state_dict())
+        # V(s) on normalised env observations (DPPO's CriticObs, Mish).
+        self.critic = mlp(spaces.obs_dim, cfg.critic_hidden, 1, act=nn.Mish).to(self.device)
+        self.actor_optim = torch.optim.AdamW(self.model.denoiser.parameters(), lr=cfg.actor_lr,
+                                             weight_decay=cfg.actor_weight_decay)
+        self.critic_optim = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr,
+                                              weight_decay=cfg.critic_weight_decay)
+        self.reward_scaler = RunningRewardScaler(cfg.gamma)
+        self.iteration = 0  # rollouts consumed by update_rollout
+
+    # ---- the common start -------------------------------------------------------------------------------
+    def load_pretrained_dp(self, state: dict) -> None:
+        super().load_pretrained_dp(state)
+        # Fine-tuning starts from the EMA weights (protocol rule); both denoiser copies take them.
+        self.model.load_pretrained(self.dp.ema.module.state_dict())
+
+    # ---- acting -----------------------------------------------------------------------------------------
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(self.normalizer.norm_obs(obs)).squeeze(-1)
+
+    def rollout_size(self) -> tuple[int, int]:
+        return self.cfg.n_envs, self.cfg.n_steps
+
+    @torch.no_grad()
+    def act_rollout(self, obs: np.ndarray, state: ActorState) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Exploration chunks for the vector envs, with the chains that PPO needs."""
+        o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        actions, chain = self.model.sample_chain(self.normalizer.norm_obs(o), state.generator,
+                                                 self.cfg.min_sampling_denoising_std, self.cfg.randn_clip_value)
+        return self.normalizer.unnorm_act(actions).cpu().numpy(), {"chain": chain.cpu().numpy()}
+
+    def act(self, obs, actor, state, eval_mode):
+        if eval_mode:  # the fine-tuned DP itself, sampled exactly as bc_dp is at evaluation
+            return self.normalizer.unnorm_act(self.dp_sample(obs, state.generator, True, policy=self.model)).cpu().numpy()
+        return self.act_rollout(obs, state)[0]
+
+    # ---- the update -------------------------------------------------------------------------------------
+    def update_rollout(self, rollout: dict[str, Any]) -> dict[str, float]:
+        """One DPPO update from a rollout of arrays shaped (T, n_envs, ...), T <= n_steps (see on_policy.py):
+        obs, next_obs, reward, terminal, done, valid, first, chain."""
+        cfg, dev = self.cfg, self.device
+        valid = np.asarray(rollout["valid"], bool)
+        n_steps, n_envs = valid.shape
+        f32 = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32, device=dev)  # noqa: E731
+        obs, next_obs = f32(rollout["obs"]), f32(rollout["next_obs"])
+        with torch.no_grad():
+            values = self.value(obs.reshape(-1, obs.shape[-1])).reshape(n_steps, n_envs).double().cpu().numpy()
+            next_values = self.value(next_obs.reshape(-1, obs.shape[-1])).reshape(n_steps, n_envs).double().cpu().numpy()
+        reward = np.asarray(rollout["reward"], np.float64) * cfg.reward_scale_const
+        if cfg.reward_scale_running:
+            reward = self.reward_scaler(reward, np.asarray(rollout["first"], bool), valid)
+        adv = gae(reward, values, next_values, np.asarray(rollout["terminal"], np.float64),
+                  np.asarray(rollout["done"], np.float64), valid, cfg.gamma, cfg.gae_lambda)
+        returns = adv + values
+
+        # Flatten the valid decisions; the autoreset slots never enter the update.
+        idx = np.flatnonzero(valid.reshape(-1))
+        cond = self.normalizer.norm_obs(obs.reshape(-1, obs.shape[-1])[idx])
+        chains = f32(rollout["chain"]).reshape(-1, *np.asarray(rollout["chain"]).shape[2:])[idx]
+        adv_t = f32(adv.reshape(-1)[idx])
+        ret_t = f32(returns.reshape(-1)[idx])
+        n_dec, k = len(idx), self.model.ft_steps
+        if n_dec == 0:
+            return {}
+        with torch.no_grad():  # log-probs under the weights that sampled the chains
+            old_lp = torch.stack([self.model.step_log_prob(cond, chains[:, j], chains[:, j + 1],
+                                                           torch.full((n_dec,), j, device=dev))
+                                  for j in range(k)], dim=1)  # (n_dec, K)
+        return self._ppo_epochs(cond, chains, adv_t, ret_t, old_lp, values.reshape(-1)[idx])
+
+    def _ppo_epochs(self, cond, chains, adv, ret, old_lp, old_values) -> dict[str, float]:
+        cfg = self.cfg
+        n_dec, k = old_lp.shape
+        total = n_dec * k
+        n_batches = max(1, total // cfg.batch_size)  # DPPO drops the remainder of each epoch
+        warmup = self.iteration < cfg.n_critic_warmup_itr
+        stats: dict[str, list[float]] = {}
+        stop = False
+        for _ in range(cfg.update_epochs):
+            perm = torch.randperm(total, generator=self.generator).to(self.device)
+            for b in range(n_batches):
+                sel = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                dec, j = sel // k, sel % k
+                m = self.minibatch_step(cond[dec], chains[dec, j], chains[dec, j + 1], j, adv[dec], ret[dec],
+                                        old_lp[dec, j], train_actor=not warmup)
+                for key, v in m.items():
+                    stats.setdefault(key, []).append(v)
+                if cfg.target_kl > 0 and m.get("ppo/approx_kl", 0.0) > cfg.target_kl:
+                    stop = True
+                    break
+            if stop:
+                break
+        self.iteration += 1
+        out = {key: float(np.mean(v)) for key, v in stats.items()}
+        # How much of the GAE returns' variance the pre-update critic explained (DPPO logs the same).
+        ret_np = ret.double().cpu().numpy()
+        var_ret = float(ret_np.var())
+        out["ppo/explained_var"] = 1.0 - float((ret_np - old_values).var()) / var_ret if var_ret > 0 else float("nan")
+        out["ppo/early_stop"] = float(stop)
+        out["ppo/reward_scale_std"] = float(np.sqrt(self.reward_scaler.var))
+        return out
+
+    def minibatch_step(self, cond, x_prev, x_next, j, adv, ret, old_lp, train_actor: bool = True) -> dict[str, float]:
+        """One gradient step of actor (clipped loss) and critic (0.5 MSE to GAE returns), from separate
+        optimisers; during critic warm-up only the critic steps."""
+        cfg = self.cfg
+        v_loss = 0.5 * ((self.critic(cond).squeeze(-1) - ret) ** 2).mean()
+        metrics = {"loss/value": float(v_loss.detach())}
+        self.critic_optim.zero_grad(set_to_none=True)
+        loss = cfg.vf_coef * v_loss
+        if train_actor:
+            pg_loss, info = self.model.policy_loss(cond, x_prev, x_next, j, adv, old_lp)
+            loss = loss + pg_loss
+            self.actor_optim.zero_grad(set_to_none=True)
+            metrics["loss/policy"] = float(pg_loss.detach())
+            metrics.update({f"ppo/{key}": v for key, v in info.items()})
+        loss.backward()
+        if train_actor:
+            if cfg.max_grad_norm > 0:
+                nn.utils.clip_grad_norm_(self.model.denoiser.parameters(), cfg.max_grad_norm)
+            self.actor_optim.step()
+        self.critic_optim.step()
+        self.grad_steps += 1
+        return metrics
+
+    # ---- timing, checkpoints ----------------------------------------------------------------------------
+    def cost_settings(self):
+        return {"denoising_steps": self.dp_cfg.denoising_steps if self.dp_cfg.eval_sampler == "ddpm"
+                else self.dp_cfg.ddim_steps, "ft_denoising_steps": self.cfg.ft_denoising_steps}
+
+    def timed_components(self, batch_size: int = 1):
+        obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
+        st = ActorState.create(0, "cpu")
+        comps = {"act": lambda: self.act(obs, "dp", st, True)}
+        if self.buffer is not None:
+            # One PPO minibatch step on synthetic data: chains sampled at dataset states, random advantages.
+            # It changes the weights, so the runner times it only after the final evaluation.
+            n_dec = max(1, min(self.cfg.batch_size, 4096) // self.model.ft_steps)
+            o = self.buffer.sample(n_dec, source="offline", device=self.device)["obs"]
+            cond = self.normalizer.norm_obs(o)
+            g = torch.Generator().manual_seed(0)
+            _, chains = self.model.sample_chain(cond, None, self.cfg.min_sampling_denoising_std,
+                                                self.cfg.randn_clip_value)
+            n = n_dec * self.model.ft_steps
+            dec = torch.arange(n, device=self.device) // self.model.ft_steps
+            j = torch.arange(n, device=self.device) % self.model.ft_steps
+            adv, ret = torch.randn(n, generator=g).to(self.device), torch.randn(n, generator=g).to(self.device)
+            with torch.no_grad():
+                old_lp = self.model.step_log_prob(cond[dec], chains[dec, j], chains[dec, j + 1], j)
+            comps["update"] = lambda: self.minibatch_step(cond[dec], chains[dec, j], chains[dec, j + 1], j,
+                                                          adv, ret, old_lp)
+        return comps
+
+    def modules(self):
+        return {"policy": self.model, "critic": self.critic, "actor_optim": self.actor_optim,
+                "critic_optim": self.critic_optim}
+
+    def extra_state(self):
+        return {"iteration": self.iteration, "reward_scaler": self.reward_scaler.state()}
+
+    def load_extra_state(self, state):
+        self.iteration = int(state.get("iteration", 0))
+        if "reward_scaler" in state:
+            self.reward_scaler.load(state["reward_scaler"])
