@@ -36,6 +36,7 @@ DEMO_METHODS: list[tuple[str, dict]] = [
     ("bc_gauss", {}),
     ("bc_dp", {}),
     ("tdmpc2", {}),
+    ("dppo", {}),
 ]
 
 
