@@ -90,15 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quick", action="store_true", help="tiny budgets (for tests)")
     sp.set_defaults(func=_cmd_demo)
 
+    unavailable = []
     for mod in ("bench.data.make", "bench.sweep", "results.store", "analysis.report", "bench.timing.cli"):
         try:
             module = __import__(mod, fromlist=["add_cli"])
         except ModuleNotFoundError as e:
             if e.name and mod.startswith(e.name):
                 continue
+            if e.name and e.name.split(".")[0] not in ("bench", "methods", "results", "analysis"):
+                # A third-party package that command needs is missing (e.g. on a bare GPU machine): the other
+                # commands still work, and the help's epilog names what is missing.
+                unavailable.append(f"{mod} (needs {e.name})")
+                continue
             raise
         if hasattr(module, "add_cli"):
             module.add_cli(sub)
+    if unavailable:
+        p.epilog = "unavailable here: " + ", ".join(unavailable)
     return p
 
 

@@ -436,20 +436,15 @@ class Run:
             self.write_timings()
 
     def write_timings(self) -> None:
-        from bench.timing import time_callable
+        """Time the method's components at batch 1 and eval.timing_batch (bench/timing) into the store."""
+        from bench.timing import time_components
         from results.store import Store
 
-        rows = []
-        reps = int(self.cfg["eval"]["timing_reps"])
-        for batch in (1, int(self.cfg["eval"]["timing_batch"])):
-            for name, fn in self.method.timed_components(batch_size=batch).items():
-                if name == "update" and batch != 1:
-                    continue
-                r = time_callable(fn, component=name, device=self.device, batch=batch, warmup=2, reps=reps,
-                                  extra=self.method.cost_settings())
-                row = r.row()
-                row["run_id"] = self.ctx.run_id
-                rows.append(row)
+        ev = self.cfg["eval"]
+        rows = time_components(self.method, (1, int(ev["timing_batch"])), warmup=2, reps=int(ev["timing_reps"]),
+                               device=self.device)
+        for row in rows:
+            row["run_id"] = self.ctx.run_id
         if rows:
             Store(self.ctx.store_root).write_timings(self.ctx.sweep_id, self.ctx.run_id, rows)
 

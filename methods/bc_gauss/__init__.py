@@ -65,7 +65,7 @@ class BCGauss(Method):
 
     def timed_components(self, batch_size: int = 1):
         obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
-        st = ActorState.create(0, "cpu")
+        st = ActorState.create(0, self.device)
         batch = self.buffer.sample(self.cfg.batch_size, source="offline", device=self.device) if self.buffer else None
         comps = {"act": lambda: self.act(obs, "policy", st, True)}
         if batch is not None:

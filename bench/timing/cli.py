@@ -1,0 +1,204 @@
+"""`mbench time`: inference-time probes of a method, on synthetic inputs or a checkpoint, into the store.
+
+Why: the curves say how well a method does; this says what each of its act paths and updates costs, at batch
+1 (acting in one env) and at one batched size (lockstep eval, vectorised envs), eager and optionally
+compiled. It needs neither MuJoCo nor a dataset (bench/timing/synthetic.py), so it runs on a bare GPU machine.
+
+Rows go to the results store under sweep `timing` (by default): one timings file and one runs row per
+(method, task, device, config, checkpoint, compile setting), so `Store.timings()` joins them like any run's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import socket
+import sys
+import time
+from typing import Any
+
+import torch
+
+TABLE_COLUMNS = ("method", "component", "batch", "compiled", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "reps",
+                 "compile_s", "agree", "settings")
+
+
+def resolve_device(name: str) -> torch.device:
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{name}' requested but CUDA is not available here (torch {torch.__version__}); "
+                         "use --device cpu")
+    return dev
+
+
+def _config_base_from_store(store_root: str, checkpoint: str) -> dict[str, Any] | None:
+    """The stored config of the run a `last.pt` checkpoint belongs to, if the store has that run."""
+    try:
+        st = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        rid = st.get("run_id") if isinstance(st, dict) else None
+        if not rid:
+            return None
+        from results.store import Store
+
+        runs = Store(store_root).runs(run_ids=[rid])
+    except Exception:  # no store, no pandas: fall back to the command line's config
+        return None
+    if runs.empty:
+        return None
+    cfg = json.loads(runs.iloc[-1]["config_json"])
+    return {k: v for k, v in cfg.items() if k not in ("method", "task", "seed", "variant", "device")}
+
+
+def measure(method: str, task: str, *, device: str = "cpu", overrides: list[str] | None = None,
+            checkpoint: str | None = None, batch: int = 16, reps: int = 20, warmup: int = 3,
+            compile: bool = False, compile_mode: str = "default", compile_backend: str = "inductor",
+            max_s: float | None = None, obs_dim: int | None = None, act_dim: int | None = None,
+            store_root: str | None = None, log=None) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    """Build `method` on synthetic inputs (or a checkpoint) and time its components at batch 1 and `batch`.
+
+    Returns (run_id, resolved config, rows). Rows carry `method` and `task` for printing."""
+    from bench.timing import time_components
+    from bench.timing.synthetic import build_subject, timing_run_id
+
+    dev = resolve_device(device)
+    base = _config_base_from_store(store_root, checkpoint) if (checkpoint and store_root) else None
+    subject = build_subject(method, task, device=str(dev), overrides=overrides, checkpoint=checkpoint,
+                            obs_dim=obs_dim, act_dim=act_dim, base=base)
+    torch.set_num_threads(int(subject.cfg["threads"]))
+    compile_key = f"{compile_backend}:{compile_mode}" if compile else ""
+    rid = timing_run_id(subject, compile_key)
+    rows = time_components(subject.method, (1, batch), warmup=warmup, reps=reps, device=dev, compile=compile,
+                           compile_mode=compile_mode, compile_backend=compile_backend, max_s=max_s, log=log)
+    for r in rows:
+        r["run_id"] = rid
+        r["method"], r["task"] = method, task
+        r["checkpoint_kind"] = subject.checkpoint_kind
+        r["obs_dim"], r["act_dim"] = subject.spaces.obs_dim, subject.spaces.act_dim
+    return rid, subject.cfg, rows
+
+
+def write_rows(store_root: str, sweep_id: str, run_id: str, cfg: dict[str, Any], rows: list[dict[str, Any]],
+               wall_s: float, started_at: str) -> None:
+    """The timings rows plus a runs row (status finished) so that Store.timings() joins them."""
+    from bench.runner import _now, git_state, package_versions
+    from results.store import Store
+
+    store = Store(store_root)
+    sha, dirty = git_state()
+    # method/task live on the runs row; the timings table's own columns plus extras are kept per row.
+    store.write_timings(sweep_id, run_id, [{k: v for k, v in r.items() if k not in ("method", "task")}
+                                           for r in rows])
+    store.write_run({
+        "run_id": run_id, "sweep_id": sweep_id, "method": cfg["method"], "variant": cfg.get("variant", ""),
+        "suite": "timing", "task": cfg["task"], "dataset": "synthetic", "seed": int(cfg["seed"]),
+        "config_json": json.dumps(cfg, sort_keys=True), "status": "finished", "error": "", "git_sha": sha,
+        "git_dirty": dirty, "host": socket.gethostname(), "device": cfg["device"],
+        "versions": json.dumps(package_versions()), "started_at": started_at, "finished_at": _now(),
+        "wall_s": float(wall_s), "env_steps": 0, "grad_steps": 0, "attempt": 1, "kind": "timing",
+    })
+
+
+def _fmt(v: Any, nd: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table: one line per (method, component, batch, compiled)."""
+    from bench.timing import COST_KEYS
+
+    lines = []
+    for r in rows:
+        settings = ",".join(f"{k}={r[k]}" for k in COST_KEYS if r.get(k) is not None)
+        agree = "-" if not r.get("compiled") else ("yes" if r.get("compile_agree") else "NO")
+        lines.append([str(r.get("method", "")), r["component"], str(r["batch"]), _fmt(bool(r["compiled"])),
+                      _fmt(r["mean_ms"]), _fmt(r["p50_ms"]), _fmt(r["p90_ms"]), _fmt(r["p99_ms"]), str(r["reps"]),
+                      _fmt(r.get("compile_s"), 1), agree, settings or "-"])
+    widths = [max(len(c), *(len(line[i]) for line in lines)) if lines else len(c)
+              for i, c in enumerate(TABLE_COLUMNS)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
+    return "\n".join(out)
+
+
+def _cmd_time(args: argparse.Namespace) -> int:
+    from bench.runner import _now, check_name
+    from methods.base import registered_methods
+
+    check_name(args.sweep, "sweep")
+    methods = sorted(registered_methods()) if args.method == "all" else args.method.split(",")
+    all_rows: list[dict[str, Any]] = []
+    mismatch = False
+    for m in methods:
+        started, t0 = _now(), time.perf_counter()
+        log = (lambda s, m=m: print(f"[{m}] {s}", file=sys.stderr, flush=True)) if not args.quiet else None
+        rid, cfg, rows = measure(m, args.task, device=args.device, overrides=args.set or [],
+                                 checkpoint=args.checkpoint, batch=args.batch, reps=args.reps, warmup=args.warmup,
+                                 compile=args.compile, compile_mode=args.compile_mode,
+                                 compile_backend=args.compile_backend, max_s=args.max_s, obs_dim=args.obs_dim,
+                                 act_dim=args.act_dim, store_root=args.store, log=log)
+        if not args.no_store:
+            write_rows(args.store, args.sweep, rid, cfg, rows, time.perf_counter() - t0, started)
+            print(f"{m}: {len(rows)} timing rows -> {args.store} (sweep {args.sweep}, run {rid})", file=sys.stderr)
+        mismatch |= any(r["compiled"] and not r.get("compile_agree") for r in rows)
+        all_rows += rows
+    print(format_table(all_rows))
+    if mismatch:
+        print("mbench: error: a compiled path disagrees with its eager path (agree=NO above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_cli(subparsers) -> argparse.ArgumentParser:
+    sp = subparsers.add_parser("time", help="time a method's act paths and updates (synthetic inputs; no MuJoCo)")
+    sp.add_argument("--method", required=True, help="a method, a comma-separated list, or 'all'")
+    sp.add_argument("--task", default="demo", help="the task whose spaces (obs/act dims) to use")
+    sp.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    sp.add_argument("--checkpoint", default=None, help="a run's last.pt or a cached pretrained-DP file")
+    sp.add_argument("--batch", type=int, default=16, help="the batched size (batch 1 is always timed)")
+    sp.add_argument("--reps", type=int, default=20)
+    sp.add_argument("--warmup", type=int, default=3)
+    sp.add_argument("--max-s", type=float, default=None, help="cap on each component's timed loop (s)")
+    sp.add_argument("--compile", action="store_true", help="also time compiled act paths (checked against eager)")
+    sp.add_argument("--compile-mode", default="default",
+                    choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"])
+    sp.add_argument("--compile-backend", default="inductor", help="torch.compile backend (eager: trace only)")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
+    sp.add_argument("--obs-dim", type=int, default=None, help="override the task's obs dim (with --act-dim)")
+    sp.add_argument("--act-dim", type=int, default=None)
+    sp.add_argument("--sweep", default="timing", help="sweep id the rows are stored under")
+    # Also accepted after `time`; SUPPRESS keeps `mbench --store X time` working.
+    sp.add_argument("--store", default=argparse.SUPPRESS, help="results store folder")
+    sp.add_argument("--no-store", action="store_true", help="print the table only")
+    sp.add_argument("--quiet", action="store_true")
+    sp.set_defaults(func=_cmd_time)
+    return sp
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.timing.cli ...`: the same command without the rest of the CLI (whose other commands
+    may need packages a bare GPU machine lacks)."""
+    import os
+
+    p = argparse.ArgumentParser(prog="python -m bench.timing.cli")
+    p.set_defaults(store=os.environ.get("MBENCH_STORE", "results"))
+    sub = p.add_subparsers(dest="cmd", required=True)
+    add_cli(sub)
+    args = p.parse_args(["time", *(argv if argv is not None else sys.argv[1:])])
+    from bench.cli import _user_errors
+
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as e:
+        print(f"mbench time: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

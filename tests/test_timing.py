@@ -1,0 +1,193 @@
+"""Tests of bench/timing and `mbench time`: honest latencies, ordered percentiles, rows in the store, a
+compiled-vs-eager check that can fail, and a CLI that runs with gymnasium, MuJoCo and Minari unimportable."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.timing import (check_agreement, rng_restore, rng_snapshot, summarize, time_callable,
+                          time_components)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_known_duration_lands_within_loose_bounds():
+    r = time_callable(lambda: time.sleep(0.02), component="sleep", warmup=1, reps=5)
+    # sleep never returns early; a loaded CI machine can add a lot, so the upper bound is loose.
+    assert 19.5 <= r.p50_ms <= 80.0
+    assert 19.5 <= r.mean_ms <= 120.0
+    assert r.reps == 5 and r.warmup == 1 and r.threads == torch.get_num_threads()
+
+
+def test_percentiles_ordered_and_exact_on_known_samples():
+    s = summarize([float(x) for x in range(1, 101)])
+    assert s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"]
+    assert s["mean_ms"] == pytest.approx(50.5) and s["p50_ms"] == pytest.approx(50.5)
+    assert s["p90_ms"] == pytest.approx(90.1) and s["p99_ms"] == pytest.approx(99.01)
+    calls = iter([0.001, 0.004, 0.002, 0.008, 0.003] * 4)
+    r = time_callable(lambda: time.sleep(next(calls)), warmup=0, reps=20)
+    assert r.p50_ms <= r.p90_ms <= r.p99_ms and r.p90_ms > r.p50_ms
+
+
+def test_max_s_caps_the_timed_loop():
+    r = time_callable(lambda: time.sleep(0.01), warmup=0, reps=1000, max_s=0.05, min_reps=3)
+    assert 3 <= r.reps < 50
+
+
+class _Fake:
+    """A duck-typed method: one sampling act path and one update; `wrong` makes its own compiled path lie."""
+
+    def __init__(self, wrong: bool = False):
+        self.device = torch.device("cpu")
+        self.net = torch.nn.Linear(3, 2)
+        self.wrong = wrong
+        self.updates = 0
+
+    def cost_settings(self):
+        return {"samples": 8, "terminal": "v"}
+
+    def _act(self, obs, g, bias=0.0):
+        with torch.no_grad():
+            noise = torch.randn(obs.shape, generator=g)
+            return (self.net(obs + noise) + bias).numpy()
+
+    def timed_components(self, batch_size=1):
+        obs = torch.zeros(batch_size, 3)
+        g = torch.Generator().manual_seed(0)
+
+        def update():
+            self.updates += 1
+
+        return {"act": lambda: self._act(obs, g), "update": update}
+
+    def compiled_components(self, batch_size=1, mode="default"):
+        if not self.wrong:
+            return None  # the harness wraps act in torch.compile itself
+        obs = torch.zeros(batch_size, 3)
+        g = torch.Generator().manual_seed(0)
+        return {"act": lambda: self._act(obs, g, bias=0.5)}
+
+
+def test_rng_snapshot_restores_captured_generators():
+    g = torch.Generator().manual_seed(3)
+    fn = lambda: torch.randn(4, generator=g)  # noqa: E731
+    snap = rng_snapshot(fn)
+    a = fn()
+    rng_restore(snap)
+    assert torch.equal(a, fn())
+
+
+def test_agreement_detects_a_wrong_compiled_path_and_accepts_a_right_one():
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    eager = lambda: torch.randn(5, generator=g1)  # noqa: E731
+    assert check_agreement(eager, lambda: torch.randn(5, generator=g2)).agree
+    bad = check_agreement(eager, lambda: torch.randn(5, generator=g2) + 1e-2)
+    assert not bad.agree and bad.max_abs_diff == pytest.approx(1e-2, rel=1e-3)
+
+
+def test_time_components_rows_eager_and_compiled():
+    m = _Fake()
+    rows = time_components(m, (1, 4), warmup=1, reps=3, compile=True, compile_backend="eager")
+    key = {(r["component"], r["batch"], r["compiled"]) for r in rows}
+    # update timed once (batch 1, never compiled); act at both sizes, eager and compiled
+    assert key == {("act", 1, False), ("act", 1, True), ("update", 1, False), ("act", 4, False), ("act", 4, True)}
+    compiled = [r for r in rows if r["compiled"]]
+    assert all(r["compile_agree"] and r["compile_s"] > 0 for r in compiled)
+    assert all(r["samples"] == 8 and r["terminal"] == "v" and r["horizon"] is None for r in rows)
+    assert all(r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] for r in rows)
+    wrong = time_components(_Fake(wrong=True), (1,), warmup=0, reps=2, compile=True)
+    assert [r["compile_agree"] for r in wrong if r["compiled"]] == [False]
+
+
+def test_runner_write_timings_goes_through_the_helper(tmp_path):
+    from bench.runner import Run
+    from results.store import Store
+
+    fake_run = types.SimpleNamespace(
+        cfg={"eval": {"timing_batch": 4, "timing_reps": 3}}, method=_Fake(), device=torch.device("cpu"),
+        ctx=types.SimpleNamespace(run_id="r0", sweep_id="s0", store_root=tmp_path))
+    Run.write_timings(fake_run)
+    df = Store(tmp_path)._per_run_table("timings", ["s0"], None)
+    assert sorted(zip(df.component, df.batch)) == [("act", 1), ("act", 4), ("update", 1)]
+    assert (df.samples == 8).all() and (df.reps == 3).all() and not df.compiled.any()
+
+
+def test_checkpoint_loads_into_the_timed_method(tmp_path):
+    from bench.timing.synthetic import build_subject
+
+    torch.set_num_threads(1)
+    a = build_subject("bc_dp", "demo", seed=1)
+    dp_file, run_file = tmp_path / "dp.pt", tmp_path / "last.pt"
+    torch.save({"dp_state": a.method.export_pretrained_dp(), "curve": "[]"}, dp_file)
+    torch.save({"method": a.method.state_dict(), "normalizer": a.method.normalizer.state_dict()}, run_file)
+    for path, kind in ((dp_file, "pretrained_dp"), (run_file, "run")):
+        b = build_subject("bc_dp", "demo", seed=2, checkpoint=str(path))
+        assert b.checkpoint_kind == kind
+        for (k, pa), pb in zip(a.method.dp.ema.module.state_dict().items(), b.method.dp.ema.module.state_dict().values()):
+            assert torch.equal(pa, pb), k
+    with pytest.raises(ValueError, match="does not fit"):
+        build_subject("bc_dp", "demo", checkpoint=str(dp_file), overrides=["dp.hidden=[32,32]"])
+
+
+def test_known_spaces_match_the_envs():
+    pytest.importorskip("gymnasium")
+    pytest.importorskip("mujoco")
+    import gymnasium as gym
+
+    from bench.timing.synthetic import KNOWN_SPACES
+
+    for env_id, (obs_dim, act_dim, lo, hi) in KNOWN_SPACES.items():
+        if env_id == "FrankaKitchen-v1":
+            continue  # needs gymnasium-robotics; its obs is the `observation` key of a dict space
+        env = gym.make(env_id)
+        assert env.observation_space.shape == (obs_dim,) and env.action_space.shape == (act_dim,), env_id
+        assert np.all(env.action_space.low == lo) and np.all(env.action_space.high == hi), env_id
+        env.close()
+
+
+BLOCKER = textwrap.dedent("""
+    import importlib.abc, sys
+    BLOCKED = ("gymnasium", "mujoco", "minari")
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ModuleNotFoundError(f"No module named '{name}' (blocked by the test)", name=name)
+            return None
+
+    sys.meta_path.insert(0, Block())
+    from bench.cli import main
+    code = main(sys.argv[1:])
+    leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    assert not leaked, leaked
+    sys.exit(code)
+""")
+
+
+def test_mbench_time_runs_without_mujoco_gymnasium_minari(tmp_path):
+    from results.store import Store
+
+    store = tmp_path / "store"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    args = ["--store", str(store), "time", "--method", "bc_dp", "--task", "demo", "--batch", "3", "--reps", "3",
+            "--warmup", "1", "--quiet"]
+    proc = subprocess.run([sys.executable, "-c", BLOCKER, *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "bc_dp" in proc.stdout and "denoising_steps=20" in proc.stdout
+    t = Store(store).timings(sweep="timing")
+    assert set(t.method) == {"bc_dp"} and set(t.task) == {"demo"}
+    assert sorted(zip(t.component, t.batch)) == [("act", 1), ("act", 3), ("update", 1)]
+    assert (t.denoising_steps == 20).all() and (t.device == "cpu").all() and (t.threads == 1).all()
+    assert (t.p50_ms <= t.p90_ms).all() and (t.p90_ms <= t.p99_ms).all() and (t.mean_ms > 0).all()
+    runs = Store(store).runs(sweep="timing")
+    assert list(runs.status) == ["finished"] and list(runs.dataset) == ["synthetic"]
