@@ -1,0 +1,108 @@
+"""MODIP's critics, V(s) and Q(s, a), on the axis `critic.target` ∈ {indep, policy}.
+
+Why: the paper's training-time claim is that the critics MPC needs can be learned without sampling the
+diffusion policy. The two settings make that claim testable side by side:
+
+- `indep` (MODIP). V is learned by expectile TD on dataset and replay transitions (IQL's expectile loss,
+  Kostrikov et al. 2022, eq. 5, applied to a one-step TD target instead of Q):
+      u = r + γ (1 - terminal) V_target(s') - V(s),    L_V = E |τ - 1(u < 0)| u²,
+  and Q is regressed on the same target, L_Q = Σ_k E (Q_k(s, a) - r - γ (1 - terminal) V_target(s'))².
+  Neither samples the DP. V_target is an EMA (Polyak) copy of V.
+- `policy` (the TD-MPC2-style control). Q is regressed on r + γ (1 - terminal) min_k Q̄_k(s', a'), with a' the
+  first action of a DP chunk sampled at s'. V is distilled from the same critic, V(s) ← min_k Q̄_k(s, a ~ DP(s)),
+  so V(s) = E Q(s, a ~ DP) in expectation; a terminal-V planner then still costs no DP chain at plan time, and
+  the 2×2 (terminal × target) separates the inference-time claim from the training-time one.
+
+Both bootstrap through timeouts and never through terminals: the mask is (1 - terminal) only.
+Values are learned in units of `value_scale` = mean |r| / (1 - γ), set once from the offline data, so the
+regression targets are O(1) whatever the task's reward scale; `value()` and `q_value()` return env units.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Callable, Literal
+
+import torch
+from torch import nn
+
+from methods.common.networks import EnsembleMLP, mlp, soft_update
+
+
+@dataclasses.dataclass
+class CriticConfig:
+    target: Literal["indep", "policy"] = "indep"
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
+    q_members: int = 2
+    lr: float = 3e-4
+    expectile: float = 0.7  # τ of the expectile TD loss on V (indep)
+    target_tau: float = 0.005  # Polyak rate of the EMA target networks
+    batch_size: int = 256
+
+    def validate(self) -> None:
+        if not 0.5 <= self.expectile < 1.0:
+            from methods.config import ConfigError
+
+            raise ConfigError(f"config key 'critic.expectile' must be in [0.5, 1), got {self.expectile}")
+
+
+class Critics(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: CriticConfig, gamma: float):
+        super().__init__()
+        self.cfg, self.gamma = cfg, gamma
+        self.v = mlp(obs_dim, cfg.hidden, 1, act=nn.Mish, layer_norm=True)
+        self.q = EnsembleMLP(cfg.q_members, obs_dim + act_dim, cfg.hidden, 1, act=nn.Mish, layer_norm=True)
+        self.v_target = copy.deepcopy(self.v).requires_grad_(False)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.register_buffer("value_scale", torch.ones(()))
+
+    def set_value_scale(self, rewards: torch.Tensor) -> None:
+        self.value_scale.fill_(float(rewards.abs().mean().clamp_min(1e-3)) / (1.0 - self.gamma))
+
+    def parameters_to_train(self):
+        return [*self.v.parameters(), *self.q.parameters()]
+
+    # ---- values in env units (the planner's view) ----
+    def value(self, s: torch.Tensor) -> torch.Tensor:
+        return self.v(s).squeeze(-1) * self.value_scale
+
+    def q_value(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The ensemble mean of Q over members (TD-MPC2 plans with the average of its Qs)."""
+        return self.q(torch.cat([s, a], dim=-1)).squeeze(-1).mean(0) * self.value_scale
+
+    # ---- the TD losses (in units of value_scale) ----
+    def loss(self, batch: dict[str, torch.Tensor],
+             dp_first_action: Callable[[torch.Tensor], torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        """batch: normalised obs/next_obs, normalised action, reward, terminal (B,). `dp_first_action(s)` samples
+        the DP's first action at normalised states (policy target only)."""
+        s, a, s2 = batch["obs"], batch["action"], batch["next_obs"]
+        r = batch["reward"] / self.value_scale
+        not_done = 1.0 - batch["terminal"].float()  # bootstrap through timeouts, never through terminals
+        q_pred = self.q(torch.cat([s, a], dim=-1)).squeeze(-1)  # (K, B)
+        v_pred = self.v(s).squeeze(-1)
+        if self.cfg.target == "indep":
+            with torch.no_grad():
+                target = r + self.gamma * not_done * self.v_target(s2).squeeze(-1)
+            u = target - v_pred
+            weight = torch.abs(self.cfg.expectile - (u < 0).float())
+            v_loss = (weight * u ** 2).mean()
+        else:
+            assert dp_first_action is not None, "critic.target=policy samples the DP in every update"
+            with torch.no_grad():
+                b = s.shape[0]
+                acts = dp_first_action(torch.cat([s2, s], dim=0))  # one batched chain for s' and s
+                a2, a_pi = acts[:b], acts[b:]
+                q_next = self.q_target(torch.cat([s2, a2], dim=-1)).squeeze(-1).min(0).values
+                target = r + self.gamma * not_done * q_next
+                v_target = self.q_target(torch.cat([s, a_pi], dim=-1)).squeeze(-1).min(0).values
+            v_loss = ((v_pred - v_target) ** 2).mean()
+        q_loss = ((q_pred - target.unsqueeze(0)) ** 2).mean(1).sum()
+        metrics = {"loss/v": float(v_loss.detach()), "loss/q": float(q_loss.detach()),
+                   "critic/v_mean": float(v_pred.detach().mean() * self.value_scale)}
+        return v_loss + q_loss, metrics
+
+    @torch.no_grad()
+    def update_targets(self) -> None:
+        soft_update(self.v_target, self.v, self.cfg.target_tau)
+        soft_update(self.q_target, self.q, self.cfg.target_tau)

@@ -1,0 +1,167 @@
+"""MODIP's planner: MPPI in the world model, with DP proposals and a terminal V(s). Read top to bottom.
+
+Why one file: the paper's inference-time claim lives in one line, `terminal_value`, where `planner.terminal`
+picks V(ŝ_H) (MODIP), Q(ŝ_H, a_H ~ DP) (a full denoising chain per sample and iteration, the cost MODIP
+removes) or nothing. Everything else is the same for all three, so a latency difference is that line's.
+
+A plan, for a batch of B start states at once (all tensors, no Python loop over samples):
+  1. proposals from the DP: `pi_trajectories` action sequences made by sampling a DP chunk at ŝ, stepping the
+     world model through it, and sampling again at the state reached (H and γ are counted in env steps);
+  2. `iterations` rounds of MPPI (TD-MPC2's `_plan`, Hansen et al. 2024): Gaussian samples around the running
+     mean, plus the DP proposals, all scored by
+         score = Σ_{t<H} γ^t m_t (r̂_t - λ u_t) + γ^H m_H · terminal(ŝ_H),    m_t = Π_{k<t} (1 - d̂_k),
+     where r̂, d̂ are the ensemble-mean reward and termination probability and u the ensemble disagreement
+     (λ = `uncertainty_penalty`); m_t masks every reward after a predicted termination, so a plan never
+     collects reward through a terminal state (the reward of the terminating step itself still counts);
+  3. the elites' softmax weights exp(temperature · (score - max)) give the new mean and std; the mean is
+     blended with the previous one by `momentum` (the fraction of the old mean kept).
+The caller executes the first `replan_every` actions of the final mean, labels the DP with its first Ta
+actions (noise-free), and warm-starts the next plan from the mean shifted by the executed length.
+
+All actions are in the normalised, clipped action space [-1, 1] that the DP also samples in; states are
+normalised observations. The plan has no host syncs (no `.item()`, no branching on tensor values), so it can
+be captured whole in a CUDA graph; its randomness comes from the caller's torch.Generator.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Literal
+
+import torch
+
+
+@dataclasses.dataclass
+class PlannerConfig:
+    terminal: Literal["v", "q", "none"] = "v"
+    horizon: int = 5  # env steps
+    samples: int = 256  # candidates per iteration, DP proposals included
+    elites: int = 32
+    iterations: int = 4
+    temperature: float = 0.5
+    momentum: float = 0.1  # fraction of the previous iteration's mean kept
+    pi_trajectories: int = 16  # DP-proposed candidates (sampled once per plan, rescored every iteration)
+    min_std: float = 0.05
+    max_std: float = 1.0
+    uncertainty_penalty: float = 0.0  # λ on the ensemble disagreement
+    replan_every: int = 1  # env steps executed per plan; the mpc actor returns chunks of this length
+    explore_std: float = 0.1  # Gaussian noise on executed actions while training (never on labels or eval)
+    # How the planner samples the DP (proposals and the q terminal): "" = the DP's own sampler for the mode.
+    dp_sampler: Literal["", "ddpm", "ddim"] = ""
+
+    def validate(self) -> None:
+        from methods.config import ConfigError
+
+        if self.horizon < 1 or self.iterations < 1 or self.samples < 2:
+            raise ConfigError("planner.horizon, planner.iterations must be >= 1 and planner.samples >= 2")
+        if not 1 <= self.elites <= self.samples:
+            raise ConfigError(f"config key 'planner.elites' must be in [1, planner.samples], got {self.elites}")
+        if not 0 <= self.pi_trajectories < self.samples:
+            raise ConfigError("config key 'planner.pi_trajectories' must be in [0, planner.samples)")
+        if not 1 <= self.replan_every <= self.horizon:
+            raise ConfigError("config key 'planner.replan_every' must be in [1, planner.horizon]")
+
+
+@dataclasses.dataclass
+class PlanModels:
+    """What the planner may call. All inputs and outputs are normalised; N is any batch size.
+
+    step(s (N,obs), a (N,act)) -> (s' (N,obs), r̂ (N,), d̂ (N,) termination probability, disagreement (N,))
+    value(s) -> V (N,);  q(s, a) -> Q (N,);  policy(s, generator) -> DP chunk (N, Ta, act) from a full chain.
+    """
+
+    step: Callable
+    value: Callable | None = None
+    q: Callable | None = None
+    policy: Callable | None = None
+
+
+@dataclasses.dataclass
+class PlanResult:
+    mean: torch.Tensor  # (B, H, act): the final mean sequence (the plan)
+    std: torch.Tensor  # (B, H, act)
+    planned_reward: torch.Tensor  # (B,): Σ γ^t m_t r̂_t of the final mean (for the planned-vs-realised gap)
+    score: torch.Tensor  # (B,): the best candidate's score in the last iteration
+
+
+def rollout(models: PlanModels, s: torch.Tensor, actions: torch.Tensor, gamma: float, penalty: float = 0.0):
+    """Roll (N, H, act) sequences from (N, obs) states: masked discounted reward, alive mask m_H and ŝ_H."""
+    reward_sum = torch.zeros(s.shape[0], device=s.device)
+    alive = torch.ones(s.shape[0], device=s.device)
+    for t in range(actions.shape[1]):
+        s, r, d, disagreement = models.step(s, actions[:, t])
+        reward_sum = reward_sum + (gamma ** t) * alive * (r - penalty * disagreement)
+        alive = alive * (1.0 - d)  # m_{t+1} = m_t (1 - d̂_t): nothing after a predicted termination counts
+    return reward_sum, alive, s
+
+
+def terminal_value(models: PlanModels, s_h: torch.Tensor, terminal: str, generator) -> torch.Tensor:
+    """The `planner.terminal` knob, in one place. q runs a full DP chain at ŝ_H for every candidate."""
+    if terminal == "v":
+        return models.value(s_h)
+    if terminal == "q":
+        return models.q(s_h, models.policy(s_h, generator)[:, 0])
+    return torch.zeros(s_h.shape[0], device=s_h.device)
+
+
+def score_sequences(models: PlanModels, s: torch.Tensor, actions: torch.Tensor, cfg: PlannerConfig, gamma: float,
+                    generator) -> torch.Tensor:
+    """score = Σ_{t<H} γ^t m_t (r̂_t - λ u_t) + γ^H m_H terminal(ŝ_H), for (N, obs) states and (N, H, act) plans."""
+    reward_sum, alive, s_h = rollout(models, s, actions, gamma, cfg.uncertainty_penalty)
+    return reward_sum + (gamma ** actions.shape[1]) * alive * terminal_value(models, s_h, cfg.terminal, generator)
+
+
+def propose_from_policy(models: PlanModels, s0: torch.Tensor, n: int, horizon: int, generator) -> torch.Tensor:
+    """n DP-proposed sequences per start state: (B, n, H, act). The DP is resampled at the state each chunk ends."""
+    b = s0.shape[0]
+    s = s0.repeat_interleave(n, dim=0)
+    actions: list[torch.Tensor] = []
+    while len(actions) < horizon:
+        chunk = models.policy(s, generator)
+        for j in range(chunk.shape[1]):
+            actions.append(chunk[:, j])
+            if len(actions) == horizon:
+                break
+            s = models.step(s, chunk[:, j])[0]
+    return torch.stack(actions, dim=1).view(b, n, horizon, -1)
+
+
+def shift_mean(mean: torch.Tensor, executed: int) -> torch.Tensor:
+    """The warm start for the next plan: drop the executed steps, pad the tail with zeros (TD-MPC2)."""
+    return torch.cat([mean[:, executed:], torch.zeros_like(mean[:, :executed])], dim=1)
+
+
+@torch.no_grad()
+def plan(models: PlanModels, s0: torch.Tensor, warm_mean: torch.Tensor | None, generator, cfg: PlannerConfig,
+         gamma: float, act_dim: int) -> PlanResult:
+    """MPPI from normalised states s0 (B, obs). warm_mean (B, H, act) or None. Returns the plan for each state."""
+    b, h, n, p = s0.shape[0], cfg.horizon, cfg.samples, cfg.pi_trajectories
+    device = s0.device
+    mean = torch.zeros(b, h, act_dim, device=device) if warm_mean is None else warm_mean
+    std = torch.full((b, h, act_dim), cfg.max_std, device=device)
+    proposals = propose_from_policy(models, s0, p, h, generator) if p > 0 else None
+    s_rep = s0.repeat_interleave(n, dim=0)  # every candidate of state i starts from s0[i]
+    best = torch.zeros(b, device=device)
+    for _ in range(cfg.iterations):
+        noise = torch.randn((b, n - p, h, act_dim), device=device, generator=generator)
+        candidates = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1.0, 1.0)
+        if proposals is not None:
+            candidates = torch.cat([proposals, candidates], dim=1)  # (B, N, H, act)
+        scores = score_sequences(models, s_rep, candidates.reshape(b * n, h, act_dim), cfg, gamma,
+                                 generator).view(b, n)
+        elite_scores, elite_idx = scores.topk(cfg.elites, dim=1)
+        elites = torch.gather(candidates, 1, elite_idx[:, :, None, None].expand(-1, -1, h, act_dim))
+        # exp(temperature · (score - max)), normalised: softmax does exactly that, stably.
+        weights = torch.softmax(cfg.temperature * elite_scores, dim=1)[:, :, None, None]
+        new_mean = (weights * elites).sum(1)
+        new_std = ((weights * (elites - new_mean.unsqueeze(1)) ** 2).sum(1)).sqrt()
+        mean = cfg.momentum * mean + (1.0 - cfg.momentum) * new_mean
+        std = new_std.clamp(cfg.min_std, cfg.max_std)
+        best = elite_scores[:, 0]
+    planned_reward, _, _ = rollout(models, s0, mean, gamma)
+    return PlanResult(mean=mean, std=std, planned_reward=planned_reward, score=best)
+
+
+def policy_chain_calls(horizon: int, chunk: int) -> int:
+    """DP chains per plan for the proposals (the q terminal adds one chain per iteration)."""
+    return math.ceil(horizon / chunk)
