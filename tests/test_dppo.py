@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
-import pytest
 import torch
 
 from bench.runner import resolve_config, run_one

@@ -34,7 +34,7 @@ Where we differ, on purpose:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -145,7 +145,7 @@ class DPPO(DPMethod):
     uses_pretrained_dp = True
     pretrains_offline = False
     actors = ("dp",)
-    suite_defaults = {
+    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "d4rl": {},  # the gym configs are the class defaults
         # cfg/gym/finetune/kitchen-{complete,partial,mixed}-v0/ft_ppo_diffusion_mlp.yaml
         "kitchen": {"n_steps": 70, "batch_size": 5600, "update_epochs": 10},
@@ -154,7 +154,7 @@ class DPPO(DPMethod):
         "robomimic": {"n_envs": 50, "n_steps": 300, "gamma": 0.999, "n_critic_warmup_itr": 2,
                       "batch_size": 7500, "update_epochs": 10, "clip_ploss_coef_base": 0.001},
     }
-    presets = {
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
         # Labelled small settings for `mbench demo` (6000 online env steps on InvertedDoublePendulum, 200-step
         # episodes): 8 envs x 25 decisions (~800 env steps) per rollout, so about 8 updates fit the budget.
         # With so few updates the actor's lr and clip range are raised from DPPO's (1e-4, 0.01); the rest
@@ -220,7 +220,7 @@ class DPPO(DPMethod):
         cfg, dev = self.cfg, self.device
         valid = np.asarray(rollout["valid"], bool)
         n_steps, n_envs = valid.shape
-        f32 = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32, device=dev)  # noqa: E731
+        f32 = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32, device=dev)
         obs, next_obs = f32(rollout["obs"]), f32(rollout["next_obs"])
         with torch.no_grad():
             values = self.value(obs.reshape(-1, obs.shape[-1])).reshape(n_steps, n_envs).double().cpu().numpy()
