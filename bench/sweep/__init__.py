@@ -1,0 +1,22 @@
+"""Sweeps over the runner: grids of runs launched as submitit job arrays (Slurm, local, debug), and optuna tuning.
+
+Why: a paper's numbers are hundreds of runs (methods x tasks x seeds x ablations) on a shared cluster, where jobs
+get preempted, time out and die. This package turns one sweep file into one job array, skips what the store
+already holds, makes every job requeue and resume from its checkpoint, and reports what is left, from the store
+and from Slurm's own accounting. `mbench tune` runs optuna trials through the same runner, on seeds and eval
+seeds that reported results never use.
+
+Modules: `spec` (sweep files, grid expansion), `job` (the preemptible job), `launch` (submit, status),
+`tune` (optuna), `cli` (`add_cli`, which bench/cli.py calls).
+"""
+from __future__ import annotations
+
+from bench.sweep.spec import RunSpec, SweepError, SweepSpec, load_sweep, parse_sweep
+
+__all__ = ["RunSpec", "SweepError", "SweepSpec", "load_sweep", "parse_sweep", "add_cli"]
+
+
+def add_cli(subparsers) -> None:
+    from bench.sweep.cli import add_cli as _add
+
+    _add(subparsers)

@@ -1,0 +1,306 @@
+"""Launch a sweep as one submitit job array, and report where it stands.
+
+Why: a researcher launches a sweep, walks away, and relaunches it after a crash, a code change or a cancelled
+job. So launching is idempotent: runs already finished in the store are skipped, runs still queued or running
+in Slurm are not submitted twice, and finished runs made at another git sha are reported as stale (rerun only
+with `--rerun-stale`). Everything about the sweep that is not a result lives under `<store>/sweeps/<name>/`:
+
+    launches.jsonl        one line per launch: when, git sha, executor, run ids, their job ids, the log folder
+    submitit/<job id>/    submitit's pickles and the jobs' stdout/stderr
+    attempts/<run>.jsonl  one line per job attempt (see bench/sweep/job.py)
+
+The results themselves (runs, curves) are in the store, written by the runner; status reads both the store and
+Slurm's accounting (sacct), since only Slurm knows about requeues and jobs that died without a word.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.sweep.job import SweepJob, _append_jsonl, read_attempts, sweep_dir
+from bench.sweep.spec import RunSpec, SweepSpec
+
+ACTIVE_SLURM = ("PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
+                "RESIZING", "SUSPENDED", "PREEMPTED", "SIGNALING", "STAGE_OUT", "STOPPED")
+
+
+def make_executor(spec: SweepSpec, folder: Path, executor: str | None = None, n_jobs: int | None = None):
+    """A submitit executor for the sweep's resources. debug runs jobs in this process, local as subprocesses."""
+    import submitit
+
+    kind = executor or spec.executor
+    res = spec.resources
+    ex = submitit.AutoExecutor(folder=folder / "submitit" / "%j", cluster=kind)
+    params: dict[str, Any] = {"name": f"mbench-{spec.name}", "timeout_min": int(res.time),
+                              "cpus_per_task": int(res.cpus), "tasks_per_node": 1, "nodes": 1}
+    if res.gpus:
+        params["gpus_per_node"] = int(res.gpus)
+    if kind == "slurm":
+        parallel = res.array_parallelism if n_jobs is None else min(res.array_parallelism, n_jobs)
+        params["slurm_array_parallelism"] = int(parallel)
+        if res.partition:
+            params["slurm_partition"] = res.partition
+        if res.mem:
+            params["slurm_mem"] = res.mem
+        extra: dict[str, Any] = {"requeue": True}  # allow requeue even where the cluster's JobRequeue=0
+        for key in ("account", "qos", "constraint"):
+            if getattr(res, key):
+                extra[key] = getattr(res, key)
+        params["slurm_additional_parameters"] = extra
+    elif res.mem_gb:
+        params["mem_gb"] = res.mem_gb
+    ex.update_parameters(**params)
+    return ex
+
+
+def git_sha() -> str:
+    from bench.runner import git_state
+
+    return git_state()[0]
+
+
+def read_launches(store_root, name: str) -> list[dict[str, Any]]:
+    path = sweep_dir(store_root, name) / "launches.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def latest_job_ids(launches: list[dict[str, Any]]) -> dict[str, str]:
+    """run_id -> the job id of its most recent submission."""
+    jobs: dict[str, str] = {}
+    for launch in launches:
+        jobs.update(launch.get("jobs", {}))
+    return jobs
+
+
+# ---- Slurm queries ------------------------------------------------------------------------------------------
+def have_slurm() -> bool:
+    return shutil.which("sacct") is not None and shutil.which("squeue") is not None
+
+
+def squeue_states(job_ids: list[str]) -> dict[str, str]:
+    """Job id (array form `<job>_<task>`) -> state, for the jobs the controller still knows as queued/running."""
+    if not job_ids or not have_slurm():
+        return {}
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(arrays), "-o", "%i|%T"], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    states = {}
+    for line in out.splitlines():
+        if "|" in line:
+            jid, state = line.strip().split("|", 1)
+            states[jid] = state
+    return states
+
+
+def sacct_history(job_ids: list[str]) -> dict[str, list[str]]:
+    """Job id -> every state Slurm's accounting recorded for it, oldest first (requeues included, `-D`)."""
+    if not job_ids or not have_slurm():
+        return {}
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    try:
+        out = subprocess.run(["sacct", "-n", "-P", "-X", "-D", "-j", ",".join(arrays), "-o", "JobID,State,Start"],
+                             capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    hist: dict[str, list[tuple[str, str]]] = {}
+    for line in out.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) < 3:
+            continue
+        jid, state, start = parts[0], parts[1].split()[0], parts[2]
+        hist.setdefault(jid, []).append((start, state))
+    return {jid: [s for _, s in rows] for jid, rows in hist.items()}
+
+
+# ---- launch -------------------------------------------------------------------------------------------------
+def plan(spec: SweepSpec, store_root, rerun_stale: bool = False,
+         extra_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Which runs to submit, which to skip and why (finished, stale, still active)."""
+    from results.store import Store
+
+    runs = spec.expand() if not extra_overrides else __import__("bench.sweep.spec", fromlist=["expand"]).expand(
+        spec, extra_overrides)
+    frame = Store(store_root).runs(sweep=spec.name)
+    status = dict(zip(frame["run_id"], frame["status"])) if len(frame) else {}
+    shas = dict(zip(frame["run_id"], frame["git_sha"])) if len(frame) else {}
+    sha = git_sha()
+    finished = {r.run_id for r in runs if status.get(r.run_id) == "finished"}
+    stale = {rid for rid in finished if shas.get(rid) not in (sha, None, "", "unknown") and sha != "unknown"}
+    launches = read_launches(store_root, spec.name)
+    jobs = latest_job_ids(launches)
+    queued = squeue_states([jobs[r.run_id] for r in runs if r.run_id in jobs])
+    active = {r.run_id for r in runs if jobs.get(r.run_id) in queued and r.run_id not in finished}
+    skip = (finished - stale if rerun_stale else finished) | active
+    todo = [r for r in runs if r.run_id not in skip]
+    return {"runs": runs, "todo": todo, "finished": finished, "stale": stale, "active": active, "sha": sha,
+            "stale_shas": sorted({shas[r] for r in stale})}
+
+
+def launch(spec: SweepSpec, store_root="results", wait: bool = False, rerun_stale: bool = False,
+           executor: str | None = None, out: Callable[[str], None] = print) -> dict[str, Any]:
+    """Submit the sweep's unfinished runs as one job array. Returns the plan plus `jobs` (submitit Job objects)."""
+    kind = executor or spec.executor
+    store_root = str(store_root)
+    p = plan(spec, store_root, rerun_stale)
+    folder = sweep_dir(store_root, spec.name)
+    if p["stale"]:
+        shas = ", ".join(s[:10] for s in p["stale_shas"])
+        if rerun_stale:
+            out(f"warning: rerunning {len(p['stale'])} finished runs made at another git sha ({shas}); "
+                f"this is {p['sha'][:10]}")
+        else:
+            out(f"warning: {len(p['stale'])} finished runs of sweep {spec.name} were made at another git sha "
+                f"({shas}; this is {p['sha'][:10]}): they are stale; pass --rerun-stale to rerun them")
+    if p["active"]:
+        out(f"{len(p['active'])} runs are still queued or running from an earlier launch: not resubmitted")
+    todo: list[RunSpec] = p["todo"]
+    p["jobs"] = []
+    if not todo:
+        out(f"sweep {spec.name}: nothing to submit ({len(p['finished'])} of {len(p['runs'])} runs finished, "
+            f"{len(p['active'])} queued or running)")
+        return p
+    ex = make_executor(spec, folder, kind, n_jobs=len(todo))
+    tasks = [{"run_id": r.run_id, "method": r.method, "task": r.task, "seed": r.seed, "overrides": r.overrides}
+             for r in todo]
+    fn = SweepJob(store_root, spec.name, progress=False)
+    t_submit = time.time()
+    jobs = ex.map_array(fn, tasks)
+    p["jobs"] = jobs
+    job_ids = {r.run_id: str(j.job_id) for r, j in zip(todo, jobs)}
+    log_dir = folder / "submitit"
+    _append_jsonl(folder / "launches.jsonl", {
+        "t_submit": t_submit, "git_sha": p["sha"], "executor": kind, "spec_file": spec.source,
+        "all_runs": [r.run_id for r in p["runs"]], "jobs": job_ids,
+        "labels": {r.run_id: r.label() for r in p["runs"]}, "log_dir": str(log_dir),
+        "skipped_finished": len(p["finished"] - (p["stale"] if rerun_stale else set())),
+    })
+    first = str(jobs[0].job_id)
+    array = first.split("_")[0]
+    out(f"sweep {spec.name}: submitted {len(jobs)} runs as job array {array} ({kind}); "
+        f"skipped {len(p['runs']) - len(todo)} (finished or active)")
+    out(f"  job ids: {', '.join(job_ids.values())}")
+    out(f"  logs:    {log_dir}/<job id>/  (e.g. {log_dir / first})")
+    out(f"  status:  mbench sweep status {spec.name} --store {store_root}")
+    if wait or kind != "slurm":  # local jobs die with this process, debug jobs run in it: always wait
+        wait_for(jobs, out=out)
+    return p
+
+
+def wait_for(jobs, out: Callable[[str], None] = print, poll_s: float = 2.0) -> dict[str, int]:
+    """Block until every job is done, with a progress bar; returns counts of ok/failed jobs."""
+    from tqdm import tqdm
+
+    done: set[int] = set()
+    counts = Counter()
+    with tqdm(total=len(jobs), desc="jobs", unit="job", file=sys.stderr) as bar:
+        while len(done) < len(jobs):
+            for i, job in enumerate(jobs):
+                if i in done:
+                    continue
+                if job.done() or type(job).__name__ == "DebugJob":
+                    try:
+                        job.result()
+                        counts["ok"] += 1
+                    except Exception as e:  # the error is in the store and the job's log
+                        counts["failed"] += 1
+                        first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+                        out(f"job {job.job_id} failed: {first[:200]}")
+                    done.add(i)
+                    bar.update(1)
+            if len(done) < len(jobs):
+                time.sleep(poll_s)
+    return dict(counts)
+
+
+# ---- status -------------------------------------------------------------------------------------------------
+def one_line(error: str | None) -> str:
+    text = (error or "").strip()
+    return text.splitlines()[0][:240] if text else ""
+
+
+def sweep_status(store_root, name: str) -> dict[str, Any]:
+    """Counts from the store and from Slurm, requeues, and the one-line errors of failed runs."""
+    from results.store import Store
+
+    launches = read_launches(store_root, name)
+    frame = Store(store_root).runs(sweep=name)
+    expected: list[str] = list(launches[-1].get("all_runs", [])) if launches else []
+    labels: dict[str, str] = {}
+    for launch in launches:
+        labels.update(launch.get("labels", {}))
+    in_store = {} if frame.empty else {r.run_id: r for r in frame.itertuples()}
+    for rid in in_store:
+        if rid not in expected:
+            expected.append(rid)
+    jobs = latest_job_ids(launches)
+    all_job_ids = sorted({j for launch in launches for j in launch.get("jobs", {}).values()})
+    queued = squeue_states(all_job_ids)
+    history = sacct_history(all_job_ids)
+    attempts = read_attempts(store_root, name)
+    counts = Counter()
+    lost, failed, requeued = [], [], {}
+    for rid in expected:
+        row = in_store.get(rid)
+        status = row.status if row is not None else "pending"
+        job = jobs.get(rid)
+        if status in ("running", "preempted") and job and job not in queued and have_slurm() and launches and \
+                launches[-1].get("executor") == "slurm":
+            lost.append(rid)  # the store says running, but no Slurm job is alive for it
+        counts[status] += 1
+        if status == "failed":
+            failed.append((rid, one_line(row.error)))
+        n_requeue = sum(1 for jid in {j for L in launches for r, j in L.get("jobs", {}).items() if r == rid}
+                        for s in history.get(jid, []) if s in ("REQUEUED", "PREEMPTED", "NODE_FAIL"))
+        starts = sum(1 for a in attempts.get(rid, []) if a.get("event") == "start")
+        if n_requeue or starts > 1:
+            requeued[rid] = {"slurm_requeues": n_requeue, "attempts": starts}
+    slurm_counts = Counter()
+    for rid in expected:
+        job = jobs.get(rid)
+        if job is None:
+            continue
+        if job in queued:
+            slurm_counts[queued[job]] += 1
+        elif history.get(job):
+            slurm_counts[history[job][-1]] += 1
+    return {"name": name, "runs": len(expected), "store": dict(counts), "slurm": dict(slurm_counts),
+            "requeued": requeued, "failed": failed, "lost": lost, "labels": labels,
+            "launches": len(launches)}
+
+
+def format_status(st: dict[str, Any]) -> str:
+    order = ("pending", "running", "preempted", "finished", "failed")
+    lines = [f"sweep {st['name']}: {st['runs']} runs, {st['launches']} launches"]
+    lines.append("  store: " + " · ".join(f"{k} {st['store'].get(k, 0)}" for k in order))
+    if st["slurm"]:
+        lines.append("  slurm: " + " · ".join(f"{k.lower()} {v}" for k, v in sorted(st["slurm"].items())))
+    if st["requeued"]:
+        lines.append(f"  requeued: {len(st['requeued'])} runs")
+        for rid, r in st["requeued"].items():
+            lines.append(f"    {rid} {st['labels'].get(rid, '')}: {r['slurm_requeues']} requeues in sacct, "
+                         f"{r['attempts']} attempts")
+    if st["lost"]:
+        lines.append(f"  lost: {len(st['lost'])} runs are 'running' in the store with no live job "
+                     "(killed?): relaunch to resume them from their checkpoints")
+    if st["failed"]:
+        lines.append("  failed:")
+        for rid, err in st["failed"]:
+            lines.append(f"    {rid} {st['labels'].get(rid, '')}: {err}")
+    return "\n".join(lines)
