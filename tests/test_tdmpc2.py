@@ -2,8 +2,6 @@
 action of a toy model, both terminal values train, and a tiny offline-then-online run lands in the store."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -139,8 +137,6 @@ def test_tiny_offline_then_online_run(demo_dataset, store_root):
     assert int(row.env_steps) >= TINY["online.steps"]
     # offline updates, then one update per online env step (utd 1, no seeding after pretraining)
     assert int(row.grad_steps) >= TINY["pretrain.steps"] + TINY["online.steps"]
-    params = json.loads(row.provenance_json)["parameter_counts"]
-    assert params["trainable"] > 0
     c = store.curves(sweep="t")
     for phase in ("pretrain", "finetune"):
         losses = c[(c.phase == phase) & c.metric.str.startswith("loss/")]
