@@ -291,5 +291,14 @@ def load_dataset(task_or_id: Any, obs_dim: int | None = None, act_dim: int | Non
     elif source.endswith(HDF5_SUFFIXES):
         ds = load_d4rl_hdf5(source, dataset_id=None if path is None else dataset_id)
     else:
-        ds = load_minari(source, obs_flatten=obs_flatten)
+        ds = load_minari(source, obs_flatten=obs_flatten or _suite_obs_flatten(source))
     return ds.validate(obs_dim, act_dim)
+
+
+def _suite_obs_flatten(dataset_id: str) -> Callable[[Any], np.ndarray] | None:
+    """A suite's own observation rule for its Minari ids (kitchen keeps only `observation`), or None."""
+    if dataset_id.startswith("D4RL/kitchen/"):
+        from bench.data.kitchen import flatten_kitchen_obs
+
+        return flatten_kitchen_obs
+    return None

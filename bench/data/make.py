@@ -325,8 +325,15 @@ def _cmd_make(args) -> int:
     if args.id.startswith("robomimic/"):
         from bench.data.robomimic import make_robomimic_dataset
 
-        summary = make_robomimic_dataset(args.id, root=args.root, seed=args.seed, progress=not args.no_progress,
-                                         force=args.force)
+        summary = make_robomimic_dataset(args.id, root=args.root, n_demos=args.size, seed=args.seed,
+                                         progress=not args.no_progress, force=args.force)
+        print(json.dumps(summary, indent=1, default=str))
+        return 0
+    if args.id.startswith("D4RL/kitchen/"):
+        from bench.data.kitchen import make_kitchen_dataset
+
+        summary = make_kitchen_dataset(args.id, root=args.root, n_episodes=args.size, seed=args.seed,
+                                       progress=not args.no_progress, force=args.force)
         print(json.dumps(summary, indent=1, default=str))
         return 0
     summary = make_dataset(args.id, root=args.root, agent_steps=args.agent_steps, dataset_size=args.size,
@@ -348,7 +355,8 @@ def add_cli(subparsers) -> None:
     mk = dsub.add_parser("make", help="make a look-alike dataset offline, saved in the Minari format")
     mk.add_argument("id", help="dataset id, e.g. mujoco/hopper/medium-v0 or mbench/inverted-double-pendulum/medium-v0")
     mk.add_argument("--agent-steps", type=int, default=None, help="SAC env steps (default: DEFAULT_BUDGETS)")
-    mk.add_argument("--size", type=int, default=None, help="transitions per collected part (default: DEFAULT_BUDGETS)")
+    mk.add_argument("--size", type=int, default=None, help="transitions per collected part (default: DEFAULT_BUDGETS); "
+                    "robomimic and kitchen ids: number of demos")
     mk.add_argument("--root", default=None, help="datasets folder (default: MINARI_DATASETS_PATH; robomimic ids: "
                     "ROBOMIMIC_DATASETS_PATH)")
     mk.add_argument("--seed", type=int, default=0, help="dataset seed (fixed across run seeds)")

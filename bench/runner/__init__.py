@@ -180,13 +180,14 @@ class Run:
         if cfg["deterministic"]:
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(cfg["seed"])
+        source = cfg["dataset_path"] or self.task.dataset_id
+        self.task = self.task.for_dataset(source)  # e.g. robomimic: the env comes from the dataset's env_args
         env = self.task.make_env()
         obs_dim = int(np.prod(env.observation_space.shape))
         act_dim = int(np.prod(env.action_space.shape))
         self.act_low = np.asarray(env.action_space.low, np.float32).reshape(-1)
         self.act_high = np.asarray(env.action_space.high, np.float32).reshape(-1)
         env.close()
-        source = cfg["dataset_path"] or self.task.dataset_id
         self.dataset = load_dataset(source, obs_dim=obs_dim, act_dim=act_dim)
         self.dataset_hash = self.dataset.content_hash()
         if self.task.ref_min is None and self.dataset.ref_min is not None:

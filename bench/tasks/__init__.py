@@ -45,6 +45,9 @@ class TaskSpec:
     success_metric: bool = False  # the env reports success (kitchen, robomimic)
     score_fn: Callable[[float, dict], float] | None = None  # suite-specific score (kitchen)
     make_env_fn: Callable[..., Any] | None = None  # suite-specific factory (robosuite)
+    # (task, dataset id or path) -> the task bound to that dataset, e.g. robomimic builds its env from the
+    # dataset's env_args so that data and env match. None: the task does not depend on its dataset.
+    bind_dataset_fn: Callable[["TaskSpec", str], "TaskSpec"] | None = None
     description: str = ""
 
     def make_env(self, seed: int | None = None, **overrides):
@@ -60,6 +63,10 @@ class TaskSpec:
         if seed is not None:
             env.action_space.seed(seed)
         return env
+
+    def for_dataset(self, source: str) -> "TaskSpec":
+        """This task bound to the dataset a run loads (id or path); unchanged for most suites."""
+        return self.bind_dataset_fn(self, source) if self.bind_dataset_fn is not None else self
 
     def normalized_score(self, episode_return: float, info: dict | None = None) -> float:
         if self.score_fn is not None:
