@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bench.sweep.spec import RunSpec, SweepError, SweepSpec, load_sweep, parse_sweep
 
-__all__ = ["RunSpec", "SweepError", "SweepSpec", "load_sweep", "parse_sweep", "add_cli"]
+__all__ = ["RunSpec", "SweepError", "SweepSpec", "add_cli", "load_sweep", "parse_sweep"]
 
 
 def add_cli(subparsers) -> None:

@@ -69,8 +69,8 @@ class _Probe:
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
 
-    def __enter__(self) -> "_Probe":
-        import bench.runner as runner
+    def __enter__(self) -> _Probe:
+        from bench import runner
 
         cls = getattr(runner, "Run", None)
         self._cls, self._orig = cls, getattr(cls, "try_resume", None)

@@ -20,8 +20,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.sweep.job import SweepJob, _append_jsonl, read_attempts, sweep_dir
 from bench.sweep.spec import RunSpec, SweepSpec
@@ -98,7 +99,7 @@ def squeue_states(job_ids: list[str]) -> dict[str, str]:
     arrays = sorted({j.split("_")[0] for j in job_ids})
     try:
         out = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(arrays), "-o", "%i|%T"], capture_output=True,
-                             text=True, timeout=30).stdout
+                             text=True, timeout=30, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
     states = {}
@@ -116,7 +117,7 @@ def sacct_history(job_ids: list[str]) -> dict[str, list[str]]:
     arrays = sorted({j.split("_")[0] for j in job_ids})
     try:
         out = subprocess.run(["sacct", "-n", "-P", "-X", "-D", "-j", ",".join(arrays), "-o", "JobID,State,Start"],
-                             capture_output=True, text=True, timeout=30).stdout
+                             capture_output=True, text=True, timeout=30, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
     hist: dict[str, list[tuple[str, str]]] = {}
@@ -218,7 +219,7 @@ def wait_for(jobs, out: Callable[[str], None] = print, poll_s: float = 2.0) -> d
                     try:
                         job.result()
                         counts["ok"] += 1
-                    except Exception as e:  # the error is in the store and the job's log
+                    except Exception as e:  # noqa: BLE001 - the error is in the store and the job's log
                         counts["failed"] += 1
                         first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
                         out(f"job {job.job_id} failed: {first[:200]}")

@@ -262,7 +262,7 @@ def parse_sweep(data: Any, source: str = "<string>") -> SweepSpec:
         res_kw["time"] = _minutes(source, res_raw["time"])
     resources = Resources(**res_kw)
     try:
-        resources.mem_gb
+        _ = resources.mem_gb
     except ValueError:
         _fail(source, f"'resources.mem' must look like 4G or 512M, got {resources.mem!r}")
     executor = data.get("executor", "slurm")
