@@ -191,3 +191,23 @@ def test_mbench_time_runs_without_mujoco_gymnasium_minari(tmp_path):
     assert (t.p50_ms <= t.p90_ms).all() and (t.p90_ms <= t.p99_ms).all() and (t.mean_ms > 0).all()
     runs = Store(store).runs(sweep="timing")
     assert list(runs.status) == ["finished"] and list(runs.dataset) == ["synthetic"]
+
+
+def test_compile_deadline_skips_and_says_so():
+    rows = time_components(_Fake(), (1,), warmup=0, reps=2, compile=True, compile_backend="eager",
+                           compile_deadline=0.0)
+    skipped = [r for r in rows if r["compiled"]]
+    assert len(skipped) == 1 and skipped[0]["compile_agree"] is None and skipped[0]["reps"] == 0
+    assert "budget" in skipped[0]["compile_detail"]
+
+
+def test_gpu_check_cpu_fallback_smoke(tmp_path):
+    out = tmp_path / "rows.csv"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu",
+                           "--methods", "bc_gauss", "--no-compile", "--reps", "2", "--warmup", "0", "--batch", "2",
+                           "--csv", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("slowest_act_p50_b1 bc_gauss/act: ") and last.endswith(")") and " ms (" in last
+    assert out.read_text().count("\n") == 4  # header + act b1, update b1, act b2

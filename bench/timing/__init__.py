@@ -80,8 +80,11 @@ def time_callable(fn: Callable[[], Any], *, component: str = "fn", device: str |
     `max_s` caps the timed loop's wall time (a slow component on the CPU stops after at least `min_reps`
     reps); the row records how many reps were actually timed."""
     device = torch.device(device)
+    t_warm = time.perf_counter()
     for _ in range(warmup):
         fn()
+        if max_s is not None and time.perf_counter() - t_warm > max_s:
+            break  # one call already outlasts the cap: more warm-up would only spend the budget
     times: list[float] = []
     t_start = time.perf_counter()
     if device.type == "cuda":
@@ -256,24 +259,49 @@ def device_name(device: str | torch.device) -> str:
         return torch.cuda.get_device_name(device)
     import platform
 
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     return platform.processor() or platform.machine() or "cpu"
 
 
+_RESERVED = {f.name for f in dataclasses.fields(TimingResult)} - {"extra"}
+
+
 def cost_settings(method: Any) -> dict[str, Any]:
-    """The method's cost settings, with every COST_KEYS column present (None where it has none)."""
-    settings = dict(method.cost_settings() or {})
+    """The method's cost settings, with every COST_KEYS column present (None where it has none).
+
+    A setting named like a timing column (e.g. a method's own `compiled` flag) is kept as `method_<name>`, so it
+    cannot overwrite what the harness measured."""
+    settings = {(f"method_{k}" if k in _RESERVED else k): v for k, v in (method.cost_settings() or {}).items()}
     return {**{k: None for k in COST_KEYS}, **settings}
+
+
+def _empty_row(component: str, device: torch.device, batch: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """A compiled path that was not measured (failed or skipped): NaN latencies, 0 reps."""
+    return TimingResult(component=component, device=str(device), batch=batch, warmup=0, reps=0, mean_ms=math.nan,
+                        p50_ms=math.nan, p90_ms=math.nan, p99_ms=math.nan, threads=torch.get_num_threads(),
+                        compiled=True, extra=extra).row()
 
 
 def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup: int = 3, reps: int = 20,
                     device: str | torch.device | None = None, compile: bool = False, compile_mode: str = "default",
                     compile_backend: str = "inductor", max_s: float | None = None, atol: float = 1e-3,
-                    rtol: float = 1e-3, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                    rtol: float = 1e-3, eager: bool = True, compile_deadline: float | None = None,
+                    log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Time every `timed_components(batch)` closure of `method` at each batch size; one row per measurement.
 
     Training steps (`update*`) are timed once, at the first batch size (their batch is the method's training
     batch, whatever `batch` says). With `compile`, each act path is also timed compiled (see the module
-    docstring): its row has compiled=True, compile_s, compile_agree and compile_max_abs_diff."""
+    docstring): its row has compiled=True, compile_s, compile_agree and compile_max_abs_diff. A method whose
+    own config compiles a path (cost setting `compiled`) has compiled=True on its eager-harness rows too.
+    eager=False (with compile) skips the eager rows, e.g. when they were timed already; the check still runs.
+    compile_deadline (a time.perf_counter() value): no compile starts after it; such a path gets a row with
+    NaN latencies and compile_detail "skipped: budget spent" (compile_agree None)."""
     device = torch.device(device if device is not None else getattr(method, "device", "cpu"))
     settings = cost_settings(method)
     common = {"device_name": device_name(device)}
@@ -287,23 +315,41 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
         for name, fn in comps.items():
             if not is_act_path(name) and b != batch_sizes[0]:
                 continue
-            r = time_callable(fn, component=name, device=device, batch=b, warmup=warmup, reps=reps, max_s=max_s,
-                              extra={**settings, **common})
-            rows.append(r.row())
-            if log:
-                log(f"{name:>10s} b={b:<4d} eager    p50 {r.p50_ms:9.3f} ms  p99 {r.p99_ms:9.3f} ms ({r.reps} reps)")
+            if eager:
+                r = time_callable(fn, component=name, device=device, batch=b, warmup=warmup, reps=reps,
+                                  max_s=max_s, compiled=bool(settings.get("method_compiled")),
+                                  extra={**settings, **common})
+                rows.append(r.row())
+                if log:
+                    log(f"{name:>10s} b={b:<4d} eager    p50 {r.p50_ms:9.3f} ms  p99 {r.p99_ms:9.3f} ms "
+                        f"({r.reps} reps)")
             if not (compile and is_act_path(name)):
                 continue
-            cfn = own[name] if own and name in own else compile_component(fn, compile_mode, compile_backend)
             how = "method" if own and name in own else f"torch.compile:{compile_backend}:{compile_mode}"
-            agreement = check_agreement(fn, cfn, device=device, atol=atol, rtol=rtol)
-            # reduce-overhead records its CUDA graphs over the first calls: keep at least 3 untimed.
-            rc = time_callable(cfn, component=name, device=device, batch=b, warmup=max(warmup, 3), reps=reps,
-                               max_s=max_s, compiled=True,
-                               extra={**settings, **common, "compile_s": agreement.compile_s, "compile_how": how,
-                                      "compile_agree": agreement.agree,
-                                      "compile_max_abs_diff": agreement.max_abs_diff,
-                                      "compile_detail": agreement.detail})
+            if compile_deadline is not None and time.perf_counter() > compile_deadline:
+                if log:
+                    log(f"{name:>10s} b={b:<4d} compiled skipped (budget spent)")
+                rows.append(_empty_row(name, device, b, {**settings, **common, "compile_how": how,
+                                                         "compile_agree": None,
+                                                         "compile_detail": "skipped: budget spent"}))
+                continue
+            try:
+                cfn = own[name] if own and name in own else compile_component(fn, compile_mode, compile_backend)
+                agreement = check_agreement(fn, cfn, device=device, atol=atol, rtol=rtol)
+                # reduce-overhead records its CUDA graphs over the first calls: keep at least 3 untimed.
+                rc = time_callable(cfn, component=name, device=device, batch=b, warmup=max(warmup, 3), reps=reps,
+                                   max_s=max_s, compiled=True,
+                                   extra={**settings, **common, "compile_s": agreement.compile_s,
+                                          "compile_how": how, "compile_agree": agreement.agree,
+                                          "compile_max_abs_diff": agreement.max_abs_diff,
+                                          "compile_detail": agreement.detail})
+            except Exception as e:  # a failed compile is a result to report, not a reason to lose the table
+                msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                if log:
+                    log(f"{name:>10s} b={b:<4d} compiled FAILED {msg}")
+                rows.append(_empty_row(name, device, b, {**settings, **common, "compile_how": how,
+                                                         "compile_agree": False, "compile_detail": msg[:500]}))
+                continue
             rows.append(rc.row())
             if log:
                 flag = "agree" if agreement.agree else f"MISMATCH ({agreement.detail})"

@@ -115,7 +115,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = []
     for r in rows:
         settings = ",".join(f"{k}={r[k]}" for k in COST_KEYS if r.get(k) is not None)
-        agree = "-" if not r.get("compiled") else ("yes" if r.get("compile_agree") else "NO")
+        agree = ("-" if not r.get("compiled") or "compile_agree" not in r else "skip" if r["compile_agree"] is None
+                 else "yes" if r["compile_agree"] else "NO")
         lines.append([str(r.get("method", "")), r["component"], str(r["batch"]), _fmt(bool(r["compiled"])),
                       _fmt(r["mean_ms"]), _fmt(r["p50_ms"]), _fmt(r["p90_ms"]), _fmt(r["p99_ms"]), str(r["reps"]),
                       _fmt(r.get("compile_s"), 1), agree, settings or "-"])
@@ -146,7 +147,7 @@ def _cmd_time(args: argparse.Namespace) -> int:
         if not args.no_store:
             write_rows(args.store, args.sweep, rid, cfg, rows, time.perf_counter() - t0, started)
             print(f"{m}: {len(rows)} timing rows -> {args.store} (sweep {args.sweep}, run {rid})", file=sys.stderr)
-        mismatch |= any(r["compiled"] and not r.get("compile_agree") for r in rows)
+        mismatch |= any(r["compiled"] and r.get("compile_agree") is False for r in rows)
         all_rows += rows
     print(format_table(all_rows))
     if mismatch:
