@@ -164,6 +164,13 @@ class Method:
     def timed_components(self, batch_size: int = 1) -> dict[str, Callable[[], Any]]:
         return {}
 
+    def compiled_components(self, batch_size: int = 1, mode: str = "default") -> dict[str, Callable[[], Any]] | None:
+        """Optional: the method's own compiled or CUDA-graphed versions of some act-path timed components (same
+        names, same outputs from the same RNG state), compiled lazily on their first call so that the timing
+        harness can time the compile. None (default): the harness wraps each act path in torch.compile itself.
+        Either way `mbench time --compile` checks them against the eager closures (bench/timing)."""
+        return None
+
     def cost_settings(self) -> dict[str, Any]:
         """Settings that drive inference cost (horizon, samples, iterations, denoising_steps, terminal)."""
         return {}
