@@ -26,7 +26,7 @@ import socket
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import submitit
 
@@ -69,7 +69,7 @@ class _Probe:
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
 
-    def __enter__(self) -> _Probe:
+    def __enter__(self) -> Self:
         from bench import runner
 
         cls = getattr(runner, "Run", None)

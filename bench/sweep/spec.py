@@ -99,6 +99,7 @@ class SweepSpec:
     tune: dict[str, Any] | None = None
     description: str = ""
     source: str = ""  # the file it came from
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict)  # the parsed YAML, to hand to jobs as is
 
     def expand(self) -> list[RunSpec]:
         """Every run of the sweep, in a stable order, de-duplicated by run_id."""
@@ -167,7 +168,7 @@ def _flat_overrides(source: str, where: str, value: Any) -> dict[str, Any]:
 def _minutes(source: str, value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
-    if isinstance(value, str):  # [D-]HH:MM:SS or MM
+    if isinstance(value, str) and value.replace("-", "").replace(":", "").isdigit():  # [D-]HH:MM:SS or MM
         days = 0
         text = value
         if "-" in text:
@@ -270,7 +271,7 @@ def parse_sweep(data: Any, source: str = "<string>") -> SweepSpec:
         _fail(source, f"'executor' must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     return SweepSpec(name=name, methods=methods, tasks=tasks, seeds=seeds, overrides=overrides, grid=grid_raw,
                      per_method=per_method, resources=resources, executor=executor, tune=tune,
-                     description=str(data.get("description", "")), source=source)
+                     description=str(data.get("description", "")), source=source, raw=data)
 
 
 def load_sweep(path: str | Path) -> SweepSpec:

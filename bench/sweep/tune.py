@@ -242,8 +242,6 @@ class TuneWorker(submitit.helpers.Checkpointable):
 def tune(spec: SweepSpec, store_root="results", wait: bool = False, executor: str | None = None,
          n_trials: int | None = None, workers: int | None = None, out: Callable[[str], None] = print) -> dict:
     """Start (or continue) the study: `workers` jobs that share its storage."""
-    import yaml
-
     from bench.sweep.launch import make_executor, wait_for
 
     if spec.tune is None:
@@ -253,11 +251,8 @@ def tune(spec: SweepSpec, store_root="results", wait: bool = False, executor: st
     study = load_study(spec, store_root)  # create it here so that workers race on nothing
     reap_stale(study, int(spec.tune.get("max_retry", 3)), out=out)
     folder = sweep_dir(store_root, spec.name)
-    data = yaml.safe_load(Path(spec.source).read_text()) if Path(spec.source).is_file() else None
-    if data is None:
-        raise SweepError(f"sweep file {spec.source}: not readable")
     ex = make_executor(spec, folder, kind, n_jobs=n_workers)
-    jobs = ex.map_array(TuneWorker(data, spec.source, str(store_root), n_trials), list(range(n_workers)))
+    jobs = ex.map_array(TuneWorker(spec.raw, spec.source, str(store_root), n_trials), list(range(n_workers)))
     out(f"tune {spec.name}: {n_workers} workers submitted ({kind}): {', '.join(str(j.job_id) for j in jobs)}")
     out(f"  study: {storage_path(spec, store_root)}  logs: {folder / 'submitit'}")
     if wait or kind != "slurm":
