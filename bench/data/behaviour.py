@@ -150,9 +150,9 @@ class SACAgent:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.zeros((), requires_grad=True)
         self.target_entropy = -float(act_dim)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, foreach=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, foreach=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr, foreach=True)
         self.low = np.asarray(action_low, np.float32)
         self.high = np.asarray(action_high, np.float32)
 
@@ -295,8 +295,9 @@ class BehaviourTrainer:
     def _snapshot(self, eval_env) -> None:
         name = f"policy-{self.step}.pt"
         _atomic(self.workdir / name, lambda f: torch.save(self.agent.actor.state_dict(), f))
-        ret = evaluate(eval_env, lambda o: self.agent.act(o), self.cfg.eval_episodes,
-                       seed=1_000_000 + self.step)
+        with torch.random.fork_rng(devices=[]):  # evaluating never changes the training RNG stream
+            ret = evaluate(eval_env, lambda o: self.agent.act(o), self.cfg.eval_episodes,
+                           seed=1_000_000 + self.step)
         self.checkpoints.append({"step": self.step, "return": ret, "file": name})
 
     # -- training ----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -189,7 +190,7 @@ def _cached_collect(workdir: Path, name: str, make_env, policy, n_steps: int, se
         return episodes
     episodes = collect(make_env, policy, n_steps, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
     np.savez(tmp, lengths=np.array([len(e["rewards"]) for e in episodes]),
              **{k: np.concatenate([e[k] for e in episodes]) for k in episodes[0]})
     os.replace(tmp, path)
@@ -252,14 +253,18 @@ def make_dataset(dataset_id: str, *, root: str | os.PathLike | None = None, agen
                 "ref_max": meta.get("ref_max_score"), "collected": prov.get("collected"), "wall_s": time.time() - t0}
 
     budget = _budget(plan.env_name, agent_steps, dataset_size)
-    cfg = SACConfig(hidden=budget["hidden"], start_steps=budget["start_steps"],
+    cfg = SACConfig(hidden=budget["hidden"], lr=budget.get("lr", SACConfig.lr), start_steps=budget["start_steps"],
                     checkpoint_every=budget["checkpoint_every"], eval_episodes=budget["eval_episodes"])
     make_env = _env_factory(plan)
     workdir = _agent_dir(root, plan, cfg, seed)
-    trainer = BehaviourTrainer(make_env, workdir, cfg, seed=seed)
-    t_train = time.time()
-    trainer.train(budget["agent_steps"], progress=progress)
-    train_s = time.time() - t_train
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / "lock", "w") as lock:
+        # Two makes of the same env (say medium and expert at once) train one agent: the second waits.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        trainer = BehaviourTrainer(make_env, workdir, cfg, seed=seed)
+        t_train = time.time()
+        trainer.train(budget["agent_steps"], progress=progress)
+        train_s = time.time() - t_train
     snaps = [c for c in trainer.checkpoints if c["step"] <= budget["agent_steps"]]
     expert_ckpt = snaps[-1]
     env = make_env()
