@@ -37,6 +37,7 @@ DEMO_METHODS: list[tuple[str, dict]] = [
     ("bc_dp", {}),
     ("tdmpc2", {}),
     ("dppo", {}),
+    ("modip", {}),  # terminal v, critic target indep: MODIP's defaults
 ]
 
 

@@ -66,7 +66,7 @@ _DEMO = {
         "world_model": {"members": 5, "hidden": [64, 64], "batch_size": 64},
         "critic": {"hidden": [64, 64], "batch_size": 128},
         "planner": {"horizon": 4, "samples": 64, "elites": 8, "iterations": 3, "pi_trajectories": 8,
-                    "replan_every": 2, "dp_sampler": "ddim"},
+                    "replan_every": 2},
         "update_every": 2, "distill_batch": 128, "diag_every": 100, "diag_sequences": 128,
     },
 }
@@ -106,8 +106,13 @@ class MODIP(DPMethod):
     # ---- data ----------------------------------------------------------------------------------------------
     def attach_buffer(self, buffer) -> None:
         super().attach_buffer(buffer)
-        rewards = torch.as_tensor(buffer.data["reward"][: max(buffer.n_offline, 1)])
+        n = max(buffer.n_offline, 1)
+        rewards = torch.as_tensor(buffer.data["reward"][:n])
         self.critics.set_value_scale(rewards)
+        with torch.no_grad():
+            obs = self.normalizer.norm_obs(torch.as_tensor(buffer.data["obs"][:n]).to(self.device))
+            nobs = self.normalizer.norm_obs(torch.as_tensor(buffer.data["next_obs"][:n]).to(self.device))
+            self.world_model.set_target_stats(obs, nobs, rewards.to(self.device))
 
     def buffer_extras(self) -> dict[str, tuple[int, ...]]:
         return {"label": (self.chunk, self.spaces.act_dim), "plan_reward": ()}
@@ -128,6 +133,7 @@ class MODIP(DPMethod):
         loss, metrics = self.world_model.loss(b["obs"], b["action"], b["next_obs"], b["reward"], b["terminal"])
         self.wm_optim.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.world_model.parameters(), self.cfg.world_model.grad_clip)
         self.wm_optim.step()
         return metrics
 

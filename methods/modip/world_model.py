@@ -32,6 +32,7 @@ class WorldModelConfig:
     batch_size: int = 256  # per member; each member sees its own bootstrap batch
     init_max_logvar: float = 0.5
     init_min_logvar: float = -10.0
+    grad_clip: float = 10.0
 
 
 class WorldModel(nn.Module):
@@ -43,6 +44,15 @@ class WorldModel(nn.Module):
         # Learnable soft bounds on the log-variance (PETS appendix A.1), regularised toward a narrow range.
         self.max_logvar = nn.Parameter(torch.full((self.out_dim,), cfg.init_max_logvar))
         self.min_logvar = nn.Parameter(torch.full((self.out_dim,), cfg.init_min_logvar))
+        # The targets [Δs, r] are standardised with statistics of the offline data (set once, then frozen and
+        # checkpointed), so every output dimension weighs alike in the NLL whatever its scale.
+        self.register_buffer("target_mean", torch.zeros(self.out_dim))
+        self.register_buffer("target_std", torch.ones(self.out_dim))
+
+    def set_target_stats(self, s, s_next, r) -> None:
+        target = torch.cat([s_next - s, r.unsqueeze(-1)], dim=-1)
+        self.target_mean.copy_(target.mean(0))
+        self.target_std.copy_(target.std(0).clamp_min(1e-3))
 
     def forward(self, s: torch.Tensor, a: torch.Tensor):
         """s (B, obs) / a (B, act) broadcast to all members, or (K, B, ·) one batch per member.
@@ -58,20 +68,21 @@ class WorldModel(nn.Module):
         """Gaussian NLL on [Δs, r] plus BCE on termination; every input shaped (K, B, ·)."""
         mean, logvar, term_logit = self(s, a)
         target = torch.cat([s_next - s, r.unsqueeze(-1)], dim=-1)
-        nll = (((mean - target) ** 2) * torch.exp(-logvar) + logvar).mean()
+        z = (target - self.target_mean) / self.target_std
+        nll = (((mean - z) ** 2) * torch.exp(-logvar) + logvar).mean()
         bce = F.binary_cross_entropy_with_logits(term_logit, terminal.float())
         bound_reg = 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
         total = nll + bce + bound_reg
         with torch.no_grad():
-            mse_s = ((mean[..., :-1] - target[..., :-1]) ** 2).mean()
-            mse_r = ((mean[..., -1] - target[..., -1]) ** 2).mean()
+            err = (mean - z) ** 2  # in standardised units, as errors() reports
         return total, {"loss/wm_nll": float(nll.detach()), "loss/wm_term": float(bce.detach()),
-                       "wm/train_obs_mse": float(mse_s), "wm/train_reward_mse": float(mse_r)}
+                       "wm/train_obs_nmse": float(err[..., :-1].mean()), "wm/train_reward_nmse": float(err[..., -1].mean())}
 
     def step(self, s: torch.Tensor, a: torch.Tensor):
         """One planning step from (N, obs), (N, act): ensemble-mean next state, reward, termination
         probability, and the members' disagreement (mean over dims of the std of their next-state means)."""
         mean, _, term_logit = self(s, a)
+        mean = mean * self.target_std + self.target_mean
         s_next_members = s.unsqueeze(0) + mean[..., :-1]
         s_next = s_next_members.mean(0)
         reward = mean[..., -1].mean(0)
@@ -81,16 +92,20 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def errors(self, obs_seq: torch.Tensor, act_seq: torch.Tensor, rew_seq: torch.Tensor) -> dict[str, float]:
-        """One-step and open-loop H-step errors on true sequences (N, H+1, obs), (N, H, act), (N, H)."""
+        """One-step and open-loop H-step errors on true sequences (N, H+1, obs), (N, H, act), (N, H).
+
+        Errors are in units of the offline data's per-dimension Δs (and r) variance, so 1.0 is as good as
+        predicting no information beyond the mean change, whatever the scale of each observation dimension."""
         h = act_seq.shape[1]
+        s_scale, r_scale = self.target_std[:-1] ** 2, self.target_std[-1] ** 2
         s1, r1, _, _ = self.step(obs_seq[:, 0], act_seq[:, 0])
-        out = {"wm/one_step_obs_mse": float(((s1 - obs_seq[:, 1]) ** 2).mean()),
-               "wm/one_step_reward_mse": float(((r1 - rew_seq[:, 0]) ** 2).mean())}
+        out = {"wm/one_step_obs_nmse": float((((s1 - obs_seq[:, 1]) ** 2) / s_scale).mean()),
+               "wm/one_step_reward_nmse": float(((r1 - rew_seq[:, 0]) ** 2).mean() / r_scale)}
         s = obs_seq[:, 0]
         rew_err = []
         for t in range(h):
             s, r, _, _ = self.step(s, act_seq[:, t])
-            rew_err.append(((r - rew_seq[:, t]) ** 2).mean())
-        out[f"wm/h{h}_obs_mse"] = float(((s - obs_seq[:, h]) ** 2).mean())
-        out[f"wm/h{h}_reward_mse"] = float(torch.stack(rew_err).mean())
+            rew_err.append(((r - rew_seq[:, t]) ** 2).mean() / r_scale)
+        out[f"wm/h{h}_obs_nmse"] = float((((s - obs_seq[:, h]) ** 2) / s_scale).mean())
+        out[f"wm/h{h}_reward_nmse"] = float(torch.stack(rew_err).mean())
         return out

@@ -1,0 +1,125 @@
+"""The 2×2 MODIP ablation on the demo task: planner.terminal ∈ {v, q} × critic.target ∈ {indep, policy}.
+
+Why: terminal v against q is the paper's inference-time claim, indep against policy its training-time claim;
+crossing them separates the two. Each arm runs MODIP's `demo` preset on the demo task for N seeds, with
+bc_dp (the common start, a flat line) alongside, into one store sweep. Runs already finished there are
+skipped, so the script resumes after an interruption. It then prints, per arm and actor, the final
+normalised score (mean ± 95% Student-t CI over seeds), the per-action planner latency (p50 at batch 1, from
+each run's own timing rows: plan / replan_every) and the time per fine-tune update (p50).
+
+    python benchmarks/ablate_demo.py [--store results] [--seeds 5] [--online-steps 6000] [--report-only]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SWEEP = "ablate-demo"
+ARMS = [("v", "indep"), ("q", "indep"), ("v", "policy"), ("q", "policy")]
+
+
+def budget(online_steps: int) -> dict:
+    from bench.demo import DEMO_BUDGET
+
+    return {**DEMO_BUDGET, "online.steps": online_steps}
+
+
+def configs(seeds: int, online_steps: int) -> list[tuple[str, dict]]:
+    from bench.runner import resolve_config
+
+    out = []
+    for seed in range(seeds):
+        out.append(("bc_dp", resolve_config("bc_dp", "demo", seed, budget(online_steps))))
+        for terminal, target in ARMS:
+            over = {**budget(online_steps), "preset": "demo", "modip.planner.terminal": terminal,
+                    "modip.critic.target": target}
+            out.append((f"modip terminal={terminal} target={target}", resolve_config("modip", "demo", seed, over)))
+    return out
+
+
+def mean_ci(values) -> str:
+    from scipy import stats
+
+    x = np.asarray([v for v in values if np.isfinite(v)], float)
+    if len(x) == 0:
+        return "n/a"
+    if len(x) < 2:
+        return f"{x.mean():.1f} (n=1)"
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    flag = "" if len(x) >= 5 else " [<5 seeds]"
+    return f"{x.mean():.1f} ± {half:.1f} (n={len(x)}){flag}"
+
+
+def report(store_root: str, plan: list[tuple[str, dict]]) -> None:
+    from bench.runner import run_id_of
+    from results.store import Store
+
+    store = Store(store_root)
+    runs = store.runs(sweep=SWEEP, status="finished")
+    curves = store.curves(sweep=SWEEP)
+    timings = store.timings(sweep=SWEEP)
+    arms: dict[str, list[str]] = {}
+    for label, cfg in plan:
+        rid = run_id_of(cfg)
+        if rid in set(runs.run_id):
+            arms.setdefault(label, []).append(rid)
+    print(f"\n2×2 on the demo task (store sweep '{SWEEP}'): final normalised score, per-action latency, update time")
+    head = f"{'arm':34s} {'actor':5s} {'final score':>26s} {'ms/action p50':>16s} {'ms/update p50':>16s}"
+    print(head)
+    print("-" * len(head))
+    for label, rids in arms.items():
+        c = curves[curves.run_id.isin(rids) & (curves.metric == "normalized_score")]
+        t = timings[timings.run_id.isin(rids) & (timings.batch == 1)]
+        for actor in sorted(c.actor.unique()):
+            ca = c[c.actor == actor]
+            finals = [ca[ca.run_id == r].sort_values("env_step").value.iloc[-1] for r in rids
+                      if (ca.run_id == r).any()]
+            comp = "plan" if actor == "mpc" else ("dp_act" if label.startswith("modip") else "act")
+            tc = t[t.component == comp]
+            per_action = []
+            for _, row in tc.iterrows():
+                extra = json.loads(row.extra_json) if isinstance(row.extra_json, str) and row.extra_json else {}
+                per_action.append(row.p50_ms / float(extra.get("replan_every", 1)))
+            upd = t[t.component == "update"].p50_ms.tolist()
+            print(f"{label:34s} {actor:5s} {mean_ci(finals):>26s} {mean_ci(per_action):>16s} "
+                  f"{mean_ci(upd) if label.startswith('modip') else '-':>16s}")
+    print("per-action latency of `dp`/`act` is one DP chunk (Ta actions) per call; of `mpc`, one plan / replan_every")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", default="results")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--online-steps", type=int, default=6000)
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args()
+    import torch
+
+    from bench.demo import ensure_demo_dataset
+    from bench.runner import run_id_of, run_one
+    from results.store import Store
+
+    torch.set_num_threads(1)
+    plan = configs(args.seeds, args.online_steps)
+    if not args.report_only:
+        ensure_demo_dataset()
+        # seeds outermost: a partial sweep still has every arm on the first seeds
+        for label, cfg in plan:
+            done = Store(args.store).finished_run_ids(SWEEP)
+            if run_id_of(cfg) in done:
+                continue
+            t0 = time.perf_counter()
+            run_one(cfg, store_root=args.store, sweep_id=SWEEP, progress=False)
+            print(f"{label} seed {cfg['seed']}: {time.perf_counter() - t0:.0f}s", flush=True)
+    report(args.store, plan)
+
+
+if __name__ == "__main__":
+    main()

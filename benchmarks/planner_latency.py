@@ -1,0 +1,170 @@
+"""Per-action latency of MODIP's planner at batch 1: terminal V(s) against terminal Q(s, a ~ DP).
+
+Why: the paper's inference-time claim is that a terminal V removes the full denoising chain that a terminal
+Q(ŝ_H, a_H ~ DP) pays per candidate and iteration. Goal: the v planner takes <= 1/3 of the q planner's time.
+This script measures both side by side in one process, with the settings the score runs use: it builds the
+planner from the method's default config (`resolve_config("modip", "demo", ...)`, no preset), so it never
+picks its own. Weights are random: latency depends on shapes, not on weights.
+
+It prints one table with
+- v and q at the default settings (p50, p90 per action; per action = per plan / replan_every);
+- the DP's sampler inside the planner: DDPM-20 against DDIM-5;
+- sweeps over iterations and samples;
+- host<->device copies and host syncs per plan (profiler counts: aten::_local_scalar_dense is a sync;
+  on CUDA, Memcpy HtoD/DtoH); the plan itself should have none, act() adds the copies that return actions;
+- a latency-matched q arm: q with the most iterations whose p50 does not exceed v's;
+on the CPU, and on CUDA when a GPU is present. Its last line is the headline,
+`planner_latency v/q: <ratio> ratio (<device>)`.
+
+    python benchmarks/planner_latency.py [--reps 20] [--threads 1] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.runner.config import method_config, resolve_config
+from bench.timing import time_callable
+from methods.base import ActorState, TaskSpaces
+from methods.common.normalize import Normalizer
+from methods.modip.planner import plan
+
+
+def demo_spaces() -> TaskSpaces:
+    from bench.tasks import get_task
+
+    task = get_task("demo")
+    try:
+        env = task.make_env()
+        obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+        low, high = env.action_space.low.reshape(-1), env.action_space.high.reshape(-1)
+        env.close()
+    except Exception:  # no MuJoCo here: InvertedDoublePendulum-v5's spaces
+        obs_dim, act_dim, low, high = 9, 1, np.array([-1.0]), np.array([1.0])
+    return TaskSpaces(obs_dim=obs_dim, act_dim=act_dim, act_low=low, act_high=high,
+                      max_episode_steps=task.max_episode_steps, gamma=task.gamma, chunk=task.chunk)
+
+
+def build(overrides: dict, device: str):
+    cfg = resolve_config("modip", "demo", 0, {**overrides, "device": device})
+    cls, mcfg, dp_cfg = method_config(cfg)
+    spaces = demo_spaces()
+    norm = Normalizer(np.zeros(spaces.obs_dim), np.ones(spaces.obs_dim), spaces.act_low, spaces.act_high)
+    return cls(mcfg, spaces, norm, device=device, seed=0, dp_cfg=dp_cfg)
+
+
+def measure(overrides: dict, device: str, reps: int) -> dict:
+    m = build(overrides, device)
+    obs = np.random.default_rng(0).standard_normal((1, m.spaces.obs_dim)).astype(np.float32)
+    state = ActorState.create(0, device)
+    r = time_callable(lambda: m.act(obs, "mpc", state, True), component="plan", device=device, batch=1,
+                      warmup=3, reps=reps, extra=m.cost_settings())
+    per = m.cfg.planner.replan_every
+    calls0 = m.dp.ema.module.denoiser_calls
+    m.act(obs, "mpc", state, True)
+    return {"p50": r.p50_ms / per, "p90": r.p90_ms / per, "denoiser_calls": m.dp.ema.module.denoiser_calls - calls0,
+            **m.cost_settings(), "method": m, "obs": obs}
+
+
+def copies_and_syncs(m, obs, device: str) -> tuple[str, str]:
+    """(inside plan(), whole act()) counts of host syncs and host<->device copies, from the profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    s = m.normalizer.norm_obs(torch.as_tensor(obs, device=device))
+    models = m.plan_models(True)
+
+    def count(fn):
+        with profile(activities=acts) as prof:
+            fn()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+        names = [e.name for e in prof.events()]
+        syncs = sum(n == "aten::_local_scalar_dense" for n in names)
+        copies = sum(("Memcpy HtoD" in n) or ("Memcpy DtoH" in n) for n in names)
+        return f"{copies} copies, {syncs} syncs"
+
+    g = torch.Generator(device=device).manual_seed(0)
+    inside = count(lambda: plan(models, s, None, g, m.cfg.planner, m.gamma, m.spaces.act_dim))
+    st = ActorState.create(0, device)
+    whole = count(lambda: m.act(obs, "mpc", st, True))
+    return inside, whole
+
+
+def run_device(device: str, reps: int, quick: bool) -> float:
+    sweep_reps = max(3, reps // 4)
+    rows = []
+
+    def add(label, overrides, n=sweep_reps):
+        r = measure(overrides, device, n)
+        rows.append((label, r))
+        return r
+
+    v = add("v (default)", {"modip.planner.terminal": "v"}, reps)
+    q = add("q (default)", {"modip.planner.terminal": "q"}, reps)
+    for sampler in ("ddpm", "ddim"):
+        for term in ("v", "q"):
+            add(f"{term} dp_sampler={sampler}", {"modip.planner.terminal": term, "modip.planner.dp_sampler": sampler})
+    default_iters, default_samples = v["iterations"], v["samples"]
+    iters = [1, 2, default_iters] if quick else sorted({1, 2, default_iters, 2 * default_iters})
+    samples = [64, default_samples] if quick else sorted({64, default_samples, 4 * default_samples})
+    for term in ("v", "q"):
+        for it in iters:
+            if it != default_iters:
+                add(f"{term} iterations={it}", {"modip.planner.terminal": term, "modip.planner.iterations": it})
+        for n in samples:
+            if n != default_samples:
+                elites = min(v["method"].cfg.planner.elites, n // 2)
+                pi = min(v["method"].cfg.planner.pi_trajectories, n // 4)
+                add(f"{term} samples={n}", {"modip.planner.terminal": term, "modip.planner.samples": n,
+                                            "modip.planner.elites": elites, "modip.planner.pi_trajectories": pi})
+    # latency-matched q: the most iterations whose p50 does not exceed v's
+    matched = None
+    for it in range(default_iters, 0, -1):
+        r = measure({"modip.planner.terminal": "q", "modip.planner.iterations": it}, device, sweep_reps)
+        if r["p50"] <= v["p50"] or it == 1:
+            matched = (it, r)
+            break
+    it, r = matched
+    note = "matched" if r["p50"] <= v["p50"] else "cannot match: q at 1 iteration is still slower"
+    rows.append((f"q latency-matched: iterations={it} ({note})", r))
+
+    print(f"\nplanner latency per action, batch 1, {device}, torch threads {torch.get_num_threads()}, "
+          f"default: horizon {v['horizon']}, samples {v['samples']}, iterations {v['iterations']}, "
+          f"DP proposals {v['pi_trajectories']}, denoising steps {v['denoising_steps']}, "
+          f"world-model members {v['wm_members']}, replan_every {v['replan_every']}")
+    head = f"{'arm':58s} {'p50 ms':>9s} {'p90 ms':>9s} {'denoiser calls/plan':>20s}"
+    print(head)
+    print("-" * len(head))
+    for label, r in rows:
+        print(f"{label:58s} {r['p50']:9.2f} {r['p90']:9.2f} {r['denoiser_calls']:20d}")
+    inside_v, whole_v = copies_and_syncs(v["method"], v["obs"], device)
+    inside_q, whole_q = copies_and_syncs(q["method"], q["obs"], device)
+    print(f"host<->device per plan: v plan() {inside_v}; act() {whole_v} | q plan() {inside_q}; act() {whole_q}")
+    ratio = v["p50"] / q["p50"]
+    print(f"v/q p50 ratio {ratio:.3f} (goal <= 0.333: {'met' if ratio <= 1 / 3 else 'not met'})")
+    return ratio
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="fewer sweep points")
+    ap.add_argument("--no-cuda", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_cuda else [])
+    ratios = {d: run_device(d, args.reps, args.quick) for d in devices}
+    for d, ratio in ratios.items():
+        print(f"planner_latency v/q: {ratio:.3f} ratio ({d})")
+
+
+if __name__ == "__main__":
+    main()
