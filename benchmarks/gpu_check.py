@@ -90,7 +90,7 @@ def main(argv=None) -> int:
             torch.set_num_threads(args.threads or int(subj.cfg["threads"]))
             got = time_components(subj.method, (1, args.batch), warmup=args.warmup, reps=args.reps, device=device,
                                   max_s=args.max_s, log=log(label))
-        except Exception as e:  # one broken method must not cost the whole check
+        except Exception as e:  # noqa: BLE001 - one broken method must not cost the whole check
             failures.append((label, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"))
             traceback.print_exc()
             continue
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
                                       device=device, max_s=args.max_s, compile=True, compile_mode=mode,
                                       compile_backend=args.compile_backend, eager=False,
                                       compile_deadline=t_start + args.budget_s, log=log(label))
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - reported as a failure row
                 failures.append((label + " compiled", f"{type(e).__name__}: {e}".splitlines()[0]))
                 traceback.print_exc()
                 continue
@@ -114,10 +114,7 @@ def main(argv=None) -> int:
                 r.update(method=label, task=args.task,
                          run_id=timing_run_id(subj, f"{args.compile_backend}:{mode}"))
             rows += got
-            try:  # free compiled graphs (and their CUDA graph pools) before the next method
-                torch._dynamo.reset()
-            except Exception:
-                pass
+            torch._dynamo.reset()  # free compiled graphs (and their CUDA graph pools) before the next method
     order = {lab: i for i, lab in enumerate(subjects)}
     rows.sort(key=lambda r: (order.get(r["method"], 99), r["batch"], r["component"], r["compiled"]))
     wall = time.perf_counter() - t_start
@@ -155,8 +152,8 @@ def main(argv=None) -> int:
 
 
 def write_store(root: str, rows, subjects, wall: float) -> None:
-    from bench.timing.cli import write_rows
     from bench.runner import _now
+    from bench.timing.cli import write_rows
 
     by_run: dict[str, list] = {}
     for r in rows:

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.timing import (check_agreement, rng_restore, rng_snapshot, summarize, time_callable,
-                          time_components)
+from bench.timing import check_agreement, rng_restore, rng_snapshot, summarize, time_callable, time_components
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +78,7 @@ class _Fake:
 
 def test_rng_snapshot_restores_captured_generators():
     g = torch.Generator().manual_seed(3)
-    fn = lambda: torch.randn(4, generator=g)  # noqa: E731
+    fn = lambda: torch.randn(4, generator=g)
     snap = rng_snapshot(fn)
     a = fn()
     rng_restore(snap)
@@ -88,7 +87,7 @@ def test_rng_snapshot_restores_captured_generators():
 
 def test_agreement_detects_a_wrong_compiled_path_and_accepts_a_right_one():
     g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
-    eager = lambda: torch.randn(5, generator=g1)  # noqa: E731
+    eager = lambda: torch.randn(5, generator=g1)
     assert check_agreement(eager, lambda: torch.randn(5, generator=g2)).agree
     bad = check_agreement(eager, lambda: torch.randn(5, generator=g2) + 1e-2)
     assert not bad.agree and bad.max_abs_diff == pytest.approx(1e-2, rel=1e-3)
@@ -184,7 +183,7 @@ def test_mbench_time_runs_without_mujoco_gymnasium_minari(tmp_path):
     args = ["--store", str(store), "time", "--method", "bc_dp", "--task", "demo", "--batch", "3", "--reps", "3",
             "--warmup", "1", "--quiet"]
     proc = subprocess.run([sys.executable, "-c", BLOCKER, *args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+                          check=False, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "bc_dp" in proc.stdout and "denoising_steps=20" in proc.stdout
     t = Store(store).timings(sweep="timing")
@@ -208,9 +207,34 @@ def test_gpu_check_cpu_fallback_smoke(tmp_path):
     out = tmp_path / "rows.csv"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu",
                            "--methods", "bc_gauss", "--no-compile", "--reps", "2", "--warmup", "0", "--batch", "2",
-                           "--csv", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           "--csv", str(out)], cwd=tmp_path, capture_output=True, check=False, text=True, timeout=300,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("slowest_act_p50_b1 bc_gauss/act: ") and last.endswith(")") and " ms (" in last
     assert out.read_text().count("\n") == 4  # header + act b1, update b1, act b2
+
+
+def test_run_checkpoint_takes_its_config_from_the_store(tmp_path):
+    """A run's last.pt names its run_id; `mbench time --checkpoint` rebuilds that run's config from the store."""
+    import json
+
+    from bench.runner.config import resolve_config
+    from bench.timing.cli import measure
+    from bench.timing.synthetic import build_subject
+    from results.store import Store
+
+    torch.set_num_threads(1)
+    over = ["dp.hidden=[32,32]", "dp.denoising_steps=5"]
+    src = build_subject("bc_dp", "demo", overrides=over)
+    ckpt = tmp_path / "last.pt"
+    torch.save({"run_id": "run0", "method": src.method.state_dict(),
+                "normalizer": src.method.normalizer.state_dict()}, ckpt)
+    cfg = resolve_config("bc_dp", "demo", 0, over)
+    Store(tmp_path / "store").write_run({"run_id": "run0", "sweep_id": "s", "method": "bc_dp", "task": "demo",
+                                         "seed": 0, "config_json": json.dumps(cfg), "status": "finished",
+                                         "attempt": 1})
+    _, got_cfg, rows = measure("bc_dp", "demo", checkpoint=str(ckpt), store_root=str(tmp_path / "store"),
+                               batch=2, reps=2, warmup=0)
+    assert got_cfg["dp"]["hidden"] == [32, 32] and {r["denoising_steps"] for r in rows} == {5}
+    assert {r["checkpoint_kind"] for r in rows} == {"run"}

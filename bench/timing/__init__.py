@@ -26,7 +26,8 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -343,7 +344,7 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
                                           "compile_how": how, "compile_agree": agreement.agree,
                                           "compile_max_abs_diff": agreement.max_abs_diff,
                                           "compile_detail": agreement.detail})
-            except Exception as e:  # a failed compile is a result to report, not a reason to lose the table
+            except Exception as e:  # noqa: BLE001 - a failed compile is a result to report, not a reason to lose the table
                 msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
                 if log:
                     log(f"{name:>10s} b={b:<4d} compiled FAILED {msg}")
@@ -358,6 +359,18 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
     return rows
 
 
-__all__ = ["TimingResult", "time_callable", "summarize", "time_components", "compile_component",
-           "check_agreement", "Agreement", "rng_snapshot", "rng_restore", "is_act_path", "cost_settings",
-           "device_name", "COST_KEYS"]
+__all__ = [
+    "COST_KEYS",
+    "Agreement",
+    "TimingResult",
+    "check_agreement",
+    "compile_component",
+    "cost_settings",
+    "device_name",
+    "is_act_path",
+    "rng_restore",
+    "rng_snapshot",
+    "summarize",
+    "time_callable",
+    "time_components",
+]

@@ -41,7 +41,7 @@ def _config_base_from_store(store_root: str, checkpoint: str) -> dict[str, Any] 
         from results.store import Store
 
         runs = Store(store_root).runs(run_ids=[rid])
-    except Exception:  # no store, no pandas: fall back to the command line's config
+    except Exception:  # noqa: BLE001 - no store, no pandas: fall back to the command line's config
         return None
     if runs.empty:
         return None
