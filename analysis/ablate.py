@@ -19,7 +19,15 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import figures, stats, tables
-from analysis.data import SCORE_METRIC, Notes, align_to_grid, config_value, eval_points, load_sweep, run_scores
+from analysis.data import (
+    SCORE_METRIC,
+    Notes,
+    align_to_grid,
+    config_value,
+    eval_points,
+    load_sweep,
+    run_scores,
+)
 from analysis.report import Document, save_table, section
 
 METHOD = "modip"

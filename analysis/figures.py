@@ -174,8 +174,8 @@ def interval_estimates(table: pd.DataFrame, colors: dict):
     fig, _ = plot_utils.plot_interval_estimates(points, cis, metric_names=names, algorithms=lines,
                                                 colors={ln: colors[ln] for ln in lines},
                                                 xlabel=f"final {SCORE_LABEL}", subfigure_width=3.6,
-                                                row_height=0.5)
-    fig.suptitle("Final score: point estimates and 95% stratified-bootstrap CIs", y=1.08)
+                                                row_height=0.5, xlabel_y_coordinate=-0.32)
+    fig.suptitle("Final score: point estimates and 95% stratified-bootstrap CIs", y=1.12 + 0.02 * len(lines))
     return fig
 
 

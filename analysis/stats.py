@@ -131,17 +131,17 @@ def iqm_by_group(frame: pd.DataFrame, keys: list[str], value: str = "value") -> 
     """
     if frame.empty:
         return pd.DataFrame(columns=[*keys, "iqm", "n"])
-    ordered = frame.sort_values(keys, kind="stable")
-    codes = ordered.groupby(keys, sort=False).ngroup().to_numpy()
+    codes = frame.groupby(keys, sort=True).ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    vals = ordered[value].to_numpy(dtype=float)
+    vals = frame[value].to_numpy(dtype=float)[order]
     iqm = np.empty(len(sizes))
     for size in np.unique(sizes):
         groups = np.flatnonzero(sizes == size)
         idx = starts[groups][:, None] + np.arange(size)[None, :]
         iqm[groups] = iqm_over_axis(vals[idx], axis=1)
-    first = ordered.iloc[starts][keys].reset_index(drop=True)
+    first = frame.iloc[order[starts]][keys].reset_index(drop=True)
     first["iqm"] = iqm
     first["n"] = sizes
     return first

@@ -57,11 +57,12 @@ def _write_chunk(args) -> None:
         store.write_curves(SWEEP, run_id, curve)
 
 
-def read_and_iqm(root: str) -> tuple[float, pd.DataFrame, int]:
-    start = time.perf_counter()
+def read_and_iqm(root: str) -> tuple[float, float, pd.DataFrame, int]:
+    """Wall and CPU seconds (this process, all threads) to read every curve row and compute the IQM cells."""
+    start, cpu = time.perf_counter(), time.process_time()
     curves = Store(root).curves(sweep=SWEEP)
     table = stats.iqm_by_group(curves, ["method", "task", "env_step"], "value")
-    return time.perf_counter() - start, table, len(curves)
+    return time.perf_counter() - start, time.process_time() - cpu, table, len(curves)
 
 
 def main() -> None:
@@ -82,11 +83,11 @@ def main() -> None:
         write_s = time.perf_counter() - start
         n_files = sum(len(files) for _, _, files in os.walk(root))
 
-        before_s, before, n_rows = read_and_iqm(root)
+        before_s, before_cpu, before, n_rows = read_and_iqm(root)
         start = time.perf_counter()
         compact_stats = Store(root).compact()
         compact_s = time.perf_counter() - start
-        after_s, after, _ = read_and_iqm(root)
+        after_s, after_cpu, after, _ = read_and_iqm(root)
         assert before.equals(after), "compaction changed the IQM table"
 
         # Bootstrap CIs, timed apart from the point estimates: final-score interval estimates per method
@@ -110,13 +111,15 @@ def main() -> None:
 
         rows = [
             ("write (runs + curves files)", write_s, f"{n_files} files, {args.workers} processes"),
-            ("read + IQM, before compaction", before_s, f"{n_rows} curve rows, {len(before)} IQM cells"),
+            ("read + IQM, before compaction", before_s,
+             f"{n_rows} curve rows, {len(before)} IQM cells; {before_cpu:.2f} s CPU"),
             ("compact", compact_s, f"{compact_stats['files_before']} -> {compact_stats['files_after']} files"),
-            ("read + IQM, after compaction", after_s, "same IQM table as before"),
+            ("read + IQM, after compaction", after_s, f"same IQM table as before; {after_cpu:.2f} s CPU"),
             (f"bootstrap CIs, final scores ({args.reps} reps)", final_ci_s, f"{len(matrices)} methods x 4 metrics"),
             (f"bootstrap CIs, IQM curve at {len(picks)} steps ({args.reps} reps)", curve_ci_s,
              f"{len(arrays)} methods"),
         ]
+        print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(f"{'step':<55}{'seconds':>9}  notes")
         for name, seconds, note in rows:
             print(f"{name:<55}{seconds:>9.2f}  {note}")

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -390,29 +391,60 @@ class Store:
                 frame = frame[frame[column].isin(values)]
         return frame.drop(columns=["_written_ns", "_row"]).sort_values("run_id").reset_index(drop=True)
 
-    def _per_run_table(self, table: str, sweeps: list | None, run_ids: set | None) -> pd.DataFrame:
-        filt = None
-        if run_ids is not None:
-            filt = ds.field("run_id").isin(pa.array(sorted(run_ids), type=pa.string()))
-        data = self._read(table, sweeps, filt)
-        frame = data.to_pandas()
-        if frame.empty:
-            return frame.drop(columns=["_written_ns", "_row"])
-        # A run rewrites its rows whole; after compaction an older copy can remain, so keep the latest write.
-        latest = frame.groupby("run_id", sort=False)["_written_ns"].transform("max")
-        frame = frame[frame["_written_ns"] == latest]
-        # The same write can be present twice while a compaction is between writing and deleting.
-        frame = frame.drop_duplicates(["run_id", "_written_ns", "_row"])
-        return frame.sort_values(["run_id", "_row"], kind="stable").drop(columns=["_written_ns", "_row"])
-
     def _join_runs(self, table: str, sweep, method, task, seed, run_ids, status) -> pd.DataFrame:
+        """The latest write of each selected run's rows, in run_id then row order, with the run's identity.
+
+        Done in Arrow and numpy rather than pandas, because a large sweep has millions of curve rows: the
+        latest-write choice is a per-run max over dictionary codes, the join a take from the small runs
+        table, and strings reach pandas through their dictionaries.
+        """
         sweeps = _values(sweep)
         runs = self.runs(sweep=sweeps, method=method, task=task, seed=seed, status=status, run_ids=run_ids)
-        keep = set(runs["run_id"])
-        frame = self._per_run_table(table, sweeps, keep)
-        frame = frame[frame["run_id"].isin(keep)]
-        info = runs[["run_id", "method", "variant", "task", "seed", "status"]]
-        return frame.merge(info, on="run_id", how="inner", validate="many_to_one").reset_index(drop=True)
+        info_cols = ["method", "variant", "task", "seed", "status"]
+        filt = None
+        if any(v is not None for v in (method, task, seed, status, run_ids)):
+            filt = ds.field("run_id").isin(pa.array(sorted(runs["run_id"]), type=pa.string()))
+        data = self._read(table, sweeps, filt)
+        if data.num_rows == 0 or runs.empty:
+            frame = _fast_pandas(data.slice(0, 0)).drop(columns=["_written_ns", "_row"])
+            for col in info_cols:
+                frame[col] = pd.Series(dtype=runs[col].dtype if col in runs else object)
+            return frame
+        encoded = pc.dictionary_encode(data["run_id"]).combine_chunks()
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+        written = data["_written_ns"].to_numpy()
+        rows = data["_row"].to_numpy().astype(np.int64)
+        # A run rewrites its rows whole; after compaction an older copy can remain: keep its latest write.
+        latest = np.full(len(names), np.iinfo(np.int64).min)
+        np.maximum.at(latest, codes, written)
+        position = pd.Index(runs["run_id"]).get_indexer(names)  # -1: not a selected run
+        index = np.flatnonzero((written == latest[codes]) & (position[codes] >= 0))
+        codes, rows = codes[index], rows[index]
+        if len(index) == 0:
+            return self._join_runs(table, sweep, method, task, seed, [], status)
+        # The same write can be present twice while a compaction is between writing and deleting its sources.
+        counts = np.bincount(codes, minlength=len(names))
+        top = np.full(len(names), -1)
+        np.maximum.at(top, codes, rows)
+        width = rows.max() + 1
+        if np.any(counts[counts > 0] != top[counts > 0] + 1):
+            _, first = np.unique(codes * width + rows, return_index=True)
+            first = np.sort(first)
+            index, codes, rows = index[first], codes[first], rows[first]
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+        key = rank[codes] * width + rows
+        if len(key) > 1 and np.any(np.diff(key) < 0):
+            order = np.argsort(key, kind="stable")
+            index, codes = index[order], codes[order]
+        if len(index) != data.num_rows or np.any(index != np.arange(len(index))):
+            data = data.take(pa.array(index))
+        columns = {"run_id": names[codes]}
+        columns.update(_fast_columns(data.drop_columns(["run_id", "_written_ns", "_row"])))
+        for col in info_cols:
+            columns[col] = runs[col].to_numpy()[position[codes]]
+        return pd.DataFrame(columns, copy=False)
 
     def curves(self, sweep=None, method=None, task=None, seed=None, run_ids=None, status=None) -> pd.DataFrame:
         """Curve rows (latest write per run), joined with method, variant, task, seed and status from runs."""
@@ -487,6 +519,26 @@ class Store:
                 pass
 
 
+def _fast_columns(table: pa.Table) -> dict:
+    """Columns as numpy arrays; strings built from their dictionaries (few distinct values, many rows), which
+    avoids creating one Python string per row. Same values as table.to_pandas()."""
+    columns = {}
+    for field in table.schema:
+        column = table[field.name]
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            encoded = pc.dictionary_encode(column).combine_chunks()
+            values = np.asarray(encoded.dictionary.to_pylist() + [None], dtype=object)
+            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            columns[field.name] = values[codes] if len(codes) else np.array([], dtype=object)
+        else:
+            columns[field.name] = column.to_pandas().to_numpy()
+    return columns
+
+
+def _fast_pandas(table: pa.Table) -> pd.DataFrame:
+    return pd.DataFrame(_fast_columns(table), copy=False) if table.num_columns else table.to_pandas()
+
+
 def _identity(path: str) -> tuple | None:
     try:
         st = os.stat(path)
@@ -532,7 +584,7 @@ def default_root() -> str:
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
-    store = Store(args.root)
+    store = Store(args.root or getattr(args, "store", None) or default_root())
     stats = store.compact(sweep=args.sweep)
     print(f"compacted {store.root}: {stats['files_before']} files -> {stats['files_after']}")
     return 0
@@ -543,7 +595,8 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     store_parser = subparsers.add_parser("store", help="maintain the results store")
     store_sub = store_parser.add_subparsers(dest="store_command", required=True)
     compact = store_sub.add_parser("compact", help="merge small files without changing query results")
-    compact.add_argument("--root", default=default_root(), help="store folder (default: $MBENCH_STORE or results)")
+    compact.add_argument("--root", default=None,
+                         help="store folder (default: mbench --store, else $MBENCH_STORE, else results)")
     compact.add_argument("--sweep", action="append", default=None, help="only this sweep (repeatable)")
     compact.set_defaults(func=_cmd_compact)
     return store_parser
