@@ -8,9 +8,11 @@ compile mode, and time:
     sequence batches, so buffer sampling is not counted on either side;
   * plan latency: one action at batch 1 by MPPI (6 x 512 samples, 64 elites, 24 pi trajectories, H 3),
     eval mode, warm-started.
-Each side runs in its own process (the official one needs tensordict 0.13 / omegaconf / hydra, which the
-project does not install), and the sides alternate over several rounds so that a busy shared CPU hurts both
-alike; the figures are medians over rounds.
+Both sides live in one worker process, started with the interpreter that has the official code's needs
+(tensordict 0.13 / omegaconf / hydra, which the project does not install; our code needs only torch and
+numpy), and their calls alternate one by one (official, ours, ours, official, ...). On a busy shared CPU the
+load drifts by several times within minutes, so only paired, interleaved timings give a fair ratio: each
+ratio is the median over pairs of official time / our time.
 
 The official source is never committed. Put it in an ignored folder first, e.g.
     git clone https://github.com/nicklashansen/tdmpc2 third_party/tdmpc2
@@ -43,41 +45,15 @@ def parse_args(argv=None):
     p.add_argument("--compile", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--warmup-updates", type=int, default=5)
-    p.add_argument("--updates", type=int, default=20)
-    p.add_argument("--warmup-acts", type=int, default=5)
-    p.add_argument("--acts", type=int, default=20)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--timeout", type=float, default=1200)
-    p.add_argument("--worker", choices=["ours", "official"], help=argparse.SUPPRESS)
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls per side before timing")
+    p.add_argument("--updates", type=int, default=20, help="timed update pairs")
+    p.add_argument("--acts", type=int, default=20, help="timed plan pairs")
+    p.add_argument("--timeout", type=float, default=3600)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
-# ---- timing loops shared by both workers -------------------------------------------------------------------
-def _time_updates(update, warmup, n, sync):
-    for _ in range(warmup):
-        update()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        update()
-    sync()
-    return n / (time.perf_counter() - t0)
-
-
-def _time_acts(act, obs_pool, warmup, n, sync):
-    for i in range(warmup):
-        act(obs_pool[i % len(obs_pool)])
-    lat = []
-    for i in range(n):
-        sync()
-        t0 = time.perf_counter()
-        act(obs_pool[i % len(obs_pool)])
-        sync()
-        lat.append(1e3 * (time.perf_counter() - t0))
-    return statistics.median(lat), sorted(lat)[int(0.9 * (len(lat) - 1))]
-
-
+# ---- the worker: both agents in one process -----------------------------------------------------------------
 def _random_sequences(torch, H, B, obs_dim, act_dim, seed):
     g = torch.Generator().manual_seed(seed)
     obs = torch.randn(H + 1, B, obs_dim, generator=g)
@@ -86,24 +62,18 @@ def _random_sequences(torch, H, B, obs_dim, act_dim, seed):
     return obs, action, reward, torch.zeros_like(reward)
 
 
-def worker_official(args) -> dict:
+def build_official(args, torch, dev, batches):
+    """The official agent from its own config.yaml through its own parse_cfg (cheetah-run's shapes)."""
     os.environ.setdefault("LAZY_LEGACY_OP", "0")  # as the official train.py sets them
     os.environ.setdefault("TORCHDYNAMO_INLINE_INBUILT_NN_MODULES", "1")
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    import torch
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     sys.path.insert(0, os.path.abspath(args.official_src))
     import hydra.utils
     from omegaconf import OmegaConf
 
     hydra.utils.get_original_cwd = os.getcwd  # parse_cfg asks Hydra for the launch dir
-    import common.parser as parser
     import common.scale as scale_mod
     import tdmpc2 as official
+    from common import parser
 
     cfg = OmegaConf.load(os.path.join(args.official_src, "config.yaml"))
     cfg.pop("defaults", None)
@@ -113,7 +83,6 @@ def worker_official(args) -> dict:
     cfg = parser.parse_cfg(cfg)
     cfg.obs_shape, cfg.action_dim, cfg.episode_length = {"state": (17,)}, 6, 1000
     cfg.seed_steps = 5000
-    dev = torch.device("cuda:0" if args.device.startswith("cuda") else args.device)
     if dev.type != "cuda":
         # the official code hard-codes cuda:0 in two constructors: point them at this device while building
         import types
@@ -131,110 +100,123 @@ def worker_official(args) -> dict:
                 group["capturable"] = False  # Adam refuses capturable on the CPU
     else:
         agent = official.TDMPC2(cfg)
-    batches = [tuple(x.to(dev) for x in _random_sequences(torch, cfg.horizon, cfg.batch_size, 17, 6, s))
-               + (None,) for s in range(4)]
+    assert cfg.horizon == 3 and cfg.num_samples == 512 and cfg.iterations == 6 and cfg.num_elites == 64
 
     class Batches:  # returns what common.buffer.Buffer.sample() returns
         i = 0
 
         def sample(self):
             self.i += 1
-            return batches[self.i % 4]
+            obs, action, reward, term = batches[self.i % len(batches)]
+            return obs, action, reward, term, None
 
-    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     buf = Batches()
-    ups = _time_updates(lambda: agent.update(buf), args.warmup_updates, args.updates, sync)
-    g = torch.Generator().manual_seed(1)
-    pool = [torch.randn(17, generator=g) for _ in range(8)]
-    agent.act(pool[0], t0=True, eval_mode=True)
-    p50, p90 = _time_acts(lambda o: agent.act(o, t0=False, eval_mode=True), pool, args.warmup_acts, args.acts,
-                          sync)
-    return {"side": "official", "params": agent.model.total_params, "updates_per_s": ups, "plan_p50_ms": p50,
-            "plan_p90_ms": p90, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    agent.act(torch.zeros(17), t0=True, eval_mode=True)
+    return agent, (lambda: agent.update(buf)), (lambda o: agent.act(o, t0=False, eval_mode=True))
 
 
-def worker_ours(args) -> dict:
+def build_ours(args, torch, dev, batches):
     sys.path.insert(0, str(ROOT))
     import numpy as np
-    import torch
 
     from methods.base import ActorState, TaskSpaces
     from methods.common.normalize import Normalizer
     from methods.config import from_dict
     from methods.tdmpc2 import TDMPC2, TDMPC2Config
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    dev = torch.device("cuda:0" if args.device.startswith("cuda") else args.device)
     spaces = TaskSpaces(obs_dim=17, act_dim=6, act_low=-np.ones(6, np.float32), act_high=np.ones(6, np.float32),
                         max_episode_steps=1000)
-    nrm = Normalizer(np.zeros(17), np.ones(17), -np.ones(6), np.ones(6))
+    nrm = Normalizer(np.zeros(17), np.ones(17), -np.ones(6), np.ones(6))  # identity: same inputs as official
     cfg = from_dict(TDMPC2Config, {"model_size": args.model_size, "episodic": False, "batch_size": args.batch_size,
                                    "compile": bool(args.compile)})
     m = TDMPC2(cfg, spaces, nrm, device=dev)
-    batches = []
-    for s in range(4):  # the same random sequences, in the buffer's (B, H, ...) layout
-        obs, action, reward, term = _random_sequences(torch, cfg.horizon, cfg.batch_size, 17, 6, s)
+    ours = []
+    for obs, action, reward, term in batches:  # the same sequences, in the buffer's (B, H, ...) layout
         b = {"obs": obs[:-1], "next_obs": obs[1:], "action": action, "reward": reward[..., 0],
              "terminal": term[..., 0].bool()}
-        batches.append({k: v.transpose(0, 1).contiguous().to(dev) for k, v in b.items()})
-    it = iter(range(10 ** 9))
-    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
-    ups = _time_updates(lambda: m._step(batches[next(it) % 4]), args.warmup_updates, args.updates, sync)
-    g = torch.Generator().manual_seed(1)
-    pool = [torch.randn(1, 17, generator=g).numpy() for _ in range(8)]
+        ours.append({k: v.transpose(0, 1).contiguous() for k, v in b.items()})
+    counter = iter(range(10 ** 9))
     state = ActorState.create(0, dev)
-    p50, p90 = _time_acts(lambda o: m.act(o, "mpc", state, True), pool, args.warmup_acts, args.acts, sync)
-    return {"side": "ours", "params": m.model.trainable_parameters(), "updates_per_s": ups, "plan_p50_ms": p50,
-            "plan_p90_ms": p90, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    m.act(np.zeros((1, 17), np.float32), "mpc", state, True)
+    return m, (lambda: m._step(ours[next(counter) % len(ours)])), (lambda o: m.act(o, "mpc", state, True))
 
 
-def _launch(side: str, args) -> dict:
-    py = args.official_python if side == "official" else sys.executable
-    cmd = [py, "-u", os.path.abspath(__file__), "--worker", side]
-    for k in ("official_src", "device", "model_size", "compile", "batch_size", "threads", "warmup_updates",
-              "updates", "warmup_acts", "acts"):
-        cmd += ["--" + k.replace("_", "-"), str(getattr(args, k))]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=ROOT)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"{side} worker failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+def _paired(fns: dict, args_pool: list | None, n: int, warmup: int, sync) -> dict[str, list[float]]:
+    """Alternate the sides call by call (ABBA order), timing each call; returns seconds per call per side."""
+    names = list(fns)
+    for i in range(warmup):
+        for name in names:
+            fns[name](*([args_pool[i % len(args_pool)][name]] if args_pool else []))
+    times = {name: [] for name in names}
+    for i in range(n):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            a = [args_pool[i % len(args_pool)][name]] if args_pool else []
+            sync()
+            t0 = time.perf_counter()
+            fns[name](*a)
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def worker(args) -> dict:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    dev = torch.device("cuda:0" if args.device.startswith("cuda") else args.device)
+    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
+    batches = [tuple(x.to(dev) for x in _random_sequences(torch, 3, args.batch_size, 17, 6, s)) for s in range(4)]
+    agent, off_update, off_act = build_official(args, torch, dev, batches)
+    method, our_update, our_act = build_ours(args, torch, dev, batches)
+    g = torch.Generator().manual_seed(1)
+    pool = [torch.randn(17, generator=g) for _ in range(8)]
+    pool = [{"official": o, "ours": o[None].numpy()} for o in pool]
+    upd = _paired({"official": off_update, "ours": our_update}, None, args.updates, args.warmup, sync)
+    act = _paired({"official": off_act, "ours": our_act}, pool, args.acts, args.warmup, sync)
+    return {"params": {"official": agent.model.total_params, "ours": method.model.trainable_parameters()},
+            "update_s": upd, "plan_s": act, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "device_name": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
-        res = worker_official(args) if args.worker == "official" else worker_ours(args)
-        print("RESULT " + json.dumps(res), flush=True)
+        print("RESULT " + json.dumps(worker(args)), flush=True)
         return 0
     if not Path(args.official_src, "tdmpc2.py").exists():
         print(f"official source not found at {args.official_src}; see this script's docstring", file=sys.stderr)
         return 2
+    cmd = [args.official_python, "-u", os.path.abspath(__file__), "--worker"]
+    for k in ("official_src", "device", "model_size", "compile", "batch_size", "threads", "warmup", "updates",
+              "acts"):
+        cmd += ["--" + k.replace("_", "-"), str(getattr(args, k))]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=ROOT, check=False)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    if out.returncode != 0 or not lines:
+        print(f"worker failed (exit {out.returncode}):\n{out.stderr[-3000:]}", file=sys.stderr)
+        return 1
+    res = json.loads(lines[-1][len("RESULT "):])
+    assert res["params"]["ours"] == res["params"]["official"], f"parameter counts differ: {res['params']}"
+    upd, act = res["update_s"], res["plan_s"]
+    upd_ratio = statistics.median(o / s for o, s in zip(upd["official"], upd["ours"]))
+    plan_ratio = statistics.median(o / s for o, s in zip(act["official"], act["ours"]))
     device = "cuda" if args.device.startswith("cuda") else args.device
-    rows = []
-    for r in range(args.rounds):
-        order = ("official", "ours") if r % 2 == 0 else ("ours", "official")
-        res = {side: _launch(side, args) for side in order}
-        rows.append(res)
-        o, s = res["ours"], res["official"]
-        print(f"round {r}: updates/s ours {o['updates_per_s']:.2f} official {s['updates_per_s']:.2f} | "
-              f"plan p50 ms ours {o['plan_p50_ms']:.1f} official {s['plan_p50_ms']:.1f}", flush=True)
-    assert rows[0]["ours"]["params"] == rows[0]["official"]["params"], "parameter counts differ"
-    med = {side: {k: statistics.median(r[side][k] for r in rows) for k in ("updates_per_s", "plan_p50_ms",
-                                                                             "plan_p90_ms")}
-           for side in ("ours", "official")}
-    upd_ratio = statistics.median(r["ours"]["updates_per_s"] / r["official"]["updates_per_s"] for r in rows)
-    plan_ratio = statistics.median(r["official"]["plan_p50_ms"] / r["ours"]["plan_p50_ms"] for r in rows)
-    info = rows[0]["ours"]
-    print(f"\nTD-MPC2 ours vs official (e9f5932) | device={device} | torch={info['torch']} | "
-          f"threads={info['threads']} | size={args.model_size} ({info['params']:,} params) | "
-          f"batch={args.batch_size} | compile={bool(args.compile)} | MPPI 6x512 H3 | {args.rounds} rounds")
-    print(f"{'side':<9} {'updates/s':>10} {'plan p50 ms':>12} {'plan p90 ms':>12}")
+    print(f"TD-MPC2 ours vs official (e9f5932) | device={res['device_name']} | torch={res['torch']} | "
+          f"threads={res['threads']} | size={args.model_size} ({res['params']['ours']:,} params) | "
+          f"batch={args.batch_size} | compile={bool(args.compile)} | MPPI 6x512 H3 | "
+          f"{args.updates} update pairs, {args.acts} plan pairs, interleaved")
+    print(f"{'side':<9} {'updates/s':>10} {'update p50 ms':>14} {'plan p50 ms':>12} {'plan p90 ms':>12}")
     for side in ("ours", "official"):
-        print(f"{side:<9} {med[side]['updates_per_s']:>10.2f} {med[side]['plan_p50_ms']:>12.1f} "
-              f"{med[side]['plan_p90_ms']:>12.1f}")
-    print(f"tdmpc2 plan speed ours/official (official p50 / ours p50): {plan_ratio:.2f} ratio ({device})")
+        u = sorted(upd[side])
+        a = sorted(act[side])
+        print(f"{side:<9} {len(u) / sum(u):>10.2f} {1e3 * statistics.median(u):>14.1f} "
+              f"{1e3 * statistics.median(a):>12.1f} {1e3 * a[int(0.9 * (len(a) - 1))]:>12.1f}")
+    print(f"tdmpc2 plan speed ours/official (median over pairs of official/ours latency): {plan_ratio:.2f} "
+          f"ratio ({device})")
     print(f"tdmpc2 updates ours/official: {upd_ratio:.2f} ratio ({device})")
     return 0
 

@@ -35,7 +35,7 @@ evaluated (see `model.py`). torch.compile (CUDA graphs on a GPU) is optional (`c
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -140,7 +140,7 @@ class TDMPC2(Method):
     rollout_kind = "off_policy"
     uses_pretrained_dp = False  # not a DP method: no common start
     actors = ("mpc", "pi")  # the planner (headline) and the policy prior alone
-    presets = {
+    presets: ClassVar[dict] = {
         # A labelled model smaller than the official size 1 (latent 64, MLPs 128, 2 Qs) with a smaller
         # planner (3 iterations x 128 samples), so the demo's share stays ~1.5 min per seed on 2 CPU cores.
         "demo": {"tdmpc2": {"model_size": 1, "enc_dim": 128, "mlp_dim": 128, "latent_dim": 64, "num_q": 2,
@@ -484,4 +484,4 @@ class TDMPC2(Method):
         return {"trainable": self.model.trainable_parameters()}
 
 
-__all__ = ["TDMPC2", "TDMPC2Config", "PlannerConfig", "heuristic_discount"]
+__all__ = ["TDMPC2", "PlannerConfig", "TDMPC2Config", "heuristic_discount"]

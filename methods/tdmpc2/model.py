@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 
 import torch
@@ -28,8 +29,8 @@ from torch import nn
 # Model-size presets of the official code (parameter count in millions -> dims). Size 1 also halves the
 # Q ensemble to 2 members; size 5 keeps 5.
 MODEL_SIZES = {
-    1: dict(enc_dim=256, mlp_dim=384, latent_dim=128, num_enc_layers=2, num_q=2),
-    5: dict(enc_dim=256, mlp_dim=512, latent_dim=512, num_enc_layers=2, num_q=5),
+    1: {"enc_dim": 256, "mlp_dim": 384, "latent_dim": 128, "num_enc_layers": 2, "num_q": 2},
+    5: {"enc_dim": 256, "mlp_dim": 512, "latent_dim": 512, "num_enc_layers": 2, "num_q": 5},
 }
 
 
@@ -126,7 +127,7 @@ def block_mlp(in_dim: int, hidden: list[int], out_dim: int, out_act: nn.Module |
     """TD-MPC2's MLP: normed hidden layers (dropout on the first only), then a plain or normed output."""
     dims = [in_dim, *hidden]
     layers: list[nn.Module] = [NormedLinear(a, b, dropout=dropout if i == 0 else 0.0)
-                               for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))]
+                               for i, (a, b) in enumerate(itertools.pairwise(dims))]
     layers.append(NormedLinear(dims[-1], out_dim, act=out_act) if out_act is not None
                   else nn.Linear(dims[-1], out_dim))
     return nn.Sequential(*layers)
