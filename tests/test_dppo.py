@@ -238,3 +238,13 @@ def test_tiny_run_on_demo_task_and_common_start(demo_dataset, store_root):
     steps = sorted(score[(score.run_id == rid)].env_step)
     every = cfg["eval"]["every"]
     assert steps[0] == 0 and steps[1] >= every and steps[1] < every + 3 * 4 and steps[-1] >= cfg["online"]["steps"]
+
+
+def test_suite_defaults_sit_under_presets_and_overrides():
+    lift = resolve_config("dppo", "lift-ph", 0, {})["dppo"]
+    assert lift["gamma"] == 0.999 and lift["n_critic_warmup_itr"] == 2 and lift["n_envs"] == 50
+    hopper = resolve_config("dppo", "hopper-medium", 0, {})["dppo"]
+    assert hopper["gamma"] == 0.99 and hopper["n_steps"] == 500 and hopper["ft_denoising_steps"] == 10
+    assert resolve_config("dppo", "lift-ph", 0, {"dppo.gamma": 0.9})["dppo"]["gamma"] == 0.9
+    assert resolve_config("dppo", "lift-ph", 0, {"preset": "demo"})["dppo"]["n_envs"] == 8
+    assert resolve_config("dppo", "kitchen-mixed", 0, {})["dppo"]["n_steps"] == 70
