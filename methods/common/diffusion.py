@@ -128,7 +128,10 @@ class DiffusionPolicy(nn.Module):
         return self.denoiser(x_t, t, cond)
 
     def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.denoiser_calls += 1
+        # A diagnostic counted in eager mode only: an int attribute changed under torch.compile becomes a guard,
+        # and the compiled sampler would recompile on every call (then fall back to eager at the recompile limit).
+        if not torch.compiler.is_compiling():
+            self.denoiser_calls += 1
         eps = self.eps(x_t, t, cond)
         ab = self.alphas_bar[t].view(-1, 1, 1)
         x0 = ((x_t - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1.0, 1.0)
