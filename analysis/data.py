@@ -103,8 +103,10 @@ def eval_points(curves: pd.DataFrame, metric: str = SCORE_METRIC) -> pd.DataFram
 
 def task_grid(points: pd.DataFrame) -> np.ndarray:
     """The env-step grid of one task: the sequence of eval steps that most of its runs share (ties: the
-    longest). Runs that evaluated elsewhere are the ragged ones."""
+    longest), among runs with more than one eval. Runs that evaluated elsewhere are the ragged ones."""
     sequences = points.groupby(["run_id", "actor"])["env_step"].apply(lambda s: tuple(sorted(set(s))))
+    if (sequences.map(len) > 1).any():  # single-eval lines (no online phase) are references, not the grid
+        sequences = sequences[sequences.map(len) > 1]
     counts = sequences.value_counts()
     best = max(counts.index, key=lambda seq: (counts[seq], len(seq), seq[-1]))
     return np.asarray(best, dtype=float)

@@ -302,4 +302,6 @@ def _metric_unit(metric: str) -> str:
         return "V vs Monte-Carlo return"
     if metric.startswith("plan_gap/"):
         return "planned - realised return (reward units)"
-    return "loss (objective units)"
+    if metric.startswith("loss"):
+        return "loss (objective units)"
+    return "value (metric's own units)"

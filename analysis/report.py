@@ -325,7 +325,7 @@ def write_report(store_root, sweep_id: str, out_dir, target: str = TARGET_METHOD
                       & ~curves["metric"].str.startswith(DIAGNOSTIC_PREFIXES)] if not curves.empty else curves
         if not rows.empty:
             doc.figure(figures.metric_panels(rows, "grad_step"), "losses",
-                       "Training losses against gradient steps, mean and 95% CI over seeds")
+                       "Training losses and other training metrics against gradient steps, mean and 95% CI over seeds")
 
     doc.heading("Warnings")
     doc.bullets(notes.items or ["none"])

@@ -9,16 +9,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.collections import PolyCollection  # noqa: E402
-from scipy import stats as sps  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PolyCollection
+from scipy import stats as sps
 
-from analysis import ablate, figures, report, tables  # noqa: E402
-from analysis.data import Notes, align_to_grid, config_value, eval_points, load_sweep, run_scores  # noqa: E402
-from results.store import Store  # noqa: E402
+from analysis import ablate, figures, report, tables
+from analysis.data import Notes, align_to_grid, config_value, eval_points, load_sweep, run_scores
+from results.store import Store
 
 SWEEP = "synth"
 GRID = [0, 1000, 2000, 3000, 4000]
