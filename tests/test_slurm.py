@@ -147,8 +147,11 @@ def test_sweep_of_2_methods_x_2_seeds_lands_4_finished_runs_and_relaunch_submits
     assert len(overheads) == 4
     record_property("sweep_wall_s", round(wall, 1))
     record_property("overhead_s", [round(o, 1) for o in overheads])
+    starts = sorted((a["t_start"] - t_submit, a["t_first_step"] - a["t_start"]) for r in p["runs"]
+                    for a in _attempts(store_root, "four", r.run_id) if a.get("event") == "finished")
     print(f"\n4-run sweep wall {wall:.1f}s; submit->first training step per job: "
-          f"{', '.join(f'{o:.1f}' for o in sorted(overheads))} s")
+          f"{', '.join(f'{o:.1f}' for o in sorted(overheads))} s (submit->job start + setup: "
+          f"{', '.join(f'{a:.1f}+{b:.1f}' for a, b in starts)} s)")
     lines.clear()
     again = launch(spec, store_root, out=lines.append)
     assert again["jobs"] == [] and any("nothing to submit" in s for s in lines)
