@@ -20,6 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# The default model here: smaller than the official size 1 (latent 64, MLPs 128, 2 Qs, batch 128) and a
+# smaller planner (3 iterations x 128 samples), so that a few thousand steps run on a busy CPU.
+SMALL = {"model_size": 1, "enc_dim": 128, "mlp_dim": 128, "latent_dim": 64, "num_q": 2, "batch_size": 128,
+         "planner": {"iterations": 3, "num_samples": 128, "num_elites": 16, "num_pi_trajs": 8}}
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -30,7 +35,8 @@ def main(argv=None) -> int:
     p.add_argument("--eval-episodes", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--preset", default="demo", help="a tdmpc2 preset (demo: smaller than size 1), or 'none'")
+    p.add_argument("--preset", default="small",
+                   help="small (see SMALL), a tdmpc2 preset (demo, test), or 'none' (official size 5)")
     p.add_argument("--set", nargs="*", default=[], help="tdmpc2 config overrides key=value")
     args = p.parse_args(argv)
 
@@ -50,7 +56,7 @@ def main(argv=None) -> int:
     low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
     spaces = TaskSpaces(obs_dim=obs_dim, act_dim=act_dim, act_low=low, act_high=high,
                         max_episode_steps=env.spec.max_episode_steps or 1000)
-    raw = {} if args.preset == "none" else TDMPC2.presets[args.preset]["tdmpc2"]
+    raw = {"small": SMALL, "none": {}}.get(args.preset) or TDMPC2.presets[args.preset]["tdmpc2"]
     raw = deep_merge(raw, {"seed_steps": args.seed_steps, "utd": 1.0})
     raw = apply_overrides(raw, args.set)
     cfg = from_dict(TDMPC2Config, raw)
