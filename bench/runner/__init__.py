@@ -152,6 +152,8 @@ class RunContext:
     store_root: Path
     ckpt_dir: Path
     progress: bool
+    # Called once after setup and resume, before the first training step: on_start(run, resumed).
+    on_start: Callable[["Run", bool], None] | None = None
 
 
 class Run:
@@ -349,6 +351,8 @@ class Run:
                 if self.counters["grad_step"] % log_every == 0 or self.counters["grad_step"] == steps:
                     self.log("pretrain", {k: float(np.mean(v)) for k, v in acc.items()})
                     acc = {}
+                    if _STOP_REQUESTED:  # a log boundary holds no pending state: safe to stop here
+                        self._maybe_stop()
                 bar.update(1)
                 if self.counters["grad_step"] % int(cfg["pretrain"]["checkpoint_every"]) == 0:
                     self.save_checkpoint()
@@ -455,6 +459,12 @@ class Run:
         self.started_at = _now()
         self.setup()
         resumed = self.try_resume()
+        if not resumed:
+            # A fresh start of a run that was tried before (e.g. --rerun-stale) continues the attempt count,
+            # so the store's "latest attempt wins" picks this one.
+            self.counters["attempt"] = previous_attempt(self.ctx.store_root, self.ctx.sweep_id, self.ctx.run_id) + 1
+        if self.ctx.on_start is not None:
+            self.ctx.on_start(self, resumed)
         self.write_progress("running")
         cfg = self.cfg
         disable = not self.ctx.progress
@@ -476,6 +486,16 @@ class Run:
             self.ckpt_path.unlink()
         del resumed
         return self.ctx.run_id
+
+
+def previous_attempt(store_root: Path, sweep_id: str, run_id: str) -> int:
+    from results.store import Store
+
+    try:
+        runs = Store(store_root).runs(sweep=sweep_id, run_ids=[run_id])
+    except Exception:  # an empty or unreadable store: no previous attempt
+        return 0
+    return int(runs.attempt.max()) if len(runs) and runs.attempt.notna().any() else 0
 
 
 def episode_seed(run_seed: int, episode: int) -> int:
@@ -574,7 +594,8 @@ def obtain_pretrained_dp(run: "Run", bar) -> tuple[dict[str, Any], list[dict[str
 
 
 def run_one(cfg: dict[str, Any], store_root: str | os.PathLike = "results", sweep_id: str = "adhoc",
-            ckpt_dir: str | os.PathLike | None = None, resume: bool = True, progress: bool = True) -> str:
+            ckpt_dir: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
+            on_start: Callable[["Run", bool], None] | None = None) -> str:
     """Run one resolved config end to end; returns its run_id. Failures are recorded as status=failed."""
     from results.store import Store
 
@@ -586,7 +607,7 @@ def run_one(cfg: dict[str, Any], store_root: str | os.PathLike = "results", swee
         for f in ckpt.glob("*.pt"):
             f.unlink()
     run = Run(RunContext(cfg=cfg, run_id=rid, sweep_id=sweep_id, store_root=store_root, ckpt_dir=ckpt,
-                         progress=progress))
+                         progress=progress, on_start=on_start))
     run.started_at = _now()
     _clear_stop()
     try:

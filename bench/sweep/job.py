@@ -26,7 +26,7 @@ import socket
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import submitit
 
@@ -62,37 +62,19 @@ def _slurm_ids() -> dict[str, Any]:
 class _Probe:
     """Records when the run's training starts, and from which counters (a resumed run starts past zero).
 
-    It wraps `Run.try_resume`, which the runner calls right after setup and right before the first training
-    step, only inside this job's process.
+    Passed to the runner as its `on_start` hook, which it calls after setup and resume, right before the first
+    training step.
     """
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
 
-    def __enter__(self) -> Self:
-        from bench import runner
-
-        cls = getattr(runner, "Run", None)
-        self._cls, self._orig = cls, getattr(cls, "try_resume", None)
-        if self._orig is None:
-            return self
-        orig, values = self._orig, self.values
-
-        def try_resume(run_self):
-            resumed = orig(run_self)
-            counters = getattr(run_self, "counters", {})
-            values.update(t_first_step=time.time(), resumed=bool(resumed),
-                          start_env_step=int(counters.get("env_step", 0)),
-                          start_grad_step=int(counters.get("grad_step", 0)),
-                          run_attempt=int(counters.get("attempt", 1)))
-            return resumed
-
-        cls.try_resume = try_resume
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._orig is not None:
-            self._cls.try_resume = self._orig
+    def __call__(self, run: Any, resumed: bool) -> None:
+        counters = getattr(run, "counters", {})
+        self.values.update(t_first_step=time.time(), resumed=bool(resumed),
+                           start_env_step=int(counters.get("env_step", 0)),
+                           start_grad_step=int(counters.get("grad_step", 0)),
+                           run_attempt=int(counters.get("attempt", 1)))
 
 
 class SweepJob(submitit.helpers.Checkpointable):
@@ -141,8 +123,8 @@ class SweepJob(submitit.helpers.Checkpointable):
             if run_id_of(cfg) != task["run_id"]:
                 raise RuntimeError(f"run {task['run_id']} resolves to {run_id_of(cfg)} here: the code or the "
                                    "config defaults changed since launch; relaunch the sweep")
-            with probe:
-                run_one(cfg, store_root=self.store_root, sweep_id=self.sweep, resume=True, progress=self.progress)
+            run_one(cfg, store_root=self.store_root, sweep_id=self.sweep, resume=True, progress=self.progress,
+                    on_start=probe)
         except Preempted:
             signum = got.get("signum", signal.SIGTERM)
             _append_jsonl(log, dict(attempt, **probe.values, event="preempted", signal=signal.Signals(signum).name,
