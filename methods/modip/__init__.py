@@ -256,7 +256,9 @@ class MODIP(DPMethod):
     def plan_models(self, eval_mode: bool) -> PlanModels:
         sampler = self.cfg.planner.dp_sampler or (self.dp_cfg.eval_sampler if eval_mode else self.dp_cfg.sampler)
         dp = self.dp.ema.module
-        return PlanModels(step=self.world_model.step, value=self.critics.value, q=self.critics.q_value,
+        wm, need_spread = self.world_model, self.cfg.planner.uncertainty_penalty > 0
+        return PlanModels(step=lambda s, a: wm.step(s, a, disagreement=need_spread), value=self.critics.value,
+                          q=self.critics.q_value,
                           policy=lambda s, generator: dp.sample(s, generator=generator, sampler=sampler))
 
     def _warm_start(self, state: ActorState, batch: int) -> torch.Tensor | None:

@@ -78,17 +78,22 @@ class WorldModel(nn.Module):
         return total, {"loss/wm_nll": float(nll.detach()), "loss/wm_term": float(bce.detach()),
                        "wm/train_obs_nmse": float(err[..., :-1].mean()), "wm/train_reward_nmse": float(err[..., -1].mean())}
 
-    def step(self, s: torch.Tensor, a: torch.Tensor):
+    def step(self, s: torch.Tensor, a: torch.Tensor, disagreement: bool = True):
         """One planning step from (N, obs), (N, act): ensemble-mean next state, reward, termination
-        probability, and the members' disagreement (mean over dims of the std of their next-state means)."""
-        mean, _, term_logit = self(s, a)
-        mean = mean * self.target_std + self.target_mean
+        probability, and the members' disagreement (mean over dims of the std of their next-state means;
+        zeros when `disagreement` is False, which skips computing it). The variance head is not needed here,
+        so its soft bounds are skipped."""
+        out = self.net(torch.cat([s, a], dim=-1))
+        mean = out[..., : self.out_dim] * self.target_std + self.target_mean
         s_next_members = s.unsqueeze(0) + mean[..., :-1]
         s_next = s_next_members.mean(0)
         reward = mean[..., -1].mean(0)
-        term_prob = torch.sigmoid(term_logit).mean(0)
-        disagreement = s_next_members.std(0, unbiased=False).mean(-1)
-        return s_next, reward, term_prob, disagreement
+        term_prob = torch.sigmoid(out[..., -1]).mean(0)
+        if disagreement:
+            spread = s_next_members.std(0, unbiased=False).mean(-1)
+        else:
+            spread = torch.zeros_like(reward)
+        return s_next, reward, term_prob, spread
 
     @torch.no_grad()
     def errors(self, obs_seq: torch.Tensor, act_seq: torch.Tensor, rew_seq: torch.Tensor) -> dict[str, float]:
