@@ -45,7 +45,7 @@ def demo_spaces() -> TaskSpaces:
         obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
         low, high = env.action_space.low.reshape(-1), env.action_space.high.reshape(-1)
         env.close()
-    except Exception:  # no MuJoCo here: InvertedDoublePendulum-v5's spaces
+    except ImportError:  # no MuJoCo here (gymnasium raises DependencyNotInstalled, an ImportError): InvertedDoublePendulum-v5's spaces
         obs_dim, act_dim, low, high = 9, 1, np.array([-1.0]), np.array([1.0])
     return TaskSpaces(obs_dim=obs_dim, act_dim=act_dim, act_low=low, act_high=high,
                       max_episode_steps=task.max_episode_steps, gamma=task.gamma, chunk=task.chunk)

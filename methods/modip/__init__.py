@@ -23,7 +23,7 @@ critics.py (V and Q), planner.py (MPPI top to bottom), then this file, which wir
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -87,7 +87,7 @@ class MODIP(DPMethod):
     uses_pretrained_dp = True
     actors = ("dp", "mpc")  # dp first: the fine-tuned policy alone is the product (the headline actor)
     train_actor = "mpc"
-    presets = {"demo": _DEMO, "test": _TEST}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"demo": _DEMO, "test": _TEST}
 
     def __init__(self, cfg: ModipConfig, spaces, normalizer, device="cpu", seed=0, dp_cfg=None, **kw):
         super().__init__(cfg, spaces, normalizer, device, seed, dp_cfg=dp_cfg, **kw)
@@ -156,7 +156,7 @@ class MODIP(DPMethod):
 
     def distill_batch(self, n: int) -> dict[str, torch.Tensor]:
         """(s, label) pairs from planned labels, mixed with offline (s, chunk) pairs at `label_ratio`."""
-        n_label = int(round(n * self.cfg.label_ratio))
+        n_label = round(n * self.cfg.label_ratio)
         obs, chunks = [], []
         if n_label > 0:
             lab = self.buffer.sample(n_label, require="label", device=self.device, fields=("obs", "label"))

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import nn
