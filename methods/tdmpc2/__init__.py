@@ -167,15 +167,18 @@ class TDMPC2(Method):
         self.model = WorldModel(self.dims).to(self.device)
         m = self.model
         capturable = bool(cfg.compile and self.device.type == "cuda")
+        # Adam as the official code has it; eager runs use the fused kernel (the same update, fewer launches)
+        fused = {} if capturable else {"fused": True}
         groups = [{"params": list(m.encoder.parameters()), "lr": cfg.lr * cfg.enc_lr_scale},
                   {"params": list(m.dynamics.parameters())}, {"params": list(m.reward_head.parameters())},
                   {"params": list(m.qs.parameters())}]
         if m.termination_head is not None:
             groups.append({"params": list(m.termination_head.parameters())})
         self.model_params = [p for g in groups for p in g["params"]]
-        self.optim = torch.optim.Adam(groups, lr=cfg.lr, capturable=capturable)
-        self.pi_optim = torch.optim.Adam(m.pi_head.parameters(), lr=cfg.lr, eps=1e-5, capturable=capturable)
-        self.v_optim = (torch.optim.Adam(m.value_head.parameters(), lr=cfg.lr, capturable=capturable)
+        self.optim = torch.optim.Adam(groups, lr=cfg.lr, capturable=capturable, **fused)
+        self.pi_optim = torch.optim.Adam(m.pi_head.parameters(), lr=cfg.lr, eps=1e-5, capturable=capturable,
+                                         **fused)
+        self.v_optim = (torch.optim.Adam(m.value_head.parameters(), lr=cfg.lr, capturable=capturable, **fused)
                         if m.value_head is not None else None)
         self.scale = RunningScale(cfg.tau).to(self.device)
         self.discount = cfg.discount if cfg.discount > 0 else heuristic_discount(
@@ -185,6 +188,11 @@ class TDMPC2(Method):
         self._update_fn = self._update
         self._plan_fn = self._plan
         if cfg.compile:
+            import torch._inductor.config as inductor_config
+
+            # torch 2.13's inductor crashes in its joint-graph pattern matcher on this update ("Not all inputs
+            # to pattern found"), as it does on the official code; turning the matcher off is the workaround.
+            inductor_config.pattern_matcher = False
             mode = "reduce-overhead" if self.device.type == "cuda" else None
             self._update_fn = torch.compile(self._update, mode=mode)
             self._plan_fn = torch.compile(self._plan, mode=mode)
