@@ -115,7 +115,9 @@ def test_runner_write_timings_goes_through_the_helper(tmp_path):
         cfg={"eval": {"timing_batch": 4, "timing_reps": 3}}, method=_Fake(), device=torch.device("cpu"),
         ctx=types.SimpleNamespace(run_id="r0", sweep_id="s0", store_root=tmp_path))
     Run.write_timings(fake_run)
-    df = Store(tmp_path)._per_run_table("timings", ["s0"], None)
+    Store(tmp_path).write_run({"run_id": "r0", "sweep_id": "s0", "method": "fake", "task": "demo", "seed": 0,
+                               "status": "finished", "attempt": 1})
+    df = Store(tmp_path).timings(sweep="s0")
     assert sorted(zip(df.component, df.batch)) == [("act", 1), ("act", 4), ("update", 1)]
     assert (df.samples == 8).all() and (df.reps == 3).all() and not df.compiled.any()
 
