@@ -312,7 +312,7 @@ class DPPO(DPMethod):
 
     def timed_components(self, batch_size: int = 1):
         obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
-        st = ActorState.create(0, "cpu")
+        st = ActorState.create(0, self.device)
         comps = {"act": lambda: self.act(obs, "dp", st, True)}
         if self.buffer is not None:
             # One PPO minibatch step on synthetic data: chains sampled at dataset states, random advantages.
