@@ -56,14 +56,18 @@ def variant_of(dataset_id: str) -> str:
 
 # ---- the scripted controller -----------------------------------------------------------------------------------
 class EndEffectorController:
-    """Joint-velocity actions that move FrankaKitchen's `end_effector` site toward a goal position.
+    """Joint-velocity actions that move FrankaKitchen's `end_effector` site toward a goal pose.
 
-    dq = J^T (J J^T + lambda I)^-1 [dx; k_w w] over the 7 arm joints (damped least squares), where w rotates
-    the hand back to its reset orientation. FrankaKitchen's actuators are position servos fed with
-    q + a * 2 rad/s * dt (dt = 0.08 s), so the action is dq / (2 * dt), clipped to [-1, 1]. Fingers: +1 opens,
-    -1 closes."""
+    dq = J^+ [dx; k_w w] over the 7 arm joints, with J^+ = J^T (J J^T + lambda I)^-1 (damped least squares on
+    MuJoCo's site Jacobian). w rotates the hand toward its target orientation: the reset orientation
+    (gripper pointing +y, fingers spread along world x), turned by `yaw` about world z and by `roll` about the
+    gripper's own pointing axis, and tilted down by -`pitch` (reaching low objects, the microwave and the kettle,
+    needs the hand tilted down: held level, the arm runs into its joint limits above them).
+    FrankaKitchen's actuators are position servos fed with q_observed + a * 2 rad/s * dt (dt = 0.08 s), so the
+    action is dq / (2 * dt) plus a gravity feed-forward, kept inside the env's joint bounds, and scaled down as
+    a whole (not clipped per joint, which would bend the path) to fit [-1, 1]. Fingers: +1 opens, -1 closes."""
 
-    def __init__(self, env, max_step: float = 0.04, damping: float = 1e-2):
+    def __init__(self, env, max_step: float = 0.05, damping: float = 1e-3):
         import mujoco
 
         self.mujoco = mujoco
@@ -74,10 +78,17 @@ class EndEffectorController:
         self.dt = float(self.u.robot_env.dt)
         self.vel_scale = float(np.asarray(self.u.robot_env.act_rng)[0])
         self.R_home = self.rotation()
+        # The env's own position bounds (franka_config.xml), which it clips the servo targets to.
+        self.q_lo, self.q_hi = np.asarray(self.u.robot_env.robot_pos_bound[:7], float).T
+        self.kp = self.model.actuator_gainprm[:7, 0].copy()
 
     def site(self, name: str) -> np.ndarray:
         sid = self.mujoco.mj_name2id(self.model, self.mujoco.mjtObj.mjOBJ_SITE, name)
         return self.data.site_xpos[sid].copy()
+
+    def qpos(self, joint: str) -> float:
+        jid = self.mujoco.mj_name2id(self.model, self.mujoco.mjtObj.mjOBJ_JOINT, joint)
+        return float(self.data.qpos[self.model.jnt_qposadr[jid]])
 
     def eef(self) -> np.ndarray:
         return self.data.site_xpos[self.eef_id].copy()
@@ -85,7 +96,15 @@ class EndEffectorController:
     def rotation(self) -> np.ndarray:
         return self.data.site_xmat[self.eef_id].reshape(3, 3).copy()
 
-    def action(self, goal: np.ndarray, grip: float) -> np.ndarray:
+    def target_rotation(self, yaw: float, roll: float, pitch: float) -> np.ndarray:
+        cy, sy, cr, sr, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(roll), np.sin(roll), np.cos(pitch), np.sin(pitch)
+        Rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
+        Rx = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])  # pitch < 0 tilts the hand down
+        Rroll = np.array([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]])  # about the site's z (pointing) axis
+        return Rz @ Rx @ self.R_home @ Rroll
+
+    def action(self, goal: np.ndarray, grip: float, yaw: float = 0.0, roll: float = 0.0,
+               pitch: float = 0.0) -> np.ndarray:
         jp = np.zeros((3, self.model.nv))
         jr = np.zeros((3, self.model.nv))
         self.mujoco.mj_jacSite(self.model, self.data, jp, jr, self.eef_id)
@@ -94,51 +113,154 @@ class EndEffectorController:
         n = np.linalg.norm(dx)
         if n > self.max_step:
             dx *= self.max_step / n
-        R = self.rotation()
-        w = 0.5 * sum(np.cross(R[:, i], self.R_home[:, i]) for i in range(3))
-        err = np.concatenate([dx, 0.5 * w])
-        dq = J.T @ np.linalg.solve(J @ J.T + self.damping * np.eye(6), err)
+        R, Rt = self.rotation(), self.target_rotation(yaw, roll, pitch)
+        w = 0.5 * sum(np.cross(R[:, i], Rt[:, i]) for i in range(3))
+        wn = np.linalg.norm(w)
+        if wn > 0.15:
+            w *= 0.15 / wn
+        err = np.concatenate([dx, 0.7 * w])
+        q = self.data.qpos[:7]
+        # Gravity feed-forward: a position servo holds q_ctrl - q = bias / kp at rest, so aim that much further
+        # (qfrc_bias: gravity and Coriolis torques at the current state), or the hand sags centimetres.
+        ff = self.data.qfrc_bias[:7] / self.kp
+        # Joint bounds: a joint whose step would cross its bound (further than it already is) is held there and
+        # the step is solved again over the other joints, so the hand still moves the way it should (clipping
+        # the joints one by one would bend the path, sometimes right away from the goal).
+        lo, hi = np.minimum(self.q_lo, q) - q, np.maximum(self.q_hi, q) - q
+        free = np.ones(7, bool)
+        dq = np.zeros(7)
+        for _ in range(4):
+            Jf = J[:, free]
+            dq[:] = 0.0
+            dq[free] = Jf.T @ np.linalg.solve(Jf @ Jf.T + self.damping * np.eye(6), err)
+            dq += ff
+            out = free & ((dq < lo) | (dq > hi))
+            if not out.any():
+                break
+            free &= ~out
+        dq = np.clip(dq, lo, hi)
         a = np.zeros(9)
         a[:7] = dq / (self.vel_scale * self.dt)
+        m = np.abs(a[:7]).max()
+        if m > 1.0:
+            a[:7] /= m
         a[7:9] = grip
         return np.clip(a, -1.0, 1.0)
 
 
-# Waypoint scripts per subtask: (name, offset from a site or "here", grip, max steps). Offsets in metres.
-def _subtask_waypoints(ctrl: EndEffectorController, subtask: str, jitter: np.ndarray) -> list[tuple[np.ndarray, float, int]]:
-    if subtask == "slide cabinet":
-        s = ctrl.site("slide_site") + jitter
-        return [(s + [-0.08, -0.12, 0.0], 1.0, 60), (s + [-0.08, 0.0, 0.0], 1.0, 30), (s + [0.30, 0.0, 0.0], 1.0, 60),
-                (s + [0.30, -0.15, 0.0], 1.0, 25)]
-    if subtask == "light switch":
-        s = ctrl.site("light_site") + jitter
-        return [(s + [0.07, -0.12, 0.0], 1.0, 60), (s + [0.07, 0.05, 0.0], 1.0, 40), (s + [-0.15, 0.05, 0.0], 1.0, 40),
-                (s + [-0.15, -0.15, 0.0], 1.0, 25)]
-    if subtask == "microwave":
-        s = ctrl.site("microhandle_site") + jitter
-        hinge = np.array([-1.128, 0.455])  # microdoorroot's hinge axis (vertical), in world x, y
-        out = [(s + [0.0, -0.1, 0.0], 1.0, 50), (s + [0.0, 0.03, 0.0], 1.0, 30), (s + [0.0, 0.03, 0.0], -1.0, 8)]
-        rel = s[:2] - hinge
-        for ang in np.linspace(0.0, -1.3, 14):  # pull the handle along the door's arc
-            c, si = np.cos(ang), np.sin(ang)
-            p = hinge + np.array([c * rel[0] - si * rel[1], si * rel[0] + c * rel[1]])
-            out.append((np.array([p[0], p[1], s[2]]), -1.0, 6))
-        out.append((out[-1][0] + [0.1, -0.05, 0.0], 1.0, 20))
-        return out
-    if subtask == "kettle":
-        s = ctrl.site("kettle_site") + jitter
-        return [(s + [0.0, -0.15, 0.0], 1.0, 60), (s, 1.0, 30), (s, -1.0, 10), (s + [0.0, 0.0, 0.05], -1.0, 20),
-                (s + [0.04, 0.4, 0.05], -1.0, 60), (s + [0.04, 0.4, 0.0], -1.0, 20), (s + [0.04, 0.4, 0.0], 1.0, 10),
-                (s + [0.04, 0.2, 0.1], 1.0, 20)]
-    if subtask == "bottom burner":
-        s = ctrl.site("knob2_site") + jitter
-        # Press the knob's right side and sweep down: its rim turns it toward the goal angle (-0.88 rad).
-        return [(s + [0.03, -0.12, 0.03], 1.0, 50), (s + [0.03, 0.0, 0.03], -1.0, 30), (s + [0.03, 0.0, -0.06], -1.0, 30),
-                (s + [0.03, -0.15, -0.06], 1.0, 25)]
-    raise ValueError(f"no script for subtask '{subtask}'")
+# ---- subtask scripts -------------------------------------------------------------------------------------------
+# Each script is a generator of actions: it yields one action, the episode loop steps the env with it (plus the
+# data's action noise), and the script reads the new state before choosing the next. So the scripts close the
+# loop on the simulator (e.g. pull the microwave door until its hinge reads open), which makes them reliable
+# under noise; they only ever choose actions.
+def _move(ctrl: EndEffectorController, goal, grip: float, steps: int, tol: float = 0.015, yaw: float = 0.0,
+          roll: float = 0.0, pitch: float = 0.0):
+    goal = np.asarray(goal, float)
+    for _ in range(steps):
+        yield ctrl.action(goal, grip, yaw, roll, pitch)
+        if np.linalg.norm(goal - ctrl.eef()) < tol:
+            return
 
 
-SCRIPT_ORDER = ("slide cabinet", "kettle", "microwave", "light switch", "bottom burner")
+def _hold(ctrl: EndEffectorController, grip: float, steps: int, yaw: float = 0.0, roll: float = 0.0,
+          pitch: float = 0.0):
+    goal = ctrl.eef()
+    for _ in range(steps):
+        yield ctrl.action(goal, grip, yaw, roll, pitch)
+
+
+def _script_slide_cabinet(ctrl, j):
+    # Put the fingertips left of the cabinet's handle and sweep right: the door slides open (goal 0.37 m).
+    s = ctrl.site("slide_site") + j
+    yield from _move(ctrl, s + [-0.08, -0.12, 0.0], 1.0, 40, tol=0.03)
+    yield from _move(ctrl, s + [-0.08, 0.0, 0.0], 1.0, 20)
+    for _ in range(40):
+        if ctrl.qpos("slide_cabinet") > 0.3:
+            break
+        yield ctrl.action(s + [0.3, 0.0, 0.0], 1.0)
+    yield from _move(ctrl, ctrl.eef() + [0.0, -0.12, 0.0], 1.0, 8, tol=0.03)
+
+
+def _script_light_switch(ctrl, j):
+    # Closed fingers (a narrow hand that clears the oven knobs to the right) push the switch lever's tip from its
+    # right side to the left: it turns about its vertical pivot toward the goal (-0.69 rad).
+    s = ctrl.site("light_site") + j
+    yield from _move(ctrl, s + [0.05, -0.10, 0.0], -1.0, 40, tol=0.03)
+    yield from _move(ctrl, s + [0.05, 0.0, 0.0], -1.0, 15)
+    for _ in range(30):
+        if ctrl.qpos("light_switch") < -0.6:
+            break
+        yield ctrl.action(s + [-0.12, 0.0, 0.0], -1.0)
+    yield from _move(ctrl, ctrl.eef() + [0.0, -0.12, 0.0], -1.0, 8, tol=0.03)
+
+
+def _rot2(v, ang):
+    c, s = np.cos(ang), np.sin(ang)
+    return np.array([c * v[0] - s * v[1], s * v[0] + c * v[1]])
+
+
+def _script_microwave(ctrl, j):
+    # Grasp the door's vertical handle bar and pull it along the door's arc about the hinge, always aiming a
+    # little ahead of the door's current angle (and turning the hand with the door), until the door reads open.
+    s = ctrl.site("microhandle_site") + j
+    hinge = ctrl.data.xanchor[ctrl.mujoco.mj_name2id(ctrl.model, ctrl.mujoco.mjtObj.mjOBJ_JOINT, "microwave")][:2]
+    grasp = s + [0.0, 0.01, 0.0]
+    yield from _move(ctrl, s + [0.0, -0.12, 0.0], 1.0, 45, tol=0.03, pitch=-0.6)
+    yield from _move(ctrl, grasp, 1.0, 20, pitch=-0.6)
+    yield from _hold(ctrl, -1.0, 5, pitch=-0.6)
+    rel = grasp[:2] - hinge
+    history = []
+    for _ in range(50):
+        ang = ctrl.qpos("microwave")
+        history.append(ang)
+        # Done at -0.65 (the goal is -0.75 +- 0.3), or once the door stalls past -0.5 (the grasp slips there).
+        if ang < -0.65 or (ang < -0.5 and len(history) > 4 and history[-5] - ang < 0.01):
+            break
+        target = ang - 0.1
+        p = hinge + _rot2(rel, target)
+        yield ctrl.action([p[0], p[1], grasp[2]], -1.0, yaw=0.6 * target, pitch=-0.6)
+    ang = ctrl.qpos("microwave")
+    yield from _hold(ctrl, 1.0, 4, yaw=0.6 * ang, pitch=-0.6)
+    out = _rot2(np.array([0.0, -0.12]), ang)  # the door's outward normal, turned with the door
+    yield from _move(ctrl, ctrl.eef() + [out[0], out[1], 0.05], 1.0, 10, tol=0.03, yaw=0.6 * ang, pitch=-0.6)
+
+
+def _script_kettle(ctrl, j):
+    # The kettle's handle is an arch: a thick bar along x on two uprights. Its bar is too thick to clamp, so
+    # the closed fingers go through the arch under the bar, lift the kettle by it (the bar rests on the fingers,
+    # the palm behind it pushes), carry it 0.4 m back onto the top-left burner, set it down and slide out.
+    s = ctrl.site("kettle_site") + j
+    kw = dict(pitch=-0.3)
+    yield from _move(ctrl, s + [0.0, -0.12, -0.07], -1.0, 45, tol=0.03, **kw)
+    yield from _move(ctrl, s + [0.0, 0.03, -0.07], -1.0, 20, **kw)
+    yield from _move(ctrl, s + [0.0, 0.03, 0.0], -1.0, 10, tol=0.015, **kw)
+    yield from _move(ctrl, s + [0.04, 0.40 + 0.03, 0.0], -1.0, 30, tol=0.02, **kw)
+    yield from _move(ctrl, s + [0.04, 0.40 + 0.03, -0.07], -1.0, 10, tol=0.015, **kw)
+    yield from _move(ctrl, s + [0.04, 0.25, -0.07], -1.0, 8, tol=0.03, **kw)
+
+
+def _script_bottom_burner(ctrl, j):
+    # Clamp the knob's grip bar (fingers spread along x) and turn the wrist about the gripper's pointing axis
+    # (the knob's axis) until the knob reads past its goal angle (-0.88 rad).
+    s = ctrl.site("knob2_site") + j
+    yield from _move(ctrl, s + [0.0, -0.12, 0.0], 1.0, 40, tol=0.03)
+    yield from _move(ctrl, s + [0.0, 0.0, 0.0], 1.0, 20)
+    yield from _hold(ctrl, -1.0, 5)
+    goal = ctrl.eef()
+    for k in range(25):
+        if ctrl.qpos("knob_Joint_2") < -0.8:
+            break
+        yield ctrl.action(goal, -1.0, roll=min(1.0, 0.15 * (k + 1)))
+    yield from _hold(ctrl, 1.0, 4, roll=1.0)
+    yield from _move(ctrl, ctrl.eef() + [0.0, -0.12, 0.0], 1.0, 8, tol=0.03, roll=1.0)
+
+
+SUBTASK_SCRIPTS = {"slide cabinet": _script_slide_cabinet, "light switch": _script_light_switch,
+                   "microwave": _script_microwave, "kettle": _script_kettle, "bottom burner": _script_bottom_burner}
+
+# The order the script works in (any order scores the same in FrankaKitchen-v1): the two low ones first, from
+# the reset pose, then up to the knob, the switch and the cabinet, which sit close together high on the wall.
+SCRIPT_ORDER = ("microwave", "kettle", "bottom burner", "light switch", "slide cabinet")
 
 
 def scripted_episode(env, tasks: tuple[str, ...], seed: int, rng: np.random.Generator, action_std: float,
@@ -149,37 +271,28 @@ def scripted_episode(env, tasks: tuple[str, ...], seed: int, rng: np.random.Gene
     obs_list, acts, rews, terms, truncs = [raw_obs], [], [], [], []
     done = False
     completed: list[str] = []
-    # The script tries its most reliable subtasks first (any order scores the same in FrankaKitchen-v1).
-    order = [t for t in SCRIPT_ORDER if t in tasks]
-    for subtask in order:
-        if done:
-            break
-        for goal, grip, steps in _subtask_waypoints(ctrl, subtask, rng.normal(0.0, jitter_std, 3)):
-            for _ in range(steps):
-                a = ctrl.action(goal, grip)
-                if action_std:
-                    a = np.clip(a + rng.normal(0.0, action_std, a.shape), -1.0, 1.0)
-                a = a.astype(np.float32)  # stored as float32: step with exactly what is stored
-                raw_obs, r, term, trunc, info = env.step(a)
-                trunc = bool(trunc) or len(acts) + 1 >= max_steps
-                obs_list.append(raw_obs), acts.append(a), rews.append(float(r)), terms.append(bool(term))
-                truncs.append(bool(trunc and not term))
-                completed = list(info.get("episode_task_completions", []))
-                if term or trunc:
-                    done = True
-                    break
-                if np.linalg.norm(goal - ctrl.eef()) < 0.015:
-                    break
-            if done:
-                break
-    while not done:  # the script ran out of waypoints: hold still until the time limit
-        a = ctrl.action(ctrl.eef(), 1.0).astype(np.float32)
+
+    def step(a: np.ndarray) -> None:
+        nonlocal raw_obs, info, done, completed
+        if action_std:
+            a = np.clip(a + rng.normal(0.0, action_std, a.shape), -1.0, 1.0)
+        a = a.astype(np.float32)  # stored as float32: step with exactly what is stored
         raw_obs, r, term, trunc, info = env.step(a)
         trunc = bool(trunc) or len(acts) + 1 >= max_steps
         obs_list.append(raw_obs), acts.append(a), rews.append(float(r)), terms.append(bool(term))
         truncs.append(bool(trunc and not term))
         completed = list(info.get("episode_task_completions", []))
         done = bool(term or trunc)
+
+    for subtask in [t for t in SCRIPT_ORDER if t in tasks]:
+        for a in SUBTASK_SCRIPTS[subtask](ctrl, rng.normal(0.0, jitter_std, 3)):
+            step(a)
+            if done:
+                break
+        if done:
+            break
+    while not done:  # the script ran out of subtasks: hold still until the time limit
+        step(ctrl.action(ctrl.eef(), 1.0))
     return {"observations": _stack_obs(obs_list), "actions": np.asarray(acts, np.float32),
             "rewards": np.asarray(rews, np.float64), "terminations": np.asarray(terms, bool),
             "truncations": np.asarray(truncs, bool), "seed": int(seed), "completed": completed}
