@@ -231,23 +231,23 @@ def _script_kettle(ctrl, j):
     s = ctrl.site("kettle_site") + j
     kw = dict(pitch=-0.3)
     yield from _move(ctrl, s + [0.0, -0.12, -0.07], -1.0, 45, tol=0.03, **kw)
-    yield from _move(ctrl, s + [0.0, 0.03, -0.07], -1.0, 20, **kw)
-    yield from _move(ctrl, s + [0.0, 0.03, 0.0], -1.0, 10, tol=0.015, **kw)
-    yield from _move(ctrl, s + [0.04, 0.40 + 0.03, 0.0], -1.0, 30, tol=0.02, **kw)
-    yield from _move(ctrl, s + [0.04, 0.40 + 0.03, -0.07], -1.0, 10, tol=0.015, **kw)
+    yield from _move(ctrl, s + [0.0, 0.03, -0.07], -1.0, 12, **kw)
+    yield from _move(ctrl, s + [0.0, 0.03, 0.0], -1.0, 10, **kw)
+    yield from _move(ctrl, s + [0.04, 0.43, 0.0], -1.0, 30, tol=0.02, **kw)
+    yield from _move(ctrl, s + [0.04, 0.43, -0.07], -1.0, 8, **kw)
     yield from _move(ctrl, s + [0.04, 0.25, -0.07], -1.0, 8, tol=0.03, **kw)
 
 
 def _script_bottom_burner(ctrl, j):
     # Clamp the knob's grip bar (fingers spread along x) and turn the wrist about the gripper's pointing axis
-    # (the knob's axis) until the knob reads past its goal angle (-0.88 rad).
+    # (the knob's axis) until the knob reads -0.65 rad: the goal is -0.88 +- 0.3, so the subtask has counted.
     s = ctrl.site("knob2_site") + j
     yield from _move(ctrl, s + [0.0, -0.12, 0.0], 1.0, 40, tol=0.03)
-    yield from _move(ctrl, s + [0.0, 0.0, 0.0], 1.0, 20)
+    yield from _move(ctrl, s + [0.0, 0.0, 0.0], 1.0, 12)
     yield from _hold(ctrl, -1.0, 5)
     goal = ctrl.eef()
     for k in range(25):
-        if ctrl.qpos("knob_Joint_2") < -0.8:
+        if ctrl.qpos("knob_Joint_2") < -0.65:
             break
         yield ctrl.action(goal, -1.0, roll=min(1.0, 0.15 * (k + 1)))
     yield from _hold(ctrl, 1.0, 4, roll=1.0)
@@ -313,7 +313,7 @@ def _raw_kitchen_env(tasks: tuple[str, ...], max_steps: int):
 
 # Data qualities per variant: action noise and waypoint jitter (std), like D4RL's complete (clean demos of the
 # task), partial (play data, some of which solves it) and mixed (play data that never solves the whole task).
-VARIANT_NOISE = {"complete": (0.02, 0.005), "partial": (0.1, 0.02), "mixed": (0.15, 0.03)}
+VARIANT_NOISE = {"complete": (0.02, 0.005), "partial": (0.04, 0.01), "mixed": (0.05, 0.01)}
 
 
 def make_kitchen_dataset(dataset_id: str, *, root: str | os.PathLike | None = None, n_episodes: int | None = None,
