@@ -114,27 +114,33 @@ def test_made_data_opens_in_minari_and_replays(kitchen_root):
 
 
 def test_success_metric_scripted_success_and_failure():
-    """A scripted slide-cabinet episode: on a one-subtask kitchen it is a success (terminates, success True); on
-    kitchen-complete the same actions complete 1 of 4 (score 25, no success)."""
+    """A scripted kitchen-complete episode completes all 4 subtasks: replayed in the suite's env it terminates
+    with success and score 100. The same actions cut off before the last completion leave 3 of 4 done: no
+    success, score 75."""
     from bench.data.kitchen import scripted_episode
     from bench.tasks import get_task
+    from bench.tasks.kitchen import KITCHEN_TASK_SETS
 
     task = get_task("kitchen-complete")
-    env = task.make_env(tasks_to_complete=["slide cabinet"])
-    ep = scripted_episode(env, ("slide cabinet",), seed=3, rng=np.random.default_rng(0), action_std=0.0,
-                          jitter_std=0.0, max_steps=280)
-    assert ep["terminations"][-1] and ep["rewards"].sum() == 1.0
-    env.reset(seed=3)
-    for a in ep["actions"]:
-        _, _r, term, _trunc, info = env.step(a)
-    assert term and info["success"] and info["completed"] == 1
-    env.close()
+    tasks = KITCHEN_TASK_SETS["complete"]
     env = task.make_env()
-    env.reset(seed=3)
+    ep = scripted_episode(env, tasks, seed=0, rng=np.random.default_rng(0), action_std=0.0,
+                          jitter_std=0.0, max_steps=280)
+    env.close()
+    assert ep["terminations"][-1] and ep["rewards"].sum() == 4.0 and len(ep["actions"]) < 280
+    assert sorted(ep["completed"]) == sorted(tasks)
+    env = task.make_env()
+    env.reset(seed=0)
     for a in ep["actions"]:
         _, _r, term, _trunc, info = env.step(a)
-    assert not term and not info["success"] and info["completed"] == 1
-    assert task.normalized_score(1.0, info) == 25.0
+    assert term and info["success"] and info["completed"] == 4
+    assert task.normalized_score(4.0, info) == 100.0
+    last = int(np.flatnonzero(ep["rewards"])[-1])  # the step that completes the 4th subtask
+    env.reset(seed=0)
+    for a in ep["actions"][:last]:
+        _, _r, term, _trunc, info = env.step(a)
+    assert not term and not info["success"] and info["completed"] == 3
+    assert task.normalized_score(3.0, info) == 75.0
     env.close()
 
 
