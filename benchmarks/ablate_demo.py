@@ -7,7 +7,11 @@ skipped, so the script resumes after an interruption. It then prints, per arm an
 normalised score (mean ± 95% Student-t CI over seeds), the per-action planner latency (p50 at batch 1, from
 each run's own timing rows: plan / replan_every) and the time per fine-tune update (p50).
 
-    python benchmarks/ablate_demo.py [--store results] [--seeds 5] [--online-steps 6000] [--report-only]
+    python benchmarks/ablate_demo.py [--store results] [--seeds 5] [--online-steps 6000] [--pretrain-steps 3000]
+                                     [--eval-every 1000] [--report-only]
+
+The defaults are the demo budget (bench/demo.py DEMO_BUDGET); a reduced budget is a different sweep, so its
+runs never mix with full-budget ones in one table.
 """
 from __future__ import annotations
 
@@ -25,20 +29,30 @@ SWEEP = "ablate-demo"
 ARMS = [("v", "indep"), ("q", "indep"), ("v", "policy"), ("q", "policy")]
 
 
-def budget(online_steps: int) -> dict:
+def budget(online_steps: int, pretrain_steps: int, eval_every: int) -> dict:
     from bench.demo import DEMO_BUDGET
 
-    return {**DEMO_BUDGET, "online.steps": online_steps}
+    return {**DEMO_BUDGET, "online.steps": online_steps, "pretrain.steps": pretrain_steps,
+            "eval.every": eval_every, "online.checkpoint_every": max(eval_every, 1000)}
 
 
-def configs(seeds: int, online_steps: int) -> list[tuple[str, dict]]:
+def sweep_name(online_steps: int, pretrain_steps: int, eval_every: int) -> str:
+    from bench.demo import DEMO_BUDGET
+
+    full = (online_steps, pretrain_steps, eval_every) == (DEMO_BUDGET["online.steps"], DEMO_BUDGET["pretrain.steps"],
+                                                          DEMO_BUDGET["eval.every"])
+    return SWEEP if full else f"{SWEEP}-on{online_steps}-pre{pretrain_steps}"
+
+
+def configs(seeds: int, online_steps: int, pretrain_steps: int, eval_every: int) -> list[tuple[str, dict]]:
     from bench.runner import resolve_config
 
+    b = budget(online_steps, pretrain_steps, eval_every)
     out = []
     for seed in range(seeds):
-        out.append(("bc_dp", resolve_config("bc_dp", "demo", seed, budget(online_steps))))
+        out.append(("bc_dp", resolve_config("bc_dp", "demo", seed, b)))
         for terminal, target in ARMS:
-            over = {**budget(online_steps), "preset": "demo", "modip.planner.terminal": terminal,
+            over = {**b, "preset": "demo", "modip.planner.terminal": terminal,
                     "modip.critic.target": target}
             out.append((f"modip terminal={terminal} target={target}", resolve_config("modip", "demo", seed, over)))
     return out
@@ -57,20 +71,20 @@ def mean_ci(values) -> str:
     return f"{x.mean():.1f} ± {half:.1f} (n={len(x)}){flag}"
 
 
-def report(store_root: str, plan: list[tuple[str, dict]]) -> None:
+def report(store_root: str, plan: list[tuple[str, dict]], sweep: str) -> None:
     from bench.runner import run_id_of
     from results.store import Store
 
     store = Store(store_root)
-    runs = store.runs(sweep=SWEEP, status="finished")
-    curves = store.curves(sweep=SWEEP)
-    timings = store.timings(sweep=SWEEP)
+    runs = store.runs(sweep=sweep, status="finished")
+    curves = store.curves(sweep=sweep)
+    timings = store.timings(sweep=sweep)
     arms: dict[str, list[str]] = {}
     for label, cfg in plan:
         rid = run_id_of(cfg)
         if rid in set(runs.run_id):
             arms.setdefault(label, []).append(rid)
-    print(f"\n2×2 on the demo task (store sweep '{SWEEP}'): final normalised score, per-action latency, update time")
+    print(f"\n2×2 on the demo task (store sweep '{sweep}'): final normalised score, per-action latency, update time")
     head = f"{'arm':34s} {'actor':5s} {'final score':>26s} {'ms/action p50':>16s} {'ms/update p50':>16s}"
     print(head)
     print("-" * len(head))
@@ -98,6 +112,8 @@ def main() -> None:
     ap.add_argument("--store", default="results")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--online-steps", type=int, default=6000)
+    ap.add_argument("--pretrain-steps", type=int, default=3000)
+    ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     import torch
@@ -107,18 +123,19 @@ def main() -> None:
     from results.store import Store
 
     torch.set_num_threads(1)
-    plan = configs(args.seeds, args.online_steps)
+    plan = configs(args.seeds, args.online_steps, args.pretrain_steps, args.eval_every)
+    sweep = sweep_name(args.online_steps, args.pretrain_steps, args.eval_every)
     if not args.report_only:
         ensure_demo_dataset()
         # seeds outermost: a partial sweep still has every arm on the first seeds
         for label, cfg in plan:
-            done = Store(args.store).finished_run_ids(SWEEP)
+            done = Store(args.store).finished_run_ids(sweep)
             if run_id_of(cfg) in done:
                 continue
             t0 = time.perf_counter()
-            run_one(cfg, store_root=args.store, sweep_id=SWEEP, progress=False)
+            run_one(cfg, store_root=args.store, sweep_id=sweep, progress=False)
             print(f"{label} seed {cfg['seed']}: {time.perf_counter() - t0:.0f}s", flush=True)
-    report(args.store, plan)
+    report(args.store, plan, sweep)
 
 
 if __name__ == "__main__":

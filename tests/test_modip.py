@@ -259,6 +259,29 @@ def test_distillation_moves_the_dp_toward_planned_labels(demo_dataset):
     assert distance() < 0.8 * dist0
 
 
+def test_label_window_keeps_only_recent_labels(demo_dataset):
+    m, d, cut = method_on_demo(demo_dataset, {"label_ratio": 1.0, "label_window": 20})
+    buf = m.buffer
+    for i in range(60):  # labels 0..59: each chunk is filled with its index, so a sample names its age
+        buf.add({"obs": d.observations[cut], "action": np.zeros(1), "reward": 0.0, "next_obs": d.observations[cut],
+                 "terminal": False, "timeout": i == 59, "label": np.full((m.chunk, 1), i / 100.0),
+                 "plan_reward": 0.0})
+    ages = torch.round(m.distill_batch(256)["chunk"][:, 0, 0] * 100).long()
+    assert int(ages.min()) >= 40 and int(ages.max()) == 59  # only the last 20 env steps' labels
+    m.cfg.label_window = 0
+    assert int(torch.round(m.distill_batch(256)["chunk"][:, 0, 0] * 100).min()) < 40  # all labels
+
+
+def test_distill_hyperparameters_apply_from_fine_tuning_on():
+    m = build({"distill_lr": 1e-3, "distill_ema_decay": 0.9})
+    assert m.dp.optim.param_groups[0]["lr"] == m.dp_cfg.lr and m.dp.ema.decay == m.dp_cfg.ema_decay
+    m.end_pretrain()
+    assert m.dp.optim.param_groups[0]["lr"] == 1e-3 and m.dp.ema.decay == 0.9
+    fresh = build({"distill_lr": 1e-3, "distill_ema_decay": 0.9})  # a resume restores them
+    fresh.load_state_dict(m.state_dict())
+    assert fresh.dp.optim.param_groups[0]["lr"] == 1e-3 and fresh.dp.ema.decay == 0.9
+
+
 # ---- end to end, through the runner -------------------------------------------------------------------------
 def tiny_cfg(method: str, seed: int = 0, **extra):
     from bench.runner import resolve_config

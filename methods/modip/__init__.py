@@ -46,13 +46,27 @@ class ModipConfig:
     online_ratio: float = 0.5  # share of replay (online) transitions in world-model and critic batches
     distill: bool = True  # train the DP on the planned labels
     distill_batch: int = 256
-    label_ratio: float = 0.5  # share of planned labels in a distillation batch; the rest are offline chunks
+    distill_updates: int = 1  # DP gradient steps per fine-tune update (the DP step is cheap next to a plan)
+    # Share of planned labels in a distillation batch; the rest are offline (s, chunk) pairs. A DDPM samples
+    # from the mixture it is trained on, so at 0.5 half of what the DP imitates stays the medium data; the
+    # offline share is a regulariser against forgetting at states the planner never visits, not a target.
+    label_ratio: float = 0.5
+    # Labels from the last `label_window` env steps only (0 = all). The planner improves as its world model
+    # and critics learn, so an old label is a worse planner's answer; uniform sampling over the whole history
+    # would keep the DP imitating the early planner.
+    label_window: int = 0
+    distill_lr: float = 0.0  # the DP's learning rate during fine-tuning (0 = keep the pretrained DP's)
+    distill_ema_decay: float = 0.0  # the DP's EMA decay during fine-tuning (0 = keep the pretrained DP's)
     diag_every: int = 100  # world-model error diagnostics every N updates (pretrain and fine-tune)
     diag_sequences: int = 256
 
     def validate(self) -> None:
         if self.update_every < 1 or self.updates_per_round < 0:
             raise ConfigError("config keys 'modip.update_every' >= 1 and 'modip.updates_per_round' >= 0")
+        if self.distill_updates < 0 or self.label_window < 0 or self.distill_lr < 0:
+            raise ConfigError("config keys 'modip.distill_updates', 'modip.label_window', 'modip.distill_lr' >= 0")
+        if not 0.0 <= self.distill_ema_decay < 1.0:
+            raise ConfigError(f"config key 'modip.distill_ema_decay' must be in [0, 1), got {self.distill_ema_decay}")
         for key in ("online_ratio", "label_ratio"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"config key 'modip.{key}' must be in [0, 1], got {getattr(self, key)}")
@@ -102,6 +116,7 @@ class MODIP(DPMethod):
         self.critic_optim = torch.optim.Adam(self.critics.parameters_to_train(), lr=cfg.critic.lr)
         # Episode diagnostics computed in observe(), returned by the next update (saved in checkpoints).
         self.pending: dict[str, float] = {}
+        self.finetuning = False  # set by end_pretrain; the DP's fine-tuning lr / EMA decay apply from then on
 
     # ---- data ----------------------------------------------------------------------------------------------
     def attach_buffer(self, buffer) -> None:
@@ -159,9 +174,14 @@ class MODIP(DPMethod):
         n_label = round(n * self.cfg.label_ratio)
         obs, chunks = [], []
         if n_label > 0:
-            lab = self.buffer.sample(n_label, require="label", device=self.device, fields=("obs", "label"))
-            obs.append(self.normalizer.norm_obs(lab["obs"]))
-            chunks.append(lab["label"])
+            b = self.buffer
+            # Labels are online only; the window keeps the most recent planner's answers (label_window).
+            start = b.n_offline if self.cfg.label_window <= 0 else max(b.n_offline, b.size - self.cfg.label_window)
+            pool = np.flatnonzero(b.data["has_label"][start: b.size]) + start
+            idx = pool[b.rng.integers(0, len(pool), size=n_label)]  # the buffer's RNG: resumes exactly
+            # labels are stored as planned: normalised actions in [-1, 1], the DP's own space
+            obs.append(self.normalizer.norm_obs(torch.as_tensor(b.data["obs"][idx], device=self.device)))
+            chunks.append(torch.as_tensor(b.data["label"][idx], device=self.device))
         if n - n_label > 0:
             off = self.dp_batch(n - n_label, "offline")
             obs.append(off["obs"])
@@ -170,7 +190,8 @@ class MODIP(DPMethod):
 
     def _has_labels(self) -> bool:
         b = self.buffer
-        return bool(b.data["has_label"][b.n_offline: b.size].any())
+        start = b.n_offline if self.cfg.label_window <= 0 else max(b.n_offline, b.size - self.cfg.label_window)
+        return bool(b.data["has_label"][start: b.size].any())
 
     def _wm_diagnostics(self, source: str) -> dict[str, float]:
         h = self.cfg.planner.horizon
@@ -195,15 +216,29 @@ class MODIP(DPMethod):
 
     def end_pretrain(self) -> None:
         self.dp.reset_to_ema()  # fine-tuning starts from the EMA weights (protocol rule)
+        self.finetuning = True
+        self._set_distill_hparams()
+
+    def _set_distill_hparams(self) -> None:
+        """Fine-tuning lr and EMA decay of the DP (the pretrained DP's own unless set). Applied again after a
+        checkpoint load, since the optimiser state carries the pretrained lr."""
+        if self.cfg.distill_lr > 0:
+            for group in self.dp.optim.param_groups:
+                group["lr"] = self.cfg.distill_lr
+        if self.cfg.distill_ema_decay > 0:
+            self.dp.ema.decay = self.cfg.distill_ema_decay
 
     def updates_due(self, env_step: int) -> int:
         return self.cfg.updates_per_round if env_step % self.cfg.update_every == 0 else 0
 
     def finetune_step(self) -> dict[str, float]:
         metrics = {**self._wm_step("mixed"), **self._critic_step("mixed")}
-        if self.cfg.distill and self._has_labels():
-            b = self.distill_batch(self.cfg.distill_batch)
-            metrics["loss/dp_distill"] = self.dp.train_step(b["chunk"], b["obs"])
+        if self.cfg.distill and self.cfg.distill_updates > 0 and self._has_labels():
+            losses = []
+            for _ in range(self.cfg.distill_updates):
+                b = self.distill_batch(self.cfg.distill_batch)
+                losses.append(self.dp.train_step(b["chunk"], b["obs"]))
+            metrics["loss/dp_distill"] = float(np.mean(losses))
         self.grad_steps += 1
         if self.grad_steps % self.cfg.diag_every == 0:
             metrics.update(self._wm_diagnostics("mixed"))
@@ -330,10 +365,13 @@ class MODIP(DPMethod):
                 "critic_optim": self.critic_optim}
 
     def extra_state(self) -> dict[str, Any]:
-        return {"pending": dict(self.pending)}
+        return {"pending": dict(self.pending), "finetuning": self.finetuning}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.pending = {str(k): float(v) for k, v in state.get("pending", {}).items()}
+        self.finetuning = bool(state.get("finetuning", False))
+        if self.finetuning:
+            self._set_distill_hparams()
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
