@@ -22,7 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # The default model here: smaller than the official size 1 (latent 64, MLPs 128, 2 Qs, batch 128) and a
 # smaller planner (3 iterations x 128 samples), so that a few thousand steps run on a busy CPU.
+# rho 0.7 and discount_max 0.99 are what the official code's gym-MuJoCo wrapper (envs/mujoco.py) sets for
+# every gym-MuJoCo task; they are not TD-MPC2's general defaults (0.5, 0.995).
 SMALL = {"model_size": 1, "enc_dim": 128, "mlp_dim": 128, "latent_dim": 64, "num_q": 2, "batch_size": 128,
+         "rho": 0.7, "discount_max": 0.99,
          "planner": {"iterations": 3, "num_samples": 128, "num_elites": 16, "num_pi_trajs": 8}}
 
 

@@ -145,3 +145,29 @@ def test_tiny_offline_then_online_run(demo_dataset, store_root):
     scores = c[c.metric == "normalized_score"]
     assert set(scores.actor) == {"mpc", "pi"} and scores.env_step.max() >= TINY["online.steps"]
     assert rid == row.run_id
+
+
+def test_sequences_are_drawn_per_episode_like_the_official_buffer():
+    """The official buffer (torchrl SliceSampler) draws an episode uniformly, then a start within it. Drawing
+    starts uniformly over transitions instead lets one long episode drown out many short, terminating ones:
+    the terminations the termination head and the TD targets of an episodic task learn from."""
+    from methods.common.replay import ReplayBuffer
+
+    meth = _method(obs_dim=2, act_dim=1, model_size=1, mlp_dim=32, latent_dim=16, enc_dim=32, batch_size=512)
+    buf = ReplayBuffer(2, 1, seed=0, capacity=2000)
+    for n, term in [(1000, False)] + [(5, True)] * 50:  # one 1000-step episode, then 50 falls after 5 steps
+        for i in range(n):
+            buf.add({"obs": np.zeros(2), "action": np.zeros(1), "reward": 1.0, "next_obs": np.zeros(2),
+                     "terminal": term and i == n - 1, "timeout": (not term) and i == n - 1})
+    meth.attach_buffer(buf)
+    seen = []
+    meth._step = lambda batch: seen.append(batch["terminal"].any(1).float().mean().item()) or {}
+    for _ in range(4):
+        meth.finetune_step()
+    # per episode: 50/51 episodes are short, 1 of the 3 starts of each holds the terminal -> ~0.33
+    assert 0.27 < np.mean(seen) < 0.39, seen
+    meth.cfg.episode_sampling = False  # uniform over starts: 50 of 1148 starts -> ~0.04
+    seen.clear()
+    for _ in range(4):
+        meth.finetune_step()
+    assert np.mean(seen) < 0.08, seen

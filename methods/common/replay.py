@@ -159,26 +159,40 @@ class ReplayBuffer:
 
     def sample_sequences(self, n: int, length: int, source: str = "mixed",
                          device: str | torch.device = "cpu",
-                         online_ratio: float | None = None) -> dict[str, torch.Tensor]:
-        """Sequences of `length` consecutive transitions of one episode: tensors shaped (n, length, ...)."""
+                         online_ratio: float | None = None, by_episode: bool = False) -> dict[str, torch.Tensor]:
+        """Sequences of `length` consecutive transitions of one episode: tensors shaped (n, length, ...).
+
+        by_episode=False draws start indices uniformly over all valid starts (long episodes weigh more);
+        by_episode=True draws an episode uniformly among those long enough, then a start uniformly within it
+        (torchrl's SliceSampler, which TD-MPC2 uses), so short, terminating episodes are not drowned out."""
         starts = self._valid_starts(length)
         if len(starts) == 0:
             raise RuntimeError(f"no episode segment of length {length} in the buffer")
         ratio = self.online_ratio if online_ratio is None else online_ratio
         off = starts[starts < self.n_offline]
         on = starts[starts >= self.n_offline]
+        pick = self._pick_by_episode if by_episode else (lambda pool, k: pool[self.rng.integers(0, len(pool), size=k)])
         if source == "offline" or (source == "mixed" and len(on) == 0):
-            pool_idx = off[self.rng.integers(0, len(off), size=n)]
+            pool_idx = pick(off, n)
         elif source == "online":
-            pool_idx = on[self.rng.integers(0, len(on), size=n)]
+            pool_idx = pick(on, n)
         elif ratio is None or len(off) == 0 or len(on) == 0:
-            pool_idx = starts[self.rng.integers(0, len(starts), size=n)]
+            pool_idx = pick(starts, n)
         else:
             n_on = int(round(n * ratio))
-            pool_idx = np.concatenate([off[self.rng.integers(0, len(off), size=n - n_on)],
-                                       on[self.rng.integers(0, len(on), size=n_on)]])
+            pool_idx = np.concatenate([pick(off, n - n_on), pick(on, n_on)])
         idx = pool_idx[:, None] + np.arange(length)[None, :]
         return self._to(idx, CORE_FIELDS, device)
+
+    def _pick_by_episode(self, pool: np.ndarray, k: int) -> np.ndarray:
+        """k starts from the sorted pool: an episode uniformly, then one of its starts uniformly."""
+        if len(pool) == 0:
+            raise RuntimeError("no episode segment in the requested part of the buffer")
+        ep = self.data["episode"][pool]  # non-decreasing along the sorted pool: each episode is one run
+        first = np.concatenate([[0], np.flatnonzero(ep[1:] != ep[:-1]) + 1])
+        counts = np.diff(np.append(first, len(pool)))
+        e = self.rng.integers(0, len(first), size=k)
+        return pool[first[e] + (self.rng.random(k) * counts[e]).astype(np.int64)]
 
     def sample_chunks(self, n: int, chunk: int, source: str = "offline", device: str | torch.device = "cpu",
                       online_ratio: float | None = None, idx: np.ndarray | None = None) -> dict[str, torch.Tensor]:

@@ -14,7 +14,12 @@ mean of the Q-scale-normalised avg of 2 random Qs plus 1e-4 times the scaled ent
 encoder lr x 0.3, pi eps 1e-5), grad clip 20, Polyak tau 0.01, the discount heuristic
 gamma = clip((L/5 - 1)/(L/5), 0.95, 0.995) of the episode length L, and MPPI (6 iterations x 512 samples,
 64 elites, 24 policy trajectories, temperature 0.5, std in [0.05, 2], warm start from the previous mean
-shifted by one step, the executed action drawn from the elites by their scores, plus std noise in training).
+shifted by one step, the executed action drawn from the elites by their scores, plus std noise in training),
+and the replay sampling: an episode drawn uniformly, then a sub-sequence within it (torchrl's SliceSampler in the
+official buffer; `episode_sampling`). With the noise fixed, one update and one plan were checked to agree with
+the official agent's to float precision (same weights, same batch). Not copied from the official code: its
+gym-MuJoCo task wrapper (`envs/mujoco.py`) also sets rho = 0.7 and discount_max = 0.99 for those tasks; here
+they stay config keys at the general defaults (0.5, 0.995).
 The termination head and the planner's termination mask follow the official `episodic` mode, which is on by
 default here because hopper, walker2d, kitchen and the demo task all terminate.
 
@@ -98,6 +103,9 @@ class TDMPC2Config:
     online_reset: Literal["none", "pi", "q", "pi_q"] = "none"
     seed_steps: int = 0
     utd: float = 1.0
+    # the official buffer (torchrl SliceSampler) draws an episode uniformly, then a sub-sequence within it;
+    # False draws sub-sequences uniformly over all transitions (long episodes weigh more)
+    episode_sampling: bool = True
     # planning and speed
     planner: PlannerConfig = dataclasses.field(default_factory=PlannerConfig)
     compile: bool = False
@@ -200,7 +208,7 @@ class TDMPC2(Method):
     # ---- data -------------------------------------------------------------------------------------------
     def pretrain_batch(self):
         return self.buffer.sample_sequences(self.cfg.batch_size, self.cfg.horizon, source="offline",
-                                            device=self.device)
+                                            device=self.device, by_episode=self.cfg.episode_sampling)
 
     def _tensors(self, batch):
         """Buffer sequences (B, H, ...) -> time-major normalised tensors for `_update`."""
@@ -343,7 +351,8 @@ class TDMPC2(Method):
 
     def finetune_step(self):
         batch = self.buffer.sample_sequences(self.cfg.batch_size, self.cfg.horizon, source="mixed",
-                                             device=self.device, online_ratio=self.cfg.online_ratio)
+                                             device=self.device, online_ratio=self.cfg.online_ratio,
+                                             by_episode=self.cfg.episode_sampling)
         return self._step(batch)
 
     # ---- planning ---------------------------------------------------------------------------------------
