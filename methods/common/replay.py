@@ -30,6 +30,7 @@ class ReplayBuffer:
         self._open_episode: int | None = None
         self.online_ratio: float | None = None  # None: uniform over all data
         self._seq_cache: dict[int, np.ndarray] = {}
+        self._episode_cache: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._alloc(capacity)
 
     # ---- storage ----------------------------------------------------------------------------------------
@@ -86,6 +87,7 @@ class ReplayBuffer:
         self.size += n
         self.n_offline = self.size
         self._seq_cache.clear()
+        self._episode_cache.clear()
 
     def add(self, transition: dict[str, Any]) -> None:
         """Append one online transition. The harness calls this; episode ids follow terminal/timeout flags."""
@@ -188,9 +190,16 @@ class ReplayBuffer:
         """k starts from the sorted pool: an episode uniformly, then one of its starts uniformly."""
         if len(pool) == 0:
             raise RuntimeError("no episode segment in the requested part of the buffer")
-        ep = self.data["episode"][pool]  # non-decreasing along the sorted pool: each episode is one run
-        first = np.concatenate([[0], np.flatnonzero(ep[1:] != ep[:-1]) + 1])
-        counts = np.diff(np.append(first, len(pool)))
+        # Cached per pool: the offline pool stays the same through the online phase. A pool is identified by
+        # (size, first, last start); the cache is cleared whenever stored data can change under the same key.
+        key = (len(pool), int(pool[0]), int(pool[-1]))
+        if key not in self._episode_cache:
+            ep = self.data["episode"][pool]  # each episode is one contiguous run of the sorted pool
+            first = np.concatenate([[0], np.flatnonzero(ep[1:] != ep[:-1]) + 1])
+            if len(self._episode_cache) > 8:
+                self._episode_cache.clear()
+            self._episode_cache[key] = (first, np.diff(np.append(first, len(pool))))
+        first, counts = self._episode_cache[key]
         e = self.rng.integers(0, len(first), size=k)
         return pool[first[e] + (self.rng.random(k) * counts[e]).astype(np.int64)]
 
@@ -242,6 +251,7 @@ class ReplayBuffer:
         self.online_ratio = None if r < 0 else r
         self.rng = _rng_from_plain(state["rng"])
         self._seq_cache.clear()
+        self._episode_cache.clear()
 
 
 def _rng_state_to_plain(rng: np.random.Generator) -> dict[str, str]:
