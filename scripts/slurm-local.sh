@@ -33,7 +33,10 @@ node_ready() { sinfo -h -n "$(host)" -o %t 2>/dev/null | grep -qE '^(idle|mix|al
 usable() { # the cluster answers and the node takes jobs (and sacct works when accounting is on)
   command -v sinfo >/dev/null 2>&1 || return 1
   alive $RUN/slurmctld.pid && alive $RUN/slurmd.pid || return 1
-  if [ "$ACCT" = 1 ]; then alive $RUN/slurmdbd.pid || return 1; fi
+  if [ "$ACCT" = 1 ]; then  # every accounting daemon, and sacct answering (a dead MariaDB breaks sacct only)
+    alive $RUN/slurmdbd.pid && alive /run/mysqld/mysqld.pid || return 1
+    sacct -n -X -S now >/dev/null 2>&1 || return 1
+  fi
   node_ready
 }
 
