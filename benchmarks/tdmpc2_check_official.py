@@ -156,6 +156,19 @@ def main() -> int:
     finally:
         torch.randn_like, torch.randn = real_randn_like, real_randn
 
+    # ---- the Q scale of the policy loss (the update above keeps it at its floor of 1) ----
+    from methods.tdmpc2 import RunningScale
+
+    off.scale.value.fill_(1.0)
+    ours_scale = RunningScale(ocfg.tau)
+    for i in range(5):
+        q = real_randn(B, 1) * (3.0 + i) + 10.0
+        off.scale.update(q)
+        ours_scale.update(q)
+    d = abs(off.scale.value.item() - ours_scale.value.item())
+    print(f"  running Q scale: official {off.scale.value.item():.6f}  ours {ours_scale.value.item():.6f}")
+    worst_update = max(worst_update, d)
+
     # ---- plan ----
     import common.math as omath
 
