@@ -6,6 +6,8 @@ It drives the method through the same calls the harness makes (act / observe / u
 with an empty offline buffer, official-style random seeding (`seed_steps` random actions, then that many
 updates at once), one update per env step after that, and identity normalisers (raw observations; actions
 mapped from the env's box to [-1, 1]).
+Whether the port computes what the official agent computes is checked exactly, not by curves, in
+`benchmarks/tdmpc2_check_official.py`; this script shows whether it learns, one noisy seed at a time.
 Prints the training-episode returns and periodic evals (MPC, eval mode); the last line is the final eval:
 `tdmpc2 online <env> final eval return: X return (cpu)`.
 """
