@@ -8,7 +8,10 @@ normalised score (mean ± 95% Student-t CI over seeds), the per-action planner l
 each run's own timing rows: plan / replan_every) and the time per fine-tune update (p50).
 
     python benchmarks/ablate_demo.py [--store results] [--seeds 5] [--online-steps 6000] [--pretrain-steps 3000]
-                                     [--eval-every 1000] [--report-only]
+                                     [--eval-every 1000] [--shard I/N] [--report-only]
+
+--shard I/N runs every N-th run of the plan starting at I (0-based), so N processes can share a sweep without
+ever starting the same run; the report always covers the whole plan.
 
 The defaults are the demo budget (bench/demo.py DEMO_BUDGET); a reduced budget is a different sweep, so its
 runs never mix with full-budget ones in one table.
@@ -85,7 +88,8 @@ def report(store_root: str, plan: list[tuple[str, dict]], sweep: str) -> None:
         if rid in set(runs.run_id):
             arms.setdefault(label, []).append(rid)
     print(f"\n2×2 on the demo task (store sweep '{sweep}'): final normalised score, per-action latency, update time")
-    head = f"{'arm':34s} {'actor':5s} {'final score':>26s} {'ms/action p50':>16s} {'ms/update p50':>16s}"
+    head = (f"{'arm':34s} {'actor':5s} {'score at env step 0':>26s} {'final score':>26s} {'ms/action p50':>16s} "
+            f"{'ms/update p50':>16s}")
     print(head)
     print("-" * len(head))
     for label, rids in arms.items():
@@ -95,6 +99,8 @@ def report(store_root: str, plan: list[tuple[str, dict]], sweep: str) -> None:
             ca = c[c.actor == actor]
             finals = [ca[ca.run_id == r].sort_values("env_step").value.iloc[-1] for r in rids
                       if (ca.run_id == r).any()]
+            starts = [ca[ca.run_id == r].sort_values("env_step").value.iloc[0] for r in rids
+                      if (ca.run_id == r).any()]
             comp = "plan" if actor == "mpc" else ("dp_act" if label.startswith("modip") else "act")
             tc = t[t.component == comp]
             per_action = []
@@ -102,7 +108,7 @@ def report(store_root: str, plan: list[tuple[str, dict]], sweep: str) -> None:
                 extra = json.loads(row.extra_json) if isinstance(row.extra_json, str) and row.extra_json else {}
                 per_action.append(row.p50_ms / float(extra.get("replan_every", 1)))
             upd = t[t.component == "update"].p50_ms.tolist()
-            print(f"{label:34s} {actor:5s} {mean_ci(finals):>26s} {mean_ci(per_action):>16s} "
+            print(f"{label:34s} {actor:5s} {mean_ci(starts):>26s} {mean_ci(finals):>26s} {mean_ci(per_action):>16s} "
                   f"{mean_ci(upd) if label.startswith('modip') else '-':>16s}")
     print("per-action latency of `dp`/`act` is one DP chunk (Ta actions) per call; of `mpc`, one plan / replan_every")
 
@@ -114,6 +120,7 @@ def main() -> None:
     ap.add_argument("--online-steps", type=int, default=6000)
     ap.add_argument("--pretrain-steps", type=int, default=3000)
     ap.add_argument("--eval-every", type=int, default=1000)
+    ap.add_argument("--shard", default="0/1", help="I/N: run only runs I, I+N, I+2N, ... of the plan")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     import torch
@@ -128,7 +135,8 @@ def main() -> None:
     if not args.report_only:
         ensure_demo_dataset()
         # seeds outermost: a partial sweep still has every arm on the first seeds
-        for label, cfg in plan:
+        shard, n_shards = (int(x) for x in args.shard.split("/"))
+        for label, cfg in plan[shard::n_shards]:
             done = Store(args.store).finished_run_ids(sweep)
             if run_id_of(cfg) in done:
                 continue

@@ -72,16 +72,31 @@ class ModipConfig:
                 raise ConfigError(f"config key 'modip.{key}' must be in [0, 1], got {getattr(self, key)}")
 
 
-# Labelled presets. `demo`: small networks and few planner samples, so that a demo seed fits its ~1.5 minute
-# share on 2 CPU cores. `test`: tiny, for contract tests. Neither touches the `dp` section: the DP must stay
-# the bc_dp checkpoint's (the common start).
+# Labelled presets. `demo`: small networks and a cheap planner, so that a demo seed fits its ~80 s share on 2 CPU
+# cores; chosen on demo seeds 0 (short runs, DP and MPC scores per eval), and labelled as such. `test`: tiny, for
+# contract tests. Neither touches the `dp` section: the DP must stay the bc_dp checkpoint's (the common start).
+# Demo choices, each with what it fixed:
+# - critic.target_tau 0.02: with 3000 pretrain steps, Polyak 0.005 leaves V ~15 target time constants, far short
+#   of γ's 100-step horizon; V was then noise at value_scale (~900 return units) and steered the plan: the mpc
+#   actor scored 8 at step 0 (27-41 with 0.02; a no-terminal planner scored 17), and its early labels were worse
+#   than the DP they taught;
+# - label_ratio 0.9, label_window 1000: the DP samples what it is trained on, so a 50/50 batch keeps half of it
+#   imitating the medium data; the window keeps the current planner's labels (it improves fast online), and the
+#   10% offline share guards states the planner never visits;
+# - replan_every 2, not the DP's chunk 4: the pendulum needs feedback, and open-loop 4-step plans in a learned
+#   model scored far lower (12 against 22 at step 0; 44 against 200 after 6000 steps, one seed each); the label
+#   is still the plan's first Ta = 4 actions;
+# - planner.dp_sampler ddim (5 steps) and 2 iterations: the DP chain of the proposals was the largest cost of a
+#   plan; the `dp` actor itself still samples with the DP's own DDPM chain;
+# - update_every 2, distill_updates 2 at distill_batch 64: one DP gradient step per env step.
 _DEMO = {
     "modip": {
         "world_model": {"members": 5, "hidden": [64, 64], "batch_size": 64},
-        "critic": {"hidden": [64, 64], "batch_size": 128},
-        "planner": {"horizon": 4, "samples": 64, "elites": 8, "iterations": 3, "pi_trajectories": 8,
-                    "replan_every": 2},
-        "update_every": 2, "distill_batch": 128, "diag_every": 100, "diag_sequences": 128,
+        "critic": {"hidden": [64, 64], "batch_size": 128, "target_tau": 0.02},
+        "planner": {"horizon": 4, "samples": 64, "elites": 8, "iterations": 2, "pi_trajectories": 8,
+                    "replan_every": 2, "dp_sampler": "ddim"},
+        "update_every": 2, "distill_updates": 2, "distill_batch": 64, "label_ratio": 0.9, "label_window": 1000,
+        "diag_every": 100, "diag_sequences": 128,
     },
 }
 _TEST = {
