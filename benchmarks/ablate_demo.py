@@ -106,7 +106,8 @@ def report(store_root: str, plan: list[tuple[str, dict]], sweep: str) -> None:
             per_action = []
             for _, row in tc.iterrows():
                 extra = json.loads(row.extra_json) if isinstance(row.extra_json, str) and row.extra_json else {}
-                per_action.append(row.p50_ms / float(extra.get("replan_every", 1)))
+                # a plan executes replan_every actions; a DP call is one chunk, reported per call
+                per_action.append(row.p50_ms / (float(extra.get("replan_every", 1)) if comp == "plan" else 1.0))
             upd = t[t.component == "update"].p50_ms.tolist()
             print(f"{label:34s} {actor:5s} {mean_ci(starts):>26s} {mean_ci(finals):>26s} {mean_ci(per_action):>16s} "
                   f"{mean_ci(upd) if label.startswith('modip') else '-':>16s}")
