@@ -62,14 +62,6 @@ def _clear_stop() -> None:
     _STOP_REQUESTED = False
 
 
-def check_name(name: str, what: str) -> str:
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}", name or "") or ".." in name:
-        raise ValueError(f"bad {what} name '{name}': use letters, digits, '_', '-', '.' (no '/' or '..')")
-    return name
-
-
 # ---- provenance ---------------------------------------------------------------------------------------------
 def git_state() -> tuple[str, bool]:
     root = Path(__file__).resolve().parents[2]
@@ -571,9 +563,9 @@ def obtain_pretrained_dp(run: "Run", bar) -> tuple[dict[str, Any], list[dict[str
         return st["dp_state"], json.loads(st["curve"])
     bc_cls = get_method_class("bc_dp")
     seed_everything(cfg["seed"])
-    bc = bc_cls(from_dict(bc_cls.Config, {}), run.spaces, Normalizer.fit(run.dataset.observations, run.act_low,
-                                                                          run.act_high),
-                device=run.device, seed=cfg["seed"], dp_cfg=run.dp_cfg)
+    # The run's normaliser (fitted once on the same offline data); the bc_dp only reads it.
+    bc = bc_cls(from_dict(bc_cls.Config, {}), run.spaces, run.normalizer, device=run.device, seed=cfg["seed"],
+                dp_cfg=run.dp_cfg)
     bc.attach_buffer(run.buffer)
     steps = int(cfg["pretrain"]["steps"])
     log_every = max(1, int(cfg["pretrain"]["log_every"]))
@@ -599,7 +591,9 @@ def run_one(cfg: dict[str, Any], store_root: str | os.PathLike = "results", swee
     """Run one resolved config end to end; returns its run_id. Failures are recorded as status=failed."""
     from results.store import Store
 
-    check_name(sweep_id, "sweep")
+    from results.store import validate_name
+
+    validate_name(sweep_id, "sweep")
     rid = run_id_of(cfg)
     store_root = Path(store_root)
     ckpt = Path(ckpt_dir) if ckpt_dir else store_root / "checkpoints" / sweep_id / rid

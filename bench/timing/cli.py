@@ -129,10 +129,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _cmd_time(args: argparse.Namespace) -> int:
-    from bench.runner import _now, check_name
+    from bench.runner import _now
+    from results.store import validate_name
     from methods.base import registered_methods
 
-    check_name(args.sweep, "sweep")
+    validate_name(args.sweep, "sweep")
     methods = sorted(registered_methods()) if args.method == "all" else args.method.split(",")
     all_rows: list[dict[str, Any]] = []
     mismatch = False
