@@ -6,7 +6,9 @@ removes) or nothing. Everything else is the same for all three, so a latency dif
 
 A plan, for a batch of B start states at once (all tensors, no Python loop over samples):
   1. proposals from the DP: `pi_trajectories` action sequences made by sampling a DP chunk at ŝ, stepping the
-     world model through it, and sampling again at the state reached (H and γ are counted in env steps);
+     world model through it, and sampling again at the state reached (H and γ are counted in env steps); the
+     planning model is deterministic (ensemble means), so the proposals are rolled out once per plan and only
+     their terminal term is recomputed in each iteration;
   2. `iterations` rounds of MPPI (TD-MPC2's `_plan`, Hansen et al. 2024): Gaussian samples around the running
      mean, plus the DP proposals, all scored by
          score = Σ_{t<H} γ^t m_t (r̂_t - λ u_t) + γ^H m_H · terminal(ŝ_H),    m_t = Π_{k<t} (1 - d̂_k),
@@ -106,10 +108,21 @@ def terminal_value(models: PlanModels, s_h: torch.Tensor, terminal: str, generat
 
 
 def score_sequences(models: PlanModels, s: torch.Tensor, actions: torch.Tensor, cfg: PlannerConfig, gamma: float,
-                    generator) -> torch.Tensor:
-    """score = Σ_{t<H} γ^t m_t (r̂_t - λ u_t) + γ^H m_H terminal(ŝ_H), for (N, obs) states and (N, H, act) plans."""
-    reward_sum, alive, s_h = rollout(models, s, actions, gamma, cfg.uncertainty_penalty)
-    return reward_sum + (gamma ** actions.shape[1]) * alive * terminal_value(models, s_h, cfg.terminal, generator)
+                    generator, cached: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+    """score = Σ_{t<H} γ^t m_t (r̂_t - λ u_t) + γ^H m_H terminal(ŝ_H), for (B, N, obs) states and (B, N, H, act)
+    plans. `cached` = (reward_sum, alive, ŝ_H) of the first P candidates of each state, each (B, P[, obs]), already
+    rolled out: the world model is deterministic in planning (ensemble means), so a candidate that does not change
+    between iterations (a DP proposal) need not be rolled out again. The terminal term is always recomputed for all
+    N, so terminal=q still pays a full DP chain per candidate and iteration."""
+    b, n, h, a = actions.shape
+    p = 0 if cached is None else cached[0].shape[1]
+    reward_sum, alive, s_h = rollout(models, s[:, p:].reshape(b * (n - p), -1),
+                                     actions[:, p:].reshape(b * (n - p), h, a), gamma, cfg.uncertainty_penalty)
+    reward_sum, alive, s_h = reward_sum.view(b, n - p), alive.view(b, n - p), s_h.view(b, n - p, -1)
+    if cached is not None:
+        reward_sum, alive, s_h = (torch.cat([c, x], dim=1) for c, x in zip(cached, (reward_sum, alive, s_h)))
+    terminal = terminal_value(models, s_h.reshape(b * n, -1), cfg.terminal, generator).view(b, n)
+    return reward_sum + (gamma ** h) * alive * terminal
 
 
 def propose_from_policy(models: PlanModels, s0: torch.Tensor, n: int, horizon: int, generator) -> torch.Tensor:
@@ -140,16 +153,20 @@ def plan(models: PlanModels, s0: torch.Tensor, warm_mean: torch.Tensor | None, g
     device = s0.device
     mean = torch.zeros(b, h, act_dim, device=device) if warm_mean is None else warm_mean
     std = torch.full((b, h, act_dim), cfg.max_std, device=device)
-    proposals = propose_from_policy(models, s0, p, h, generator) if p > 0 else None
-    s_rep = s0.repeat_interleave(n, dim=0)  # every candidate of state i starts from s0[i]
+    s_rep = s0.unsqueeze(1).expand(b, n, s0.shape[1])  # every candidate of state i starts from s0[i]
+    proposals, cached = None, None
+    if p > 0:
+        proposals = propose_from_policy(models, s0, p, h, generator)  # (B, P, H, act), fixed for the whole plan
+        r_p, alive_p, s_h_p = rollout(models, s_rep[:, :p].reshape(b * p, -1), proposals.reshape(b * p, h, act_dim),
+                                      gamma, cfg.uncertainty_penalty)
+        cached = (r_p.view(b, p), alive_p.view(b, p), s_h_p.view(b, p, -1))
     best = torch.zeros(b, device=device)
     for _ in range(cfg.iterations):
         noise = torch.randn((b, n - p, h, act_dim), device=device, generator=generator)
         candidates = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1.0, 1.0)
         if proposals is not None:
             candidates = torch.cat([proposals, candidates], dim=1)  # (B, N, H, act)
-        scores = score_sequences(models, s_rep, candidates.reshape(b * n, h, act_dim), cfg, gamma,
-                                 generator).view(b, n)
+        scores = score_sequences(models, s_rep, candidates, cfg, gamma, generator, cached)  # (B, N)
         elite_scores, elite_idx = scores.topk(cfg.elites, dim=1)
         elites = torch.gather(candidates, 1, elite_idx[:, :, None, None].expand(-1, -1, h, act_dim))
         # exp(temperature · (score - max)), normalised: softmax does exactly that, stably.
