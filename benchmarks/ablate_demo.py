@@ -7,8 +7,8 @@ skipped, so the script resumes after an interruption. It then prints, per arm an
 normalised score (mean ± 95% Student-t CI over seeds), the per-action planner latency (p50 at batch 1, from
 each run's own timing rows: plan / replan_every) and the time per fine-tune update (p50).
 
-    python benchmarks/ablate_demo.py [--store results] [--seeds 5] [--online-steps 6000] [--pretrain-steps 3000]
-                                     [--eval-every 1000] [--shard I/N] [--report-only]
+    python benchmarks/ablate_demo.py [--store results] [--seeds 5] [--online-steps N] [--pretrain-steps N]
+                                     [--eval-every N] [--shard I/N] [--report-only]
 
 --shard I/N runs every N-th run of the plan starting at I (0-based), so N processes can share a sweep without
 ever starting the same run; the report always covers the whole plan.
@@ -118,9 +118,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", default="results")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--online-steps", type=int, default=6000)
-    ap.add_argument("--pretrain-steps", type=int, default=3000)
-    ap.add_argument("--eval-every", type=int, default=1000)
+    from bench.demo import DEMO_BUDGET
+
+    ap.add_argument("--online-steps", type=int, default=DEMO_BUDGET["online.steps"])
+    ap.add_argument("--pretrain-steps", type=int, default=DEMO_BUDGET["pretrain.steps"])
+    ap.add_argument("--eval-every", type=int, default=DEMO_BUDGET["eval.every"])
     ap.add_argument("--shard", default="0/1", help="I/N: run only runs I, I+N, I+2N, ... of the plan")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
