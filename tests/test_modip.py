@@ -116,6 +116,29 @@ def test_terminal_q_calls_the_dp_and_v_does_not():
     assert n_q == n_none + steps * iters  # q adds one full chain per iteration (batched over samples)
 
 
+def test_cached_proposal_rollouts_score_like_a_fresh_rollout():
+    """The plan rolls the DP proposals out once and reuses (Σ r, m_H, ŝ_H) in every iteration; the scores must
+    equal those of rolling every candidate out afresh (the planning world model is deterministic)."""
+    from methods.modip.planner import rollout, score_sequences
+
+    m = build()
+    models = m.plan_models(True)
+    g = torch.Generator().manual_seed(0)
+    b, n, p, h = 2, 12, 4, m.cfg.planner.horizon
+    s0 = torch.randn(b, 3, generator=g)
+    s = s0.unsqueeze(1).expand(b, n, 3)
+    actions = torch.rand(b, n, h, 1, generator=g) * 2 - 1
+    fresh = score_sequences(models, s, actions, m.cfg.planner, GAMMA, g)
+    r, alive, s_h = rollout(models, s[:, :p].reshape(b * p, 3), actions[:, :p].reshape(b * p, h, 1), GAMMA)
+    cached = score_sequences(models, s, actions, m.cfg.planner, GAMMA, g,
+                             (r.view(b, p), alive.view(b, p), s_h.view(b, p, 3)))
+    torch.testing.assert_close(cached, fresh, rtol=1e-5, atol=1e-5)
+    # a wrong cache changes the scores of exactly its candidates, so the comparison above can fail
+    wrong = score_sequences(models, s, actions, m.cfg.planner, GAMMA, g,
+                            (r.view(b, p) + 1.0, alive.view(b, p), s_h.view(b, p, 3)))
+    assert ((wrong - fresh)[:, :p] > 0.5).all() and torch.allclose(wrong[:, p:], fresh[:, p:], atol=1e-5)
+
+
 def test_plan_has_no_host_syncs():
     """No `.item()`/`bool(tensor)` inside the plan (each is one aten::_local_scalar_dense), so it can be graphed."""
     from torch.profiler import ProfilerActivity, profile
