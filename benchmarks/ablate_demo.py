@@ -9,6 +9,7 @@ each run's own timing rows: plan / replan_every) and the time per fine-tune upda
 
     python benchmarks/ablate_demo.py [--store results] [--seeds 5] [--online-steps N] [--pretrain-steps N]
                                      [--eval-every N] [--shard I/N] [--report-only]
+                                     [--matched-iterations K]
 
 --shard I/N runs every N-th run of the plan starting at I (0-based), so N processes can share a sweep without
 ever starting the same run; the report always covers the whole plan.
@@ -47,7 +48,8 @@ def sweep_name(online_steps: int, pretrain_steps: int, eval_every: int) -> str:
     return SWEEP if full else f"{SWEEP}-on{online_steps}-pre{pretrain_steps}"
 
 
-def configs(seeds: int, online_steps: int, pretrain_steps: int, eval_every: int) -> list[tuple[str, dict]]:
+def configs(seeds: int, online_steps: int, pretrain_steps: int, eval_every: int,
+            matched_iterations: int = 0) -> list[tuple[str, dict]]:
     from bench.runner import resolve_config
 
     b = budget(online_steps, pretrain_steps, eval_every)
@@ -58,6 +60,13 @@ def configs(seeds: int, online_steps: int, pretrain_steps: int, eval_every: int)
             over = {**b, "preset": "demo", "modip.planner.terminal": terminal,
                     "modip.critic.target": target}
             out.append((f"modip terminal={terminal} target={target}", resolve_config("modip", "demo", seed, over)))
+        if matched_iterations:
+            # q given fewer MPPI iterations so that its plan costs about what v's does: at equal latency,
+            # which terminal plans (and teaches the DP) better?
+            over = {**b, "preset": "demo", "modip.planner.terminal": "q", "modip.critic.target": "indep",
+                    "modip.planner.iterations": matched_iterations}
+            out.append((f"modip terminal=q iters={matched_iterations} target=indep",
+                        resolve_config("modip", "demo", seed, over)))
     return out
 
 
@@ -125,6 +134,8 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=DEMO_BUDGET["eval.every"])
     ap.add_argument("--shard", default="0/1", help="I/N: run only runs I, I+N, I+2N, ... of the plan")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--matched-iterations", type=int, default=0,
+                    help="also run q (indep) with this many MPPI iterations: the latency-matched q arm")
     args = ap.parse_args()
     import torch
 
@@ -133,7 +144,7 @@ def main() -> None:
     from results.store import Store
 
     torch.set_num_threads(1)
-    plan = configs(args.seeds, args.online_steps, args.pretrain_steps, args.eval_every)
+    plan = configs(args.seeds, args.online_steps, args.pretrain_steps, args.eval_every, args.matched_iterations)
     sweep = sweep_name(args.online_steps, args.pretrain_steps, args.eval_every)
     if not args.report_only:
         ensure_demo_dataset()
