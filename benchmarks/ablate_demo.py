@@ -119,8 +119,9 @@ def report(store_root: str, plan: list[tuple[str, dict]], sweep: str) -> None:
                 per_action.append(row.p50_ms / (float(extra.get("replan_every", 1)) if comp == "plan" else 1.0))
             upd = t[t.component == "update"].p50_ms.tolist()
             print(f"{label:34s} {actor:5s} {mean_ci(starts):>26s} {mean_ci(finals):>26s} {mean_ci(per_action):>16s} "
-                  f"{mean_ci(upd) if label.startswith('modip') else '-':>16s}")
-    print("per-action latency of `dp`/`act` is one DP chunk (Ta actions) per call; of `mpc`, one plan / replan_every")
+                  f"{mean_ci(upd) if upd else '-':>16s}")
+    print("per-action latency of `dp`/`act` is one DP chunk (Ta actions) per call; of `mpc`, one plan / replan_every;")
+    print("ms/update: one fine-tune update for modip (world model, critics, DP), one BC step for bc_dp")
 
 
 def main() -> None:
