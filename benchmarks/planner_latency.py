@@ -9,7 +9,7 @@ picks its own. Weights are random: latency depends on shapes, not on weights.
 It prints one table with
 - v and q at the default settings (p50, p90 per action; per action = per plan / replan_every);
 - the DP's sampler inside the planner: DDPM-20 against DDIM-5;
-- sweeps over iterations and samples;
+- sweeps over iterations and samples, the horizon, and the DP's width (what the ratio depends on);
 - host<->device copies and host syncs per plan (profiler counts: aten::_local_scalar_dense is a sync;
   on CUDA, Memcpy HtoD/DtoH); the plan itself should have none, act() adds the copies that return actions;
 - a latency-matched q arm: q with the most iterations whose p50 does not exceed v's;
@@ -153,6 +153,16 @@ def run_device(device: str, reps: int, quick: bool) -> float:
                 pi = min(v["method"].cfg.planner.pi_trajectories, n // 4)
                 add(f"{term} samples={n}", {"modip.planner.terminal": term, "modip.planner.samples": n,
                                             "modip.planner.elites": elites, "modip.planner.pi_trajectories": pi})
+    # What the ratio depends on: v pays the world-model rollout (grows with H), q adds one DP chain per
+    # candidate and iteration (grows with the DP's size, not with H).
+    default_h = v["horizon"]
+    shortest = v["method"].chunk  # the label is the plan's first Ta actions, so H >= Ta
+    for hor in ([shortest] if quick else [shortest, 2 * default_h]):
+        for term in ("v", "q"):
+            add(f"{term} horizon={hor}", {"modip.planner.terminal": term, "modip.planner.horizon": hor})
+    dp_hidden = [512, 512, 512]  # DPPO's MLP for gym tasks
+    for term in ("v", "q"):
+        add(f"{term} dp.hidden={dp_hidden[0]}x{len(dp_hidden)}", {"modip.planner.terminal": term, "dp.hidden": dp_hidden})
     # latency-matched q: the most iterations whose p50 does not exceed v's
     matched = None
     for it in range(default_iters, 0, -1):
