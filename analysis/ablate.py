@@ -22,9 +22,11 @@ from analysis import figures, stats, tables
 from analysis.data import (
     SCORE_METRIC,
     Notes,
+    actions_per_call,
     align_to_grid,
     config_value,
     eval_points,
+    flat_settings,
     load_sweep,
     run_scores,
 )
@@ -43,8 +45,15 @@ def cell_name(terminal: str, target: str) -> str:
     return f"terminal={terminal}, target={target}"
 
 
+# Settings that differ between runs of one cell without making them different arms.
+PER_RUN_KEYS = {"seed", "variant", "dataset_path"}
+
+
 def assign_cells(runs: pd.DataFrame, notes: Notes) -> pd.DataFrame:
-    """MODIP runs with their 2x2 cell read from config_json; a missing key means the default, with a warning."""
+    """MODIP runs with their 2x2 cell read from config_json; a missing key means the default, with a warning.
+
+    A run whose other settings differ from the MODIP cell's (e.g. a latency-matched q with fewer iterations)
+    is its own cell, named by the 2x2 axes plus the settings that differ, so arms never pool silently."""
     modip = runs[runs["method"] == METHOD].copy()
     for axis, (key, allowed, default) in AXES.items():
         values = [config_value(c, key) for c in modip["config_json"]]
@@ -57,15 +66,32 @@ def assign_cells(runs: pd.DataFrame, notes: Notes) -> pd.DataFrame:
             notes.warn(f"{key} values {odd} are outside the 2x2 ({'/'.join(allowed)}); shown as extra cells")
         modip[axis] = values
     modip["cell"] = [cell_name(a, b) for a, b in zip(modip["terminal"], modip["target"])]
+    skip = PER_RUN_KEYS | {key for key, _, _ in AXES.values()}
+    settings = [{k: v for k, v in flat_settings(c).items() if k not in skip and k.split(".")[-1] not in skip}
+                for c in modip["config_json"]]
+    reference = [s for s, c in zip(settings, modip["cell"]) if c == cell_name(*REFERENCE)] or settings
+    keys = sorted(set().union(*settings)) if settings else []
+    usual = {k: pd.Series([s.get(k) for s in reference]).mode(dropna=False).iloc[0] for k in keys}
+    extra = []
+    for cell, mine in zip(modip["cell"], settings):
+        differ = [k for k in keys if mine.get(k) != usual[k]]
+        extra.append(cell + "".join(f", {k.removeprefix(METHOD + '.')}={mine.get(k)}" for k in differ))
+    split = sorted({e for e, c in zip(extra, modip["cell"]) if e != c})
+    if split:
+        notes.warn(f"cells beyond the 2x2, from settings other than the two axes: {split}")
+    modip["cell"] = extra
     return modip
 
 
 def timing_per_run(timings: pd.DataFrame, component: str) -> pd.DataFrame:
-    """One p50 (ms) per run for a component, at the smallest batch measured (batch 1: one action)."""
+    """One p50 (ms) per run for a component, at the smallest batch measured (batch 1), per env action: a plan
+    that executes `replan_every` actions is divided by it."""
     rows = timings[timings["component"] == component]
     if rows.empty:
         return pd.DataFrame(columns=["run_id", "ms", "device"])
-    rows = rows[rows["batch"] == rows["batch"].min()]
+    rows = rows[rows["batch"] == rows["batch"].min()].copy()
+    extras = rows["extra_json"] if "extra_json" in rows else [None] * len(rows)
+    rows["p50_ms"] = rows["p50_ms"] / [actions_per_call(component, e) for e in extras]
     return rows.groupby("run_id", as_index=False).agg(ms=("p50_ms", "median"), device=("device", "first"))
 
 
@@ -119,7 +145,7 @@ def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000) -> Path
             mean, half, n = stats.mean_ci(mine)
             record[f"score {actor}"] = tables.format_cell(mean, half, n, n < stats.MIN_SEEDS)
             record[f"score {actor} ratio"] = _ratio(mine, ref, reps)
-        for label, frame in (("plan latency ms", latency), ("update ms", update)):
+        for label, frame in (("action latency ms", latency), ("update ms", update)):
             mine = frame.loc[frame["cell"] == cell, "ms"]
             ref = frame.loc[frame["cell"] == reference, "ms"]
             mean, half, n = stats.mean_ci(mine)
@@ -131,8 +157,8 @@ def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000) -> Path
     md = tables.markdown(summary)
     doc.table(summary, md)
     doc.links(save_table(out_dir, "ablation_summary", md, tables.latex(
-        summary, "MODIP 2x2 ablation: final score per actor, per-action latency (plan, p50 ms) and time per "
-        "update (p50 ms), with ratios to terminal=v, target=indep (95% bootstrap CI)", "tab:ablation"),
+        summary, "MODIP 2x2 ablation: final score per actor, per-action latency (plan p50 / replan_every, ms) "
+        "and time per update (p50 ms), with ratios to terminal=v, target=indep (95% bootstrap CI)", "tab:ablation"),
         summary.reset_index()))
     if not sweep.timings.empty and sweep.timings["device"].nunique() > 1:
         notes.warn(f"timings span devices {sorted(sweep.timings['device'].unique())}: latency cells mix them")
@@ -144,10 +170,11 @@ def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000) -> Path
                    f"(and {REFERENCE_METHOD} as reference): mean over seeds, 95% CI band")
     doc.heading("Side by side")
     with section(doc, notes, "ablation side by side"):
+        ref_scores = scores[~scores["cell"].isin(present)] if not scores.empty else None
         doc.figure(side_by_side(scores[scores["cell"].isin(present)] if not scores.empty else scores,
-                                latency, update), "ablation_side_by_side",
-                   "Per 2x2 cell: final score per actor, per-action latency (plan) and time per update; "
-                   "bars are means, whiskers 95% CIs over seeds")
+                                latency, update, ref_scores), "ablation_side_by_side",
+                   "Per 2x2 cell: final score per actor, per-action latency (plan p50 / replan_every) and time "
+                   f"per update; bars are means, whiskers 95% CIs over seeds; dashed: {REFERENCE_METHOD}'s mean")
     doc.heading("Warnings")
     doc.bullets(notes.items or ["none"])
     return doc.write("ablation")
@@ -182,11 +209,18 @@ def ablation_curves(points: pd.DataFrame):
     return fig
 
 
-def side_by_side(scores: pd.DataFrame, latency: pd.DataFrame, update: pd.DataFrame):
+def _short(cell: str) -> str:
+    """A tick label: the axes' values on their own lines, e.g. 'v\nindep' or 'q\nindep\nplanner.iterations=1'."""
+    return cell.replace("terminal=", "").replace("target=", "").replace(", ", "\n")
+
+
+def side_by_side(scores: pd.DataFrame, latency: pd.DataFrame, update: pd.DataFrame,
+                 reference: pd.DataFrame | None = None):
+    """Bars per cell; `reference` (final scores of the reference method, per actor) is drawn as a dashed line."""
     actors = sorted(scores["actor"].unique()) if not scores.empty else []
     panels = [(f"final score, actor {a}", scores[scores["actor"] == a].rename(columns={"final": "v"}),
                figures.SCORE_LABEL) for a in actors]
-    panels.append(("per-action latency (plan)", latency.dropna(subset=["cell"]).rename(columns={"ms": "v"}),
+    panels.append(("per-action latency (mpc)", latency.dropna(subset=["cell"]).rename(columns={"ms": "v"}),
                    "p50 latency (ms)"))
     panels.append(("time per update", update.dropna(subset=["cell"]).rename(columns={"ms": "v"}),
                    "p50 time per update (ms)"))
@@ -198,8 +232,14 @@ def side_by_side(scores: pd.DataFrame, latency: pd.DataFrame, update: pd.DataFra
             mean, half, n = stats.mean_ci(data.loc[data["cell"] == cell, "v"]) if not data.empty else (np.nan,) * 3
             if n:
                 ax.bar(i, mean, color=colors[cell], yerr=np.nan_to_num(half), capsize=4)
-        ax.set_xticks(range(len(cells)), [c.replace(", ", "\n") for c in cells], fontsize=8)
-        ax.set_title(title)
+        ax.set_xticks(range(len(cells)), [_short(c) for c in cells], fontsize=7)
+        actor = title.removeprefix("final score, actor ") if title.startswith("final score") else None
+        if actor is not None and reference is not None and not reference.empty:
+            ref = reference.loc[reference["actor"] == actor, "final"]
+            if len(ref):
+                ax.axhline(ref.mean(), color="0.3", linestyle="--", linewidth=1.2)
+                title = f"{title}\n(dashed: {REFERENCE_METHOD}, {ref.mean():.1f})"
+        ax.set_title(title, fontsize=10)
         ax.set_ylabel(ylabel)
     fig.tight_layout()
     return fig

@@ -214,3 +214,37 @@ def _search(config: Any, parts: list[str]) -> Any:
             if found is not None:
                 return found
     return None
+
+
+def actions_per_call(component: Any, extra_json: Any) -> float:
+    """How many env actions one timed call yields: a `plan` executes `replan_every` of them (recorded in the
+    timing row's settings); every other component counts one call as one decision."""
+    if component != "plan" or not isinstance(extra_json, str) or not extra_json:
+        return 1.0
+    try:
+        extra = json.loads(extra_json)
+    except json.JSONDecodeError:
+        return 1.0
+    value = extra.get("replan_every", 1) if isinstance(extra, dict) else 1
+    return float(value) if isinstance(value, (int, float)) and value >= 1 else 1.0
+
+
+def flat_settings(config_json: Any) -> dict[str, str]:
+    """A run's resolved config as {dotted key: JSON text}, for comparing runs setting by setting."""
+    try:
+        config = json.loads(config_json) if isinstance(config_json, str) else config_json
+    except json.JSONDecodeError:
+        return {}
+    out: dict[str, str] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                out[f"{prefix}{key}"] = json.dumps(value, sort_keys=True)
+
+    if isinstance(config, dict):
+        walk(config, "")
+    return out
+

@@ -24,6 +24,7 @@ from analysis.data import (
     EVAL_METRICS,
     SCORE_METRIC,
     Notes,
+    actions_per_call,
     align_to_grid,
     eval_points,
     line_label,
@@ -175,7 +176,8 @@ def action_component(actor: str, components: set[str]) -> str | None:
 
 
 def per_action_latency(timings: pd.DataFrame, scores: pd.DataFrame, notes: Notes) -> pd.DataFrame:
-    """Per (task, line): mean final score and mean per-action p50 latency over runs, each with a 95% CI."""
+    """Per (task, line): mean final score and mean per-action p50 latency over runs, each with a 95% CI.
+    A plan that executes `replan_every` actions counts as that many; a DP call counts as one decision."""
     if timings.empty or scores.empty:
         return pd.DataFrame(columns=["task", "line", "score", "score_ci", "latency_ms", "latency_ci", "device"])
     device = timings["device"].value_counts().index[0]
@@ -191,7 +193,9 @@ def per_action_latency(timings: pd.DataFrame, scores: pd.DataFrame, notes: Notes
         if component is None:
             notes.warn(f"{line} on {task}: no per-action timing component; left out of the Pareto figure")
             continue
-        latency = rows.loc[rows["component"] == component, "p50_ms"]
+        chosen = rows[rows["component"] == component]
+        extras = chosen["extra_json"] if "extra_json" in chosen else [None] * len(chosen)
+        latency = chosen["p50_ms"] / [actions_per_call(component, e) for e in extras]
         score, score_ci, _ = stats.mean_ci(group["final"])
         lat, lat_ci, _ = stats.mean_ci(latency)
         records.append({"task": task, "line": line, "score": score, "score_ci": score_ci, "latency_ms": lat,

@@ -263,9 +263,9 @@ def test_ablation_report(ablation_root, tmp_path):
     assert set(summary.index) == {"terminal=v, target=indep", "terminal=q, target=indep",
                                   "terminal=v, target=policy", "terminal=q, target=policy"}
     # Ratios to the MODIP cell: q plans cost 4x (p50 = ms * (1 + 0.01 seed), same seeds in every cell).
-    assert summary.loc["terminal=q, target=indep", "plan latency ms ratio"].startswith("4.00")
+    assert summary.loc["terminal=q, target=indep", "action latency ms ratio"].startswith("4.00")
     assert summary.loc["terminal=v, target=policy", "update ms ratio"].startswith("3.00")
-    assert summary.loc["terminal=v, target=indep", "plan latency ms ratio"].startswith("1.00")
+    assert summary.loc["terminal=v, target=indep", "action latency ms ratio"].startswith("1.00")
     assert "(n=3) †" in summary.loc["terminal=v, target=indep", "score mpc"]
     assert "figures/ablation_curves.png" in text and "figures/ablation_side_by_side.png" in text
     assert "could not be made" not in text, text
@@ -286,3 +286,28 @@ def _ablation_points(root):
     points = align_to_grid(eval_points(sweep.curves), notes)
     points["cell"] = [cell_of.get(r, "bc_dp (reference)") for r in points["run_id"]]
     return points
+
+
+def test_ablation_splits_arms_that_differ_beyond_the_two_axes_and_counts_latency_per_action():
+    """A latency-matched q (fewer iterations) must not pool into the q cell, and a plan that executes
+    `replan_every` actions costs p50 / replan_every per action."""
+    def config(terminal, iterations=2, seed=0):
+        return json.dumps({"method": "modip", "seed": seed, "variant": f"v{seed}",
+                           "modip": {"planner": {"terminal": terminal, "iterations": iterations},
+                                     "critic": {"target": "indep"}}})
+
+    runs = pd.DataFrame({"run_id": ["a", "b", "c", "d", "e"], "method": ["modip"] * 5,
+                         "config_json": [config("v", seed=0), config("v", seed=1), config("q", seed=0),
+                                         config("q", seed=1), config("q", iterations=1, seed=0)]})
+    notes = Notes(echo=False)
+    cells = dict(zip(*ablate.assign_cells(runs, notes)[["run_id", "cell"]].T.values))
+    assert cells["a"] == cells["b"] == "terminal=v, target=indep"  # seeds and variants never split a cell
+    assert cells["c"] == cells["d"] == "terminal=q, target=indep"
+    assert cells["e"] == "terminal=q, target=indep, planner.iterations=1"
+    assert any("beyond the 2x2" in w for w in notes.items)
+
+    timings = pd.DataFrame({"run_id": ["a", "b"], "component": ["plan", "plan"], "batch": [1, 1],
+                            "device": ["cpu", "cpu"], "p50_ms": [10.0, 9.0],
+                            "extra_json": [json.dumps({"replan_every": 2}), ""]})
+    per_run = ablate.timing_per_run(timings, "plan").set_index("run_id")["ms"]
+    assert per_run["a"] == 5.0 and per_run["b"] == 9.0
