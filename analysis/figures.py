@@ -34,7 +34,8 @@ METRIC_LABELS = {
 
 def palette(lines) -> dict:
     lines = sorted(set(lines))
-    colors = sns.color_palette("colorblind", max(len(lines), 1))
+    n = max(len(lines), 1)
+    colors = sns.color_palette("colorblind" if n <= 10 else "tab20", n)  # colorblind has 10 distinct colours
     return {line: colors[i % len(colors)] for i, line in enumerate(lines)}
 
 
@@ -48,11 +49,46 @@ def _grid(n_panels: int, width: float = 4.2, height: float = 3.2, ncols: int = 3
     return fig, flat[:n_panels]
 
 
+def short_labels(labels) -> dict[str, str]:
+    """Legend text for line labels `method[k=v,...]/actor`: settings that every bracketed label shares (e.g. a
+    preset) are dropped, and a key's method prefix (`modip.planner.x` -> `planner.x`) is cut, so a legend of
+    variants names only what differs between them. Labels without brackets are kept as they are."""
+    parsed = {}
+    for label in labels:
+        head, sep, rest = str(label).partition("[")
+        if not sep or "]" not in rest:
+            parsed[label] = None
+            continue
+        variant, _, tail = rest.rpartition("]")
+        parsed[label] = (head, variant.split(","), tail)
+    bracketed = [p for p in parsed.values() if p is not None]
+    common = set.intersection(*(set(p[1]) for p in bracketed)) if len(bracketed) > 1 else set()
+    out = {}
+    for label, p in parsed.items():
+        if p is None:
+            out[label] = str(label)
+            continue
+        head, parts, tail = p
+        kept = [part.removeprefix(f"{head}.") for part in parts if part not in common]
+        out[label] = f"{head}[{','.join(kept)}]{tail}" if kept else f"{head}{tail}"
+    if len(set(out.values())) < len(out):  # shortening must never merge two lines
+        return {str(k): str(k) for k in labels}
+    return out
+
+
 def _figure_legend(fig, colors: dict, title: str | None = None) -> None:
+    """A legend above the panels, with as many columns as the figure's width holds for its longest entry."""
     handles = [plt.Line2D([0], [0], color=c, lw=2) for c in colors.values()]
-    fig.legend(handles, list(colors), loc="upper center", ncol=min(len(colors), 4), frameon=False,
-               bbox_to_anchor=(0.5, 1.0), title=title)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.05 * (1 + (len(colors) - 1) // 4) - (0.03 if title else 0)))
+    texts = list(short_labels(list(colors)).values())
+    longest = max((len(t) for t in texts), default=1)
+    fits = int(fig.get_figwidth() * 72 / (0.62 * 9 * longest + 40))  # ~0.62 em per character at 9 pt
+    ncol = max(1, min(len(texts), 4, fits))
+    rows = -(-len(texts) // ncol)
+    fig.legend(handles, texts, loc="upper center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 1.0),
+               title=title, fontsize=9)
+    top = 0.2 * rows + (0.3 if title else 0.0) + 0.05  # inches the legend takes
+    fig.set_figheight(fig.get_figheight() + top)  # the panels keep their height; the legend adds its own
+    fig.tight_layout(rect=(0, 0, 1, 1 - top / fig.get_figheight()))
 
 
 def _empty(message: str):
@@ -171,8 +207,11 @@ def interval_estimates(table: pd.DataFrame, colors: dict):
     points = {ln: table[table["line"] == ln].set_index("metric").loc[names, "estimate"].to_numpy() for ln in lines}
     cis = {ln: table[table["line"] == ln].set_index("metric").loc[names, ["low", "high"]].to_numpy().T
            for ln in lines}
-    fig, _ = plot_utils.plot_interval_estimates(points, cis, metric_names=names, algorithms=lines,
-                                                colors={ln: colors[ln] for ln in lines},
+    short = short_labels(lines)  # the tick labels: what differs between the lines
+    points, cis = {short[k]: v for k, v in points.items()}, {short[k]: v for k, v in cis.items()}
+    fig, _ = plot_utils.plot_interval_estimates(points, cis, metric_names=names,
+                                                algorithms=[short[ln] for ln in lines],
+                                                colors={short[ln]: colors[ln] for ln in lines},
                                                 xlabel=f"final {SCORE_LABEL}", subfigure_width=3.6,
                                                 row_height=0.5, xlabel_y_coordinate=-0.32)
     fig.suptitle("Final score: point estimates and 95% stratified-bootstrap CIs", y=1.12 + 0.02 * len(lines))
@@ -188,7 +227,8 @@ def probability_of_improvement(table: pd.DataFrame):
     ax.errorbar(table["estimate"], ys, xerr=[table["estimate"] - table["low"], table["high"] - table["estimate"]],
                 fmt="o", color="tab:blue", capsize=4)
     ax.axvline(0.5, color="grey", ls=":")
-    ax.set_yticks(ys, [f"P({x} > {y})" for x, y in zip(table["x"], table["y"])])
+    short = short_labels([*table["x"], *table["y"]])
+    ax.set_yticks(ys, [f"P({short[x]} > {short[y]})" for x, y in zip(table["x"], table["y"])])
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability of improvement (0-1)")
     ax.set_title("Probability of improvement, final scores, 95% CI")

@@ -311,3 +311,14 @@ def test_ablation_splits_arms_that_differ_beyond_the_two_axes_and_counts_latency
                             "extra_json": [json.dumps({"replan_every": 2}), ""]})
     per_run = ablate.timing_per_run(timings, "plan").set_index("run_id")["ms"]
     assert per_run["a"] == 5.0 and per_run["b"] == 9.0
+
+
+def test_legend_labels_name_only_what_differs_between_variants():
+    labels = ["bc_dp/dp", "modip[modip.planner.terminal=q,preset=demo]/mpc",
+              "modip[modip.planner.terminal=v,preset=demo]/mpc", "modip[modip.planner.terminal=v,preset=demo]/dp"]
+    short = figures.short_labels(labels)
+    assert short == {"bc_dp/dp": "bc_dp/dp", labels[1]: "modip[planner.terminal=q]/mpc",
+                     labels[2]: "modip[planner.terminal=v]/mpc", labels[3]: "modip[planner.terminal=v]/dp"}
+    # shortening never merges two lines: keep the full labels instead
+    clash = ["m[m.k=1,p=2]/dp", "m[k=1,p=2]/dp"]  # both would shorten to m[k=1]/dp
+    assert figures.short_labels(clash) == {c: c for c in clash}
