@@ -22,12 +22,12 @@ from analysis import figures, stats, tables
 from analysis.data import (
     SCORE_METRIC,
     Notes,
-    actions_per_call,
     align_to_grid,
     config_value,
     eval_points,
     flat_settings,
     load_sweep,
+    per_action_ms,
     run_scores,
 )
 from analysis.report import Document, save_table, section
@@ -90,8 +90,7 @@ def timing_per_run(timings: pd.DataFrame, component: str) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame(columns=["run_id", "ms", "device"])
     rows = rows[rows["batch"] == rows["batch"].min()].copy()
-    extras = rows["extra_json"] if "extra_json" in rows else [None] * len(rows)
-    rows["p50_ms"] = rows["p50_ms"] / [actions_per_call(component, e) for e in extras]
+    rows["p50_ms"] = per_action_ms(rows)
     return rows.groupby("run_id", as_index=False).agg(ms=("p50_ms", "median"), device=("device", "first"))
 
 
@@ -219,21 +218,20 @@ def side_by_side(scores: pd.DataFrame, latency: pd.DataFrame, update: pd.DataFra
     """Bars per cell; `reference` (final scores of the reference method, per actor) is drawn as a dashed line."""
     actors = sorted(scores["actor"].unique()) if not scores.empty else []
     panels = [(f"final score, actor {a}", scores[scores["actor"] == a].rename(columns={"final": "v"}),
-               figures.SCORE_LABEL) for a in actors]
+               figures.SCORE_LABEL, a) for a in actors]
     panels.append(("per-action latency (mpc)", latency.dropna(subset=["cell"]).rename(columns={"ms": "v"}),
-                   "p50 latency (ms)"))
+                   "p50 latency (ms)", None))
     panels.append(("time per update", update.dropna(subset=["cell"]).rename(columns={"ms": "v"}),
-                   "p50 time per update (ms)"))
+                   "p50 time per update (ms)", None))
     cells = sorted(set(scores.get("cell", [])) | set(latency["cell"].dropna()) | set(update["cell"].dropna()))
     colors = figures.palette(cells)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
-    for ax, (title, data, ylabel) in zip(axes[0], panels):
+    for ax, (title, data, ylabel, actor) in zip(axes[0], panels):
         for i, cell in enumerate(cells):
             mean, half, n = stats.mean_ci(data.loc[data["cell"] == cell, "v"]) if not data.empty else (np.nan,) * 3
             if n:
                 ax.bar(i, mean, color=colors[cell], yerr=np.nan_to_num(half), capsize=4)
         ax.set_xticks(range(len(cells)), [_short(c) for c in cells], fontsize=7)
-        actor = title.removeprefix("final score, actor ") if title.startswith("final score") else None
         if actor is not None and reference is not None and not reference.empty:
             ref = reference.loc[reference["actor"] == actor, "final"]
             if len(ref):

@@ -229,6 +229,12 @@ def actions_per_call(component: Any, extra_json: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and value >= 1 else 1.0
 
 
+def per_action_ms(rows: pd.DataFrame) -> pd.Series:
+    """p50 per env action of timing rows (columns component, p50_ms, optionally extra_json)."""
+    extras = rows["extra_json"] if "extra_json" in rows else [None] * len(rows)
+    return rows["p50_ms"] / [actions_per_call(c, e) for c, e in zip(rows["component"], extras)]
+
+
 def flat_settings(config_json: Any) -> dict[str, str]:
     """A run's resolved config as {dotted key: JSON text}, for comparing runs setting by setting."""
     try:
@@ -247,4 +253,3 @@ def flat_settings(config_json: Any) -> dict[str, str]:
     if isinstance(config, dict):
         walk(config, "")
     return out
-

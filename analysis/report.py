@@ -24,11 +24,11 @@ from analysis.data import (
     EVAL_METRICS,
     SCORE_METRIC,
     Notes,
-    actions_per_call,
     align_to_grid,
     eval_points,
     line_label,
     load_sweep,
+    per_action_ms,
     run_scores,
 )
 
@@ -193,9 +193,7 @@ def per_action_latency(timings: pd.DataFrame, scores: pd.DataFrame, notes: Notes
         if component is None:
             notes.warn(f"{line} on {task}: no per-action timing component; left out of the Pareto figure")
             continue
-        chosen = rows[rows["component"] == component]
-        extras = chosen["extra_json"] if "extra_json" in chosen else [None] * len(chosen)
-        latency = chosen["p50_ms"] / [actions_per_call(component, e) for e in extras]
+        latency = per_action_ms(rows[rows["component"] == component])
         score, score_ci, _ = stats.mean_ci(group["final"])
         lat, lat_ci, _ = stats.mean_ci(latency)
         records.append({"task": task, "line": line, "score": score, "score_ci": score_ci, "latency_ms": lat,

@@ -20,7 +20,6 @@ runs never mix with full-budget ones in one table.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -84,6 +83,7 @@ def mean_ci(values) -> str:
 
 
 def report(store_root: str, plan: list[tuple[str, dict]], sweep: str) -> None:
+    from analysis.data import per_action_ms
     from bench.runner import run_id_of
     from results.store import Store
 
@@ -105,18 +105,11 @@ def report(store_root: str, plan: list[tuple[str, dict]], sweep: str) -> None:
         c = curves[curves.run_id.isin(rids) & (curves.metric == "normalized_score")]
         t = timings[timings.run_id.isin(rids) & (timings.batch == 1)]
         for actor in sorted(c.actor.unique()):
-            ca = c[c.actor == actor]
-            finals = [ca[ca.run_id == r].sort_values("env_step").value.iloc[-1] for r in rids
-                      if (ca.run_id == r).any()]
-            starts = [ca[ca.run_id == r].sort_values("env_step").value.iloc[0] for r in rids
-                      if (ca.run_id == r).any()]
+            per_run = c[c.actor == actor].sort_values("env_step").groupby("run_id").value
+            finals, starts = per_run.last().tolist(), per_run.first().tolist()
             comp = "plan" if actor == "mpc" else ("dp_act" if label.startswith("modip") else "act")
-            tc = t[t.component == comp]
-            per_action = []
-            for _, row in tc.iterrows():
-                extra = json.loads(row.extra_json) if isinstance(row.extra_json, str) and row.extra_json else {}
-                # a plan executes replan_every actions; a DP call is one chunk, reported per call
-                per_action.append(row.p50_ms / (float(extra.get("replan_every", 1)) if comp == "plan" else 1.0))
+            # a plan executes replan_every actions; a DP call is one chunk, reported per call
+            per_action = per_action_ms(t[t.component == comp]).tolist()
             upd = t[t.component == "update"].p50_ms.tolist()
             print(f"{label:34s} {actor:5s} {mean_ci(starts):>26s} {mean_ci(finals):>26s} {mean_ci(per_action):>16s} "
                   f"{mean_ci(upd) if upd else '-':>16s}")

@@ -80,19 +80,16 @@ def measure_pair(over_a: dict, over_b: dict, device: str, reps: int, rounds: int
     load drifts over minutes). Each arm's p50/p90 is the median over rounds; the ratio a/b is the median of
     the per-round ratios of p50s."""
     a, b = measure(over_a, device, 1), measure(over_b, device, 1)
-    per = {id(a): a["method"].cfg.planner.replan_every, id(b): b["method"].cfg.planner.replan_every}
-    stats = {id(a): [], id(b): []}
+    stats: tuple[list, list] = ([], [])
     for _ in range(rounds):
-        for arm in (a, b):
-            m, obs = arm["method"], arm["obs"]
-            state = ActorState.create(0, device)
+        for arm, out in zip((a, b), stats):
+            m, obs, state = arm["method"], arm["obs"], ActorState.create(0, device)
             r = time_callable(lambda m=m, obs=obs, state=state: m.act(obs, "mpc", state, True), component="plan",
                               device=device, batch=1, warmup=1, reps=max(2, reps // rounds))
-            stats[id(arm)].append((r.p50_ms / per[id(arm)], r.p90_ms / per[id(arm)]))
-    for arm in (a, b):
-        arm["p50"] = float(np.median([s[0] for s in stats[id(arm)]]))
-        arm["p90"] = float(np.median([s[1] for s in stats[id(arm)]]))
-    ratio = float(np.median([x[0] / y[0] for x, y in zip(stats[id(a)], stats[id(b)])]))
+            out.append((r.p50_ms / arm["replan_every"], r.p90_ms / arm["replan_every"]))
+    for arm, out in zip((a, b), stats):
+        arm["p50"], arm["p90"] = (float(np.median(col)) for col in zip(*out))
+    ratio = float(np.median([x[0] / y[0] for x, y in zip(*stats)]))
     return a, b, ratio
 
 

@@ -59,6 +59,11 @@ def test_buffer_mixing_extras_and_save_load():
     assert 0.2 < frac < 0.3
     lab = b.sample(50, require="label")
     assert lab["has_label"].all() and set(lab["label"][:, 0].tolist()) <= {0.0, 2.0, 4.0}
+    # recent=k draws only among the last k transitions (labels at online steps 0, 2, 4; the last 3 hold only 4)
+    recent = b.sample(50, source="online", require="label", recent=3)
+    assert set(recent["label"][:, 0].tolist()) == {4.0}
+    assert b.carries("label", source="online", recent=3) and not b.carries("label", source="offline")
+    assert not b.carries("label", source="online", recent=1)  # online step 5 carries no label
     st = b.state_dict()
     b2 = ReplayBuffer(2, 1, extras={"label": (2,)})
     b2.load_state_dict(st)

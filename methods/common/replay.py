@@ -135,12 +135,13 @@ class ReplayBuffer:
 
     def sample(self, n: int, source: str = "mixed", device: str | torch.device = "cpu",
                online_ratio: float | None = None, fields: tuple[str, ...] | None = None,
-               require: str | None = None) -> dict[str, torch.Tensor]:
+               require: str | None = None, recent: int = 0) -> dict[str, torch.Tensor]:
         """Uniform transitions. source: offline | online | mixed (offline/online at `online_ratio`).
 
-        require=<extra> samples only transitions that carry that extra (e.g. planned labels)."""
+        require=<extra> samples uniformly among the transitions of `source` that carry that extra (e.g. planned
+        labels; mixed = all of them), and recent=k only among the last k stored transitions (0 = no limit)."""
         if require is not None:
-            pool = np.flatnonzero(self.data["has_" + require][: self.size])
+            pool = self._carrying(require, source, recent)
             if len(pool) == 0:
                 raise RuntimeError(f"no transitions with '{require}' yet")
             idx = pool[self.rng.integers(0, len(pool), size=n)]
@@ -148,6 +149,17 @@ class ReplayBuffer:
             idx = self._indices(n, source, online_ratio)
         fields = fields or (*CORE_FIELDS, *self.extras_spec, *("has_" + k for k in self.extras_spec))
         return self._to(idx, fields, device)
+
+    def carries(self, extra: str, source: str = "mixed", recent: int = 0) -> bool:
+        """Whether `sample(require=extra, source=source, recent=recent)` has anything to draw from."""
+        return len(self._carrying(extra, source, recent)) > 0
+
+    def _carrying(self, extra: str, source: str, recent: int) -> np.ndarray:
+        lo = self.n_offline if source == "online" else 0
+        hi = self.n_offline if source == "offline" else self.size
+        if recent > 0:
+            lo = max(lo, self.size - recent)
+        return np.flatnonzero(self.data["has_" + extra][lo:hi]) + lo
 
     def _valid_starts(self, length: int) -> np.ndarray:
         if length not in self._seq_cache:

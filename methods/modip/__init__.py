@@ -190,14 +190,12 @@ class MODIP(DPMethod):
         n_label = round(n * self.cfg.label_ratio)
         obs, chunks = [], []
         if n_label > 0:
-            b = self.buffer
             # Labels are online only; the window keeps the most recent planner's answers (label_window).
-            start = b.n_offline if self.cfg.label_window <= 0 else max(b.n_offline, b.size - self.cfg.label_window)
-            pool = np.flatnonzero(b.data["has_label"][start: b.size]) + start
-            idx = pool[b.rng.integers(0, len(pool), size=n_label)]  # the buffer's RNG: resumes exactly
+            lab = self.buffer.sample(n_label, source="online", require="label", recent=self.cfg.label_window,
+                                     device=self.device, fields=("obs", "label"))
             # labels are stored as planned: normalised actions in [-1, 1], the DP's own space
-            obs.append(self.normalizer.norm_obs(torch.as_tensor(b.data["obs"][idx], device=self.device)))
-            chunks.append(torch.as_tensor(b.data["label"][idx], device=self.device))
+            obs.append(self.normalizer.norm_obs(lab["obs"]))
+            chunks.append(lab["label"])
         if n - n_label > 0:
             off = self.dp_batch(n - n_label, "offline")
             obs.append(off["obs"])
@@ -205,9 +203,7 @@ class MODIP(DPMethod):
         return {"obs": torch.cat(obs), "chunk": torch.cat(chunks)}
 
     def _has_labels(self) -> bool:
-        b = self.buffer
-        start = b.n_offline if self.cfg.label_window <= 0 else max(b.n_offline, b.size - self.cfg.label_window)
-        return bool(b.data["has_label"][start: b.size].any())
+        return self.buffer.carries("label", source="online", recent=self.cfg.label_window)
 
     def _wm_diagnostics(self, source: str) -> dict[str, float]:
         h = self.cfg.planner.horizon
