@@ -152,7 +152,7 @@ def main(argv=None) -> int:
 
 
 def write_store(root: str, rows, subjects, wall: float) -> None:
-    from bench.runner import _now
+    from bench.runner.provenance import now as _now
     from bench.timing.cli import write_rows
 
     by_run: dict[str, list] = {}

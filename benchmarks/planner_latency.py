@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.runner.config import method_config, resolve_config
 from bench.timing import time_callable
-from methods.base import ActorState, TaskSpaces
+from methods.base import ActorState, MethodContext, TaskSpaces
 from methods.common.normalize import Normalizer
 from methods.modip.planner import plan
 
@@ -56,10 +56,10 @@ def demo_spaces() -> TaskSpaces:
 
 def build(overrides: dict, device: str):
     cfg = resolve_config("modip", "demo", 0, {**overrides, "device": device})
-    cls, mcfg, dp_cfg = method_config(cfg)
+    cls, mcfg, dp_cfg, _ = method_config(cfg)
     spaces = demo_spaces()
     norm = Normalizer(np.zeros(spaces.obs_dim), np.ones(spaces.obs_dim), spaces.act_low, spaces.act_high)
-    return cls(mcfg, spaces, norm, device=device, seed=0, dp_cfg=dp_cfg)
+    return cls(mcfg, MethodContext(spaces=spaces, normalizer=norm, device=device, seed=0, dp_cfg=dp_cfg))
 
 
 def measure(overrides: dict, device: str, reps: int) -> dict:

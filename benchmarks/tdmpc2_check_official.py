@@ -70,7 +70,7 @@ def main() -> int:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from methods.base import TaskSpaces
+    from methods.base import MethodContext, TaskSpaces
     from methods.common.normalize import Normalizer
     from methods.config import from_dict
     from methods.tdmpc2 import TDMPC2, TDMPC2Config
@@ -80,10 +80,10 @@ def main() -> int:
     small = {"enc_dim": 64, "mlp_dim": 64, "latent_dim": 32, "num_q": 2, "batch_size": B, "dropout": 0.0,
              "episodic": True}
     off, ocfg = build_official(O, A, L, small)
-    ours = TDMPC2(from_dict(TDMPC2Config, dict(model_size=1, **small)),
-                  TaskSpaces(obs_dim=O, act_dim=A, act_low=-np.ones(A, np.float32),
-                             act_high=np.ones(A, np.float32), max_episode_steps=L),
-                  Normalizer(np.zeros(O), np.ones(O), -np.ones(A), np.ones(A)))
+    ours = TDMPC2(from_dict(TDMPC2Config, dict(model_size=1, **small)), MethodContext(
+                  spaces=TaskSpaces(obs_dim=O, act_dim=A, act_low=-np.ones(A, np.float32),
+                                    act_high=np.ones(A, np.float32), max_episode_steps=L),
+                  normalizer=Normalizer(np.zeros(O), np.ones(O), -np.ones(A), np.ones(A))))
     om, m = off.model, ours.model
     pairs = [(om._encoder["state"], m.encoder), (om._dynamics, m.dynamics), (om._reward, m.reward_head),
              (om._termination, m.termination_head), (om._pi, m.pi_head)]

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     import gymnasium as gym
     import torch
 
-    from methods.base import ActorState, TaskSpaces
+    from methods.base import ActorState, MethodContext, TaskSpaces
     from methods.common.normalize import Normalizer
     from methods.common.replay import ReplayBuffer
     from methods.config import apply_overrides, deep_merge, from_dict
@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     raw = deep_merge(raw, {"seed_steps": args.seed_steps, "utd": 1.0})
     raw = apply_overrides(raw, args.set)
     cfg = from_dict(TDMPC2Config, raw)
-    method = TDMPC2(cfg, spaces, Normalizer(np.zeros(obs_dim), np.ones(obs_dim), low, high), seed=args.seed)
+    method = TDMPC2(cfg, MethodContext(spaces=spaces, normalizer=Normalizer(np.zeros(obs_dim), np.ones(obs_dim), low, high),
+                                        seed=args.seed))
     buffer = ReplayBuffer(obs_dim, act_dim, seed=args.seed, capacity=args.steps + 16)
     method.attach_buffer(buffer)
     train_state = ActorState.create(args.seed * 7919 + 1)

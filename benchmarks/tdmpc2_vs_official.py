@@ -119,7 +119,7 @@ def build_ours(args, torch, dev, batches):
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from methods.base import ActorState, TaskSpaces
+    from methods.base import ActorState, MethodContext, TaskSpaces
     from methods.common.normalize import Normalizer
     from methods.config import from_dict
     from methods.tdmpc2 import TDMPC2, TDMPC2Config
@@ -129,7 +129,7 @@ def build_ours(args, torch, dev, batches):
     nrm = Normalizer(np.zeros(17), np.ones(17), -np.ones(6), np.ones(6))  # identity: same inputs as official
     cfg = from_dict(TDMPC2Config, {"model_size": args.model_size, "episodic": False, "batch_size": args.batch_size,
                                    "compile": bool(args.compile)})
-    m = TDMPC2(cfg, spaces, nrm, device=dev)
+    m = TDMPC2(cfg, MethodContext(spaces=spaces, normalizer=nrm, device=dev))
     ours = []
     for obs, action, reward, term in batches:  # the same sequences, in the buffer's (B, H, ...) layout
         b = {"obs": obs[:-1], "next_obs": obs[1:], "action": action, "reward": reward[..., 0],

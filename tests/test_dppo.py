@@ -9,7 +9,7 @@ import torch
 
 from bench.runner import resolve_config, run_one
 from bench.runner.on_policy import collect_rollout, make_vector_env
-from methods.base import ActorState, TaskSpaces
+from methods.base import ActorState, MethodContext, TaskSpaces
 from methods.common.diffusion import DPConfig, cosine_betas
 from methods.common.normalize import Normalizer
 from methods.config import from_dict
@@ -28,7 +28,8 @@ def _method(ft_steps: int = 4, T: int = 8, **cfg) -> DPPO:
     norm = Normalizer(np.zeros(OBS), np.ones(OBS), -np.ones(ACT), np.ones(ACT))
     c = from_dict(DPPOConfig, dict({"ft_denoising_steps": ft_steps, "n_envs": 3, "n_steps": 6, "batch_size": 16,
                                     "update_epochs": 2, "critic_hidden": [16]}, **cfg))
-    return DPPO(c, spaces, norm, seed=0, dp_cfg=DPConfig(denoising_steps=T, hidden=[32, 32], time_dim=8))
+    return DPPO(c, MethodContext(spaces=spaces, normalizer=norm, seed=0,
+                                 dp_cfg=DPConfig(denoising_steps=T, hidden=[32, 32], time_dim=8)))
 
 
 def _rollout(m: DPPO, n_steps: int = 6, n_envs: int = 3, seed: int = 1) -> dict:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from methods.base import ActorState, TaskSpaces, get_method_class
+from methods.base import ActorState, MethodContext, TaskSpaces, get_method_class
 from methods.common.diffusion import DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
@@ -96,7 +96,7 @@ def build(overrides: dict | None = None, obs_dim: int = 3, seed: int = 0, normal
                         max_episode_steps=200, gamma=GAMMA, chunk=4)
     normalizer = normalizer or Normalizer(np.zeros(obs_dim), np.ones(obs_dim), spaces.act_low, spaces.act_high)
     dp_cfg = DPConfig(hidden=[32, 32], denoising_steps=10)
-    return cls(cfg, spaces, normalizer, "cpu", seed, dp_cfg=dp_cfg)
+    return cls(cfg, MethodContext(spaces=spaces, normalizer=normalizer, dp_cfg=dp_cfg, seed=seed))
 
 
 def denoiser_calls_per_plan(terminal: str) -> int:

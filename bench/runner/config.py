@@ -9,6 +9,7 @@ Layout of a resolved config (a nested dict):
   online:   {steps, checkpoint_every, log_every}
   eval:     {every, episodes, sampler, seed_set, timing, timing_reps, timing_batch}
   dp:       {...}   for methods built on the shared diffusion policy (dp.sampler, dp.denoising_steps, ...)
+  common_start: {steps, batch_size, lr_schedule, ...}  for methods that start from the common-start DP
   <method>: {...}   the method's own config (e.g. modip.planner.terminal)
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 from typing import Any, Literal
 
 from methods.base import get_method_class
+from methods.common.common_start import CommonStartConfig
 from methods.common.diffusion import DPConfig
 from methods.config import ConfigError, _closest, apply_overrides, deep_merge, from_dict, to_dict
 
@@ -81,8 +83,9 @@ def resolve_config(method: str, task: str, seed: int, overrides: dict[str, Any] 
 
     method_section = raw.pop(method, {}) or {}
     dp_section = raw.pop("dp", {}) or {}
+    cs_section = raw.pop("common_start", {}) or {}
     preset = raw.get("preset", "") or ""
-    presets = getattr(cls, "presets", {}) or {}
+    presets = cls.presets or {}
     if preset:
         if preset not in presets and preset != "default":
             raise ConfigError(f"config key 'preset': method '{method}' has no preset '{preset}'"
@@ -90,24 +93,31 @@ def resolve_config(method: str, task: str, seed: int, overrides: dict[str, Any] 
         p = presets.get(preset, {})
         method_section = deep_merge(p.get(method, {}), method_section)
         dp_section = deep_merge(p.get("dp", {}), dp_section)
+        cs_section = deep_merge(p.get("common_start", {}), cs_section)
         for k, v in p.items():
-            if k not in (method, "dp") and k not in raw:
+            if k not in (method, "dp", "common_start") and k not in raw:
                 raw[k] = v
     # Method defaults for the task's suite sit under the preset and the user's overrides.
-    method_section = deep_merge((getattr(cls, "suite_defaults", {}) or {}).get(spec.suite, {}), method_section)
+    method_section = deep_merge((cls.suite_defaults or {}).get(spec.suite, {}), method_section)
     for key in list(raw):
         if key not in HARNESS_KEYS:
-            extra_sections = [method] + (["dp"] if getattr(cls, "uses_dp", False) else [])
+            extra_sections = [method] + (["dp"] if cls.uses_dp else []) + \
+                (["common_start"] if cls.uses_pretrained_dp else [])
             raise ConfigError(f"unknown config key '{key}'{_closest(key, list(HARNESS_KEYS) + extra_sections)}")
     run = from_dict(RunConfig, raw)
     out = to_dict(run)
     out[method] = to_dict(from_dict(cls.Config, method_section, prefix=method + "."))
-    if getattr(cls, "uses_dp", False):
+    if cls.uses_dp:
         dp_section = dict(dp_section)
         dp_section["eval_sampler"] = run.eval.sampler
         out["dp"] = to_dict(from_dict(DPConfig, dp_section, prefix="dp."))
     elif dp_section:
         raise ConfigError(f"config section 'dp' does not apply to method '{method}' (it has no diffusion policy)")
+    if cls.uses_pretrained_dp:
+        out["common_start"] = to_dict(from_dict(CommonStartConfig, cs_section, prefix="common_start."))
+    elif cs_section:
+        raise ConfigError(f"config section 'common_start' does not apply to method '{method}' (it does not start "
+                          f"from the common-start DP); set it per method in a sweep file")
     if not out["variant"]:
         out["variant"] = variant_label(user_overrides)
     if spec.name != task:
@@ -116,7 +126,7 @@ def resolve_config(method: str, task: str, seed: int, overrides: dict[str, Any] 
 
 
 # Keys that change what is measured but not which variant it is.
-_NON_VARIANT = ("seed", "device", "threads", "deterministic", "pretrain.", "online.", "eval.", "dataset_path",
+_NON_VARIANT = ("seed", "device", "threads", "deterministic", "pretrain.", "online.", "eval.", "common_start.", "dataset_path",
                 "variant")
 
 
@@ -143,7 +153,9 @@ def run_id_of(cfg: dict[str, Any]) -> str:
 
 
 def method_config(cfg: dict[str, Any]):
+    """(method class, its config, DPConfig or None, CommonStartConfig or None) of a resolved config."""
     cls = get_method_class(cfg["method"])
     mcfg = from_dict(cls.Config, cfg[cfg["method"]], prefix=cfg["method"] + ".")
     dp_cfg = from_dict(DPConfig, cfg["dp"], prefix="dp.") if "dp" in cfg else None
-    return cls, mcfg, dp_cfg
+    cs_cfg = from_dict(CommonStartConfig, cfg["common_start"], prefix="common_start.") if "common_start" in cfg else None
+    return cls, mcfg, dp_cfg, cs_cfg

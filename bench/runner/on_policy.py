@@ -29,6 +29,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from bench.runner.evaluation import advance_grid, evaluate
+
 
 class ChunkStep(gym.Wrapper):
     """One step executes an action chunk (Ta, act_dim) and returns the summed reward, stopping at the end of
@@ -121,7 +123,7 @@ def run_on_policy(run, bar) -> None:
     if total <= 0:
         return
     n_envs, n_steps = method.rollout_size()
-    chunk = int(getattr(method, "chunk", run.task.chunk))
+    chunk = int(method.decision_length())
     envs = make_vector_env(run.task, n_envs, chunk)
     every = int(cfg["eval"]["every"])
     c.setdefault("rollout", 0)
@@ -130,9 +132,8 @@ def run_on_policy(run, bar) -> None:
         c["env_step"] += n
         bar.update(n)
         if c["env_step"] >= c["next_eval"]:
-            run.evaluate("finetune")
-            while c["next_eval"] <= c["env_step"]:
-                c["next_eval"] += every
+            evaluate(run, "finetune")
+            c["next_eval"] = advance_grid(c["next_eval"], c["env_step"], every)
 
     try:
         while c["env_step"] < total:
@@ -154,8 +155,7 @@ def run_on_policy(run, bar) -> None:
                         n_episodes=len(stats["episodes"]))
             if c["env_step"] < total:  # rollout boundary: the only place a checkpoint is taken
                 if c["env_step"] - c["last_ckpt_env_step"] >= int(cfg["online"]["checkpoint_every"]):
-                    run.save_checkpoint()
-                    run.write_progress("running")
-                run._maybe_stop()
+                    run.checkpoint()
+                run.maybe_stop()
     finally:
         envs.close()

@@ -61,7 +61,7 @@ def make_executor(spec: SweepSpec, folder: Path, executor: str | None = None, n_
 
 
 def git_sha() -> str:
-    from bench.runner import git_state
+    from bench.runner.provenance import git_state
 
     return git_state()[0]
 
@@ -241,7 +241,9 @@ def sweep_status(store_root, name: str) -> dict[str, Any]:
     from results.store import Store
 
     launches = read_launches(store_root, name)
-    frame = Store(store_root).runs(sweep=name)
+    store = Store(store_root)
+    frame = store.runs(sweep=name)
+    every = store.attempts(sweep=name)
     expected: list[str] = list(launches[-1].get("all_runs", [])) if launches else []
     labels: dict[str, str] = {}
     for launch in launches:
@@ -257,6 +259,7 @@ def sweep_status(store_root, name: str) -> dict[str, Any]:
     attempts = read_attempts(store_root, name)
     counts = Counter()
     lost, failed, requeued = [], [], {}
+    newer = newer_attempts(frame, every)
     for rid in expected:
         row = in_store.get(rid)
         status = row.status if row is not None else "pending"
@@ -283,7 +286,24 @@ def sweep_status(store_root, name: str) -> dict[str, Any]:
             slurm_counts[history[job][-1]] += 1
     return {"name": name, "runs": len(expected), "store": dict(counts), "slurm": dict(slurm_counts),
             "requeued": requeued, "failed": failed, "lost": lost, "labels": labels,
-            "launches": len(launches)}
+            "launches": len(launches), "newer_attempts": newer}
+
+
+def newer_attempts(runs, every) -> dict[str, str]:
+    """For each finished run with newer attempts that did not finish (a rerun that is running or failed):
+    one line such as "finished (attempt 1; attempt 2 failed: <error>)". The store's queries return the
+    finished attempt; only the status shows the newer ones."""
+    out: dict[str, str] = {}
+    if runs.empty or every.empty:
+        return out
+    for row in runs[runs["status"] == "finished"].itertuples():
+        later = every[(every["run_id"] == row.run_id) & (every["attempt"] > row.attempt)]
+        if later.empty:
+            continue
+        parts = [f"attempt {int(a.attempt)} {a.status}" + (f": {one_line(a.error)}" if one_line(a.error) else "")
+                 for a in later.itertuples()]
+        out[row.run_id] = f"finished (attempt {int(row.attempt)}; {'; '.join(parts)})"
+    return out
 
 
 def format_status(st: dict[str, Any]) -> str:
@@ -300,6 +320,11 @@ def format_status(st: dict[str, Any]) -> str:
     if st["lost"]:
         lines.append(f"  lost: {len(st['lost'])} runs are 'running' in the store with no live job "
                      "(killed?): relaunch to resume them from their checkpoints")
+    if st.get("newer_attempts"):
+        lines.append(f"  finished, with a newer attempt that did not finish: {len(st['newer_attempts'])} runs "
+                     "(the finished attempt counts)")
+        for rid, text in st["newer_attempts"].items():
+            lines.append(f"    {rid} {st['labels'].get(rid, '')}: {text}")
     if st["failed"]:
         lines.append("  failed:")
         for rid, err in st["failed"]:

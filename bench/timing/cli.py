@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-TABLE_COLUMNS = ("method", "component", "batch", "compiled", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "reps",
-                 "compile_s", "agree", "settings")
+TABLE_COLUMNS = ("method", "component", "kind", "actor", "actions/call", "updates/env_step", "batch", "compiled",
+                 "mean_ms", "p50_ms", "p90_ms", "p99_ms", "reps", "compile_s", "agree", "settings")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -80,7 +80,7 @@ def measure(method: str, task: str, *, device: str = "cpu", overrides: list[str]
 def write_rows(store_root: str, sweep_id: str, run_id: str, cfg: dict[str, Any], rows: list[dict[str, Any]],
                wall_s: float, started_at: str) -> None:
     """The timings rows plus a runs row (status finished) so that Store.timings() joins them."""
-    from bench.runner import _now, git_state, package_versions
+    from bench.runner.provenance import git_state, now as _now, package_versions
     from results.store import Store
 
     store = Store(store_root)
@@ -109,7 +109,8 @@ def _fmt(v: Any, nd: int = 3) -> str:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table: one line per (method, component, batch, compiled)."""
+    """A plain-text table: one line per (method, component, batch, compiled), with the component's metadata
+    (kind, actor, env actions per call, updates per env step; '-' where it has none)."""
     from bench.timing import COST_KEYS
 
     lines = []
@@ -117,7 +118,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         settings = ",".join(f"{k}={r[k]}" for k in COST_KEYS if r.get(k) is not None)
         agree = ("-" if not r.get("compiled") or "compile_agree" not in r else "skip" if r["compile_agree"] is None
                  else "yes" if r["compile_agree"] else "NO")
-        lines.append([str(r.get("method", "")), r["component"], str(r["batch"]), _fmt(bool(r["compiled"])),
+        lines.append([str(r.get("method", "")), r["component"], _fmt(r.get("kind")), _fmt(r.get("actor") or None),
+                      _fmt(r.get("actions_per_call")), _fmt(r.get("updates_per_env_step"), 4), str(r["batch"]),
+                      _fmt(bool(r["compiled"])),
                       _fmt(r["mean_ms"]), _fmt(r["p50_ms"]), _fmt(r["p90_ms"]), _fmt(r["p99_ms"]), str(r["reps"]),
                       _fmt(r.get("compile_s"), 1), agree, settings or "-"])
     widths = [max(len(c), *(len(line[i]) for line in lines)) if lines else len(c)
@@ -129,7 +132,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _cmd_time(args: argparse.Namespace) -> int:
-    from bench.runner import _now
+    from bench.runner.provenance import now as _now
     from results.store import validate_name
     from methods.base import registered_methods
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from methods.base import Method, TaskSpaces
+from methods.base import Method, MethodContext, TaskSpaces
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
 
@@ -145,10 +145,11 @@ def build_subject(method: str, task: str, device: str = "cpu", overrides: list[s
 
     cfg = resolve_config(method, task, seed, overrides or [], base=base)
     cfg["device"] = str(device)
-    cls, mcfg, dp_cfg = method_config(cfg)
+    cls, mcfg, dp_cfg, cs_cfg = method_config(cfg)
     spaces = task_spaces(task, obs_dim, act_dim, reward_scale=float(cfg["reward_scale"]))
     torch.manual_seed(seed)
-    m = cls(mcfg, spaces, unit_normalizer(spaces), device=torch.device(device), seed=seed, dp_cfg=dp_cfg)
+    m = cls(mcfg, MethodContext(spaces=spaces, normalizer=unit_normalizer(spaces), dp_cfg=dp_cfg,
+                                device=torch.device(device), seed=seed, common_start=cs_cfg))
     m.attach_buffer(synthetic_buffer(spaces, m.buffer_extras(), seed=seed))
     kind = ""
     if checkpoint:

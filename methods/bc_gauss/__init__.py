@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods.base import ActorState, Method, register
+from methods.base import ActorState, Method, MethodContext, register
 from methods.common.networks import mlp
 
 
@@ -30,9 +30,10 @@ class BCGauss(Method):
     rollout_kind = "none"
     actors = ("policy",)
 
-    def __init__(self, cfg: BCGaussConfig, spaces, normalizer, device="cpu", seed=0, **_):
-        super().__init__(cfg, spaces, normalizer, device, seed)
-        torch.manual_seed(seed)
+    def __init__(self, cfg: BCGaussConfig, ctx: MethodContext):
+        super().__init__(cfg, ctx)
+        spaces = self.spaces
+        torch.manual_seed(self.seed)
         self.net = mlp(spaces.obs_dim, cfg.hidden, 2 * spaces.act_dim, act=nn.ReLU).to(self.device)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
 
@@ -64,10 +65,15 @@ class BCGauss(Method):
         return {"net": self.net, "optim": self.optim}
 
     def timed_components(self, batch_size: int = 1):
+        from methods.base import ComponentKind, TimedComponent
+
         obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         st = ActorState.create(0, self.device)
         batch = self.buffer.sample(self.cfg.batch_size, source="offline", device=self.device) if self.buffer else None
-        comps = {"act": lambda: self.act(obs, "policy", st, True)}
+        # act returns one action per call (B, 1, act_dim); updates are offline only: no updates per env step.
+        comps = {"act": TimedComponent(lambda: self.act(obs, "policy", st, True), ComponentKind.ACT,
+                                       actor="policy", actions_per_call=1)}
         if batch is not None:
-            comps["update"] = lambda: self.pretrain_step(batch)
+            comps["update"] = TimedComponent(lambda: self.pretrain_step(batch), ComponentKind.UPDATE,
+                                             updates_per_env_step=None)
         return comps

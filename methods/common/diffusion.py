@@ -38,6 +38,10 @@ class DPConfig:
     # DPPO-style: a floor on the std of each DDPM step's noise when sampling (0 = none).
     min_sampling_std: float = 0.0
 
+    # Keys that change how the DP samples but not what BC training computes (the common start's cache key
+    # leaves them out).
+    SAMPLING_KEYS = ("eval_sampler", "sampler")
+
     def validate(self) -> None:
         if self.denoising_steps < 1:
             raise ValueError("dp.denoising_steps must be >= 1")
@@ -188,7 +192,8 @@ class DPModule:
         self.optim = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.ema = EMA(self.policy, cfg.ema_decay)
 
-    def train_step(self, x0: torch.Tensor, cond: torch.Tensor, generator=None, weights=None) -> float:
+    def train_step(self, x0: torch.Tensor, cond: torch.Tensor, generator=None, weights=None,
+                   update_ema: bool = True) -> float:
         self.policy.train()
         loss = self.policy.loss(x0, cond, generator=generator, weights=weights)
         self.optim.zero_grad(set_to_none=True)
@@ -196,7 +201,8 @@ class DPModule:
         if self.cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
         self.optim.step()
-        self.ema.update(self.policy)
+        if update_ema:
+            self.ema.update(self.policy)
         return float(loss.detach())
 
     def reset_to_ema(self) -> None:

@@ -23,9 +23,9 @@ class ReplayBuffer:
                  seed: int = 0, capacity: int = 1024):
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.extras_spec = {k: tuple(v) for k, v in (extras or {}).items()}
-        self.rng = np.random.Generator(np.random.PCG64(seed))
-        self.size = 0
-        self.n_offline = 0
+        self._rng = np.random.Generator(np.random.PCG64(seed))
+        self._size = 0
+        self._n_offline = 0
         self._next_episode = 0
         self._open_episode: int | None = None
         self.online_ratio: float | None = None  # None: uniform over all data
@@ -38,11 +38,11 @@ class ReplayBuffer:
         def grow(old, shape, dtype):
             new = np.zeros((capacity, *shape), dtype=dtype)
             if old is not None:
-                new[: self.size] = old[: self.size]
+                new[: self._size] = old[: self._size]
             return new
 
-        d = getattr(self, "data", None) or {}
-        self.data = {
+        d = getattr(self, "_data", None) or {}
+        self._data = {
             "obs": grow(d.get("obs"), (self.obs_dim,), np.float32),
             "action": grow(d.get("action"), (self.act_dim,), np.float32),
             "reward": grow(d.get("reward"), (), np.float32),
@@ -52,85 +52,120 @@ class ReplayBuffer:
             "episode": grow(d.get("episode"), (), np.int64),
         }
         for name, shape in self.extras_spec.items():
-            self.data[name] = grow(d.get(name), shape, np.float32)
-            self.data["has_" + name] = grow(d.get("has_" + name), (), np.bool_)
+            self._data[name] = grow(d.get(name), shape, np.float32)
+            self._data["has_" + name] = grow(d.get("has_" + name), (), np.bool_)
         self.capacity = capacity
 
     def _ensure(self, n_more: int) -> None:
-        if self.size + n_more > self.capacity:
+        if self._size + n_more > self.capacity:
             cap = self.capacity
-            while cap < self.size + n_more:
+            while cap < self._size + n_more:
                 cap *= 2
             self._alloc(cap)
 
     def add_offline(self, observations, actions, rewards, next_observations, terminals, timeouts,
                     extras: dict[str, np.ndarray] | None = None) -> None:
         """Bulk-load the offline dataset; must come before any online data."""
-        if self.size != self.n_offline:
+        if self._size != self._n_offline:
             raise RuntimeError("offline data must be added before online data")
         n = len(observations)
         self._ensure(n)
-        s = slice(self.size, self.size + n)
-        self.data["obs"][s] = observations
-        self.data["action"][s] = actions
-        self.data["reward"][s] = rewards
-        self.data["next_obs"][s] = next_observations
-        self.data["terminal"][s] = terminals
-        self.data["timeout"][s] = timeouts
+        s = slice(self._size, self._size + n)
+        self._data["obs"][s] = observations
+        self._data["action"][s] = actions
+        self._data["reward"][s] = rewards
+        self._data["next_obs"][s] = next_observations
+        self._data["terminal"][s] = terminals
+        self._data["timeout"][s] = timeouts
         ends = np.asarray(terminals, bool) | np.asarray(timeouts, bool)
         ep = np.concatenate([[0], np.cumsum(ends)[:-1]]) + self._next_episode
-        self.data["episode"][s] = ep
+        self._data["episode"][s] = ep
         self._next_episode = int(ep[-1]) + 1
         for name, arr in (extras or {}).items():
-            self.data[name][s] = arr
-            self.data["has_" + name][s] = True
-        self.size += n
-        self.n_offline = self.size
+            self._data[name][s] = arr
+            self._data["has_" + name][s] = True
+        self._size += n
+        self._n_offline = self._size
         self._seq_cache.clear()
         self._episode_cache.clear()
 
     def add(self, transition: dict[str, Any]) -> None:
         """Append one online transition. The harness calls this; episode ids follow terminal/timeout flags."""
         self._ensure(1)
-        i = self.size
+        i = self._size
         if self._open_episode is None:
             self._open_episode = self._next_episode
             self._next_episode += 1
         for k in CORE_FIELDS:
-            self.data[k][i] = transition[k]
-        self.data["episode"][i] = self._open_episode
+            self._data[k][i] = transition[k]
+        self._data["episode"][i] = self._open_episode
         for name in self.extras_spec:
             val = transition.get(name)
             if val is not None:
-                self.data[name][i] = val
-                self.data["has_" + name][i] = True
+                self._data[name][i] = val
+                self._data["has_" + name][i] = True
         if transition["terminal"] or transition["timeout"]:
             self._open_episode = None
-        self.size += 1
+        self._size += 1
         self._seq_cache.clear()
 
     @property
+    def size(self) -> int:
+        """Transitions stored (offline + online)."""
+        return self._size
+
+    @property
+    def n_offline(self) -> int:
+        """Offline transitions (the first n_offline rows)."""
+        return self._n_offline
+
+    @property
     def n_online(self) -> int:
-        return self.size - self.n_offline
+        return self._size - self._n_offline
+
+    def offline_stats(self, fields: tuple[str, ...] = ("obs", "next_obs", "reward")) -> dict[str, np.ndarray]:
+        """Copies of the offline data's fields (writing to them never changes the buffer), for exact statistics
+        over it (value scales, target statistics). Empty offline data gives one zero row per field."""
+        n = max(self._n_offline, 1)
+        return {k: self._data[k][:n].copy() for k in fields}
+
+    def last_episode(self) -> dict[str, np.ndarray]:
+        """The arrays of the latest online episode (the one the last added transition belongs to): the core
+        fields, each extra and its `has_` mask. The harness hands it to `Method.observe_episode`."""
+        if self.n_online == 0:
+            raise RuntimeError("no online transitions yet")
+        ep = self._data["episode"][self._size - 1]
+        idx = np.flatnonzero(self._data["episode"][self._n_offline: self._size] == ep) + self._n_offline
+        out = {k: self._data[k][idx].copy() for k in (*CORE_FIELDS, *self.extras_spec,
+                                                        *("has_" + k for k in self.extras_spec))}
+        out["index"] = idx
+        return out
+
+    def get_rng_state(self) -> dict[str, str]:
+        """The sampling RNG's state (plain strings), for the harness to save and restore."""
+        return _rng_state_to_plain(self._rng)
+
+    def set_rng_state(self, state: dict[str, str]) -> None:
+        self._rng = _rng_from_plain(state)
 
     # ---- sampling ---------------------------------------------------------------------------------------
     def _indices(self, n: int, source: str, online_ratio: float | None) -> np.ndarray:
         if source == "offline" or (source == "mixed" and self.n_online == 0):
-            return self.rng.integers(0, max(self.n_offline, 1), size=n)
+            return self._rng.integers(0, max(self._n_offline, 1), size=n)
         if source == "online":
-            return self.rng.integers(self.n_offline, self.size, size=n)
+            return self._rng.integers(self._n_offline, self._size, size=n)
         ratio = self.online_ratio if online_ratio is None else online_ratio
-        if ratio is None or self.n_offline == 0:
-            return self.rng.integers(0, self.size, size=n)
+        if ratio is None or self._n_offline == 0:
+            return self._rng.integers(0, self._size, size=n)
         n_on = int(round(n * ratio))
-        on = self.rng.integers(self.n_offline, self.size, size=n_on)
-        off = self.rng.integers(0, max(self.n_offline, 1), size=n - n_on)
+        on = self._rng.integers(self._n_offline, self._size, size=n_on)
+        off = self._rng.integers(0, max(self._n_offline, 1), size=n - n_on)
         return np.concatenate([off, on])
 
     def _to(self, idx: np.ndarray, fields, device) -> dict[str, torch.Tensor]:
         out = {}
         for k in fields:
-            out[k] = torch.as_tensor(self.data[k][idx], device=device)
+            out[k] = torch.as_tensor(self._data[k][idx], device=device)
         return out
 
     def sample(self, n: int, source: str = "mixed", device: str | torch.device = "cpu",
@@ -144,7 +179,7 @@ class ReplayBuffer:
             pool = self._carrying(require, source, recent)
             if len(pool) == 0:
                 raise RuntimeError(f"no transitions with '{require}' yet")
-            idx = pool[self.rng.integers(0, len(pool), size=n)]
+            idx = pool[self._rng.integers(0, len(pool), size=n)]
         else:
             idx = self._indices(n, source, online_ratio)
         fields = fields or (*CORE_FIELDS, *self.extras_spec, *("has_" + k for k in self.extras_spec))
@@ -155,19 +190,19 @@ class ReplayBuffer:
         return len(self._carrying(extra, source, recent)) > 0
 
     def _carrying(self, extra: str, source: str, recent: int) -> np.ndarray:
-        lo = self.n_offline if source == "online" else 0
-        hi = self.n_offline if source == "offline" else self.size
+        lo = self._n_offline if source == "online" else 0
+        hi = self._n_offline if source == "offline" else self._size
         if recent > 0:
-            lo = max(lo, self.size - recent)
-        return np.flatnonzero(self.data["has_" + extra][lo:hi]) + lo
+            lo = max(lo, self._size - recent)
+        return np.flatnonzero(self._data["has_" + extra][lo:hi]) + lo
 
     def _valid_starts(self, length: int) -> np.ndarray:
         if length not in self._seq_cache:
-            ep = self.data["episode"][: self.size]
-            if self.size < length:
+            ep = self._data["episode"][: self._size]
+            if self._size < length:
                 starts = np.zeros(0, dtype=np.int64)
             else:
-                starts = np.flatnonzero(ep[: self.size - length + 1] == ep[length - 1:])
+                starts = np.flatnonzero(ep[: self._size - length + 1] == ep[length - 1:])
             self._seq_cache[length] = starts
         return self._seq_cache[length]
 
@@ -183,9 +218,9 @@ class ReplayBuffer:
         if len(starts) == 0:
             raise RuntimeError(f"no episode segment of length {length} in the buffer")
         ratio = self.online_ratio if online_ratio is None else online_ratio
-        off = starts[starts < self.n_offline]
-        on = starts[starts >= self.n_offline]
-        pick = self._pick_by_episode if by_episode else (lambda pool, k: pool[self.rng.integers(0, len(pool), size=k)])
+        off = starts[starts < self._n_offline]
+        on = starts[starts >= self._n_offline]
+        pick = self._pick_by_episode if by_episode else (lambda pool, k: pool[self._rng.integers(0, len(pool), size=k)])
         if source == "offline" or (source == "mixed" and len(on) == 0):
             pool_idx = pick(off, n)
         elif source == "online":
@@ -206,14 +241,14 @@ class ReplayBuffer:
         # (size, first, last start); the cache is cleared whenever stored data can change under the same key.
         key = (len(pool), int(pool[0]), int(pool[-1]))
         if key not in self._episode_cache:
-            ep = self.data["episode"][pool]  # each episode is one contiguous run of the sorted pool
+            ep = self._data["episode"][pool]  # each episode is one contiguous run of the sorted pool
             first = np.concatenate([[0], np.flatnonzero(ep[1:] != ep[:-1]) + 1])
             if len(self._episode_cache) > 8:
                 self._episode_cache.clear()
             self._episode_cache[key] = (first, np.diff(np.append(first, len(pool))))
         first, counts = self._episode_cache[key]
-        e = self.rng.integers(0, len(first), size=k)
-        return pool[first[e] + (self.rng.random(k) * counts[e]).astype(np.int64)]
+        e = self._rng.integers(0, len(first), size=k)
+        return pool[first[e] + (self._rng.random(k) * counts[e]).astype(np.int64)]
 
     def sample_chunks(self, n: int, chunk: int, source: str = "offline", device: str | torch.device = "cpu",
                       online_ratio: float | None = None, idx: np.ndarray | None = None) -> dict[str, torch.Tensor]:
@@ -224,15 +259,15 @@ class ReplayBuffer:
         if idx is None:
             idx = self._indices(n, source, online_ratio)
         steps = idx[:, None] + np.arange(chunk)[None, :]
-        steps = np.minimum(steps, self.size - 1)
-        ep = self.data["episode"]
+        steps = np.minimum(steps, self._size - 1)
+        ep = self._data["episode"]
         same = ep[steps] == ep[idx][:, None]
         # index of the last step still in the episode, carried forward
         valid_last = np.where(same, steps, -1)
         valid_last = np.maximum.accumulate(valid_last, axis=1)
-        actions = self.data["action"][valid_last]
+        actions = self._data["action"][valid_last]
         return {
-            "obs": torch.as_tensor(self.data["obs"][idx], device=device),
+            "obs": torch.as_tensor(self._data["obs"][idx], device=device),
             "action_chunk": torch.as_tensor(actions, device=device),
             "index": torch.as_tensor(idx, device=device),
         }
@@ -240,28 +275,28 @@ class ReplayBuffer:
     # ---- save / load ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "data": {k: torch.from_numpy(v[: self.size].copy()) for k, v in self.data.items()},
-            "size": self.size,
-            "n_offline": self.n_offline,
+            "data": {k: torch.from_numpy(v[: self._size].copy()) for k, v in self._data.items()},
+            "size": self._size,
+            "n_offline": self._n_offline,
             "next_episode": self._next_episode,
             "open_episode": -1 if self._open_episode is None else self._open_episode,
             "online_ratio": -1.0 if self.online_ratio is None else float(self.online_ratio),
-            "rng": _rng_state_to_plain(self.rng),
+            "rng": _rng_state_to_plain(self._rng),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         size = int(state["size"])
-        self.size = 0
+        self._size = 0
         self._alloc(max(size, 16))
         for k, v in state["data"].items():
-            self.data[k][:size] = v.numpy()
-        self.size = size
-        self.n_offline = int(state["n_offline"])
+            self._data[k][:size] = v.numpy()
+        self._size = size
+        self._n_offline = int(state["n_offline"])
         self._next_episode = int(state["next_episode"])
         self._open_episode = None if int(state["open_episode"]) < 0 else int(state["open_episode"])
         r = float(state["online_ratio"])
         self.online_ratio = None if r < 0 else r
-        self.rng = _rng_from_plain(state["rng"])
+        self._rng = _rng_from_plain(state["rng"])
         self._seq_cache.clear()
         self._episode_cache.clear()
 

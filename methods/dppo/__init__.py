@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods.base import ActorState, register
-from methods.bc_dp import DPMethod
+from methods.base import ActorState, MethodContext, register
+from methods.common.dp_method import DPMethod
 from methods.common.networks import mlp
 from methods.config import ConfigError
 from methods.dppo.ppo import PPODiffusion
@@ -171,8 +171,9 @@ class DPPO(DPMethod):
                  "dp": {"hidden": [32, 32]}},
     }
 
-    def __init__(self, cfg: DPPOConfig, spaces, normalizer, device="cpu", seed=0, dp_cfg=None, **kw):
-        super().__init__(cfg, spaces, normalizer, device, seed, dp_cfg=dp_cfg, **kw)
+    def __init__(self, cfg: DPPOConfig, ctx: MethodContext):
+        super().__init__(cfg, ctx)
+        spaces = self.spaces
         # Rollouts sample the DDPM chain; DDIM fine-tuning (DPPO's learned-eta variant) is not implemented.
         self.model = PPODiffusion(spaces.obs_dim, spaces.act_dim, self.dp_cfg, self.chunk,
                                   ft_denoising_steps=cfg.ft_denoising_steps,
@@ -311,9 +312,20 @@ class DPPO(DPMethod):
                 else self.dp_cfg.ddim_steps, "ft_denoising_steps": self.cfg.ft_denoising_steps}
 
     def timed_components(self, batch_size: int = 1):
+        from methods.base import ComponentKind, TimedComponent
+
         obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         st = ActorState.create(0, self.device)
-        comps = {"act": lambda: self.act(obs, "dp", st, True)}
+        executed = self.chunk  # env actions executed per DP call (one decision is one chunk)
+        # Updates per env step, nominal: a rollout of n_envs x n_steps decisions (each `executed` env steps)
+        # makes update_epochs passes of floor(decisions * K / batch_size) minibatch steps (at least one); an
+        # epoch stopped early by target_kl makes fewer.
+        n_envs, n_steps = self.rollout_size()
+        decisions = n_envs * n_steps
+        grad_steps = self.cfg.update_epochs * max(1, decisions * self.model.ft_steps // self.cfg.batch_size)
+        per_env_step = grad_steps / (decisions * executed)
+        comps = {"act": TimedComponent(lambda: self.act(obs, "dp", st, True), ComponentKind.ACT, actor="dp",
+                                       actions_per_call=executed)}
         if self.buffer is not None:
             # One PPO minibatch step on synthetic data: chains sampled at dataset states, random advantages.
             # It changes the weights, so the runner times it only after the final evaluation.
@@ -329,8 +341,9 @@ class DPPO(DPMethod):
             adv, ret = torch.randn(n, generator=g).to(self.device), torch.randn(n, generator=g).to(self.device)
             with torch.no_grad():
                 old_lp = self.model.step_log_prob(cond[dec], chains[dec, j], chains[dec, j + 1], j)
-            comps["update"] = lambda: self.minibatch_step(cond[dec], chains[dec, j], chains[dec, j + 1], j,
-                                                          adv, ret, old_lp)
+            comps["update"] = TimedComponent(
+                lambda: self.minibatch_step(cond[dec], chains[dec, j], chains[dec, j + 1], j, adv, ret, old_lp),
+                ComponentKind.UPDATE, updates_per_env_step=per_env_step)
         return comps
 
     def modules(self):

@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from methods.base import ActorState, register
-from methods.bc_dp import DPMethod
+from methods.base import ActorState, MethodContext, register
+from methods.common.dp_method import DPMethod
 from methods.config import ConfigError
 from methods.modip.critics import CriticConfig, Critics
 from methods.modip.planner import PlanModels, PlannerConfig, plan, shift_mean
@@ -119,8 +119,9 @@ class MODIP(DPMethod):
     train_actor = "mpc"
     presets: ClassVar[dict[str, dict[str, Any]]] = {"demo": _DEMO, "test": _TEST}
 
-    def __init__(self, cfg: ModipConfig, spaces, normalizer, device="cpu", seed=0, dp_cfg=None, **kw):
-        super().__init__(cfg, spaces, normalizer, device, seed, dp_cfg=dp_cfg, **kw)
+    def __init__(self, cfg: ModipConfig, ctx: MethodContext):
+        super().__init__(cfg, ctx)
+        spaces = self.spaces
         if cfg.planner.horizon < self.chunk:
             raise ConfigError(f"config key 'modip.planner.horizon'={cfg.planner.horizon} must be >= the DP's "
                               f"chunk {self.chunk}: the DP's label is the first Ta actions of the plan")
@@ -137,12 +138,12 @@ class MODIP(DPMethod):
     # ---- data ----------------------------------------------------------------------------------------------
     def attach_buffer(self, buffer) -> None:
         super().attach_buffer(buffer)
-        n = max(buffer.n_offline, 1)
-        rewards = torch.as_tensor(buffer.data["reward"][:n])
+        off = buffer.offline_stats(("obs", "next_obs", "reward"))
+        rewards = torch.as_tensor(off["reward"])
         self.critics.set_value_scale(rewards)
         with torch.no_grad():
-            obs = self.normalizer.norm_obs(torch.as_tensor(buffer.data["obs"][:n]).to(self.device))
-            nobs = self.normalizer.norm_obs(torch.as_tensor(buffer.data["next_obs"][:n]).to(self.device))
+            obs = self.normalizer.norm_obs(torch.as_tensor(off["obs"]).to(self.device))
+            nobs = self.normalizer.norm_obs(torch.as_tensor(off["next_obs"]).to(self.device))
             self.world_model.set_target_stats(obs, nobs, rewards.to(self.device))
 
     def buffer_extras(self) -> dict[str, tuple[int, ...]]:
@@ -259,41 +260,38 @@ class MODIP(DPMethod):
         return metrics
 
     # ---- episode diagnostics -------------------------------------------------------------------------------
-    def observe(self, transition: dict[str, Any]) -> None:
-        if transition["terminal"] or transition["timeout"]:
-            self.pending.update(self._episode_diagnostics())
+    def observe_episode(self, episode: dict[str, np.ndarray]) -> None:
+        self.pending.update(self._episode_diagnostics(episode))
 
     @torch.no_grad()
-    def _episode_diagnostics(self) -> dict[str, float]:
+    def _episode_diagnostics(self, ep: dict[str, np.ndarray]) -> dict[str, float]:
         """V against the episode's discounted Monte-Carlo returns (bootstrapped with V_target at a timeout, so
         exact on terminated episodes), and planned minus realised H-step reward at each plan."""
-        b, g = self.buffer, self.gamma
-        ep = b.data["episode"][b.size - 1]
-        idx = np.flatnonzero(b.data["episode"][b.n_offline: b.size] == ep) + b.n_offline
-        rewards = b.data["reward"][idx].astype(np.float64)
-        terminated = bool(b.data["terminal"][idx[-1]])
+        g = self.gamma
+        rewards = ep["reward"].astype(np.float64)
+        terminated = bool(ep["terminal"][-1])
         tail = 0.0
         if not terminated:
-            s_last = self.normalizer.norm_obs(torch.as_tensor(b.data["next_obs"][idx[-1:]], device=self.device))
+            s_last = self.normalizer.norm_obs(torch.as_tensor(ep["next_obs"][-1:], device=self.device))
             tail = float(self.critics.v_target(s_last).squeeze() * self.critics.value_scale)
-        returns = np.zeros(len(idx))
+        returns = np.zeros(len(rewards))
         acc = tail
-        for i in range(len(idx) - 1, -1, -1):
+        for i in range(len(rewards) - 1, -1, -1):
             acc = rewards[i] + g * acc
             returns[i] = acc
         values = self.critics.value(self.normalizer.norm_obs(
-            torch.as_tensor(b.data["obs"][idx], device=self.device))).cpu().numpy().astype(np.float64)
+            torch.as_tensor(ep["obs"], device=self.device))).cpu().numpy().astype(np.float64)
         out = {"diag/v_minus_mc": float(np.mean(values - returns))}
-        if len(idx) > 2 and values.std() > 0 and returns.std() > 0:
+        if len(rewards) > 2 and values.std() > 0 and returns.std() > 0:
             out["diag/v_mc_spearman"] = spearman(values, returns)
         # planned vs realised H-step reward, where the realised window is complete (or ended by a terminal)
         h = self.cfg.planner.horizon
         planned, realised = [], []
         discounts = g ** np.arange(h)
-        for j in np.flatnonzero(b.data["has_plan_reward"][idx]):
+        for j in np.flatnonzero(ep["has_plan_reward"]):
             window = rewards[j: j + h]
             if len(window) == h or terminated:
-                planned.append(float(b.data["plan_reward"][idx[j]]))
+                planned.append(float(ep["plan_reward"][j]))
                 realised.append(float((discounts[: len(window)] * window).sum()))
         if planned:
             out["diag/plan_gap"] = float(np.mean(np.subtract(planned, realised)))
@@ -358,16 +356,24 @@ class MODIP(DPMethod):
                 "pi_trajectories": p.pi_trajectories, "wm_members": self.cfg.world_model.members}
 
     def timed_components(self, batch_size: int = 1):
+        from methods.base import ComponentKind, TimedComponent
+
         if self.buffer is not None and self.buffer.size >= batch_size:
-            obs = self.buffer.data["obs"][:batch_size].copy()
+            obs = self.buffer.offline_stats(("obs",))["obs"][:batch_size].copy()
         else:
             obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         plan_state = ActorState.create(0, self.device)
         dp_state = ActorState.create(1, self.device)
-        comps = {"plan": lambda: self.act(obs, "mpc", plan_state, True),
-                 "dp_act": lambda: self.act(obs, "dp", dp_state, True)}
+        # A plan executes its first replan_every actions; a DP call its whole chunk; updates_due makes
+        # updates_per_round updates every update_every env steps.
+        executed = self.chunk
+        comps = {"plan": TimedComponent(lambda: self.act(obs, "mpc", plan_state, True), ComponentKind.PLAN,
+                                        actor="mpc", actions_per_call=int(self.cfg.planner.replan_every)),
+                 "dp_act": TimedComponent(lambda: self.act(obs, "dp", dp_state, True), ComponentKind.ACT,
+                                          actor="dp", actions_per_call=executed)}
         if self.buffer is not None:
-            comps["update"] = self.finetune_step
+            comps["update"] = TimedComponent(self.finetune_step, ComponentKind.UPDATE,
+                                             updates_per_env_step=self.cfg.updates_per_round / self.cfg.update_every)
         return comps
 
     # ---- checkpoints ---------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.base import ActorState, Method, register
+from methods.base import ActorState, Method, MethodContext, register
 from methods.tdmpc2.model import WorldModel, model_dims, symlog
 
 
@@ -163,9 +163,10 @@ class TDMPC2(Method):
                                         "num_pi_trajs": 4}}},
     }
 
-    def __init__(self, cfg: TDMPC2Config, spaces, normalizer, device="cpu", seed=0, **_):
-        super().__init__(cfg, spaces, normalizer, device, seed)
-        torch.manual_seed(seed)
+    def __init__(self, cfg: TDMPC2Config, ctx: MethodContext):
+        super().__init__(cfg, ctx)
+        spaces = self.spaces
+        torch.manual_seed(self.seed)
         self.dims = model_dims(spaces.obs_dim, spaces.act_dim, cfg.model_size, enc_dim=cfg.enc_dim,
                                mlp_dim=cfg.mlp_dim, latent_dim=cfg.latent_dim, num_enc_layers=cfg.num_enc_layers,
                                num_q=cfg.num_q, simnorm_dim=cfg.simnorm_dim, num_bins=cfg.num_bins,
@@ -468,14 +469,19 @@ class TDMPC2(Method):
                 "reward": torch.rand(B, H, generator=g), "terminal": torch.zeros(B, H, dtype=torch.bool)}
 
     def timed_components(self, batch_size: int = 1):
+        from methods.base import ComponentKind, TimedComponent
+
         obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         state = ActorState.create(0, self.device)
         try:
             batch = self.buffer.sample_sequences(self.cfg.batch_size, self.cfg.horizon, device=self.device)
         except (AttributeError, RuntimeError):  # no buffer (mbench time) or no sequence yet: synthetic data
             batch = {k: v.to(self.device) for k, v in self._synthetic_batch(self.cfg.batch_size).items()}
-        return {"plan": lambda: self.act(obs, "mpc", state, True),
-                "update": lambda: self._step(batch)}
+        # A plan yields one env action (B, 1, act_dim); `utd` updates per env step (after the seed steps).
+        return {"plan": TimedComponent(lambda: self.act(obs, "mpc", state, True), ComponentKind.PLAN, actor="mpc",
+                                       actions_per_call=1),
+                "update": TimedComponent(lambda: self._step(batch), ComponentKind.UPDATE,
+                                         updates_per_env_step=float(self.cfg.utd))}
 
     def cost_settings(self):
         p = self.cfg.planner

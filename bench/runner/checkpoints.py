@@ -1,0 +1,130 @@
+"""Checkpoints: atomic save and load of a run's whole state, and the process-wide RNG states.
+
+Why: a resumed run must repeat the uninterrupted one exactly (the contract tests check it on the CPU), and a
+crash mid-write must never leave a torn file. So a checkpoint is written to a temporary name and moved into
+place with os.replace, it holds every RNG (torch, numpy, Python, the buffer's, the training actor's), and it is
+loaded with `weights_only=True`: a poisoned file cannot run code, and an unreadable one gives one line naming
+the file and the fix instead of torch's traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_VERSION = 2
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or cache file cannot be read (corrupt, truncated, or not a plain-tensor file)."""
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, fix: str = "delete it, or rerun with --restart") -> dict[str, Any]:
+    """torch.load(weights_only=True), with one line naming the file and the fix if it cannot be read."""
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError, ...)
+        reason = "it holds objects other than plain tensors" if "weights_only" in str(e) else \
+            "it is corrupt or truncated"
+        raise CheckpointError(f"cannot read {path}: {reason} ({type(e).__name__}); {fix}") from None
+    if not isinstance(st, dict):
+        raise CheckpointError(f"cannot read {path}: not a modip-bench checkpoint; {fix}")
+    return st
+
+
+def rng_states() -> dict[str, Any]:
+    """torch, numpy and Python global RNG states, as plain tensors and strings."""
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
+                                                      int(np_state[2]), int(np_state[3]), float(np_state[4])],
+            "python": json.dumps(random.getstate())}
+
+
+def set_rng_states(st: dict[str, Any]) -> None:
+    torch.set_rng_state(st["torch"])
+    n = st["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    py = json.loads(st["python"])
+    random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def plain(x: Any) -> Any:
+    """x as JSON-able plain values (dicts, lists, numbers)."""
+    if isinstance(x, dict):
+        return {str(k): plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, set)):
+        return [plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().tolist()
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    return x
+
+
+def save_run(run) -> None:
+    """Write the run's checkpoint: method, buffer, normaliser, training actor state, RNGs, counters, curve."""
+    run.counters["wall_s"] = run.wall()
+    state = {
+        "version": CHECKPOINT_VERSION, "run_id": run.ctx.run_id, "dataset_hash": run.dataset_hash,
+        "method": run.method.state_dict(), "buffer": run.buffer.state_dict(),
+        "normalizer": run.normalizer.state_dict(),
+        "train_state": {"generator": run.train_state.generator.get_state(),
+                        "memory": json.dumps(plain(run.train_state.memory))},
+        "rng": rng_states(), "counters": json.dumps(run.counters), "curve": json.dumps(run.curve),
+        "loop": run.loop_state,
+    }
+    atomic_torch_save(state, run.ckpt_path)
+    run.counters["last_ckpt_env_step"] = run.counters["env_step"]
+
+
+def read_run(run) -> dict[str, Any] | None:
+    """The run's checkpoint if one exists for this run_id and version, else None. Raises CheckpointError (one
+    line) for an unreadable file, and a ValueError naming both hashes if it was taken on another dataset."""
+    path = run.ckpt_path
+    if not path.exists():
+        return None
+    st = load_checkpoint(path)
+    if st.get("run_id") != run.ctx.run_id or st.get("version") != CHECKPOINT_VERSION:
+        return None
+    old = st.get("dataset_hash")
+    if old and old != run.dataset_hash:
+        raise DatasetChanged(f"the checkpoint {path} was taken on dataset {old}, but the dataset now has hash "
+                             f"{run.dataset_hash}; rerun with --restart to start over on the new data")
+    return st
+
+
+class DatasetChanged(ValueError):
+    """Resuming would mix a checkpoint of one dataset with another."""
+
+
+def restore_run(run, st: dict[str, Any]) -> None:
+    """Load a checkpoint read by read_run into the run (attempt counting is the lifecycle's)."""
+    run.method.load_state_dict(st["method"])
+    run.buffer.load_state_dict(st["buffer"])
+    run.normalizer.load_state_dict(st["normalizer"])
+    run.train_state.generator.set_state(st["train_state"]["generator"])
+    run.train_state.memory = json.loads(st["train_state"]["memory"])
+    set_rng_states(st["rng"])
+    run.counters = json.loads(st["counters"])
+    run.curve = json.loads(st["curve"])
+    run.loop_state = st.get("loop", {}) or {}

@@ -1,0 +1,85 @@
+"""The common start, harness side: build the common-start DP once per key, cache it, hand it to the method.
+
+Why: every method with `uses_pretrained_dp` starts each seed from the same behaviour-cloned DP (DESIGN.md,
+"Common start"), so their env-step-0 scores are equal. The DP is trained by methods/common/common_start.py
+and cached under <store>/pretrained/<key>.pt, keyed by:
+- the run's `common_start` section (steps, batch, schedules);
+- its `dp` section without the keys that only change how the DP samples (DPConfig.SAMPLING_KEYS);
+- the dataset's content hash and the resolved chunk length;
+- the seed;
+- CACHE_VERSION (bump it when the trainer changes what it computes).
+A lock file makes concurrent jobs of one key build it once. A cache file that cannot be read is an error
+naming the file; `--restart` rebuilds it.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.runner.checkpoints import CheckpointError, atomic_torch_save, load_checkpoint
+from methods.common.common_start import train_common_start
+
+CACHE_VERSION = 1
+
+
+def cache_key(cfg: dict[str, Any], dataset_hash: str, chunk: int) -> str:
+    from methods.common.diffusion import DPConfig
+
+    keyed = {"version": CACHE_VERSION, "common_start": cfg["common_start"], "dataset": dataset_hash,
+             "chunk": int(chunk), "seed": int(cfg["seed"]),
+             "dp": {k: v for k, v in cfg["dp"].items() if k not in DPConfig.SAMPLING_KEYS}}
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def obtain(run, on_step: Callable[[int], None] | None = None,
+           rebuild_unreadable: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+    """(dp_state, curve rows, built) of the run's common start: from the cache, or trained now and cached.
+
+    The curve rows are the trainer's loss every `common_start.log_every` steps (phase "pretrain", env_step 0).
+    `on_step(n)` reports progress while building. `rebuild_unreadable`: an unreadable cache file is rebuilt
+    (--restart) instead of being an error."""
+    cs, dp_cfg = run.cs_cfg, run.dp_cfg
+    chunk = dp_cfg.chunk or run.spaces.chunk
+    path = run.ctx.store_root / "pretrained" / f"{cache_key(run.cfg, run.dataset_hash, chunk)}.pt"
+    fix = "delete it, or rerun with --restart, which rebuilds it"
+    with _locked(path):
+        if path.exists():
+            try:
+                st = load_checkpoint(path, fix=fix)
+                return st["dp_state"], json.loads(st["curve"]), False
+            except (CheckpointError, KeyError) as e:
+                if not rebuild_unreadable:
+                    raise CheckpointError(str(e) if isinstance(e, CheckpointError)
+                                          else f"cannot read {path}: not a common-start cache file; {fix}") from None
+                path.unlink()
+        walls: dict[int, float] = {}
+        t0 = time.perf_counter()
+
+        def step(n: int, _loss: float) -> None:
+            walls[n] = time.perf_counter() - t0
+            if on_step is not None:
+                on_step(n)
+
+        state, losses = train_common_start(cs, dp_cfg, run.spaces.obs_dim, run.spaces.act_dim, chunk,
+                                           run.normalizer, run.buffer, int(run.cfg["seed"]), run.device, step)
+        curve = [{"run_id": "", "phase": "pretrain", "env_step": 0, "grad_step": r["grad_step"],
+                  "wall_s": walls.get(r["grad_step"], 0.0), "actor": "", "metric": "loss/denoise",
+                  "value": r["loss/denoise"], "n_episodes": 0} for r in losses]
+        atomic_torch_save({"dp_state": state, "curve": json.dumps(curve)}, path)
+        return state, curve, True

@@ -1,0 +1,357 @@
+"""The run lifecycle: resolve a config into a Run, set it up, start or resume it, and finish or fail it.
+
+Why: the harness owns the loop, evaluation, timing, checkpoints and storage so that every method obeys the
+same protocol (DESIGN.md). This file holds the order of a run and its bookkeeping; each concept it calls
+lives in its own file: the loops (off_policy.py, on_policy.py), evaluation.py, checkpoints.py,
+common_start.py, provenance.py, and the config (config.py). No method names appear here: what a method
+needs is read from its declared contract (methods/base.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from bench.runner import common_start, checkpoints
+from bench.runner.config import ConfigError, method_config, resolve_config, run_id_of
+from bench.runner.evaluation import evaluate
+from bench.runner.off_policy import run_off_policy
+from bench.runner.on_policy import run_on_policy
+from bench.runner.provenance import git_state, now, package_versions
+from methods.base import ActorState, Method, MethodContext, RolloutKind, TaskSpaces
+from methods.common.normalize import Normalizer
+from methods.common.replay import ReplayBuffer
+
+
+class Preempted(RuntimeError):
+    """Raised after a stop request: the run saved a checkpoint and recorded status=preempted."""
+
+
+class _Stop:
+    """Stop requests for the active run: `request_stop` (SIGTERM from submitit) and `request_stop_at` (tests)."""
+
+    requested = False
+    at: dict[str, int | None] = {"grad_step": None, "env_step": None}
+
+
+def request_stop() -> None:
+    """Ask the active run to checkpoint at its next safe point and raise Preempted (for submitit/SIGTERM)."""
+    _Stop.requested = True
+
+
+def request_stop_at(grad_step: int | None = None, env_step: int | None = None) -> None:
+    """Stop at the first safe point at or after these counters (tests of resume, and `--stop-at`)."""
+    _Stop.at.update(grad_step=grad_step, env_step=env_step)
+
+
+def _clear_stop() -> None:
+    _Stop.requested = False
+
+
+@dataclasses.dataclass
+class RunContext:
+    cfg: dict[str, Any]
+    run_id: str
+    sweep_id: str
+    store_root: Path
+    ckpt_dir: Path
+    progress: bool
+    restart: bool = False
+    # Called once after setup and resume, before the first training step: on_start(run, resumed).
+    on_start: Callable[["Run", bool], None] | None = None
+
+
+class Run:
+    """One run. `execute()` drives it; every piece of mutable progress lives in `self.counters`/`self.curve`."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.cfg = cfg = ctx.cfg
+        from bench.tasks import get_task
+
+        self.task = get_task(cfg["task"])
+        self.cls, self.mcfg, self.dp_cfg, self.cs_cfg = method_config(cfg)
+        self.device = torch.device(cfg["device"])
+        self.curve: list[dict[str, Any]] = []
+        self.counters = {"phase": "pretrain", "grad_step": 0, "env_step": 0, "episode": 0, "next_eval": 0,
+                         "last_ckpt_env_step": 0, "wall_s": 0.0, "attempt": 1, "pretrain_done": False}
+        self.loop_state: dict[str, Any] = {}  # what a loop must checkpoint beyond the counters
+        self.dataset_hash = ""
+        self.started_at = now()
+        self._t0 = time.perf_counter()
+
+    # ---- setup ----
+    def setup(self) -> None:
+        from bench.data.loaders import load_dataset
+
+        cfg = self.cfg
+        torch.set_num_threads(int(cfg["threads"]))
+        if cfg["deterministic"]:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        checkpoints.seed_everything(cfg["seed"])
+        source = cfg["dataset_path"] or self.task.dataset_id
+        self.task = self.task.for_dataset(source)  # e.g. robomimic: the env comes from the dataset's env_args
+        env = self.task.make_env()
+        obs_dim = int(np.prod(env.observation_space.shape))
+        act_dim = int(np.prod(env.action_space.shape))
+        self.act_low = np.asarray(env.action_space.low, np.float32).reshape(-1)
+        self.act_high = np.asarray(env.action_space.high, np.float32).reshape(-1)
+        env.close()
+        self.dataset = load_dataset(source, obs_dim=obs_dim, act_dim=act_dim)
+        self.dataset_hash = self.dataset.content_hash()
+        if self.task.ref_min is None and self.dataset.ref_min is not None:
+            self.task = self.task.with_refs(self.dataset.ref_min, self.dataset.ref_max,
+                                            "measured when the dataset was made (dataset metadata)")
+        self.spaces = TaskSpaces(obs_dim=obs_dim, act_dim=act_dim, act_low=self.act_low, act_high=self.act_high,
+                                 max_episode_steps=self.task.max_episode_steps, gamma=self.task.gamma,
+                                 chunk=self.task.chunk, reward_scale=float(cfg["reward_scale"]))
+        self.normalizer = Normalizer.fit(self.dataset.observations, self.act_low, self.act_high)
+        self.method: Method = self.cls(self.mcfg, MethodContext(
+            spaces=self.spaces, normalizer=self.normalizer, dp_cfg=self.dp_cfg, device=self.device,
+            seed=int(cfg["seed"]), common_start=self.cs_cfg))
+        self.buffer = ReplayBuffer(obs_dim, act_dim, extras=self.method.buffer_extras(), seed=cfg["seed"],
+                                   capacity=len(self.dataset) + 1024)
+        d = self.dataset
+        self.buffer.add_offline(d.observations, d.actions, d.rewards * float(cfg["reward_scale"]),
+                                d.next_observations, d.terminals, d.timeouts)
+        self.method.attach_buffer(self.buffer)
+        self.train_state = ActorState.create(cfg["seed"] * 7919 + 1, self.device)
+        from bench.tasks import TUNE_EVAL_SEEDS
+
+        self.eval_seeds = list(self.task.eval_seeds if cfg["eval"]["seed_set"] == "report" else TUNE_EVAL_SEEDS)
+        n_eval = int(cfg["eval"]["episodes"])
+        if n_eval > len(self.eval_seeds):
+            raise ConfigError(f"config key 'eval.episodes'={n_eval} exceeds the task's {len(self.eval_seeds)} eval seeds")
+        self.eval_seeds = self.eval_seeds[:n_eval]
+
+    # ---- store rows ----
+    def run_row(self, status: str, error: str = "") -> dict[str, Any]:
+        sha, dirty = git_state()
+        cfg = self.cfg
+        params = self.method.parameter_counts() if hasattr(self, "method") else {}
+        ds = getattr(self, "dataset", None)
+        return {
+            "run_id": self.ctx.run_id, "sweep_id": self.ctx.sweep_id, "method": cfg["method"],
+            "variant": cfg["variant"], "suite": self.task.suite, "task": cfg["task"],
+            "dataset": cfg["dataset_path"] or self.task.dataset_id, "seed": int(cfg["seed"]),
+            "config_json": json.dumps(cfg, sort_keys=True), "status": status, "error": error,
+            "git_sha": sha, "git_dirty": dirty, "host": socket.gethostname(), "device": str(self.device),
+            "versions": json.dumps(package_versions()),
+            "provenance_json": json.dumps({
+                "dataset_hash": self.dataset_hash,
+                "dataset_provenance": ds.provenance if ds is not None else {},
+                "env_id": self.task.env_id, "ref_min": self.task.ref_min, "ref_max": self.task.ref_max,
+                "ref_source": self.task.ref_source, "torch_threads": torch.get_num_threads(),
+                "parameter_counts": params, "seeds": {"run": int(cfg["seed"]), "eval": self.eval_seeds
+                                                      if hasattr(self, "eval_seeds") else []},
+            }, default=str),
+            "started_at": self.started_at, "finished_at": now() if status in ("finished", "failed") else None,
+            "wall_s": float(self.counters["wall_s"] + (time.perf_counter() - self._t0)),
+            "env_steps": int(self.counters["env_step"]), "grad_steps": int(self.counters["grad_step"]),
+            "attempt": int(self.counters["attempt"]),
+        }
+
+    def wall(self) -> float:
+        """Seconds this run has worked, over all its attempts."""
+        return self._wall_before + (time.perf_counter() - self._t0)
+
+    _wall_before = 0.0
+
+    def log(self, phase: str, metrics: dict[str, float], actor: str = "", n_episodes: int = 0) -> None:
+        for k, v in metrics.items():
+            if v is None or not np.isfinite(v):
+                if k.startswith("loss"):
+                    raise FloatingPointError(f"non-finite {k} at grad step {self.counters['grad_step']}")
+                continue
+            self.curve.append({"run_id": self.ctx.run_id, "phase": phase, "env_step": int(self.counters["env_step"]),
+                               "grad_step": int(self.counters["grad_step"]), "wall_s": float(self.wall()),
+                               "actor": actor, "metric": k, "value": float(v), "n_episodes": int(n_episodes)})
+
+    # ---- checkpoints and stops ----
+    @property
+    def ckpt_path(self) -> Path:
+        return self.ctx.ckpt_dir / "last.pt"
+
+    def checkpoint(self) -> None:
+        """Save a checkpoint and record the progress so far (status running)."""
+        checkpoints.save_run(self)
+        self.write_progress("running")
+
+    def try_resume(self) -> bool:
+        st = checkpoints.read_run(self)
+        if st is None:
+            return False
+        checkpoints.restore_run(self, st)
+        self.counters["attempt"] = int(self.counters.get("attempt", 1)) + 1
+        self._wall_before = float(self.counters["wall_s"])
+        self._t0 = time.perf_counter()
+        return True
+
+    def maybe_stop(self) -> None:
+        at_g, at_e = _Stop.at["grad_step"], _Stop.at["env_step"]
+        due = (at_g is not None and self.counters["grad_step"] >= at_g) or \
+              (at_e is not None and self.counters["env_step"] >= at_e)
+        if _Stop.requested or due:
+            _Stop.at.update(grad_step=None, env_step=None)
+            checkpoints.save_run(self)
+            self.write_progress("preempted")
+            raise Preempted(f"run {self.ctx.run_id} stopped at env_step {self.counters['env_step']}")
+
+    def write_progress(self, status: str, error: str = "") -> None:
+        from results.store import Store
+
+        store = Store(self.ctx.store_root)
+        store.write_curves(self.ctx.sweep_id, self.ctx.run_id, self.curve)
+        store.write_run(self.run_row(status, error))
+
+    # ---- phases ----
+    def pretrain(self, bar) -> None:
+        cfg, c, method = self.cfg, self.counters, self.method
+        steps = int(cfg["pretrain"]["steps"])
+        if method.uses_pretrained_dp and c["grad_step"] == 0 and not c.get("dp_loaded"):
+            rng_before = self.buffer.get_rng_state()
+            dp_state, dp_curve, _ = common_start.obtain(self, on_step=lambda n: bar.update(1),
+                                                        rebuild_unreadable=self.ctx.restart)
+            # A cache hit and a cache miss must leave every RNG in the same state.
+            self.buffer.set_rng_state(rng_before)
+            checkpoints.seed_everything(cfg["seed"] + 1)
+            method.load_pretrained_dp(dp_state)
+            if method.common_start_is_product:
+                self.curve.extend(dict(r, run_id=self.ctx.run_id) for r in dp_curve)
+                c["grad_step"] = int(self.cs_cfg.steps)
+            c["dp_loaded"] = True
+        if method.pretrains_offline:
+            acc: dict[str, list[float]] = {}
+            log_every = max(1, int(cfg["pretrain"]["log_every"]))
+            while c["grad_step"] < steps:
+                metrics = method.pretrain_step(method.pretrain_batch())
+                c["grad_step"] += 1
+                for k, v in metrics.items():
+                    acc.setdefault(k, []).append(v)
+                if c["grad_step"] % log_every == 0 or c["grad_step"] == steps:
+                    self.log("pretrain", {k: float(np.mean(v)) for k, v in acc.items()})
+                    acc = {}
+                    if _Stop.requested:  # a log boundary holds no pending state: safe to stop here
+                        self.maybe_stop()
+                bar.update(1)
+                if c["grad_step"] % int(cfg["pretrain"]["checkpoint_every"]) == 0:
+                    checkpoints.save_run(self)
+                    self.maybe_stop()
+        method.end_pretrain()
+        c["pretrain_done"] = True
+        c["phase"] = "finetune"
+        evaluate(self, "pretrain")
+        c["next_eval"] = int(cfg["eval"]["every"])
+        checkpoints.save_run(self)
+        self.write_progress("running")
+        self.maybe_stop()
+
+    def final(self) -> None:
+        last_eval = max((r["env_step"] for r in self.curve if r["metric"] == "return" and r["actor"]), default=-1)
+        if last_eval < self.counters["env_step"]:
+            evaluate(self, "finetune" if self.counters["env_step"] > 0 else "pretrain")
+        if self.cfg["eval"]["timing"]:
+            self.write_timings()
+
+    def write_timings(self) -> None:
+        """Time the method's components at batch 1 and eval.timing_batch (bench/timing) into the store."""
+        from bench.timing import time_components
+        from results.store import Store
+
+        ev = self.cfg["eval"]
+        rows = time_components(self.method, (1, int(ev["timing_batch"])), warmup=2, reps=int(ev["timing_reps"]),
+                               device=self.device)
+        for row in rows:
+            row["run_id"] = self.ctx.run_id
+        if rows:
+            Store(self.ctx.store_root).write_timings(self.ctx.sweep_id, self.ctx.run_id, rows)
+
+    def execute(self) -> str:
+        from tqdm import tqdm
+
+        self.started_at = now()
+        self.setup()
+        resumed = self.try_resume()
+        if not resumed:
+            # A fresh start of a run that was tried before (e.g. --rerun-stale) continues the attempt count,
+            # so the store's "latest attempt wins" picks this one.
+            self.counters["attempt"] = previous_attempt(self.ctx.store_root, self.ctx.sweep_id, self.ctx.run_id) + 1
+        if self.ctx.on_start is not None:
+            self.ctx.on_start(self, resumed)
+        self.write_progress("running")
+        cfg = self.cfg
+        disable = not self.ctx.progress
+        if not self.counters["pretrain_done"]:
+            total = int(cfg["pretrain"]["steps"])
+            with tqdm(total=total, initial=self.counters["grad_step"],
+                      desc=f"{cfg['method']} pretrain", disable=disable, leave=False) as bar:
+                self.pretrain(bar)
+        kind = self.method.rollout_kind
+        online_total = int(cfg["online"]["steps"]) if kind is not RolloutKind.NONE else 0
+        with tqdm(total=online_total, initial=self.counters["env_step"], desc=f"{cfg['method']} online",
+                  disable=disable or online_total == 0, leave=False) as bar:
+            if kind is RolloutKind.ON_POLICY:
+                run_on_policy(self, bar)
+            elif kind is RolloutKind.OFF_POLICY:
+                run_off_policy(self, bar)
+        self.final()
+        self.counters["wall_s"] = self.wall()
+        self.write_progress("finished")
+        with contextlib.suppress(OSError):
+            self.ckpt_path.unlink()
+        return self.ctx.run_id
+
+
+def previous_attempt(store_root: Path, sweep_id: str, run_id: str) -> int:
+    from results.store import Store
+
+    try:
+        runs = Store(store_root).runs(sweep=sweep_id, run_ids=[run_id])
+    except Exception:  # an empty or unreadable store: no previous attempt
+        return 0
+    return int(runs.attempt.max()) if len(runs) and runs.attempt.notna().any() else 0
+
+
+def run_one(cfg: dict[str, Any], store_root: str | os.PathLike = "results", sweep_id: str = "adhoc",
+            ckpt_dir: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
+            on_start: Callable[["Run", bool], None] | None = None) -> str:
+    """Run one resolved config end to end; returns its run_id. Failures are recorded as status=failed."""
+    from results.store import Store, validate_name
+
+    validate_name(sweep_id, "sweep")
+    rid = run_id_of(cfg)
+    store_root = Path(store_root)
+    ckpt = Path(ckpt_dir) if ckpt_dir else store_root / "checkpoints" / sweep_id / rid
+    if not resume and ckpt.exists():
+        for f in ckpt.glob("*.pt"):
+            f.unlink()
+    run = Run(RunContext(cfg=cfg, run_id=rid, sweep_id=sweep_id, store_root=store_root, ckpt_dir=ckpt,
+                         progress=progress, restart=not resume, on_start=on_start))
+    _clear_stop()
+    try:
+        return run.execute()
+    except Preempted:
+        raise
+    except BaseException as e:  # record, then re-raise: nothing is recorded as a success
+        err = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
+        try:
+            row = run.run_row("failed", err + "\n" + traceback.format_exc())
+            Store(store_root).write_run(row)
+            if run.curve:
+                Store(store_root).write_curves(sweep_id, rid, run.curve)
+        except Exception:  # the store itself may be the failure
+            pass
+        raise
+
+
+def run(method: str, task: str, seed: int, overrides=None, **kw) -> str:
+    return run_one(resolve_config(method, task, seed, overrides), **kw)

@@ -1,0 +1,82 @@
+"""The runner's off-policy loop: one training env, chunk decisions, method updates after every env step.
+
+Why (DESIGN.md, "Protocol rules"): env steps count every `env.step` of the training env, a chunk counts its
+length; evaluation happens at the first chunk boundary at or after each grid step and records the actual
+env_step; TD targets see `terminal` and `timeout` apart (the buffer keeps both). Each episode is seeded from
+(run seed, episode index), and checkpoints land at episode boundaries, so a resumed run repeats the
+uninterrupted one. A finished episode's arrays are handed to the method in one call (`observe_episode`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from bench.runner.evaluation import advance_grid, evaluate
+
+
+def episode_seed(run_seed: int, episode: int) -> int:
+    return int((run_seed * 1_000_003 + episode * 7_919 + 12_345) % (2 ** 31 - 1))
+
+
+def run_off_policy(run, bar) -> None:
+    """Drive the online phase of an off-policy method for `online.steps` env steps."""
+    cfg, method, c = run.cfg, run.method, run.counters
+    total = int(cfg["online"]["steps"])
+    if total <= 0:
+        return
+    env = run.task.make_env()
+    train_actor = method.train_actor
+    acc: dict[str, list[float]] = {}
+    log_every = max(1, int(cfg["online"]["log_every"]))
+    every = int(cfg["eval"]["every"])
+    last_log = c["env_step"]
+    rs = float(cfg["reward_scale"])
+    try:
+        while c["env_step"] < total:
+            ep_seed = episode_seed(cfg["seed"], c["episode"])
+            obs, _ = env.reset(seed=ep_seed)
+            env.action_space.seed(ep_seed)
+            run.train_state.reset()
+            ep_return, done = 0.0, False
+            while not done and c["env_step"] < total:
+                chunk = method.act(obs[None].astype(np.float32), train_actor, run.train_state, False)[0]
+                extras = {k: v[0] for k, v in run.train_state.extras.items()}
+                run.train_state.extras = {}
+                for i, action in enumerate(chunk):
+                    nobs, reward, term, trunc, info = env.step(action)
+                    tr = {"obs": obs, "action": action, "reward": float(reward) * rs, "next_obs": nobs,
+                          "terminal": bool(term), "timeout": bool(trunc and not term), "info": info}
+                    if i == 0:
+                        tr.update(extras)
+                    run.buffer.add(tr)
+                    method.observe(tr)
+                    if term or trunc:
+                        method.observe_episode(run.buffer.last_episode())
+                    c["env_step"] += 1
+                    bar.update(1)
+                    ep_return += float(reward)
+                    obs = nobs
+                    for _ in range(method.updates_due(c["env_step"])):
+                        m = method.finetune_step()
+                        c["grad_step"] += 1
+                        for k, v in m.items():
+                            acc.setdefault(k, []).append(v)
+                    done = term or trunc
+                    if done or c["env_step"] >= total:
+                        break
+                if c["env_step"] - last_log >= log_every and acc:
+                    run.log("finetune", {k: float(np.mean(v)) for k, v in acc.items()})
+                    acc, last_log = {}, c["env_step"]
+                if c["env_step"] >= c["next_eval"]:
+                    evaluate(run, "finetune")
+                    c["next_eval"] = advance_grid(c["next_eval"], c["env_step"], every)
+            if done:
+                c["episode"] += 1
+                run.log("finetune", {"train/return": ep_return})
+            if acc:
+                run.log("finetune", {k: float(np.mean(v)) for k, v in acc.items()})
+                acc, last_log = {}, c["env_step"]
+            if c["env_step"] - c["last_ckpt_env_step"] >= int(cfg["online"]["checkpoint_every"]):
+                run.checkpoint()
+            run.maybe_stop()
+    finally:
+        env.close()

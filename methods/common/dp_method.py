@@ -1,0 +1,63 @@
+"""The base of every method built on the shared diffusion policy (bc_dp, DPPO, MODIP, ...).
+
+Why: these methods share one DP (methods/common/diffusion.py), its sampling path and its common start, so the
+code that builds the DP, samples chunks from it and takes the common-start checkpoint lives once, here.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from methods.base import ActorState, Method, MethodContext
+from methods.common.diffusion import DPConfig, DPModule
+
+
+class DPMethod(Method):
+    """Builds the shared DP, samples chunks from it, and carries the common start."""
+
+    uses_dp = True
+
+    def __init__(self, cfg, ctx: MethodContext):
+        super().__init__(cfg, ctx)
+        self.dp_cfg = ctx.dp_cfg or DPConfig()
+        self.chunk = self.dp_cfg.chunk or self.spaces.chunk
+        torch.manual_seed(self.seed)
+        self.dp = DPModule(self.spaces.obs_dim, self.spaces.act_dim, self.dp_cfg, self.chunk, self.device)
+
+    def decision_length(self) -> int:
+        return int(self.chunk)
+
+    def dp_batch(self, n: int, source: str = "offline") -> dict[str, torch.Tensor]:
+        """n offline (or online) (normalised obs, normalised action chunk) pairs from the buffer."""
+        b = self.buffer.sample_chunks(n, self.chunk, source=source, device=self.device)
+        return {"obs": self.normalizer.norm_obs(b["obs"]), "chunk": self.normalizer.norm_act(b["action_chunk"])}
+
+    def bc_step(self, n: int, source: str = "offline") -> float:
+        """One behaviour-cloning (denoising) step of the DP on n buffer chunks."""
+        b = self.dp_batch(n, source)
+        return self.dp.train_step(b["chunk"], b["obs"], generator=None)
+
+    @torch.no_grad()
+    def dp_sample(self, obs: np.ndarray | torch.Tensor, generator: torch.Generator, eval_mode: bool,
+                  policy: torch.nn.Module | None = None) -> torch.Tensor:
+        """Normalised chunks (B, Ta, act_dim) from the EMA DP (or `policy`), from raw observations."""
+        o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        cond = self.normalizer.norm_obs(o)
+        policy = policy if policy is not None else self.dp.ema.module
+        sampler = self.dp_cfg.eval_sampler if eval_mode else self.dp_cfg.sampler
+        return policy.sample(cond, generator=generator, sampler=sampler)
+
+    def act_dp(self, obs, state: ActorState, eval_mode: bool) -> np.ndarray:
+        """The DP's chunk in env units."""
+        chunk = self.dp_sample(obs, state.generator, eval_mode)
+        return self.normalizer.unnorm_act(chunk).cpu().numpy()
+
+    def export_pretrained_dp(self) -> dict:
+        """This method's DP as a common-start state (the format load_pretrained_dp takes)."""
+        return {"dp": self.dp.state_dict(), "normalizer": self.normalizer.state_dict(), "chunk": self.chunk}
+
+    def load_pretrained_dp(self, state: dict) -> None:
+        if int(state["chunk"]) != self.chunk:
+            raise ValueError(f"pretrained DP has chunk {state['chunk']}, this method uses {self.chunk}")
+        self.dp.load_state_dict(state["dp"])
+        self.normalizer.load_state_dict(state["normalizer"])
