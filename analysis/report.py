@@ -10,12 +10,8 @@ replaced by a printed warning, listed again at the end of the report; the report
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import html
-import traceback
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from analysis import figures, stats, tables
@@ -24,162 +20,42 @@ from analysis.data import (
     EVAL_METRICS,
     SCORE_METRIC,
     Notes,
+    action_rows,
     align_to_grid,
     eval_points,
     line_label,
     load_sweep,
     per_action_ms,
     run_scores,
+    timing_metadata,
 )
+from analysis.document import Block, Document, save_table, section  # noqa: F401 - re-exported
+from analysis.document import store_root as _store_root_of
 
-TARGET_METHOD = "modip"
+# The method whose lines the probability of improvement compares with every other method's lines. None: every
+# pair of lines of two different methods, each as P(the line with the higher mean final score > the other).
+TARGET_METHOD = None
 BOOTSTRAP_REPS = 2000
 
 
-# ------------------------------------------------------------------------------------------- the document
-@dataclasses.dataclass
-class Block:
-    kind: str  # "h2", "h3", "p", "table", "figure", "list"
-    text: str = ""
-    md: str = ""
-    html: str = ""
-    path: str = ""
-    items: tuple = ()
-
-
-class Document:
-    """Blocks that render both to Markdown and to HTML, so the two reports always say the same thing."""
-
-    def __init__(self, title: str, out_dir: Path):
-        self.title = title
-        self.out_dir = out_dir
-        self.blocks: list[Block] = []
-        self.figures: list[Path] = []
-
-    def heading(self, text: str, level: int = 2) -> None:
-        self.blocks.append(Block(f"h{level}", text))
-
-    def para(self, text: str) -> None:
-        self.blocks.append(Block("p", text))
-
-    def bullets(self, items) -> None:
-        self.blocks.append(Block("list", items=tuple(items)))
-
-    def table(self, frame: pd.DataFrame, md: str, index: bool = True) -> None:
-        html_text = frame.to_html(index=index, border=0, na_rep="-") if not frame.empty else "<p><em>no data</em></p>"
-        self.blocks.append(Block("table", md=md, html=html_text))
-
-    def figure(self, fig, name: str, caption: str) -> Path:
-        path = self.out_dir / "figures" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        self.figures.append(path)
-        self.blocks.append(Block("figure", caption, path=str(path.relative_to(self.out_dir))))
-        return path
-
-    def links(self, files: dict[str, Path]) -> None:
-        self.blocks.append(Block("p", " · ".join(f"[{k}]({p.relative_to(self.out_dir)})" for k, p in files.items()),
-                                 html=" · ".join(f'<a href="{html.escape(str(p.relative_to(self.out_dir)))}">'
-                                                 f"{html.escape(k)}</a>" for k, p in files.items())))
-
-    def markdown(self) -> str:
-        out = [f"# {self.title}", ""]
-        for b in self.blocks:
-            if b.kind.startswith("h"):
-                out += ["#" * int(b.kind[1]) + " " + b.text, ""]
-            elif b.kind == "p":
-                out += [b.text, ""]
-            elif b.kind == "list":
-                out += [f"- {item}" for item in b.items] + [""]
-            elif b.kind == "table":
-                out += [b.md, ""]
-            elif b.kind == "figure":
-                out += [f"![{b.text}]({b.path})", "", f"*{b.text}*", ""]
-        return "\n".join(out)
-
-    def html_page(self) -> str:
-        out = [
-            "<!doctype html><html><head><meta charset='utf-8'>",
-            f"<title>{html.escape(self.title)}</title>",
-            ("<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
-             "text-align:right}img{max-width:100%}figcaption{font-style:italic;color:#444}</style>"),
-            f"</head><body><h1>{html.escape(self.title)}</h1>",
-        ]
-        for b in self.blocks:
-            if b.kind.startswith("h"):
-                out.append(f"<{b.kind}>{html.escape(b.text)}</{b.kind}>")
-            elif b.kind == "p":
-                out.append(f"<p>{b.html or html.escape(b.text)}</p>")
-            elif b.kind == "list":
-                out.append("<ul>" + "".join(f"<li>{html.escape(str(i))}</li>" for i in b.items) + "</ul>")
-            elif b.kind == "table":
-                out.append(b.html)
-            elif b.kind == "figure":
-                out.append(f'<figure><a href="{html.escape(b.path)}"><img src="{html.escape(b.path)}" '
-                           f'alt="{html.escape(b.text)}"></a><figcaption>{html.escape(b.text)}</figcaption></figure>')
-        out.append("</body></html>")
-        return "\n".join(out)
-
-    def write(self, name: str = "report") -> Path:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        md_path = self.out_dir / f"{name}.md"
-        md_path.write_text(self.markdown())
-        (self.out_dir / f"{name}.html").write_text(self.html_page())
-        return md_path
-
-
-def save_table(out_dir: Path, name: str, md: str, tex: str | None = None, csv: pd.DataFrame | None = None):
-    folder = out_dir / "tables"
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {"Markdown": folder / f"{name}.md"}
-    files["Markdown"].write_text(md + "\n")
-    if tex is not None:
-        files["LaTeX"] = folder / f"{name}.tex"
-        files["LaTeX"].write_text(tex)
-    if csv is not None:
-        files["CSV"] = folder / f"{name}.csv"
-        csv.to_csv(files["CSV"], index=False)
-    return files
-
-
-def section(doc: Document, notes: Notes, name: str):
-    """Run one report section; a failure becomes a warning, not a crash."""
-
-    class _Guard:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, exc_type, exc, tb):
-            if exc is None:
-                return False
-            plt.close("all")
-            last = traceback.extract_tb(tb)[-1]
-            notes.warn(f"{name} skipped: {type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})")
-            doc.para(f"_{name} could not be made: {type(exc).__name__}: {exc}_")
-            return True
-
-    return _Guard()
-
-
 # --------------------------------------------------------------------------------------------- per-action
-def action_component(actor: str, components: set[str]) -> str | None:
-    """The timing component that produces one action for `actor` (MPC plans; a DP denoises)."""
-    candidates = ["plan"] if actor == "mpc" else []
-    candidates += [f"{actor}_act", f"act_{actor}", "act", "dp_act" if actor == "dp" else "", "denoise", "sample",
-                   "policy"]
-    for name in candidates:
-        if name and name in components:
-            return name
-    return None
+def action_component(actor: str, rows: pd.DataFrame) -> str | None:
+    """The timing component that yields `actor`'s env actions: the act or plan rows whose `actor` column names
+    it (from the timed component's metadata, never from its name). Several: the first by name."""
+    mine = action_rows(rows)
+    names = sorted(set(mine.loc[mine["actor"] == actor, "component"]))
+    return names[0] if names else None
 
 
 def per_action_latency(timings: pd.DataFrame, scores: pd.DataFrame, notes: Notes) -> pd.DataFrame:
     """Per (task, line): mean final score and mean per-action p50 latency over runs, each with a 95% CI.
-    A plan that executes `replan_every` actions counts as that many; a DP call counts as one decision."""
+
+    A line's latency is that of the act or plan rows whose `actor` is the line's actor, divided by the env
+    actions one call yields (`actions_per_call`: a DP's executed chunk, a plan's replan_every). Rows without
+    that metadata (store files older than schema 2) make the line's latency unknown: it is left out, and said."""
     if timings.empty or scores.empty:
         return pd.DataFrame(columns=["task", "line", "score", "score_ci", "latency_ms", "latency_ci", "device"])
+    timings = timing_metadata(timings)
     device = timings["device"].value_counts().index[0]
     if timings["device"].nunique() > 1:
         notes.warn(f"timings span devices {sorted(timings['device'].unique())}; the Pareto figure uses {device}")
@@ -189,11 +65,30 @@ def per_action_latency(timings: pd.DataFrame, scores: pd.DataFrame, notes: Notes
     for (task, line), group in scores.groupby(["task", "line"]):
         actor = group["actor"].iloc[0]
         rows = usable[usable["run_id"].isin(group["run_id"])]
-        component = action_component(actor, set(rows["component"]))
+        component = action_component(actor, rows)
         if component is None:
-            notes.warn(f"{line} on {task}: no per-action timing component; left out of the Pareto figure")
+            if len(rows) and rows["kind"].isna().any():
+                notes.warn(f"{line} on {task}: per-action latency unknown (timing rows without kind/actor/"
+                           "actions_per_call, from a store file older than schema 2); left out of the Pareto figure")
+            else:
+                notes.warn(f"{line} on {task}: no act or plan timing row for actor '{actor}'; left out of the "
+                           "Pareto figure")
             continue
-        latency = per_action_ms(rows[rows["component"] == component])
+        acts = action_rows(rows)
+        several = sorted(set(acts.loc[acts["actor"] == actor, "component"]))
+        if len(several) > 1:
+            notes.warn(f"{line} on {task}: components {several} all serve actor '{actor}'; the Pareto figure "
+                       f"uses {component}")
+        picked = rows[(rows["component"] == component) & (rows["actor"] == actor)]
+        unknown = sorted(set(rows.loc[rows["kind"].isna(), "run_id"]) - set(picked["run_id"]))
+        if unknown:
+            notes.warn(f"{line} on {task}: {len(unknown)} run(s) have timing rows without metadata (store files "
+                       "older than schema 2): their per-action latency is unknown and left out")
+        latency = per_action_ms(picked).dropna()
+        if latency.empty:
+            notes.warn(f"{line} on {task}: per-action latency unknown (component {component} has no "
+                       "actions_per_call); left out of the Pareto figure")
+            continue
         score, score_ci, _ = stats.mean_ci(group["final"])
         lat, lat_ci, _ = stats.mean_ci(latency)
         records.append({"task": task, "line": line, "score": score, "score_ci": score_ci, "latency_ms": lat,
@@ -202,7 +97,7 @@ def per_action_latency(timings: pd.DataFrame, scores: pd.DataFrame, notes: Notes
 
 
 # ------------------------------------------------------------------------------------------------- report
-def write_report(store_root, sweep_id: str, out_dir, target: str = TARGET_METHOD,
+def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET_METHOD,
                  reps: int = BOOTSTRAP_REPS) -> Path:
     """Write report.md and report.html (and figures/, tables/) for one sweep; return report.md's path."""
     out_dir = Path(out_dir)
@@ -276,14 +171,18 @@ def write_report(store_root, sweep_id: str, out_dir, target: str = TARGET_METHOD
                        "Final-score IQM, median, mean and optimality gap (to 100), 95% stratified-bootstrap CIs")
     with section(doc, notes, "probability of improvement"):
         poi = stats.probability_of_improvement(matrices, target, reps=reps) if matrices else pd.DataFrame()
-        if poi.empty:
+        if poi.empty and target:
             doc.para(f"_Probability of improvement: the sweep has no `{target}` line and a baseline to compare._")
+        elif poi.empty:
+            doc.para("_Probability of improvement: the sweep has no lines of two different methods to compare._")
         else:
             md = poi.to_markdown(index=False, floatfmt=".3f")
             doc.table(poi.round(3), md, index=False)
             doc.links(save_table(out_dir, "probability_of_improvement", md, None, poi))
             doc.figure(figures.probability_of_improvement(poi), "probability_of_improvement",
-                       f"Probability that {target} beats each baseline on a task (final score), 95% CI")
+                       (f"Probability that {target} beats each baseline on a task (final score), 95% CI" if target
+                        else "Probability that the first line of each pair (the one with the higher mean final "
+                             "score) beats the second on a task, 95% CI"))
     with section(doc, notes, "performance profile"):
         doc.figure(figures.performance_profile(matrices, colors, reps=reps), "performance_profile",
                    "Fraction of runs with final score above tau, 95% CI")
@@ -336,13 +235,17 @@ def write_report(store_root, sweep_id: str, out_dir, target: str = TARGET_METHOD
 
 # ---------------------------------------------------------------------------------------------------- CLI
 def _root(args) -> str:
-    from results.store import default_root
-
-    return args.root or getattr(args, "store", None) or default_root()
+    return _store_root_of(args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from results.store import Store, validate_name
+
     root = _root(args)
+    validate_name(args.sweep, "sweep name")
+    if Store(root).runs(sweep=args.sweep).empty:  # an empty report would look like a result
+        raise ValueError(f"no runs in sweep '{args.sweep}' under {root}; launch it with "
+                         f"mbench sweep launch <sweep file> --store {root}")
     out = Path(args.out) if args.out else Path(root) / "reports" / args.sweep
     path = write_report(root, args.sweep, out, target=args.target, reps=args.reps)
     print(f"report: {path} (and {path.with_suffix('.html')})")
@@ -354,7 +257,10 @@ def add_cli(subparsers) -> None:
     parser = subparsers.add_parser("report", help="figures and tables for one sweep, from the store")
     parser.add_argument("sweep", help="sweep id")
     parser.add_argument("--out", default=None, help="report folder (default <store>/reports/<sweep>)")
-    parser.add_argument("--root", default=None, help="store folder (default: mbench --store)")
+    # SUPPRESS: given here it overrides the global `mbench --store`; not given, the global one stands.
+    parser.add_argument("--store", default=argparse.SUPPRESS,
+                        help="results store folder (default: mbench --store, else $MBENCH_STORE, else results)")
+    parser.add_argument("--root", default=None, help=argparse.SUPPRESS)  # deprecated spelling of --store
     parser.add_argument("--target", default=TARGET_METHOD, help="method compared with each baseline")
     parser.add_argument("--reps", type=int, default=BOOTSTRAP_REPS, help="bootstrap repetitions")
     parser.set_defaults(func=_cmd_report)

@@ -7,8 +7,13 @@ line naming the problem and the fix, and exit 2; nothing is recorded as a finish
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
+import types
+import typing
+from typing import Any
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -16,8 +21,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from bench.tasks import TaskError
     from methods.base import MethodError
     from methods.config import ConfigError
+    from results.store import StoreError
 
-    return (ConfigError, TaskError, MethodError, DatasetError, FileNotFoundError, ValueError, FloatingPointError)
+    return (ConfigError, TaskError, MethodError, DatasetError, StoreError, FileNotFoundError, ValueError,
+            FloatingPointError)
 
 
 def _cmd_list(args) -> int:
@@ -41,19 +48,109 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from bench.runner import resolve_config, run_one
+    import pandas as pd
 
-    cfg = resolve_config(args.method, args.task, args.seed, args.set or [])
-    rid = run_one(cfg, store_root=args.store, sweep_id=args.sweep, resume=not args.restart,
-                  progress=not args.quiet)
+    from bench.runner import resolve_config, run_id_of, run_one
     from results.store import Store
 
-    runs = Store(args.store).runs(sweep=args.sweep)
-    row = runs[runs.run_id == rid].iloc[-1]
-    curves = Store(args.store).curves(sweep=args.sweep, run_ids=[rid])
-    final = curves[curves.metric == "normalized_score"].sort_values("env_step").groupby("actor").tail(1)
-    scores = ", ".join(f"{a}={v:.1f}" for a, v in zip(final.actor, final.value))
-    print(f"run {rid} {row.status}: final normalized_score {scores} ({row.wall_s:.0f}s)")
+    cfg = resolve_config(args.method, args.task, args.seed, args.set or [])
+    store = Store(args.store)
+    before = store.next_attempt(args.sweep, run_id_of(cfg))
+    rid = run_one(cfg, store_root=args.store, sweep_id=args.sweep, resume=not args.restart,
+                  progress=not args.quiet, rerun=args.rerun)
+    skipped = store.next_attempt(args.sweep, rid) == before  # no attempt was written: the run did nothing
+    rows = store.runs(sweep=args.sweep, run_ids=[rid])
+    if rows.empty:
+        print(f"run {rid}: no record of it in the store {store.root} (sweep {args.sweep})", file=sys.stderr)
+        return 1
+    row = rows.iloc[-1]
+    curves = store.curves(sweep=args.sweep, run_ids=[rid])
+    line = f"run {rid} {row.status} (attempt {int(row.attempt)})"
+    if not curves.empty:
+        final = curves[curves.metric == "normalized_score"].sort_values("env_step").groupby("actor").tail(1)
+        scores = ", ".join(f"{a}={v:.1f}" for a, v in zip(final.actor, final.value) if pd.notna(v))
+        if scores:
+            line += f": final normalized_score {scores}"
+    if pd.notna(row.wall_s):
+        line += f" ({row.wall_s:.0f}s)"
+    if row.status == "failed" and isinstance(row.error, str) and row.error.strip():
+        line += f": {row.error.strip().splitlines()[0]}"
+    if skipped and row.status == "finished":
+        line += "; already finished, so nothing was run (--rerun runs it again, --restart starts it over)"
+    print(line)
+    return 0 if row.status == "finished" else 1
+
+
+# ---- mbench config METHOD ------------------------------------------------------------------------------------
+def config_keys(method: str) -> list[tuple[str, str, str]]:
+    """(dotted key, type, default) of every config key of a run of `method`: the harness's sections, the
+    common start where the method starts from it, `dp.*` for DP methods, and the method's own section."""
+    from bench.runner.config import RunConfig
+    from methods.base import get_method_class
+    from methods.common.diffusion import DPConfig
+
+    try:
+        from methods.common.common_start import CommonStartConfig
+    except ImportError:
+        CommonStartConfig = None  # a tree without the common start section
+
+    cls = get_method_class(method)
+    uses_common_start = bool(getattr(cls, "uses_pretrained_dp", False))
+    harness = {f.name for f in dataclasses.fields(RunConfig)}
+    skip = {"method", "task"} | (set() if uses_common_start else {"common_start"})
+    out = _dataclass_keys(RunConfig(), "", skip)
+    if uses_common_start and "common_start" not in harness and CommonStartConfig is not None:
+        out += _dataclass_keys(CommonStartConfig(), "common_start.")
+    if getattr(cls, "uses_dp", False):
+        # dp.eval_sampler is not a key to set: the resolved config copies eval.sampler into it.
+        out += _dataclass_keys(DPConfig(), "dp.", {"eval_sampler"})
+    out += _dataclass_keys(cls.Config(), f"{method}.")
+    return out
+
+
+def _dataclass_keys(obj: Any, prefix: str, skip: set[str] = frozenset()) -> list[tuple[str, str, str]]:
+    hints = typing.get_type_hints(type(obj))
+    scalars, sections = [], []
+    for f in dataclasses.fields(obj):
+        if f.name in skip:
+            continue
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            sections += _dataclass_keys(value, f"{prefix}{f.name}.")
+        else:
+            scalars.append((prefix + f.name, _type_name(hints.get(f.name, f.type)), _default_text(value)))
+    return scalars + sections
+
+
+def _type_name(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return "|".join(str(a) for a in args)
+    if origin is typing.Union or origin is types.UnionType:
+        return " | ".join(_type_name(a) for a in args)
+    if tp is type(None):
+        return "None"
+    if origin is not None:
+        inner = ", ".join("..." if a is Ellipsis else _type_name(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]" if args else getattr(origin, "__name__", str(origin))
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _default_text(value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _cmd_config(args) -> int:
+    rows = config_keys(args.method)
+    wk = max(len(k) for k, _, _ in rows)
+    wt = max(len(t) for _, t, _ in rows)
+    for key, tp, default in rows:
+        print(f"{key:<{wk}}  {tp:<{wt}}  {default}")
     return 0
 
 
@@ -64,9 +161,20 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    """Accept --store after a command too. SUPPRESS: given there, it overrides the global `mbench --store`;
+    not given, the global one stands. A command that has its own --store keeps it."""
+    try:
+        parser.add_argument("--store", default=argparse.SUPPRESS,
+                            help="results store folder (default: mbench --store, else $MBENCH_STORE, else results)")
+    except argparse.ArgumentError:
+        pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mbench", description="modip-bench: fine-tuning diffusion policies, measured")
-    p.add_argument("--store", default=os.environ.get("MBENCH_STORE", "results"), help="results store folder")
+    p.add_argument("--store", default=os.environ.get("MBENCH_STORE", "results"),
+                   help="results store folder (default: $MBENCH_STORE, else results)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     sp = sub.add_parser("list", help="list methods, tasks or datasets")
@@ -74,20 +182,31 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=_cmd_list)
 
     sp = sub.add_parser("run", help="one run: pretrain, fine-tune, eval, store")
-    sp.add_argument("--method", required=True)
-    sp.add_argument("--task", required=True)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
-    sp.add_argument("--sweep", default="adhoc", help="sweep id the run is stored under")
-    sp.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
-    sp.add_argument("--quiet", action="store_true")
+    sp.add_argument("--method", required=True, help="method name (mbench list methods), e.g. modip")
+    sp.add_argument("--task", required=True, help="task name (mbench list tasks), e.g. hopper-medium")
+    sp.add_argument("--seed", type=int, default=0, help="run seed (default 0); part of the run id")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="config override, e.g. dp.sampler=ddim (repeatable; mbench config METHOD lists the keys)")
+    sp.add_argument("--sweep", default="adhoc", help="sweep id the run is stored under (default adhoc)")
+    sp.add_argument("--restart", action="store_true",
+                    help="ignore an existing checkpoint and start over, as a new attempt")
+    sp.add_argument("--rerun", action="store_true",
+                    help="run a run that already finished again, as a new attempt (without it, such a run is "
+                         "left as it is)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_store(sp)
     sp.set_defaults(func=_cmd_run)
+
+    sp = sub.add_parser("config", help="list a method's config keys with their types and defaults")
+    sp.add_argument("method", help="method name (mbench list methods)")
+    sp.set_defaults(func=_cmd_config)
 
     sp = sub.add_parser("demo", help="the embedded default, end to end")
     sp.add_argument("--out", default=None, help="report folder (default <store>/demo)")
-    sp.add_argument("--seeds", type=int, default=2)
+    sp.add_argument("--seeds", type=int, default=2, help="seeds per method (default 2)")
     sp.add_argument("--methods", default=None, help="comma-separated subset of the demo's methods")
     sp.add_argument("--quick", action="store_true", help="tiny budgets (for tests)")
+    _add_store(sp)
     sp.set_defaults(func=_cmd_demo)
 
     unavailable = []
@@ -105,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         if hasattr(module, "add_cli"):
             module.add_cli(sub)
+    # The store folder is spelled --store everywhere, before or after the command.
+    for name in ("report", "ablate", "time", "tune"):
+        if name in sub.choices:
+            _add_store(sub.choices[name])
     if unavailable:
         p.epilog = "unavailable here: " + ", ".join(unavailable)
     return p

@@ -5,20 +5,37 @@ other or corrupt each other's results. So each run writes only its own files, ea
 name and is moved into place with `os.replace` (readers see the old file or the new one, never a torn one), and
 there are no locks. The layout is Hive-style::
 
-    <root>/table=runs|curves|timings/sweep=<sweep_id>/<run_id>.parquet      (one file per run, replaced whole)
-    <root>/table=runs/sweep=<sweep_id>/<run_id>+a<k>.parquet                (the run's row for attempt k >= 1)
-    <root>/table=<t>/sweep=<sweep_id>/_compacted-<hex>.parquet              (made by `mbench store compact`)
+    <root>/table=runs|curves|timings/sweep=<sweep_id>/<run_id>+a<k>.parquet  (attempt k >= 1 of the run)
+    <root>/table=runs|curves|timings/sweep=<sweep_id>/<run_id>.parquet       (attempt 0: files of older stores)
+    <root>/table=<t>/sweep=<sweep_id>/_compacted-<hex>.parquet               (made by `mbench store compact`)
+
+Attempts are immutable: every try of a run (a resume, a rerun) writes its runs row, its curve and its timings
+under its own attempt number, and never touches an earlier attempt's files, so a rerun that fails cannot damage
+a finished run. `Store.next_attempt` numbers a new attempt from the FILE NAMES of all three tables (and the rows
+of compacted files), so a file that cannot be read still counts and is never overwritten.
+
+Queries (`runs`, `curves`, `timings`) return, per run_id, its latest *finished* attempt if it has one, else its
+latest attempt (so a run that never finished still shows, with its status). Newer attempts that are running or
+failed do not hide a finished one; `Store.attempts` lists every attempt (for `mbench sweep status`). A curve or
+timing row carries its attempt; rows of attempt 0 (files of schema version 1, which had no attempt column, and
+writes that give no attempt) stand in for an attempt that has no rows of its own, which is how version-1
+stores, where a run's curve was one file replaced whole, still read.
 
 Every row carries two hidden bookkeeping columns, `_written_ns` (when the write happened) and `_row` (its
-position in that write). After compaction a run's rows can exist twice: in a compacted file and in a newer
-per-run file. Queries resolve that: for `runs`, the latest `attempt` of a run_id wins, and within an attempt
-the latest write; for `curves` and `timings`, which a run rewrites whole, only the rows of its latest write
-count. Every file carries the store's schema version in its parquet metadata; a file from a newer version is
-refused with an error that says so, instead of being misread.
+position in that write). After compaction an attempt's rows can exist twice: in a compacted file and in a newer
+per-attempt file; within an attempt only the rows of its latest write count. Every file carries the store's
+schema version in its parquet metadata; a file from a newer version is refused with an error that says so,
+instead of being misread, and a file that is not a store file (or cannot be read) gives a one-line StoreError
+that names it and the fix.
+
+Schema versions: 1, the first; 2 adds `attempt` to curves and timings, and the timed component's metadata to
+timings (`kind`, `actor`, `actions_per_call`, `updates_per_env_step`). Version-1 files read with nulls there
+(attempt 0).
 """
 from __future__ import annotations
 
 import argparse
+import enum
 import json
 import math
 import os
@@ -37,7 +54,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERSION_KEY = b"modip_bench.schema_version"
 TABLE_KEY = b"modip_bench.table"
 TABLES = ("runs", "curves", "timings")
@@ -46,6 +63,8 @@ COMPACTED_PREFIX = "_compacted-"
 # (temporary and hidden files start with '.'), no leading '_' (reserved for compacted files), no '='.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 STATUSES = ("running", "finished", "failed", "preempted")
+# What a timed component measures (methods.base.ComponentKind): an action, a plan, or a training update.
+TIMING_KINDS = ("act", "plan", "update")
 
 _TS = pa.timestamp("us", tz="UTC")
 _HIDDEN = [pa.field("_written_ns", pa.int64()), pa.field("_row", pa.int32())]
@@ -82,6 +101,7 @@ CURVES_SCHEMA = pa.schema(
     [
         pa.field("run_id", pa.string()),
         pa.field("sweep_id", pa.string()),
+        pa.field("attempt", pa.int64()),  # schema 2; null (read as 0) in version-1 files
         pa.field("phase", pa.string()),
         pa.field("env_step", pa.int64()),
         pa.field("grad_step", pa.int64()),
@@ -97,7 +117,13 @@ TIMINGS_SCHEMA = pa.schema(
     [
         pa.field("run_id", pa.string()),
         pa.field("sweep_id", pa.string()),
+        pa.field("attempt", pa.int64()),  # schema 2; null (read as 0) in version-1 files
         pa.field("component", pa.string()),
+        # What the component is (schema 2; null in version-1 files, which analysis reports as unknown):
+        pa.field("kind", pa.string()),  # act | plan | update
+        pa.field("actor", pa.string()),  # the actor an act or plan serves; null or "" for updates
+        pa.field("actions_per_call", pa.int64()),  # env actions one call yields (a DP chunk, replan_every)
+        pa.field("updates_per_env_step", pa.float64()),  # for updates: how many per env step; else null
         pa.field("device", pa.string()),
         pa.field("batch", pa.int64()),
         pa.field("warmup", pa.int64()),
@@ -143,8 +169,10 @@ def validate_name(name: Any, kind: str = "name") -> str:
 def _to_json_str(value: Any) -> str | None:
     if value is None:
         return None
+    if isinstance(value, enum.Enum):
+        value = value.value
     if isinstance(value, str):
-        return value
+        return str.__str__(value)
     return json.dumps(value, sort_keys=True, default=str)
 
 
@@ -247,6 +275,34 @@ def _values(value: Any) -> list | None:
     return list(value)
 
 
+def _check_attempt(value: Any) -> int:
+    attempt = int(value)
+    if attempt < 0:
+        raise ValueError(f"attempt must be >= 0, got {attempt}")
+    return attempt
+
+
+def _attempt_part(attempt: int) -> str | None:
+    """The file-name part of an attempt: none for attempt 0 (the legacy `<run_id>.parquet`), else a<k>."""
+    return None if attempt == 0 else f"a{attempt}"
+
+
+_TMP_PREFIX_RE = re.compile(r"^\.(?:tmp|retired)-[0-9a-f]+-")
+
+
+def _attempt_of_name(name: str, run_id: str) -> int | None:
+    """The attempt a file name holds for `run_id` (temporary and retired names included), else None."""
+    name = _TMP_PREFIX_RE.sub("", name, count=1)
+    if name == f"{run_id}.parquet":
+        return 0
+    prefix = f"{run_id}+a"
+    if name.startswith(prefix) and name.endswith(".parquet"):
+        digits = name[len(prefix):-len(".parquet")]
+        if digits.isdigit():
+            return int(digits)
+    return None
+
+
 # ------------------------------------------------------------------------------------------------- the store
 class Store:
     """Reads and writes one results store rooted at `root`."""
@@ -294,7 +350,11 @@ class Store:
 
     # -- writes
     def write_run(self, row: Mapping[str, Any]) -> Path:
-        """Write (replace) one run's row. The latest attempt, then the latest write, wins in queries."""
+        """Write (replace) the row of one attempt of a run (`row["attempt"]`, default 0) in its own file.
+
+        Rewriting the same attempt (running -> finished) replaces that attempt's file only; other attempts'
+        files are never touched, so a stale earlier attempt that writes late cannot hide a newer one.
+        """
         row = dict(row)
         for key in ("run_id", "sweep_id"):
             if key not in row:
@@ -303,87 +363,212 @@ class Store:
         validate_name(row["sweep_id"], "sweep id")
         if row.get("status") is not None and row["status"] not in STATUSES:
             raise ValueError(f"unknown run status {row['status']!r}; expected one of {STATUSES}")
-        row.setdefault("attempt", 0)
+        if row.get("attempt") is None:
+            row["attempt"] = 0
         for key in ("config_json", "versions"):
             if key in row and not isinstance(row[key], str) and row[key] is not None:
                 row[key] = _to_json_str(row[key])
-        attempt = int(row["attempt"])
-        if attempt < 0:
-            raise ValueError(f"attempt must be >= 0, got {attempt}")
+        attempt = _check_attempt(row["attempt"])
         table = _to_table("runs", pd.DataFrame([row]), time.time_ns())
-        # Each attempt has its own file, so a stale earlier attempt that writes late cannot hide a newer one.
-        part = None if attempt == 0 else f"a{attempt}"
-        path = self._run_path("runs", row["sweep_id"], row["run_id"], part)
+        path = self._run_path("runs", row["sweep_id"], row["run_id"], _attempt_part(attempt))
         _atomic_write(table, path)
         return path
 
-    def _write_rows(self, table_name: str, sweep_id: str, run_id: str, rows: Any) -> Path:
+    def _write_rows(self, table_name: str, sweep_id: str, run_id: str, rows: Any, attempt: int | None) -> Path:
         validate_name(sweep_id, "sweep id")
         validate_name(run_id, "run id")
         frame = _frame(rows)
         if "run_id" in frame.columns and len(frame) and not (frame["run_id"] == run_id).all():
             bad = sorted(set(frame["run_id"].astype(str)) - {run_id})
             raise ValueError(f"{table_name} rows for run {run_id!r} carry other run ids {bad}")
+        # The attempt: the argument, else the rows' own `attempt` column, else 0 (the legacy file).
+        in_rows = sorted({int(a) for a in frame["attempt"] if not _isnull(a)}) if "attempt" in frame else []
+        if attempt is None:
+            if len(in_rows) > 1:
+                raise ValueError(f"{table_name} rows for run {run_id!r} carry several attempts {in_rows}")
+            attempt = in_rows[0] if in_rows else 0
+        attempt = _check_attempt(attempt)
+        if in_rows and in_rows != [attempt]:
+            raise ValueError(f"{table_name} rows for run {run_id!r} carry attempts {in_rows}, not {attempt}")
+        if table_name == "timings" and "kind" in frame.columns:
+            kinds = {_to_json_str(k) for k in frame["kind"] if not _isnull(k)}
+            if kinds - set(TIMING_KINDS):
+                raise ValueError(f"unknown timing kind(s) {sorted(kinds - set(TIMING_KINDS))}; "
+                                 f"expected one of {TIMING_KINDS}")
         frame["run_id"] = run_id
         frame["sweep_id"] = sweep_id
+        frame["attempt"] = attempt
         table = _to_table(table_name, frame, time.time_ns())
-        path = self._run_path(table_name, sweep_id, run_id)
+        path = self._run_path(table_name, sweep_id, run_id, _attempt_part(attempt))
         _atomic_write(table, path)
         return path
 
-    def write_curves(self, sweep_id: str, run_id: str, rows: Any) -> Path:
-        """Replace the run's whole curve so far (rows: list of dicts or a DataFrame)."""
-        return self._write_rows("curves", sweep_id, run_id, rows)
+    def write_curves(self, sweep_id: str, run_id: str, rows: Any, attempt: int | None = None) -> Path:
+        """Replace the curve so far of one attempt of the run (rows: list of dicts or a DataFrame).
 
-    def write_timings(self, sweep_id: str, run_id: str, rows: Any) -> Path:
-        """Replace the run's timing rows."""
-        return self._write_rows("timings", sweep_id, run_id, rows)
+        attempt: the run's attempt (as in its runs row); None takes the rows' `attempt` column, else 0."""
+        return self._write_rows("curves", sweep_id, run_id, rows, attempt)
+
+    def write_timings(self, sweep_id: str, run_id: str, rows: Any, attempt: int | None = None) -> Path:
+        """Replace the timing rows of one attempt of the run (attempt as in `write_curves`)."""
+        return self._write_rows("timings", sweep_id, run_id, rows, attempt)
+
+    # -- attempts
+    def next_attempt(self, sweep_id: str, run_id: str, retries: int = 20) -> int:
+        """The attempt number a new try of the run must use: one more than any attempt the store holds.
+
+        Computed from the file names of all three tables (temporary files of writes under way included), so
+        a file that cannot be read still counts and is never overwritten; compacted files, which hold many
+        runs, are read for the run's attempts (one that cannot be read raises StoreError naming it). Attempt
+        numbers start at 1; attempt 0 is the legacy file `<run_id>.parquet`.
+        """
+        validate_name(sweep_id, "sweep id")
+        validate_name(run_id, "run id")
+        for retry in range(retries):
+            highest, compacted = 0, []
+            for table in TABLES:
+                folder = self._sweep_dir(table, sweep_id)
+                try:
+                    names = os.listdir(folder)
+                except FileNotFoundError:
+                    continue
+                for name in names:
+                    k = _attempt_of_name(name, run_id)
+                    if k is not None:
+                        highest = max(highest, k)
+                    elif name.startswith(COMPACTED_PREFIX) and name.endswith(".parquet"):
+                        compacted.append((table, folder / name))
+            try:
+                for table, path in compacted:
+                    highest = max(highest, self._max_attempt_in(table, path, run_id))
+            except FileNotFoundError:  # compacted away meanwhile: its rows are in a newer file; list again
+                if retry == retries - 1:
+                    raise
+                time.sleep(0.01 * (retry + 1))
+                continue
+            return highest + 1
+        raise AssertionError("unreachable")
+
+    def _max_attempt_in(self, table: str, path: Path, run_id: str) -> int:
+        try:
+            data = ds.dataset([str(path)], format="parquet", schema=SCHEMAS[table]).to_table(
+                columns=["attempt"], filter=ds.field("run_id") == run_id)
+        except (OSError, pa.ArrowException) as err:
+            if isinstance(err, OSError) and _vanished(err):
+                raise FileNotFoundError(str(path)) from err
+            raise StoreError(self._unreadable(path, err, f" (the attempts of run {run_id} cannot be counted)"))
+        values = pc.fill_null(data["attempt"], 0)
+        return int(pc.max(values).as_py() or 0) if data.num_rows else 0
 
     # -- reads
+    def _unreadable(self, path: Any, err: BaseException | str, why: str = "") -> str:
+        reason = err if isinstance(err, str) else (str(err).strip().splitlines() or [type(err).__name__])[0]
+        return (f"cannot read {path}{why}: {reason[:200]}; it is not a results-store file that this code can "
+                f"read: delete it, or move it out of the store {self.root}")
+
+    def _scan(self, table: str, files: list[str], filter_expr=None) -> pa.Table:
+        """Read `files` with the table's current schema; attempt nulls (version-1 files) read as 0."""
+        schema = SCHEMAS[table]
+        try:
+            self._check_versions(ds.dataset(files, format="parquet"), table)
+            # A fresh dataset for the scan: each file is then opened once, and its footer and data come
+            # from the same open file even if a writer replaces the path meanwhile (the check above
+            # caches footers that could be stale by now). It projects onto the current schema, so
+            # columns that an older file lacks come back as nulls.
+            data = ds.dataset(files, format="parquet", schema=schema).to_table(filter=filter_expr)
+        except StoreError:
+            raise
+        except (OSError, pa.ArrowException) as err:
+            if isinstance(err, OSError) and _vanished(err):
+                raise
+            self._find_unreadable(table, files)
+            raise
+        if "attempt" in data.column_names:
+            i = data.column_names.index("attempt")
+            data = data.set_column(i, schema.field("attempt"), pc.fill_null(data["attempt"], 0))
+        return data
+
+    def _find_unreadable(self, table: str, files: list[str]) -> None:
+        """After a failed read: raise StoreError naming the first file that cannot be read alone."""
+        for f in files:
+            try:
+                self._check_versions(ds.dataset([f], format="parquet"), table)
+                ds.dataset([f], format="parquet", schema=SCHEMAS[table]).to_table()
+            except StoreError:
+                raise
+            except (OSError, pa.ArrowException) as err:
+                if isinstance(err, OSError) and _vanished(err):
+                    continue
+                raise StoreError(self._unreadable(f, err)) from None
+
     def _read(self, table: str, sweeps: list | None, filter_expr=None, retries: int = 20) -> pa.Table:
         """Read every file of `table` in `sweeps`, with the current schema. A file that vanishes between
         listing and reading (replaced or compacted away) triggers a fresh listing."""
-        schema = SCHEMAS[table]
         for attempt in range(retries):
             files = self._files(table, sweeps)
             if not files:
-                return schema.empty_table()
+                return SCHEMAS[table].empty_table()
             try:
-                self._check_versions(ds.dataset(files, format="parquet"), table)
-                # A fresh dataset for the scan: each file is then opened once, and its footer and data come
-                # from the same open file even if a writer replaces the path meanwhile (the check above
-                # caches footers that could be stale by now). It projects onto the current schema, so
-                # columns that an older file lacks come back as nulls.
-                dataset = ds.dataset(files, format="parquet", schema=schema)
-                return dataset.to_table(filter=filter_expr)
+                return self._scan(table, files, filter_expr)
             except OSError as err:
                 if attempt == retries - 1 or not _vanished(err):
                     raise
                 time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _check_versions(dataset: ds.FileSystemDataset, table: str) -> None:
+    def _check_versions(self, dataset: ds.FileSystemDataset, table: str) -> None:
         for fragment in dataset.get_fragments():
             meta = fragment.physical_schema.metadata or {}
             raw = meta.get(VERSION_KEY)
             if raw is None:
-                raise StoreError(f"{fragment.path} has no {VERSION_KEY.decode()} metadata: not a store file")
-            version = int(raw)
+                raise StoreError(
+                    f"{fragment.path} has no {VERSION_KEY.decode()} metadata: it is not a results-store file; "
+                    f"delete it, or move it out of the store {self.root}")
+            try:
+                version = int(raw)
+            except ValueError:
+                raise StoreError(self._unreadable(fragment.path, f"bad schema version {raw!r}")) from None
             if version > SCHEMA_VERSION:
                 raise SchemaVersionError(
                     f"{fragment.path} was written with results-store schema version {version}, but this "
                     f"code reads up to version {SCHEMA_VERSION}: upgrade modip-bench to read it"
                 )
+            found = meta.get(TABLE_KEY)
+            if found is not None and found.decode(errors="replace") != table:
+                raise StoreError(
+                    f"{fragment.path} holds the {found.decode(errors='replace')!r} table but lies under "
+                    f"table={table}: move it out of the store {self.root}, or delete it")
 
-    def runs(self, sweep=None, method=None, task=None, seed=None, status=None, run_ids=None) -> pd.DataFrame:
-        """One row per run_id (its latest attempt), filtered by any of the arguments (scalar or list)."""
-        sweeps = _values(sweep)
+    def _attempt_frame(self, sweeps: list | None) -> pd.DataFrame:
+        """Every attempt's latest-written runs row, hidden columns kept."""
         frame = self._read("runs", sweeps).to_pandas()
         if frame.empty:
-            return frame.drop(columns=["_written_ns", "_row"])
+            return frame
         frame = frame.sort_values(["attempt", "_written_ns"], na_position="first", kind="stable")
-        frame = frame.drop_duplicates("run_id", keep="last")
+        return frame.drop_duplicates(["run_id", "attempt"], keep="last")
+
+    def attempts(self, sweep=None, run_ids=None) -> pd.DataFrame:
+        """Every attempt of every run: one runs row per (run_id, attempt), its latest write, in run_id then
+        attempt order. For status displays; analyses use `runs`, which picks one attempt per run."""
+        frame = self._attempt_frame(_values(sweep))
+        values = _values(run_ids)
+        if values is not None and not frame.empty:
+            frame = frame[frame["run_id"].isin(values)]
+        frame = frame.drop(columns=["_written_ns", "_row"])
+        if frame.empty:
+            return frame.reset_index(drop=True)
+        return frame.sort_values(["run_id", "attempt"], kind="stable").reset_index(drop=True)
+
+    def runs(self, sweep=None, method=None, task=None, seed=None, status=None, run_ids=None) -> pd.DataFrame:
+        """One row per run_id: its latest finished attempt, else its latest attempt; filtered by any of the
+        arguments (scalar or list). A newer running or failed attempt of a finished run does not hide it."""
+        frame = self._attempt_frame(_values(sweep))
+        if frame.empty:
+            return frame.drop(columns=["_written_ns", "_row"])
+        finished = (frame["status"] == "finished").to_numpy()
+        frame = frame.assign(_finished=finished).sort_values(["_finished", "attempt", "_written_ns"],
+                                                             kind="stable")
+        frame = frame.drop_duplicates("run_id", keep="last").drop(columns=["_finished"])
         for column, wanted in (("method", method), ("task", task), ("seed", seed), ("status", status),
                                ("run_id", run_ids)):
             values = _values(wanted)
@@ -392,7 +577,9 @@ class Store:
         return frame.drop(columns=["_written_ns", "_row"]).sort_values("run_id").reset_index(drop=True)
 
     def _join_runs(self, table: str, sweep, method, task, seed, run_ids, status) -> pd.DataFrame:
-        """The latest write of each selected run's rows, in run_id then row order, with the run's identity.
+        """The rows of each selected run's chosen attempt (the one `runs` returns), from that attempt's latest
+        write, in run_id then row order, with the run's identity. An attempt with no rows of its own takes
+        the run's attempt-0 rows (version-1 files, writes that gave no attempt).
 
         Done in Arrow and numpy rather than pandas, because a large sweep has millions of curve rows: the
         latest-write choice is a per-run max over dictionary codes, the join a take from the small runs
@@ -415,11 +602,20 @@ class Store:
         names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
         written = data["_written_ns"].to_numpy()
         rows = data["_row"].to_numpy().astype(np.int64)
-        # A run rewrites its rows whole; after compaction an older copy can remain: keep its latest write.
-        latest = np.full(len(names), np.iinfo(np.int64).min)
-        np.maximum.at(latest, codes, written)
+        attempts = data["attempt"].to_numpy(zero_copy_only=False).astype(np.int64)
         position = pd.Index(runs["run_id"]).get_indexer(names)  # -1: not a selected run
-        index = np.flatnonzero((written == latest[codes]) & (position[codes] >= 0))
+        # The attempt each row must belong to: the run's chosen attempt, or attempt 0 where it has no rows.
+        chosen = runs["attempt"].to_numpy().astype(np.int64)
+        selected = position[codes] >= 0
+        wanted = np.where(selected, chosen[np.maximum(position[codes], 0)], -1)
+        own = selected & (attempts == wanted)
+        has_own = np.zeros(len(names), dtype=bool)
+        has_own[codes[own]] = True
+        keep = own | (selected & ~has_own[codes] & (attempts == 0))
+        # An attempt rewrites its rows whole; after compaction an older copy can remain: keep its latest write.
+        latest = np.full(len(names), np.iinfo(np.int64).min)
+        np.maximum.at(latest, codes[keep], written[keep])
+        index = np.flatnonzero(keep & (written == latest[codes]))
         codes, rows = codes[index], rows[index]
         if len(index) == 0:
             return self._join_runs(table, sweep, method, task, seed, [], status)
@@ -447,11 +643,13 @@ class Store:
         return pd.DataFrame(columns, copy=False)
 
     def curves(self, sweep=None, method=None, task=None, seed=None, run_ids=None, status=None) -> pd.DataFrame:
-        """Curve rows (latest write per run), joined with method, variant, task, seed and status from runs."""
+        """Curve rows of each run's chosen attempt (see `runs`), joined with method, variant, task, seed and
+        status from runs."""
         return self._join_runs("curves", sweep, method, task, seed, run_ids, status)
 
     def timings(self, sweep=None, method=None, task=None, seed=None, run_ids=None, status=None) -> pd.DataFrame:
-        """Timing rows (latest write per run), joined with method, variant, task, seed and status from runs."""
+        """Timing rows of each run's chosen attempt (see `runs`), joined with method, variant, task, seed and
+        status from runs."""
         return self._join_runs("timings", sweep, method, task, seed, run_ids, status)
 
     def finished_run_ids(self, sweep: str) -> set[str]:
@@ -493,18 +691,16 @@ class Store:
         return stats
 
     def _merged(self, table: str, files: list[str]) -> pa.Table:
-        dataset = ds.dataset(files, format="parquet")
-        self._check_versions(dataset, table)
-        data = ds.dataset(files, format="parquet", schema=SCHEMAS[table]).to_table()
-        frame = data.to_pandas()
+        frame = self._scan(table, files).to_pandas()
+        # Keep every attempt's latest write, so that no query result changes.
         if table == "runs":
-            # Keep every attempt's latest write, so that no query result changes.
             frame = frame.sort_values(["attempt", "_written_ns"], na_position="first", kind="stable")
             frame = frame.drop_duplicates(["run_id", "attempt"], keep="last")
         else:
-            latest = frame.groupby("run_id", sort=False)["_written_ns"].transform("max")
-            frame = frame[frame["_written_ns"] == latest].drop_duplicates(["run_id", "_written_ns", "_row"])
-        frame = frame.sort_values(["run_id", "_row"], kind="stable")
+            latest = frame.groupby(["run_id", "attempt"], sort=False)["_written_ns"].transform("max")
+            frame = frame[frame["_written_ns"] == latest]
+            frame = frame.drop_duplicates(["run_id", "attempt", "_written_ns", "_row"])
+        frame = frame.sort_values(["run_id", "attempt", "_row"], kind="stable")
         schema = _with_metadata(SCHEMAS[table], table)
         return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
 
@@ -584,19 +780,21 @@ def default_root() -> str:
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
-    store = Store(args.root or getattr(args, "store", None) or default_root())
+    store = Store(getattr(args, "root", None) or getattr(args, "store", None) or default_root())
     stats = store.compact(sweep=args.sweep)
     print(f"compacted {store.root}: {stats['files_before']} files -> {stats['files_after']}")
     return 0
 
 
 def add_cli(subparsers) -> argparse.ArgumentParser:
-    """Add `store compact [--sweep ID] [--root DIR]` to the main CLI's subparsers."""
+    """Add `store compact [--sweep ID] [--store DIR]` to the main CLI's subparsers."""
     store_parser = subparsers.add_parser("store", help="maintain the results store")
     store_sub = store_parser.add_subparsers(dest="store_command", required=True)
     compact = store_sub.add_parser("compact", help="merge small files without changing query results")
-    compact.add_argument("--root", default=None,
-                         help="store folder (default: mbench --store, else $MBENCH_STORE, else results)")
+    # SUPPRESS: when not given here, the global `mbench --store` (or its default) stands.
+    compact.add_argument("--store", default=argparse.SUPPRESS,
+                         help="results store folder (default: mbench --store, else $MBENCH_STORE, else results)")
+    compact.add_argument("--root", default=None, help=argparse.SUPPRESS)  # deprecated spelling of --store
     compact.add_argument("--sweep", action="append", default=None, help="only this sweep (repeatable)")
     compact.set_defaults(func=_cmd_compact)
     return store_parser

@@ -11,7 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from results import store as store_mod
-from results.store import SCHEMA_VERSION, SchemaVersionError, Store
+from results.store import SCHEMA_VERSION, SchemaVersionError, Store, StoreError
+
+V2_COLUMNS = {"attempt", "kind", "actor", "actions_per_call", "updates_per_env_step"}
 
 SWEEP = "sw1"
 
@@ -64,13 +66,194 @@ def test_roundtrip_and_filters(tmp_path):
 def test_latest_attempt_wins_even_if_an_older_attempt_writes_late(tmp_path):
     store = Store(tmp_path)
     store.write_run(run_row("r0", status="preempted", attempt=0))
-    store.write_run(run_row("r0", status="finished", attempt=1))
+    store.write_run(run_row("r0", status="running", attempt=1))
     store.write_run(run_row("r0", status="running", attempt=0))  # a zombie of attempt 0
     runs = store.runs()
-    assert len(runs) == 1 and runs.loc[0, "attempt"] == 1 and runs.loc[0, "status"] == "finished"
+    assert len(runs) == 1 and runs.loc[0, "attempt"] == 1 and runs.loc[0, "status"] == "running"
+    store.write_run(run_row("r0", status="finished", attempt=1))
+    assert store.runs().loc[0, "status"] == "finished"
+    assert store.finished_run_ids(SWEEP) == {"r0"}
+
+
+def test_newer_running_or_failed_attempt_does_not_hide_a_finished_one(tmp_path):
+    """Fault 1: attempts are immutable, and queries return the latest finished attempt."""
+    store = Store(tmp_path)
+    store.write_run(run_row("r0", status="running", attempt=1))
+    store.write_curves(SWEEP, "r0", curve_rows("r0", 5), attempt=1)
+    store.write_timings(SWEEP, "r0", timing_rows("r0"), attempt=1)
+    store.write_run(run_row("r0", status="finished", attempt=1))
+    # A rerun: its first write ("running", an empty curve so far), then setup fails.
+    store.write_curves(SWEEP, "r0", [], attempt=2)
     store.write_run(run_row("r0", status="running", attempt=2))
-    assert store.runs().loc[0, "status"] == "running"
-    assert store.finished_run_ids(SWEEP) == set()
+    for status in ("running", "failed"):
+        store.write_run(run_row("r0", status=status, attempt=2, error="FileNotFoundError: no dataset"))
+        runs = store.runs(sweep=SWEEP)
+        assert list(runs["status"]) == ["finished"] and list(runs["attempt"]) == [1]
+        assert len(store.curves(sweep=SWEEP)) == 5 and set(store.curves(sweep=SWEEP)["attempt"]) == {1}
+        assert len(store.timings(sweep=SWEEP)) == 1
+        assert store.finished_run_ids(SWEEP) == {"r0"}
+    every = store.attempts(sweep=SWEEP)
+    assert list(every["attempt"]) == [1, 2] and list(every["status"]) == ["finished", "failed"]
+    assert every.loc[1, "error"].startswith("FileNotFoundError")
+    names = {p.name for p in tmp_path.rglob("*.parquet")}
+    assert names == {"r0+a1.parquet", "r0+a2.parquet"}
+    # A run that never finished shows its latest attempt, with its status.
+    store.write_run(run_row("r1", status="preempted", attempt=1))
+    store.write_run(run_row("r1", status="failed", attempt=2))
+    assert store.runs(run_ids="r1").loc[0, "status"] == "failed"
+    # A newer finished attempt wins over an older finished one.
+    store.write_curves(SWEEP, "r0", curve_rows("r0", 7), attempt=3)
+    store.write_run(run_row("r0", status="finished", attempt=3))
+    assert store.runs(run_ids="r0").loc[0, "attempt"] == 3 and len(store.curves(run_ids="r0")) == 7
+
+
+def test_next_attempt_counts_file_names_of_all_tables(tmp_path):
+    store = Store(tmp_path)
+    assert store.next_attempt(SWEEP, "r0") == 1
+    store.write_run(run_row("r0", attempt=0))  # a legacy attempt-0 file
+    assert store.next_attempt(SWEEP, "r0") == 1
+    store.write_run(run_row("r0", status="running", attempt=1))
+    assert store.next_attempt(SWEEP, "r0") == 2
+    store.write_curves(SWEEP, "r0", curve_rows("r0", 2), attempt=3)  # a curve whose runs row never landed
+    assert store.next_attempt(SWEEP, "r0") == 4
+    store.write_timings(SWEEP, "r0", timing_rows("r0"), attempt=4)
+    assert store.next_attempt(SWEEP, "r0") == 5
+    # A write of attempt 6 under way (its temporary file) counts too; other runs' files do not.
+    (store._sweep_dir("runs", SWEEP) / f".tmp-{'a' * 32}-r0+a6.parquet").write_bytes(b"")
+    store.write_run(run_row("r0x", attempt=9))
+    store.write_run(run_row("r", attempt=9))
+    assert store.next_attempt(SWEEP, "r0") == 7
+    assert store.next_attempt("other", "r0") == 1
+
+
+def test_unreadable_file_is_named_counted_and_never_overwritten(tmp_path):
+    """Fault 5: one unreadable file in a runs partition must not reset attempt numbering."""
+    store = Store(tmp_path)
+    store.write_run(run_row("r0", status="finished", attempt=1))
+    store.write_run(run_row("r1", status="finished", attempt=1))
+    bad = store._run_path("runs", SWEEP, "r0", "a2")
+    bad.write_bytes(b"PAR1 this is not parquet")
+    assert store.next_attempt(SWEEP, "r0") == 3 and store.next_attempt(SWEEP, "r1") == 2
+    for query in (store.runs, store.curves, store.timings, store.attempts):
+        with pytest.raises(StoreError) as err:
+            query(sweep=SWEEP)
+        msg = str(err.value)
+        assert str(bad) in msg and "delete it, or move it out of the store" in msg and "\n" not in msg
+    assert bad.read_bytes() == b"PAR1 this is not parquet"
+
+
+@pytest.mark.parametrize("table", ["runs", "curves", "timings"])
+def test_foreign_parquet_file_is_a_one_line_store_error(tmp_path, table):
+    """Fault 8: a parquet file that is not ours names itself and the fix."""
+    store = Store(tmp_path)
+    store.write_run(run_row("r0"))
+    store.write_curves(SWEEP, "r0", curve_rows("r0", 2))
+    store.write_timings(SWEEP, "r0", timing_rows("r0"))
+    foreign = store._sweep_dir(table, SWEEP) / "exported.parquet"
+    pd.DataFrame({"run_id": ["r0"], "x": [1.0]}).to_parquet(foreign)
+    query = {"runs": store.runs, "curves": store.curves, "timings": store.timings}[table]
+    with pytest.raises(StoreError) as err:
+        query(sweep=SWEEP)
+    msg = str(err.value)
+    assert str(foreign) in msg and "not a results-store file" in msg and "move it out" in msg and "\n" not in msg
+    # A store file of another table, misplaced, is named too.
+    foreign.unlink()
+    other = "curves" if table != "curves" else "runs"
+    src = next(store._sweep_dir(other, SWEEP).glob("*.parquet"))
+    (store._sweep_dir(table, SWEEP) / "misplaced.parquet").write_bytes(src.read_bytes())
+    with pytest.raises(StoreError, match=f"holds the '{other}' table"):
+        query(sweep=SWEEP)
+
+
+def test_timing_metadata_columns_roundtrip(tmp_path):
+    from methods.base import ComponentKind
+
+    store = Store(tmp_path)
+    store.write_run(run_row("r0", attempt=1))
+    rows = [{**timing_rows("r0")[0], "component": "plan", "kind": ComponentKind.PLAN, "actor": "mpc",
+             "actions_per_call": 4},
+            {**timing_rows("r0")[0], "component": "update", "kind": "update", "actor": "",
+             "actions_per_call": 1, "updates_per_env_step": 0.5}]
+    store.write_timings(SWEEP, "r0", rows, attempt=1)
+    t = store.timings(sweep=SWEEP).set_index("component")
+    assert t.loc["plan", "kind"] == "plan" and t.loc["plan", "actor"] == "mpc"
+    assert t.loc["plan", "actions_per_call"] == 4 and pd.isna(t.loc["plan", "updates_per_env_step"])
+    assert t.loc["update", "updates_per_env_step"] == 0.5 and set(t["attempt"]) == {1}
+    with pytest.raises(ValueError, match="unknown timing kind"):
+        store.write_timings(SWEEP, "r0", [{**rows[0], "kind": "think"}], attempt=1)
+    with pytest.raises(ValueError, match="attempts \\[2\\], not 1"):
+        store.write_curves(SWEEP, "r0", [{**curve_rows("r0", 1)[0], "attempt": 2}], attempt=1)
+
+
+def test_schema_version_1_files_read_with_nulls_and_attempt_0(tmp_path):
+    """Version-1 stores: runs rows per attempt, but one curves/timings file per run with no attempt column."""
+    assert SCHEMA_VERSION == 2
+    store = Store(tmp_path)
+
+    def write_v1(table, run_id, frame, part=None):
+        fields = [f for f in store_mod.SCHEMAS[table] if table == "runs" or f.name not in V2_COLUMNS]
+        frame = frame.reindex(columns=[f.name for f in fields])
+        data = pa.Table.from_pandas(frame, schema=pa.schema(fields), preserve_index=False)
+        data = data.replace_schema_metadata({store_mod.VERSION_KEY: b"1", store_mod.TABLE_KEY: table.encode()})
+        path = store._run_path(table, SWEEP, run_id, part)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(data, path)
+
+    hidden = {"_written_ns": 1, "_row": 0}
+    write_v1("runs", "r0", pd.DataFrame([{**run_row("r0", status="finished", attempt=1), "config_json": "{}",
+                                          "versions": "{}", "started_at": None, **hidden}]), "a1")
+    write_v1("runs", "r0", pd.DataFrame([{**run_row("r0", status="preempted", attempt=0), "config_json": "{}",
+                                          "versions": "{}", "started_at": None, **hidden}]))
+    write_v1("curves", "r0", pd.DataFrame([{**r, "sweep_id": SWEEP, **hidden, "_row": i}
+                                           for i, r in enumerate(curve_rows("r0", 3))]))
+    write_v1("timings", "r0", pd.DataFrame([{**timing_rows("r0")[0], "sweep_id": SWEEP, **hidden}]))
+    assert list(store.runs()["attempt"]) == [1]
+    curves = store.curves()
+    assert len(curves) == 3 and set(curves["attempt"]) == {0}
+    t = store.timings()
+    assert len(t) == 1 and t.loc[0, "attempt"] == 0 and t.loc[0, "p50_ms"] == 0.9
+    for col in ("kind", "actor", "actions_per_call", "updates_per_env_step"):
+        assert pd.isna(t.loc[0, col]), col
+    assert store.next_attempt(SWEEP, "r0") == 2
+    # A new attempt that writes its own curve does not mix with the legacy one; the legacy one stays.
+    store.write_curves(SWEEP, "r0", curve_rows("r0", 5), attempt=2)
+    store.write_run(run_row("r0", status="finished", attempt=2))
+    assert len(store.curves()) == 5 and len(store.timings()) == 1  # attempt 2 has no timings of its own yet
+    assert store._run_path("curves", SWEEP, "r0").exists()
+
+
+def test_old_call_signatures_still_work(tmp_path):
+    """The runner's current calls: write_curves/write_timings without attempt, runs rows from attempt 1."""
+    store = Store(tmp_path)
+    store.write_run(run_row("r0", status="running", attempt=1))
+    store.write_curves(SWEEP, "r0", curve_rows("r0", 2))
+    store.write_timings(SWEEP, "r0", timing_rows("r0"))
+    store.write_run(run_row("r0", status="finished", attempt=1))
+    assert len(store.curves()) == 2 and len(store.timings()) == 1
+    # The rows' own attempt column is used when no attempt is given.
+    store.write_curves(SWEEP, "r0", [{**r, "attempt": 1} for r in curve_rows("r0", 3)])
+    assert store._run_path("curves", SWEEP, "r0", "a1").exists() and len(store.curves()) == 3
+
+
+def test_compaction_keeps_every_attempt_and_next_attempt(tmp_path):
+    store = Store(tmp_path)
+    for run_id in ("r0", "r1"):
+        store.write_curves(SWEEP, run_id, curve_rows(run_id, 4), attempt=1)
+        store.write_run(run_row(run_id, status="finished", attempt=1))
+        store.write_curves(SWEEP, run_id, curve_rows(run_id, 1, scale=-1), attempt=2)
+        store.write_run(run_row(run_id, status="failed", attempt=2))
+    before = {"runs": store.runs(), "curves": store.curves(), "attempts": store.attempts()}
+    store.compact()
+    assert not list(tmp_path.rglob("r0*.parquet"))
+    _assert_same(before, {"runs": store.runs(), "curves": store.curves(), "attempts": store.attempts()})
+    assert store.next_attempt(SWEEP, "r0") == 3  # read from the compacted files
+    store.write_curves(SWEEP, "r0", curve_rows("r0", 6), attempt=3)
+    store.write_run(run_row("r0", status="finished", attempt=3))
+    assert len(store.curves(run_ids="r0")) == 6 and len(store.curves(run_ids="r1")) == 4
+    compacted = next(store._sweep_dir("curves", SWEEP).glob("_compacted-*.parquet"))
+    compacted.write_bytes(b"garbage")
+    with pytest.raises(StoreError, match="cannot be counted.*delete it, or move it"):
+        store.next_attempt(SWEEP, "r0")
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "", ".hidden", "..", "a..b", "_compacted-x", "x=y", "a\\b", 7])
@@ -113,6 +296,7 @@ def test_older_files_missing_columns_read_as_nulls(tmp_path):
 
 def _queries(store):
     return {
+        "attempts": store.attempts(),
         "runs": store.runs(),
         "finished": store.runs(status="finished"),
         "curves": store.curves(),
@@ -147,7 +331,9 @@ def test_compaction_leaves_queries_unchanged(tmp_path):
     store.write_run(run_row("r03", method="bc_gauss", seed=1, status="failed", attempt=5))
     after_write = _queries(store)
     assert len(after_write["curves"].query("run_id == 'r03'")) == 7
-    assert "r03" not in set(after_write["finished"]["run_id"])
+    # A newer failed attempt does not hide the finished one; it shows among the attempts.
+    assert "r03" in set(after_write["finished"]["run_id"])
+    assert store.attempts(run_ids="r03")["status"].iloc[-1] == "failed"
     store.compact()
     _assert_same(after_write, _queries(store))
 

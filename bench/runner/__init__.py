@@ -9,10 +9,25 @@ One concept per file:
 - common_start.py: the common-start DP, built once per key, cached and locked;
 - provenance.py: git state, package versions, timestamps;
 - config.py: the run config, resolved, validated and hashed into the run_id.
-"""
-from bench.runner.config import ConfigError, resolve_config, run_id_of
-from bench.runner.evaluation import evaluate_actor
-from bench.runner.lifecycle import Preempted, Run, RunContext, request_stop, request_stop_at, run, run_one
 
-__all__ = ["ConfigError", "Preempted", "Run", "RunContext", "evaluate_actor", "request_stop", "request_stop_at",
-           "resolve_config", "run", "run_id_of", "run_one"]
+The names below load their module on first use (PEP 562), so that importing one light part (provenance,
+config) does not import the env stack (a bare GPU machine may run `mbench time` without gymnasium).
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "ConfigError": "bench.runner.config", "resolve_config": "bench.runner.config", "run_id_of": "bench.runner.config",
+    "evaluate_actor": "bench.runner.evaluation",
+    "Preempted": "bench.runner.lifecycle", "Run": "bench.runner.lifecycle", "RunContext": "bench.runner.lifecycle",
+    "request_stop": "bench.runner.lifecycle", "request_stop_at": "bench.runner.lifecycle",
+    "run": "bench.runner.lifecycle", "run_one": "bench.runner.lifecycle",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'bench.runner' has no attribute '{name}'")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

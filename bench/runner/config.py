@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from typing import Any, Literal
 
 from methods.base import get_method_class
@@ -31,12 +32,18 @@ class PretrainConfig:
     log_every: int = 250
     checkpoint_every: int = 5_000
 
+    def validate(self) -> None:
+        _at_least(self, "pretrain", steps=0, log_every=1, checkpoint_every=1)
+
 
 @dataclasses.dataclass
 class OnlineConfig:
     steps: int = 200_000  # env steps
     checkpoint_every: int = 10_000  # env steps; checkpoints land at the next episode boundary
     log_every: int = 1_000
+
+    def validate(self) -> None:
+        _at_least(self, "online", steps=0, checkpoint_every=1, log_every=1)
 
 
 @dataclasses.dataclass
@@ -48,6 +55,9 @@ class EvalConfig:
     timing: bool = True  # time the method's components at the end of the run
     timing_reps: int = 10
     timing_batch: int = 16
+
+    def validate(self) -> None:
+        _at_least(self, "eval", every=1, episodes=1, timing_reps=1, timing_batch=1)
 
 
 @dataclasses.dataclass
@@ -65,6 +75,33 @@ class RunConfig:
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
     online: OnlineConfig = dataclasses.field(default_factory=OnlineConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+
+    def validate(self) -> None:
+        _at_least(self, "", seed=0, threads=1)
+        if not (math.isfinite(self.reward_scale) and self.reward_scale > 0):
+            raise ConfigError(f"config key 'reward_scale' must be a finite number > 0, got {self.reward_scale}")
+        dev = self.device.split(":")[0]
+        if dev not in ("cpu", "cuda", "mps"):
+            raise ConfigError(f"config key 'device'='{self.device}' is not a torch device (use cpu or cuda)")
+
+
+def check_device(device: str) -> None:
+    """Before a run does any work: the device exists on this machine (a sweep resolves configs elsewhere)."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"config key 'device'='{device}' but CUDA is not available here "
+                          f"(torch {torch.__version__}); use device=cpu")
+
+
+def _at_least(obj, section: str, **minimum: int) -> None:
+    """Each named int field of obj must be >= its minimum; one line naming the key otherwise."""
+    for key, lo in minimum.items():
+        v = getattr(obj, key)
+        if v < lo:
+            name = f"{section}.{key}" if section else key
+            raise ConfigError(f"config key '{name}' must be >= {lo}, got {v}")
 
 
 HARNESS_KEYS = {f.name for f in dataclasses.fields(RunConfig)}

@@ -57,6 +57,8 @@ def evaluate_actor(method: Method, task, actor: str, eval_seeds: list[int], devi
 def evaluate(run, phase: str) -> dict[str, dict[str, float]]:
     """Evaluate every actor of the run's method and log one row per metric and actor."""
     out = {}
+    step = run.counters["env_step"]
+    run.say(f"eval at env step {step}: {', '.join(run.method.actors)} x {len(run.eval_seeds)} episodes ...")
     for actor in run.method.actors:
         res = evaluate_actor(run.method, run.task, actor, run.eval_seeds, run.device)
         metrics = {"return": res["return"], "normalized_score": res["normalized_score"]}
@@ -66,6 +68,7 @@ def evaluate(run, phase: str) -> dict[str, dict[str, float]]:
             metrics[k] = v
         run.log(phase, metrics, actor=actor, n_episodes=len(run.eval_seeds))
         out[actor] = metrics
+    run.say(f"eval at env step {step}: " + ", ".join(f"{a} {m['normalized_score']:.1f}" for a, m in out.items()))
     return out
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import socket
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -22,7 +23,8 @@ import numpy as np
 import torch
 
 from bench.runner import common_start, checkpoints
-from bench.runner.config import ConfigError, method_config, resolve_config, run_id_of
+from bench.data import DatasetError
+from bench.runner.config import ConfigError, check_device, method_config, resolve_config, run_id_of
 from bench.runner.evaluation import evaluate
 from bench.runner.off_policy import run_off_policy
 from bench.runner.on_policy import run_on_policy
@@ -57,6 +59,27 @@ def _clear_stop() -> None:
     _Stop.requested = False
 
 
+class _LazyBar:
+    """A tqdm bar that appears at its first step (a cache hit shows none)."""
+
+    def __init__(self, **kw):
+        self.kw, self.bar = kw, None
+
+    def step(self, n: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(leave=False, **self.kw)
+        self.bar.update(1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
 @dataclasses.dataclass
 class RunContext:
     cfg: dict[str, Any]
@@ -83,7 +106,7 @@ class Run:
         self.device = torch.device(cfg["device"])
         self.curve: list[dict[str, Any]] = []
         self.counters = {"phase": "pretrain", "grad_step": 0, "env_step": 0, "episode": 0, "next_eval": 0,
-                         "last_ckpt_env_step": 0, "wall_s": 0.0, "attempt": 1, "pretrain_done": False}
+                         "last_ckpt_env_step": 0, "wall_s": 0.0, "attempt": None, "pretrain_done": False}
         self.loop_state: dict[str, Any] = {}  # what a loop must checkpoint beyond the counters
         self.dataset_hash = ""
         self.started_at = now()
@@ -94,6 +117,7 @@ class Run:
         from bench.data.loaders import load_dataset
 
         cfg = self.cfg
+        check_device(cfg["device"])
         torch.set_num_threads(int(cfg["threads"]))
         if cfg["deterministic"]:
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -108,7 +132,12 @@ class Run:
         env.close()
         self.dataset = load_dataset(source, obs_dim=obs_dim, act_dim=act_dim)
         self.dataset_hash = self.dataset.content_hash()
-        if self.task.ref_min is None and self.dataset.ref_min is not None:
+        if self.task.ref_min is None:
+            if self.dataset.ref_min is None or self.dataset.ref_max is None:
+                raise DatasetError(f"task '{self.task.name}' takes its score refs (random and expert returns) from "
+                                   f"its dataset's metadata, and {source} has none, so no normalized_score could "
+                                   f"be computed; use a dataset made by `mbench data make {self.task.dataset_id}` "
+                                   f"(it measures them), or a task with fixed refs")
             self.task = self.task.with_refs(self.dataset.ref_min, self.dataset.ref_max,
                                             "measured when the dataset was made (dataset metadata)")
         self.spaces = TaskSpaces(obs_dim=obs_dim, act_dim=act_dim, act_low=self.act_low, act_high=self.act_high,
@@ -155,10 +184,17 @@ class Run:
                                                       if hasattr(self, "eval_seeds") else []},
             }, default=str),
             "started_at": self.started_at, "finished_at": now() if status in ("finished", "failed") else None,
-            "wall_s": float(self.counters["wall_s"] + (time.perf_counter() - self._t0)),
+            "wall_s": float(self.wall()),
             "env_steps": int(self.counters["env_step"]), "grad_steps": int(self.counters["grad_step"]),
             "attempt": int(self.counters["attempt"]),
         }
+
+    def say(self, msg: str) -> None:
+        """One progress line (stderr, above any bar) when the run shows progress."""
+        if self.ctx.progress:
+            from tqdm import tqdm
+
+            tqdm.write(msg, file=sys.stderr)
 
     def wall(self) -> float:
         """Seconds this run has worked, over all its attempts."""
@@ -186,14 +222,17 @@ class Run:
         checkpoints.save_run(self)
         self.write_progress("running")
 
-    def try_resume(self) -> bool:
+    def try_resume(self, attempt: int) -> bool:
+        """Continue from the run's checkpoint, if it has one, as attempt `attempt` (or later)."""
         st = checkpoints.read_run(self)
         if st is None:
             return False
         checkpoints.restore_run(self, st)
-        self.counters["attempt"] = int(self.counters.get("attempt", 1)) + 1
+        self.counters["attempt"] = max(attempt, int(self.counters.get("attempt", 1)) + 1)
         self._wall_before = float(self.counters["wall_s"])
         self._t0 = time.perf_counter()
+        self.say(f"resuming run {self.ctx.run_id} from env step {self.counters['env_step']} "
+                 f"(grad step {self.counters['grad_step']}, attempt {self.counters['attempt']})")
         return True
 
     def maybe_stop(self) -> None:
@@ -210,7 +249,7 @@ class Run:
         from results.store import Store
 
         store = Store(self.ctx.store_root)
-        store.write_curves(self.ctx.sweep_id, self.ctx.run_id, self.curve)
+        store.write_curves(self.ctx.sweep_id, self.ctx.run_id, self.curve, attempt=self.counters["attempt"])
         store.write_run(self.run_row(status, error))
 
     # ---- phases ----
@@ -219,8 +258,12 @@ class Run:
         steps = int(cfg["pretrain"]["steps"])
         if method.uses_pretrained_dp and c["grad_step"] == 0 and not c.get("dp_loaded"):
             rng_before = self.buffer.get_rng_state()
-            dp_state, dp_curve, _ = common_start.obtain(self, on_step=lambda n: bar.update(1),
-                                                        rebuild_unreadable=self.ctx.restart)
+            with _LazyBar(total=int(self.cs_cfg.steps), desc=f"{cfg['method']} common start",
+                          disable=not self.ctx.progress) as cs_bar:
+                dp_state, dp_curve, built = common_start.obtain(self, on_step=cs_bar.step,
+                                                                rebuild_unreadable=self.ctx.restart)
+            if not built:
+                self.say(f"common start: cached DP ({self.cs_cfg.steps} BC steps)")
             # A cache hit and a cache miss must leave every RNG in the same state.
             self.buffer.set_rng_state(rng_before)
             checkpoints.seed_everything(cfg["seed"] + 1)
@@ -268,32 +311,39 @@ class Run:
         from results.store import Store
 
         ev = self.cfg["eval"]
+        self.say(f"timing {', '.join(self.method.timed_components(1))} at batch 1 and {ev['timing_batch']} "
+                 f"({ev['timing_reps']} reps)")
         rows = time_components(self.method, (1, int(ev["timing_batch"])), warmup=2, reps=int(ev["timing_reps"]),
                                device=self.device)
         for row in rows:
             row["run_id"] = self.ctx.run_id
         if rows:
-            Store(self.ctx.store_root).write_timings(self.ctx.sweep_id, self.ctx.run_id, rows)
+            Store(self.ctx.store_root).write_timings(self.ctx.sweep_id, self.ctx.run_id, rows,
+                                                     attempt=self.counters["attempt"])
 
     def execute(self) -> str:
         from tqdm import tqdm
 
+        from results.store import Store
+
         self.started_at = now()
+        # Attempts are immutable: this one gets a number no file of the store holds yet (read from the file
+        # names, so an unreadable file still counts), before any work, so that even a failed setup is
+        # recorded as a new attempt and never over an earlier one.
+        attempt = Store(self.ctx.store_root).next_attempt(self.ctx.sweep_id, self.ctx.run_id)
+        self.counters["attempt"] = attempt
         self.setup()
-        resumed = self.try_resume()
-        if not resumed:
-            # A fresh start of a run that was tried before (e.g. --rerun-stale) continues the attempt count,
-            # so the store's "latest attempt wins" picks this one.
-            self.counters["attempt"] = previous_attempt(self.ctx.store_root, self.ctx.sweep_id, self.ctx.run_id) + 1
+        resumed = self.try_resume(attempt)
         if self.ctx.on_start is not None:
             self.ctx.on_start(self, resumed)
         self.write_progress("running")
         cfg = self.cfg
         disable = not self.ctx.progress
         if not self.counters["pretrain_done"]:
-            total = int(cfg["pretrain"]["steps"])
-            with tqdm(total=total, initial=self.counters["grad_step"],
-                      desc=f"{cfg['method']} pretrain", disable=disable, leave=False) as bar:
+            own = self.method.pretrains_offline
+            total = int(cfg["pretrain"]["steps"]) if own else 0
+            with tqdm(total=total, initial=min(self.counters["grad_step"], total),
+                      desc=f"{cfg['method']} pretrain", disable=disable or not own, leave=False) as bar:
                 self.pretrain(bar)
         kind = self.method.rollout_kind
         online_total = int(cfg["online"]["steps"]) if kind is not RolloutKind.NONE else 0
@@ -311,25 +361,33 @@ class Run:
         return self.ctx.run_id
 
 
-def previous_attempt(store_root: Path, sweep_id: str, run_id: str) -> int:
+def finished_attempt(store_root: Path, sweep_id: str, run_id: str) -> int | None:
+    """The attempt number of the run's finished attempt in the store, or None."""
     from results.store import Store
 
-    try:
-        runs = Store(store_root).runs(sweep=sweep_id, run_ids=[run_id])
-    except Exception:  # an empty or unreadable store: no previous attempt
-        return 0
-    return int(runs.attempt.max()) if len(runs) and runs.attempt.notna().any() else 0
+    runs = Store(store_root).runs(sweep=sweep_id, run_ids=[run_id], status="finished")
+    return int(runs.attempt.iloc[-1]) if len(runs) else None
 
 
 def run_one(cfg: dict[str, Any], store_root: str | os.PathLike = "results", sweep_id: str = "adhoc",
             ckpt_dir: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
-            on_start: Callable[["Run", bool], None] | None = None) -> str:
-    """Run one resolved config end to end; returns its run_id. Failures are recorded as status=failed."""
+            on_start: Callable[["Run", bool], None] | None = None, rerun: bool = False) -> str:
+    """Run one resolved config end to end; returns its run_id. Failures are recorded as status=failed.
+
+    A run that already finished in this store is not run again (and nothing is written) unless `rerun`, or
+    `resume=False` (--restart); a new try is a new attempt, and the finished one stays in the store."""
     from results.store import Store, validate_name
 
     validate_name(sweep_id, "sweep")
     rid = run_id_of(cfg)
     store_root = Path(store_root)
+    if resume and not rerun:
+        done = finished_attempt(store_root, sweep_id, rid)
+        if done is not None:
+            print(f"run {rid} ({cfg['method']} on {cfg['task']}, seed {cfg['seed']}) already finished in sweep "
+                  f"'{sweep_id}' (attempt {done}); nothing to do (--rerun or --restart runs it again)",
+                  file=sys.stderr)
+            return rid
     ckpt = Path(ckpt_dir) if ckpt_dir else store_root / "checkpoints" / sweep_id / rid
     if not resume and ckpt.exists():
         for f in ckpt.glob("*.pt"):
@@ -343,11 +401,13 @@ def run_one(cfg: dict[str, Any], store_root: str | os.PathLike = "results", swee
         raise
     except BaseException as e:  # record, then re-raise: nothing is recorded as a success
         err = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
+        if run.counters["attempt"] is None:  # no attempt number could be had: write nothing rather than guess
+            raise
         try:
             row = run.run_row("failed", err + "\n" + traceback.format_exc())
             Store(store_root).write_run(row)
             if run.curve:
-                Store(store_root).write_curves(sweep_id, rid, run.curve)
+                Store(store_root).write_curves(sweep_id, rid, run.curve, attempt=run.counters["attempt"])
         except Exception:  # the store itself may be the failure
             pass
         raise

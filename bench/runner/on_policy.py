@@ -44,7 +44,19 @@ class ChunkStep(gym.Wrapper):
                                            np.broadcast_to(space.high, (chunk, *space.shape)),
                                            dtype=space.dtype)
 
+    limit: int | None = None  # set by the loop for one step: execute at most this many actions (budget end)
+
+    def reset(self, **kw):
+        obs, info = self.env.reset(**kw)
+        self._obs = obs
+        return obs, info
+
     def step(self, chunk):
+        limit, self.limit = self.limit, None
+        if limit is not None:
+            if limit <= 0:  # the env-step budget is spent: this env executes nothing (its slot is not valid)
+                return self._obs, 0.0, False, False, {"env_steps": 0}
+            chunk = chunk[:limit]
         total, n = 0.0, 0
         for action in chunk:
             obs, reward, terminated, truncated, info = self.env.step(action)
@@ -54,6 +66,7 @@ class ChunkStep(gym.Wrapper):
                 break
         info = dict(info)
         info["env_steps"] = n
+        self._obs = obs
         return obs, total, terminated, truncated, info
 
 
@@ -84,9 +97,17 @@ def collect_rollout(envs, method, state, obs: np.ndarray, n_steps: int, reward_s
         if spent >= budget_left:
             break
         chunks, info = method.act_rollout(obs.astype(np.float32), state)
+        left = budget_left - spent
+        capped = left < n_envs * chunks.shape[1]
+        if capped:  # the last decision of the budget: envs execute only the env steps that are left, in order
+            for i, env in enumerate(envs.envs):
+                k = 0 if prev_done[i] else min(chunks.shape[1], left)
+                env.limit = k
+                left -= k
         nobs, reward, term, trunc, infos = envs.step(chunks)
-        valid = ~prev_done
-        steps = np.where(valid, np.asarray(infos.get("env_steps", np.zeros(n_envs)), np.int64), 0)
+        raw_steps = np.asarray(infos.get("env_steps", np.zeros(n_envs)), np.int64)
+        valid = ~prev_done & (raw_steps > 0) if capped else ~prev_done
+        steps = np.where(valid, raw_steps, 0)
         term, trunc = term & valid, trunc & valid
         done = term | trunc
         buf["obs"].append(obs.astype(np.float32))

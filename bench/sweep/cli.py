@@ -6,12 +6,17 @@ bench/cli.py prints as `mbench: error: ...`).
 """
 from __future__ import annotations
 
+import argparse
 import os
 
 
 def _store(args) -> str:
-    return getattr(args, "sweep_store", None) or getattr(args, "store", None) or os.environ.get("MBENCH_STORE",
-                                                                                                "results")
+    return getattr(args, "store", None) or os.environ.get("MBENCH_STORE", "results")
+
+
+def _add_store(parser, help_text: str) -> None:
+    # SUPPRESS: given here it overrides the global `mbench --store`; not given, the global one stands.
+    parser.add_argument("--store", default=argparse.SUPPRESS, help=help_text)
 
 
 def _cmd_launch(args) -> int:
@@ -59,12 +64,12 @@ def add_cli(subparsers) -> None:
                     help="also rerun finished runs that were made at another git sha")
     sp.add_argument("--executor", choices=("slurm", "local", "debug"), default=None,
                     help="override the file's executor (local and debug always wait)")
-    sp.add_argument("--store", dest="sweep_store", default=None, help=store_help)
+    _add_store(sp, store_help)
     sp.set_defaults(func=_cmd_launch)
 
     sp = ssub.add_parser("status", help="pending/running/finished/failed counts from the store and from Slurm")
     sp.add_argument("name", help="sweep name (or its sweep file)")
-    sp.add_argument("--store", dest="sweep_store", default=None, help=store_help)
+    _add_store(sp, store_help)
     sp.set_defaults(func=_cmd_status)
 
     sp = subparsers.add_parser("tune", help="optuna study over the runner (shared storage, resumable)")
@@ -73,7 +78,7 @@ def add_cli(subparsers) -> None:
     sp.add_argument("--executor", choices=("slurm", "local", "debug"), default=None)
     sp.add_argument("--trials", type=int, default=None, help="complete trials to reach (default: the file's)")
     sp.add_argument("--workers", type=int, default=None, help="parallel worker jobs (default: the file's)")
-    sp.add_argument("--store", dest="sweep_store", default=None, help=store_help)
+    _add_store(sp, store_help)
     sp.set_defaults(func=_cmd_tune)
 
 

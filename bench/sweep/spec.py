@@ -18,8 +18,9 @@ A sweep file::
     executor: slurm                 # slurm | local | debug
     tune: {...}                     # only for `mbench tune` (see bench/sweep/tune.py)
 
-A key whose first part names a method (`modip.planner.terminal`) applies to that method's runs only, and a
-`dp.` key only to methods built on the diffusion policy, so one grid can span several method families.
+A key whose first part names a method (`modip.planner.terminal`) applies to that method's runs only, a
+`dp.` key only to methods built on the diffusion policy, and a `common_start.` key only to methods that start
+from the common-start DP, so one grid can span several method families.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ TUNE_SEED_BASE = 1000
 
 EXECUTORS = ("slurm", "local", "debug")
 TOP_KEYS = ("name", "description", "methods", "tasks", "seeds", "overrides", "grid", "per_method", "resources",
-            "executor", "tune")
+            "executor", "tune", "ablation")  # ablation: read by `mbench ablate` (analysis/ablate.py)
 RESOURCE_KEYS = ("partition", "cpus", "gpus", "mem", "time", "array_parallelism", "account", "qos",
                  "constraint")
 TUNE_KEYS = ("method", "task", "trials", "workers", "params", "storage", "direction", "sampler_seed", "actor",
@@ -293,7 +294,9 @@ def applies_to(key: str, method: str) -> bool:
 
     head = key.split(".", 1)[0]
     if head == "dp":
-        return bool(getattr(get_method_class(method), "uses_dp", False))
+        return get_method_class(method).uses_dp
+    if head == "common_start":
+        return get_method_class(method).uses_pretrained_dp
     if head in registered_methods():
         return head == method
     return True
