@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=_cmd_list)
 
     sp = sub.add_parser("run", help="one run: pretrain, fine-tune, eval, store")
-    sp.add_argument("--method", required=True, help="method name (mbench list methods), e.g. modip")
+    sp.add_argument("--method", required=True, help="method name (mbench list methods)")
     sp.add_argument("--task", required=True, help="task name (mbench list tasks), e.g. hopper-medium")
     sp.add_argument("--seed", type=int, default=0, help="run seed (default 0); part of the run id")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("demo", help="the embedded default, end to end")
     sp.add_argument("--out", default=None, help="report folder (default <store>/demo)")
-    sp.add_argument("--seeds", type=int, default=2, help="seeds per method (default 2)")
+    sp.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per method (default: the seeds of sweeps/demo.yaml)")
     sp.add_argument("--methods", default=None, help="comma-separated subset of the demo's methods")
     sp.add_argument("--quick", action="store_true", help="tiny budgets (for tests)")
     _add_store(sp)

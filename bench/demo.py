@@ -1,9 +1,9 @@
 """`mbench demo`: the embedded default, end to end, on 2 CPU cores within about 10 minutes.
 
-Why: a newcomer's first contact. It makes the demo dataset if it is absent, runs each demo method for 2 seeds
-on the demo task with its labelled `demo` preset (small networks, few planner samples, a share of the time
-budget), writes the store, then a report (curves figure, final-score table with 95% CIs, inference times).
-Later methods add themselves to DEMO_METHODS.
+Why: a newcomer's first contact. It makes the demo dataset if it is absent, runs the shipped sweep file
+`sweeps/demo.yaml` (which families, seeds, budgets and presets; the harness names no method), writes the
+store, then a report (curves figure, final-score table with 95% CIs, inference times). Finished runs are
+skipped on a re-run. Later families add themselves to the sweep file.
 """
 from __future__ import annotations
 
@@ -12,33 +12,30 @@ from pathlib import Path
 
 from bench.tasks.demo import DEMO_DATASET
 
-# Run-level budgets of the demo (env steps and gradient steps), shared by every method.
-DEMO_BUDGET = {
-    "pretrain.steps": 3000,
-    "pretrain.log_every": 250,
-    "online.steps": 5000,  # with the data make, keeps `mbench demo` near 10 minutes on 2 cores
-    "online.checkpoint_every": 2000,
-    "eval.every": 1000,
-    "eval.episodes": 10,
-    "eval.timing_reps": 10,
-}
+DEMO_SWEEP = Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml"
+# Tiny budgets for `mbench demo --quick` (tests): replace the sweep file's, key by key.
 QUICK_BUDGET = {
     "pretrain.steps": 60,
     "pretrain.log_every": 20,
+    "common_start.steps": 60,
+    "common_start.log_every": 20,
     "online.steps": 400,
     "online.checkpoint_every": 200,
     "eval.every": 200,
     "eval.episodes": 3,
     "eval.timing_reps": 3,
 }
-# (method, extra overrides). Every entry runs with preset=demo when the method has one.
-DEMO_METHODS: list[tuple[str, dict]] = [
-    ("bc_gauss", {}),
-    ("bc_dp", {}),
-    ("tdmpc2", {}),
-    ("dppo", {}),
-    ("modip", {}),  # terminal v, critic target indep: MODIP's defaults
-]
+
+
+def demo_spec():
+    from bench.sweep.spec import load_sweep
+
+    return load_sweep(DEMO_SWEEP)
+
+
+def demo_budget() -> dict:
+    """The run-level budgets of the demo (the sweep file's overrides)."""
+    return dict(demo_spec().overrides)
 
 
 def ensure_demo_dataset(quick: bool = False) -> None:
@@ -55,31 +52,43 @@ def ensure_demo_dataset(quick: bool = False) -> None:
         make_dataset(DEMO_DATASET, **kw)
 
 
-def run_demo(store_root: str = "results", out: str | None = None, seeds: int = 2, methods: str | None = None,
-             quick: bool = False) -> Path:
+def run_demo(store_root: str = "results", out: str | None = None, seeds: int | None = None,
+             methods: str | None = None, quick: bool = False) -> Path:
+    import dataclasses
+
     from analysis.report import write_report
-    from bench.runner import resolve_config, run_one
-    from methods.base import get_method_class
+    from bench.runner import run_one
+    from bench.sweep.spec import expand
 
     t0 = time.perf_counter()
     ensure_demo_dataset(quick)
-    wanted = set(methods.split(",")) if methods else None
-    budget = QUICK_BUDGET if quick else DEMO_BUDGET
-    sweep = "demo-quick" if quick else "demo"
-    for method, extra in DEMO_METHODS:
-        if wanted and method not in wanted:
-            continue
-        cls = get_method_class(method)
-        for seed in range(seeds):
-            overrides = dict(budget)
-            if "demo" in (getattr(cls, "presets", {}) or {}):
-                overrides["preset"] = "demo"
-            overrides.update(extra)
-            cfg = resolve_config(method, "demo", seed, overrides)
-            t = time.perf_counter()
-            run_one(cfg, store_root=store_root, sweep_id=sweep, progress=True)
-            print(f"  {method} seed {seed}: {time.perf_counter() - t:.0f}s")
+    spec = demo_spec()
+    if methods:
+        wanted = methods.split(",")
+        unknown = sorted(set(wanted) - set(spec.methods))
+        if unknown:
+            raise ValueError(f"--methods: {', '.join(unknown)} not in the demo sweep {DEMO_SWEEP.name} "
+                             f"(its methods: {', '.join(spec.methods)})")
+        spec = dataclasses.replace(spec, methods=[m for m in spec.methods if m in wanted])
+    if seeds is not None:
+        spec = dataclasses.replace(spec, seeds=list(range(seeds)))
+    sweep = "demo-quick" if quick else spec.name
+    if quick:
+        spec = dataclasses.replace(spec, overrides={**spec.overrides, **QUICK_BUDGET})
+    per_family: dict[str, float] = {}
+    for rs in expand(spec):
+        t = time.perf_counter()
+        run_one(rs.cfg, store_root=store_root, sweep_id=sweep, progress=True)
+        per_family[rs.method] = per_family.get(rs.method, 0.0) + time.perf_counter() - t
+        print(f"  {rs.method} seed {rs.seed}: {time.perf_counter() - t:.0f}s")
     out_dir = Path(out) if out else Path(store_root) / sweep
     report = write_report(store_root, sweep, out_dir)
+    print("per family: " + ", ".join(f"{m} {s:.0f}s" for m, s in per_family.items()))
     print(f"demo finished in {time.perf_counter() - t0:.0f}s; report: {report}")
     return report
+
+
+def __getattr__(name: str):
+    if name == "DEMO_BUDGET":  # read by benchmarks: the sweep file's budgets
+        return demo_budget()
+    raise AttributeError(f"module 'bench.demo' has no attribute '{name}'")

@@ -27,6 +27,20 @@ TINY = {
     "eval.timing": False,
     "threads": 1,
 }
+# The common-start DP of the methods that start from it, at the same tiny budget (a `common_start` key is an
+# error for the other methods; sweep files scope it by themselves).
+TINY_CS = {"common_start.steps": 40, "common_start.log_every": 10}
+
+
+def tiny(method: str, **extra) -> dict:
+    """TINY, plus TINY_CS where `method` starts from the common-start DP, plus `extra`."""
+    from methods.base import get_method_class
+
+    over = dict(TINY)
+    if get_method_class(method).uses_pretrained_dp:
+        over.update(TINY_CS)
+    over.update(extra)
+    return over
 
 
 @pytest.fixture(scope="session")

@@ -16,14 +16,14 @@ import pytest
 from bench.runner import Preempted, request_stop_at, resolve_config, run_id_of, run_one
 from methods.base import registered_methods
 from results.store import Store
-from tests.conftest import TINY
+from tests.conftest import TINY, tiny
 
 METHODS = sorted(registered_methods())
 
 
 def _tiny(method: str, seed: int = 0, **extra):
     cls = registered_methods()[method]
-    over = dict(TINY)
+    over = tiny(method)
     if "test" in (getattr(cls, "presets", {}) or {}):
         over["preset"] = "test"
     elif "demo" in (getattr(cls, "presets", {}) or {}):

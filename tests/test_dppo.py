@@ -16,7 +16,7 @@ from methods.config import from_dict
 from methods.dppo import DPPO, DPPOConfig, gae
 from methods.dppo.ppo import clipped_surrogate
 from results.store import Store
-from tests.conftest import TINY
+from tests.conftest import TINY, TINY_CS
 
 OBS, ACT, TA = 5, 2, 3
 
@@ -212,7 +212,7 @@ def test_autoreset_after_terminal_and_budget_stop():
 
 
 def _tiny(method, seed=0, **extra):
-    over = dict(TINY, preset="test")
+    over = dict(TINY, preset="test", **TINY_CS)
     over.update(extra)
     return resolve_config(method, "demo", seed, over)
 
@@ -221,7 +221,7 @@ def test_tiny_run_on_demo_task_and_common_start(demo_dataset, store_root):
     cfg = _tiny("dppo", seed=1)
     rid = run_one(cfg, store_root=store_root, sweep_id="d", progress=False)
     # bc_dp with the same DP config and seed reuses the same pretrained DP (the common start).
-    bc = resolve_config("bc_dp", "demo", 1, dict({k: v for k, v in TINY.items()}, **{"dp.hidden": [32, 32]}))
+    bc = resolve_config("bc_dp", "demo", 1, dict(TINY, **TINY_CS, **{"dp.hidden": [32, 32]}))
     rid_bc = run_one(bc, store_root=store_root, sweep_id="d", progress=False)
     store = Store(store_root)
     runs = store.runs(sweep="d").set_index("run_id")

@@ -120,7 +120,10 @@ def test_config_errors_name_the_key():
 
 @pytest.mark.parametrize("method", ["bc_gauss", "bc_dp"])
 def test_bc_loss_falls_and_rows_are_right(method, demo_dataset, store_root):
-    cfg = resolve_config(method, "demo", 0, {**TINY, "pretrain.steps": 300, "pretrain.log_every": 50})
+    steps = {"pretrain.steps": 300, "pretrain.log_every": 50}
+    if method == "bc_dp":  # its training is the common start
+        steps = {"common_start.steps": 300, "common_start.log_every": 50}
+    cfg = resolve_config(method, "demo", 0, {**TINY, **steps})
     rid = run_one(cfg, store_root=store_root, sweep_id="bc", progress=False)
     c = Store(store_root).curves(sweep="bc", run_ids=[rid])
     loss = c[c.metric.str.startswith("loss/")].groupby("metric")

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.conftest import TINY
+from tests.conftest import TINY, TINY_CS
 
 pytest.importorskip("gymnasium_robotics")
 
@@ -58,8 +58,8 @@ def test_real_layout_minari_fixture_loads(kitchen_root):
     import gymnasium as gym
     import gymnasium_robotics
 
-    from bench.data.kitchen import _write_minari
-    from bench.data.loaders import PROVENANCE_KEY, load_dataset
+    from bench.data.loaders import load_dataset
+    from bench.data.minari_io import write_minari
 
     root, _ = kitchen_root
     gym.register_envs(gymnasium_robotics)
@@ -75,7 +75,9 @@ def test_real_layout_minari_fixture_loads(kitchen_root):
                          "actions": rng.uniform(-1, 1, (n, 9)).astype(np.float32),
                          "rewards": np.r_[np.zeros(n - 1), 1.0], "terminations": np.r_[np.zeros(n - 1, bool), term],
                          "truncations": np.zeros(n, bool), "seed": 7})
-    _write_minari(root, "D4RL/kitchen/mixed-v2", episodes, env.spec, {"source": "fixture"}, PROVENANCE_KEY)
+    write_minari(root, "D4RL/kitchen/mixed-v2", episodes, env.spec, provenance={"source": "fixture"}, ref_min=0.0,
+                 ref_max=4.0, num_episodes_average_score=len(episodes), algorithm_name="fixture",
+                 code_permalink="tests/test_kitchen.py", description="real-layout fixture")
     env.close()
     ds = load_dataset("kitchen-mixed", obs_dim=59, act_dim=9)
     assert ds.observations.shape == (9, 59)
@@ -148,7 +150,7 @@ def test_tiny_bc_dp_run(kitchen_root, tmp_path):
     from bench.runner import resolve_config, run_one
     from results.store import Store
 
-    over = dict(TINY, **{"eval.episodes": 2})
+    over = dict(TINY, **TINY_CS, **{"eval.episodes": 2})
     cfg = resolve_config("bc_dp", "kitchen-complete", 0, over)
     rid = run_one(cfg, store_root=tmp_path, sweep_id="k", progress=False)
     row = Store(tmp_path).runs(sweep="k").iloc[0]

@@ -308,9 +308,9 @@ def test_distill_hyperparameters_apply_from_fine_tuning_on():
 # ---- end to end, through the runner -------------------------------------------------------------------------
 def tiny_cfg(method: str, seed: int = 0, **extra):
     from bench.runner import resolve_config
-    from tests.conftest import TINY
+    from tests.conftest import tiny
 
-    over = dict(TINY)
+    over = tiny(method)
     if method == "modip":
         over["preset"] = "test"
     over.update(extra)

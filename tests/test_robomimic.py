@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import TINY
+from tests.conftest import TINY, TINY_CS
 
 pytest.importorskip("robosuite")
 
@@ -225,7 +225,7 @@ def test_tiny_bc_dp_run(robomimic_root, tmp_path):
     from bench.runner import resolve_config, run_one
     from results.store import Store
 
-    over = dict(TINY, **{"eval.episodes": 2})
+    over = dict(TINY, **TINY_CS, **{"eval.episodes": 2})
     cfg = resolve_config("bc_dp", "lift-ph", 0, over)
     rid = run_one(cfg, store_root=tmp_path, sweep_id="r", progress=False)
     row = Store(tmp_path).runs(sweep="r").iloc[0]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from bench.sweep.spec import parse_sweep
-from tests.conftest import TINY
+from tests.conftest import TINY, TINY_CS
 
 pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def slurm_cluster():
 
 
 def _spec(name, methods=("bc_gauss",), seeds=(0,), overrides=None, **kw):
-    over = dict(TINY)
+    over = dict(TINY, **TINY_CS)
     over["dp.hidden"] = [32, 32]
     over.update(overrides or {})
     data = {"name": name, "methods": list(methods), "tasks": ["demo"], "seeds": list(seeds), "overrides": over,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.sweep.spec import TUNE_SEED_BASE, SweepError, load_sweep, parse_sweep
-from tests.conftest import TINY
+from tests.conftest import TINY, TINY_CS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,7 +80,7 @@ def test_shipped_sweep_files_load_and_expand(path):
 
 
 def _tiny_spec(name, methods=("bc_gauss",), seeds=(0,), executor="debug", **kw):
-    over = dict(TINY)
+    over = dict(TINY, **TINY_CS)
     over["dp.hidden"] = [32, 32]
     data = {"name": name, "methods": list(methods), "tasks": ["demo"], "seeds": list(seeds), "overrides": over,
             "executor": executor, "resources": {"time": 10}}

@@ -73,7 +73,7 @@ def add_cli(subparsers) -> None:
     sp.set_defaults(func=_cmd_status)
 
     sp = subparsers.add_parser("tune", help="optuna study over the runner (shared storage, resumable)")
-    sp.add_argument("file", help="sweep file with a 'tune' section, e.g. sweeps/tune-modip-hopper.yaml")
+    sp.add_argument("file", help="sweep file with a 'tune' section (see sweeps/)")
     sp.add_argument("--wait", action="store_true", help="block until the workers are done")
     sp.add_argument("--executor", choices=("slurm", "local", "debug"), default=None)
     sp.add_argument("--trials", type=int, default=None, help="complete trials to reach (default: the file's)")
