@@ -256,3 +256,34 @@ def test_common_start_bar_is_its_own(demo_dataset, store_root, capsys):
     assert "common start" in err
     assert f"{TINY['pretrain.steps'] * 2}/{TINY['pretrain.steps']}" not in err
     assert "dppo pretrain" not in err  # dppo has no offline phase of its own: no pretrain bar
+
+
+# ---- the common-start cache is built once under concurrency -------------------------------------------------
+def test_concurrent_jobs_build_the_common_start_once(tmp_path, monkeypatch):
+    import threading
+    import time
+    import types
+
+    from bench.runner import common_start
+    from methods.common.common_start import CommonStartConfig
+    from methods.common.diffusion import DPConfig
+
+    calls = []
+
+    def slow_train(*args, **kw):
+        calls.append(1)
+        time.sleep(0.5)
+        return {"dp": {}, "chunk": 4}, [{"grad_step": 1, "loss/denoise": 1.0}]
+
+    monkeypatch.setattr(common_start, "train_common_start", slow_train)
+    cfg = {"common_start": {"steps": 1}, "seed": 0, "dp": {"hidden": [8]}}
+    run = types.SimpleNamespace(cs_cfg=CommonStartConfig(steps=1), dp_cfg=DPConfig(), cfg=cfg, dataset_hash="h",
+                                spaces=types.SimpleNamespace(chunk=4, obs_dim=2, act_dim=1), normalizer=None,
+                                buffer=None, device="cpu", ctx=types.SimpleNamespace(store_root=tmp_path))
+    built = []
+    threads = [threading.Thread(target=lambda: built.append(common_start.obtain(run)[2])) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and sorted(built) == [False, False, True]
