@@ -3,10 +3,11 @@
 Why: Minari's kitchen datasets store dict observations (`observation`: 59 numbers; `achieved_goal` and
 `desired_goal`: dicts per subtask). The suite's env observes only `observation` (bench/tasks/kitchen.py says
 why), so the loader must flatten the data the same way; `flatten_kitchen_obs` is that one rule, used by
-`bench.data.loaders.load_dataset` for every `D4RL/kitchen/` id.
+every `D4RL/kitchen/` id through the suite registry (`bench.data.suites`).
 
-The maker writes a real Minari dataset (same dict observations, env spec FrankaKitchen-v1 with the task's
-subtasks, episode seeds) so `minari.load_dataset` opens it and the suite runs here without downloads. Its
+The maker writes a real Minari dataset through the one Minari writer (`bench.data.minari_io.write_minari`):
+same dict observations, env spec FrankaKitchen-v1 with the task's subtasks, episode seeds; so
+`minari.load_dataset` opens it and the suite runs here without downloads. Its
 demonstrations are scripted, in closed loop: an end-effector controller (damped least squares on MuJoCo's site
 Jacobian with a gravity feed-forward, the env's own joint-velocity actions) runs one script per subtask; each
 script reads the simulator's state (site positions, the object's joint) to choose its next action, e.g. it pulls
@@ -18,19 +19,16 @@ actions from its reset seed reproduces its rewards (the tests check this).
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import shutil
 import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.data import DatasetError
+from bench.data.minari_io import minari_root, write_minari
+from bench.tasks.kitchen import KITCHEN_MAX_STEPS, KITCHEN_TASK_SETS
 
 KITCHEN_PREFIX = "D4RL/kitchen/"
 
@@ -46,8 +44,6 @@ def flatten_kitchen_obs(obs: Any) -> np.ndarray:
 
 
 def variant_of(dataset_id: str) -> str:
-    from bench.tasks.kitchen import KITCHEN_TASK_SETS
-
     if not dataset_id.startswith(KITCHEN_PREFIX):
         raise DatasetError(f"'{dataset_id}' is not a kitchen id ({KITCHEN_PREFIX}<complete|partial|mixed>-v2)")
     name = dataset_id[len(KITCHEN_PREFIX):].rsplit("-v", 1)[0]
@@ -324,9 +320,6 @@ def make_kitchen_dataset(dataset_id: str, *, root: str | os.PathLike | None = No
     """Make `D4RL/kitchen/<variant>-v2` as a Minari dataset of scripted episodes."""
     from tqdm import tqdm
 
-    from bench.data.loaders import PROVENANCE_KEY, minari_root
-    from bench.tasks.kitchen import KITCHEN_MAX_STEPS, KITCHEN_TASK_SETS
-
     variant = variant_of(dataset_id)
     root = Path(root) if root is not None else minari_root()
     target = root / dataset_id
@@ -357,51 +350,14 @@ def make_kitchen_dataset(dataset_id: str, *, root: str | os.PathLike | None = No
                   "all_four_rate": float(np.mean([c == 4 for c in completed])),
                   "collected": {"mean_return": float(np.mean([e["rewards"].sum() for e in episodes])),
                                 "episodes": n_episodes, "steps": steps}}
-    path = _write_minari(root, dataset_id, episodes, env.spec, provenance, PROVENANCE_KEY)
+    path = write_minari(
+        root, dataset_id, episodes, env.spec, provenance=provenance, ref_min=0.0, ref_max=4.0,
+        num_episodes_average_score=n_episodes, algorithm_name="mbench-scripted-kitchen",
+        code_permalink="modip-bench: bench/data/kitchen.py",
+        description=f"Look-alike of {dataset_id} made offline by scripted demonstrations (`mbench data make`).")
     env.close()
     return {"dataset_id": dataset_id, "path": str(path), "status": "made", "episodes": n_episodes,
             "env_steps": steps, "steps_per_s": steps / max(wall, 1e-9), **{k: provenance[k] for k in
                                                                           ("subtask_success", "mean_completed",
                                                                            "all_four_rate")}}
 
-
-def _write_minari(root: Path, dataset_id: str, episodes: list[dict[str, Any]], env_spec, provenance: dict,
-                  provenance_key: str) -> Path:
-    """Minari's own writer into a staging root, then moved into place (readers never see a torn dataset)."""
-    import minari
-    from minari.data_collector.episode_buffer import EpisodeBuffer
-
-    from bench.data.make import _datasets_path
-
-    staging = root / ".mbench-staging" / f"{os.getpid()}-{time.time_ns()}"
-    buffers = [EpisodeBuffer(id=i, seed=e["seed"], observations=e["observations"], actions=e["actions"],
-                             rewards=e["rewards"], terminations=e["terminations"], truncations=e["truncations"])
-               for i, e in enumerate(episodes)]
-    with _datasets_path(staging), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = minari.create_dataset_from_buffers(
-            dataset_id, buffers, env=env_spec, eval_env=env_spec, algorithm_name="mbench-scripted-kitchen",
-            author="modip-bench", author_email="n/a", code_permalink="modip-bench: bench/data/kitchen.py",
-            ref_min_score=0.0, ref_max_score=4.0, num_episodes_average_score=len(episodes),
-            description=f"Look-alike of {dataset_id} made offline by scripted demonstrations (`mbench data make`).")
-        ds.storage.update_metadata({provenance_key: json.dumps(provenance)})
-    target = root / dataset_id
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging / dataset_id, target)
-    shutil.rmtree(staging, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        staging.parent.rmdir()
-    from minari.dataset.minari_dataset import parse_dataset_id
-    from minari.namespace import create_namespace, list_local_namespaces
-
-    with _datasets_path(root):
-        ns = parse_dataset_id(dataset_id)[0]
-        if ns is not None and ns not in list_local_namespaces():
-            create_namespace(ns)
-    return target
-
-
-def obs_flattener_for(dataset_id: str) -> Callable[[Any], np.ndarray] | None:
-    return flatten_kitchen_obs if str(dataset_id).startswith(KITCHEN_PREFIX) else None

@@ -139,7 +139,7 @@ class Run:
                                    f"be computed; use a dataset made by `mbench data make {self.task.dataset_id}` "
                                    f"(it measures them), or a task with fixed refs")
             self.task = self.task.with_refs(self.dataset.ref_min, self.dataset.ref_max,
-                                            "measured when the dataset was made (dataset metadata)")
+                                            self.dataset.ref_source or "dataset metadata")
         self.spaces = TaskSpaces(obs_dim=obs_dim, act_dim=act_dim, act_low=self.act_low, act_high=self.act_high,
                                  max_episode_steps=self.task.max_episode_steps, gamma=self.task.gamma,
                                  chunk=self.task.chunk, reward_scale=float(cfg["reward_scale"]))

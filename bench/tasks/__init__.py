@@ -1,23 +1,23 @@
 """The task registry: one TaskSpec per benchmark task.
 
 Why: every method must see the same env factory, dataset, score normalisation and eval protocol, so these
-live in one place the runner reads. A suite adds its tasks with `register_task`.
+live in one place the runner reads.
+
+Each suite module (`d4rl`, `demo`, `kitchen`, `robomimic`) lists its tasks as `TASKS`, a tuple of TaskSpec
+fields, and never imports this package: so this registry imports every suite, and no suite imports it back (no
+import cycle). Another task can still be added with `register_task`.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-# D4RL's REF_MIN/REF_MAX (d4rl/infos.py). They were measured on mujoco-py v2 envs; on gymnasium v5 envs they
-# are a convention, recorded as such in every run (ref_source).
-D4RL_REFS = {
-    "hopper": (-20.272305, 3234.3),
-    "walker2d": (1.629008, 4592.3),
-    "halfcheetah": (-280.178953, 12135.0),
-}
-D4RL_ENVS = {"hopper": "Hopper-v5", "walker2d": "Walker2d-v5", "halfcheetah": "HalfCheetah-v5"}
-D4RL_QUALITIES = ("medium", "medium-replay", "expert", "medium-expert")
+from bench.tasks import d4rl, demo, kitchen, robomimic
+from bench.tasks.d4rl import D4RL_ENVS, D4RL_QUALITIES, D4RL_REFS  # noqa: F401  (importable from here as before)
+
+SUITES = (d4rl, demo, kitchen, robomimic)
 # A fixed list of eval seeds shared by every method; tuning uses the disjoint TUNE_EVAL_SEEDS.
 EVAL_SEEDS = tuple(range(10_000, 10_050))
 TUNE_EVAL_SEEDS = tuple(range(20_000, 20_050))
@@ -47,7 +47,7 @@ class TaskSpec:
     make_env_fn: Callable[..., Any] | None = None  # suite-specific factory (robosuite)
     # (task, dataset id or path) -> the task bound to that dataset, e.g. robomimic builds its env from the
     # dataset's env_args so that data and env match. None: the task does not depend on its dataset.
-    bind_dataset_fn: Callable[["TaskSpec", str], "TaskSpec"] | None = None
+    bind_dataset_fn: Callable[[TaskSpec, str], TaskSpec] | None = None
     description: str = ""
 
     def make_env(self, seed: int | None = None, **overrides):
@@ -64,7 +64,7 @@ class TaskSpec:
             env.action_space.seed(seed)
         return env
 
-    def for_dataset(self, source: str) -> "TaskSpec":
+    def for_dataset(self, source: str) -> TaskSpec:
         """This task bound to the dataset a run loads (id or path); unchanged for most suites."""
         return self.bind_dataset_fn(self, source) if self.bind_dataset_fn is not None else self
 
@@ -75,7 +75,7 @@ class TaskSpec:
             return float("nan")
         return 100.0 * (episode_return - self.ref_min) / (self.ref_max - self.ref_min)
 
-    def with_refs(self, ref_min: float, ref_max: float, source: str) -> "TaskSpec":
+    def with_refs(self, ref_min: float, ref_max: float, source: str) -> TaskSpec:
         return dataclasses.replace(self, ref_min=float(ref_min), ref_max=float(ref_max), ref_source=source)
 
 
@@ -87,20 +87,12 @@ def register_task(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
-def _load_suites() -> None:
-    # Suites register themselves on import; optional suites may be absent.
-    from bench.tasks import d4rl, demo  # noqa: F401
-
-    for mod in ("bench.tasks.kitchen", "bench.tasks.robomimic"):
-        try:
-            __import__(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
+for _suite in SUITES:
+    for _fields in _suite.TASKS:
+        register_task(TaskSpec(**_fields))
 
 
 def get_task(name: str) -> TaskSpec:
-    _load_suites()
     if name not in _TASKS:
         close = difflib.get_close_matches(name, list(_TASKS), n=1, cutoff=0.5)
         hint = f" (did you mean '{close[0]}'?)" if close else " (see `mbench list tasks`)"
@@ -109,5 +101,4 @@ def get_task(name: str) -> TaskSpec:
 
 
 def all_tasks() -> dict[str, TaskSpec]:
-    _load_suites()
     return dict(_TASKS)

@@ -1,24 +1,30 @@
 """Suite `demo`: a small embedded task that learns within minutes on 2 CPU cores.
 
 InvertedDoublePendulum-v5 cut to 200-step episodes, with medium-quality data made here (`mbench data make`).
-Its refs (random and expert returns) are measured when its data is made and read from the dataset metadata.
+The task has no refs of its own: they come from its dataset (random and expert returns, measured when
+`mbench data make` made it; the loaded dataset's `ref_source` says so). A raw D4RL file has none.
+
+This module does not import `bench.tasks` (which imports it to register its tasks): `TASKS` lists them.
 """
-from bench.tasks import TaskSpec, register_task
+from __future__ import annotations
+
+from typing import Any
 
 DEMO_DATASET = "mbench/inverted-double-pendulum/medium-v0"
 
-register_task(
-    TaskSpec(
-        name="demo",
-        suite="demo",
-        env_id="InvertedDoublePendulum-v5",
-        dataset_id=DEMO_DATASET,
-        ref_min=None,
-        ref_max=None,
-        ref_source="measured when the dataset was made (dataset metadata)",
-        max_episode_steps=200,
-        eval_episodes=10,
-        chunk=4,
-        description="InvertedDoublePendulum-v5, 200-step episodes, medium data made offline",
-    )
+# The suite's tasks, as TaskSpec fields; bench.tasks registers them.
+TASKS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "demo",
+        "suite": "demo",
+        "env_id": "InvertedDoublePendulum-v5",
+        "dataset_id": DEMO_DATASET,
+        "ref_min": None,
+        "ref_max": None,
+        "ref_source": "none on the task: its dataset's refs, if it has any (a made dataset measures them)",
+        "max_episode_steps": 200,
+        "eval_episodes": 10,
+        "chunk": 4,
+        "description": "InvertedDoublePendulum-v5, 200-step episodes, medium data made offline",
+    },
 )

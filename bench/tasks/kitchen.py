@@ -11,14 +11,14 @@ Why: the paper's long-horizon task. D4RL's protocol (d4rl/kitchen/__init__.py an
 The observation is flat: FrankaKitchen-v1's `observation` entry (robot qpos and qvel, object qpos and qvel: 59
 numbers). The goal entries are constant within a task, so they carry no information and are dropped, both here
 and in the loader (bench/data/kitchen.py), so env and data agree.
+
+This module does not import `bench.tasks` (which imports it to register its tasks): `TASKS` lists them.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-
-from bench.tasks import TaskSpec, register_task
 
 KITCHEN_TASK_SETS: dict[str, tuple[str, ...]] = {
     "complete": ("microwave", "kettle", "light switch", "slide cabinet"),
@@ -69,7 +69,8 @@ class FlatKitchen(_wrapper_base()):
         return np.array(obs["observation"], dtype=np.float64), float(reward), terminated, truncated, self._info(info)
 
 
-def make_kitchen_env(task: TaskSpec, **overrides) -> FlatKitchen:
+def make_kitchen_env(task: Any, **overrides) -> FlatKitchen:
+    """`task`: a bench.tasks.TaskSpec of this suite."""
     import gymnasium as gym
     import gymnasium_robotics
 
@@ -88,12 +89,12 @@ def kitchen_score(episode_return: float, info: dict) -> float:
     return 100.0 * float(completed) / 4.0
 
 
-for _variant, _tasks in KITCHEN_TASK_SETS.items():
-    register_task(TaskSpec(
-        name=f"kitchen-{_variant}", suite="kitchen", env_id=KITCHEN_ENV_ID,
-        dataset_id=f"D4RL/kitchen/{_variant}-v2", ref_min=0.0, ref_max=4.0,
-        ref_source="d4rl kitchen refs (0 and 4 subtasks); score = completed/4 x 100",
-        max_episode_steps=KITCHEN_MAX_STEPS, eval_episodes=10, env_kwargs={"variant": _variant}, gamma=0.99,
-        chunk=4, success_metric=True, score_fn=kitchen_score, make_env_fn=make_kitchen_env,
-        description=f"D4RL kitchen-{_variant}: {', '.join(_tasks)}",
-    ))
+# The suite's tasks, as TaskSpec fields; bench.tasks registers them.
+TASKS: tuple[dict[str, Any], ...] = tuple(
+    {"name": f"kitchen-{_variant}", "suite": "kitchen", "env_id": KITCHEN_ENV_ID,
+     "dataset_id": f"D4RL/kitchen/{_variant}-v2", "ref_min": 0.0, "ref_max": 4.0,
+     "ref_source": "d4rl kitchen refs (0 and 4 subtasks); score = completed/4 x 100",
+     "max_episode_steps": KITCHEN_MAX_STEPS, "eval_episodes": 10, "env_kwargs": {"variant": _variant},
+     "gamma": 0.99, "chunk": 4, "success_metric": True, "score_fn": kitchen_score, "make_env_fn": make_kitchen_env,
+     "description": f"D4RL kitchen-{_variant}: {', '.join(_tasks)}"}
+    for _variant, _tasks in KITCHEN_TASK_SETS.items())
