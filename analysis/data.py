@@ -19,6 +19,12 @@ import pandas as pd
 from results.store import Store
 
 SCORE_METRIC = "normalized_score"
+# A timed component's metadata columns in the timings table (store schema 2; null in older files). Analysis
+# reads what a component is from them, never from its name; where they are null it says UNKNOWN.
+TIMING_META = ("kind", "actor", "actions_per_call", "updates_per_env_step")
+ACTION_KINDS = ("act", "plan")  # components that yield env actions for an actor
+UPDATE_KIND = "update"
+UNKNOWN = "unknown"
 EVAL_METRICS = ("return", "normalized_score", "success")
 DIAGNOSTIC_PREFIXES = ("wm/", "v_calibration/", "plan_gap/")
 # Runs whose eval steps differ from the task grid by at most this fraction of the grid spacing count as on it.
@@ -82,6 +88,7 @@ def load_sweep(store_root, sweep_id: str, notes: Notes | None = None) -> SweepDa
         curves["line"] = [line_label(m, v, a) for m, v, a in zip(curves["method"], curves["variant"], curves["actor"])]
     if not timings.empty:
         timings["variant"] = timings["variant"].fillna("")
+    timings = timing_metadata(timings)
     missing = set(ids) - set(curves["run_id"]) if not curves.empty else set(ids)
     if missing:
         notes.warn(f"{len(missing)} finished run(s) have no curve rows and are left out of the curves")
@@ -168,7 +175,7 @@ def run_scores(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def config_value(config_json: Any, key: str) -> Any:
-    """Look up a dotted key (e.g. 'modip.planner.terminal') in a run's resolved config.
+    """Look up a dotted key (e.g. '<method>.planner.horizon') in a run's resolved config.
 
     Accepts nested dicts, flat dotted keys, and configs that nest the method's section under another name
     (the key's tail is then searched for).
@@ -216,23 +223,73 @@ def _search(config: Any, parts: list[str]) -> Any:
     return None
 
 
-def actions_per_call(component: Any, extra_json: Any) -> float:
-    """How many env actions one timed call yields: a `plan` executes `replan_every` of them (recorded in the
-    timing row's settings); every other component counts one call as one decision."""
-    if component != "plan" or not isinstance(extra_json, str) or not extra_json:
-        return 1.0
+def _is_null(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and np.isnan(value)
+
+
+def _extra(extra_json: Any) -> dict:
+    if not isinstance(extra_json, str) or not extra_json:
+        return {}
     try:
         extra = json.loads(extra_json)
     except json.JSONDecodeError:
-        return 1.0
-    value = extra.get("replan_every", 1) if isinstance(extra, dict) else 1
-    return float(value) if isinstance(value, (int, float)) and value >= 1 else 1.0
+        return {}
+    return extra if isinstance(extra, dict) else {}
+
+
+def timing_metadata(timings: pd.DataFrame) -> pd.DataFrame:
+    """Timing rows with the four metadata columns (TIMING_META) always present: the stored column, else the
+    same key recorded in the row's extra_json (rows written to a store older than the column), else null.
+    `actions_per_call` and `updates_per_env_step` come back numeric (NaN where unknown); nothing is inferred
+    from a component's name or settings."""
+    out = timings.copy()
+    if out.empty:
+        for key in TIMING_META:
+            if key not in out:
+                out[key] = pd.Series(dtype=object if key in ("kind", "actor") else float)
+        return out
+    extras = [_extra(e) for e in out["extra_json"]] if "extra_json" in out else [{}] * len(out)
+    for key in TIMING_META:
+        stored = list(out[key]) if key in out else [None] * len(out)
+        values = [x.get(key) if _is_null(v) else v for v, x in zip(stored, extras)]
+        if key in ("kind", "actor"):
+            values = [None if _is_null(v) else str(v) for v in values]
+            if key == "kind":
+                values = [v or None for v in values]
+            out[key] = pd.Series(values, index=out.index, dtype=object)
+        else:
+            out[key] = pd.to_numeric(pd.Series(values, index=out.index, dtype=object), errors="coerce").astype(float)
+    return out
+
+
+def action_rows(timings: pd.DataFrame) -> pd.DataFrame:
+    """The timing rows of components that yield env actions (kind act or plan), with their metadata."""
+    rows = timing_metadata(timings)
+    return rows[rows["kind"].isin(ACTION_KINDS)]
+
+
+def update_rows(timings: pd.DataFrame) -> pd.DataFrame:
+    """The timing rows of training updates (kind update), with their metadata."""
+    rows = timing_metadata(timings)
+    return rows[rows["kind"] == UPDATE_KIND]
 
 
 def per_action_ms(rows: pd.DataFrame) -> pd.Series:
-    """p50 per env action of timing rows (columns component, p50_ms, optionally extra_json)."""
-    extras = rows["extra_json"] if "extra_json" in rows else [None] * len(rows)
-    return rows["p50_ms"] / [actions_per_call(c, e) for c, e in zip(rows["component"], extras)]
+    """p50 per env action of timing rows: p50_ms / actions_per_call, the env actions one call yields as the
+    timed component declared it (a DP's executed chunk, a plan's replan_every). NaN where that is unknown
+    (rows from store files older than schema 2, or updates)."""
+    rows = timing_metadata(rows) if any(k not in rows for k in TIMING_META) else rows
+    per_call = pd.to_numeric(rows["actions_per_call"], errors="coerce").astype(float)
+    per_call = per_call.where(per_call >= 1)
+    return rows["p50_ms"].astype(float) / per_call
+
+
+def per_env_step_ms(rows: pd.DataFrame) -> pd.Series:
+    """Training time per env step of update rows: p50_ms x updates_per_env_step (NaN where unknown)."""
+    rows = timing_metadata(rows) if any(k not in rows for k in TIMING_META) else rows
+    return rows["p50_ms"].astype(float) * pd.to_numeric(rows["updates_per_env_step"], errors="coerce").astype(float)
 
 
 def flat_settings(config_json: Any) -> dict[str, str]:

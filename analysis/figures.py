@@ -51,7 +51,7 @@ def _grid(n_panels: int, width: float = 4.2, height: float = 3.2, ncols: int = 3
 
 def short_labels(labels) -> dict[str, str]:
     """Legend text for line labels `method[k=v,...]/actor`: settings that every bracketed label shares (e.g. a
-    preset) are dropped, and a key's method prefix (`modip.planner.x` -> `planner.x`) is cut, so a legend of
+    preset) are dropped, and a key's method prefix (`<method>.planner.x` -> `planner.x`) is cut, so a legend of
     variants names only what differs between them. Labels without brackets are kept as they are."""
     parsed = {}
     for label in labels:
@@ -224,8 +224,8 @@ def probability_of_improvement(table: pd.DataFrame):
         return _empty("no pairs to compare")
     fig, ax = plt.subplots(figsize=(6.5, 0.6 * len(table) + 1.5))
     ys = np.arange(len(table))
-    ax.errorbar(table["estimate"], ys, xerr=[table["estimate"] - table["low"], table["high"] - table["estimate"]],
-                fmt="o", color="tab:blue", capsize=4)
+    est, low, high = (table[c].to_numpy(dtype=float) for c in ("estimate", "low", "high"))
+    ax.errorbar(est, ys, xerr=[est - low, high - est], fmt="o", color="tab:blue", capsize=4)
     ax.axvline(0.5, color="grey", ls=":")
     short = short_labels([*table["x"], *table["y"]])
     ax.set_yticks(ys, [f"P({short[x]} > {short[y]})" for x, y in zip(table["x"], table["y"])])

@@ -93,22 +93,35 @@ def interval_estimates(matrices: dict, reps: int = 2000, seed: int = 0, gamma: f
     return pd.DataFrame(records)
 
 
-def probability_of_improvement(matrices: dict, target_prefix: str, reps: int = 2000, seed: int = 0):
-    """P(X > Y) of each line of the target method over each other method's line, with bootstrap CIs."""
-    targets = [k for k in matrices if k.split("/")[0].split("[")[0] == target_prefix]
-    others = [k for k in matrices if k not in targets and k.split("/")[0].split("[")[0] != target_prefix]
-    pairs = {f"{x} vs {y}": (matrices[x], matrices[y]) for x in targets for y in others}
+def _method_of(line: str) -> str:
+    return line.split("/")[0].split("[")[0]
+
+
+def improvement_pairs(matrices: dict, target_prefix: str | None = None) -> list[tuple[str, str]]:
+    """(x, y) line pairs for P(X > Y). With a target method: each of its lines against each line of every other
+    method. Without: every two lines of different methods, once, x being the one with the higher mean score."""
+    if target_prefix:
+        targets = [k for k in matrices if _method_of(k) == target_prefix]
+        others = [k for k in matrices if _method_of(k) != target_prefix]
+        return [(x, y) for x in targets for y in others]
+    lines = sorted(matrices, key=lambda k: (-float(np.nanmean(matrices[k])), k))
+    return [(x, y) for i, x in enumerate(lines) for y in lines[i + 1:] if _method_of(x) != _method_of(y)]
+
+
+def probability_of_improvement(matrices: dict, target_prefix: str | None, reps: int = 2000, seed: int = 0):
+    """P(X > Y) with bootstrap CIs over the pairs of `improvement_pairs` (target method, or every pair)."""
+    order = improvement_pairs(matrices, target_prefix)
+    pairs = {f"{x} vs {y}": (matrices[x], matrices[y]) for x, y in order}
     if not pairs:
         return pd.DataFrame(columns=["pair", "x", "y", "estimate", "low", "high"])
     with _quiet():
         points, cis = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps,
                                                  random_state=np.random.RandomState(seed))
     records = []
-    for x in targets:
-        for y in others:
-            key = f"{x} vs {y}"
-            records.append({"pair": key, "x": x, "y": y, "estimate": float(np.squeeze(points[key])),
-                            "low": float(np.squeeze(cis[key][0])), "high": float(np.squeeze(cis[key][1]))})
+    for x, y in order:
+        key = f"{x} vs {y}"
+        records.append({"pair": key, "x": x, "y": y, "estimate": float(np.squeeze(points[key])),
+                        "low": float(np.squeeze(cis[key][0])), "high": float(np.squeeze(cis[key][1]))})
     return pd.DataFrame(records)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats
+from analysis.data import ACTION_KINDS, UNKNOWN, UPDATE_KIND, per_action_ms, per_env_step_ms, timing_metadata
 
 FLAG = "†"
 FLAG_NOTE = f"{FLAG} fewer than {stats.MIN_SEEDS} seeds: not enough for a reported comparison."
@@ -71,17 +72,52 @@ def latex(table: pd.DataFrame, caption: str, label: str) -> str:
     ])
 
 
+TIMING_COLUMNS = ["method", "component", "kind", "actor", "device", "batch", "p50_ms", "p90_ms", "actions_per_call",
+                  "per_action_p50_ms", "updates_per_env_step", "update_ms_per_env_step", "n_runs"]
+
+
+def _meta_text(value, known: bool, applies: bool, fmt: str = "{:g}") -> str:
+    """A metadata cell: its value, `unknown` where the row has no metadata (older store files), '-' where it
+    does not apply (per-action cost of an update, updates per env step of an act)."""
+    if not known:
+        return UNKNOWN
+    if not applies or value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    return fmt.format(value)
+
+
 def timing_table(timings: pd.DataFrame) -> pd.DataFrame:
     """p50 and p90 latency (ms) per method [variant], component, device and batch: the median over runs of each
-    run's own percentile, with the number of runs."""
+    run's own percentile, with the number of runs; and from each component's metadata its kind, actor, env
+    actions per call and per-action p50 (p50 / actions_per_call), and for updates the updates per env step and
+    the training time per env step (p50 x updates_per_env_step). Rows without metadata say `unknown`."""
     if timings.empty:
-        return pd.DataFrame(columns=["method", "component", "device", "batch", "p50_ms", "p90_ms", "n_runs"])
-    data = timings.assign(method=[m if not v else f"{m}[{v}]" for m, v in zip(timings["method"],
-                                                                               timings["variant"].fillna(""))])
+        return pd.DataFrame(columns=TIMING_COLUMNS)
+    data = timing_metadata(timings)
+    data = data.assign(method=[m if not v else f"{m}[{v}]" for m, v in zip(data["method"],
+                                                                           data["variant"].fillna(""))])
     data["batch"] = data["batch"].fillna(-1).astype(int)
-    grouped = data.groupby(["method", "component", "device", "batch"], sort=True)
-    return grouped.agg(p50_ms=("p50_ms", "median"), p90_ms=("p90_ms", "median"),
-                       n_runs=("run_id", "nunique")).reset_index()
+    known = data["kind"].notna()
+    is_update = data["kind"] == UPDATE_KIND
+    data["per_action"] = per_action_ms(data)
+    data["per_env_step"] = per_env_step_ms(data)
+    data["kind"] = data["kind"].where(known, UNKNOWN)
+    data["actor"] = [UNKNOWN if not k else (a if a else "-") for k, a in zip(known, data["actor"])]
+    data["actions_per_call"] = [_meta_text(v, k, not u, "{:.0f}") for v, k, u in
+                                zip(data["actions_per_call"], known, is_update)]
+    data["updates_per_env_step"] = [_meta_text(v, k, u) for v, k, u in
+                                    zip(data["updates_per_env_step"], known, is_update)]
+    keys = ["method", "component", "kind", "actor", "device", "batch", "actions_per_call", "updates_per_env_step"]
+    grouped = data.groupby(keys, sort=True, dropna=False)
+    table = grouped.agg(p50_ms=("p50_ms", "median"), p90_ms=("p90_ms", "median"),
+                        per_action=("per_action", "median"), per_env_step=("per_env_step", "median"),
+                        n_runs=("run_id", "nunique")).reset_index()
+    kind_known = table["kind"] != UNKNOWN
+    table["per_action_p50_ms"] = [_meta_text(v, k, kd in ACTION_KINDS, "{:.3f}") for v, k, kd in
+                                  zip(table["per_action"], kind_known, table["kind"])]
+    table["update_ms_per_env_step"] = [_meta_text(v, k, kd == UPDATE_KIND, "{:.3f}") for v, k, kd in
+                                       zip(table["per_env_step"], kind_known, table["kind"])]
+    return table[TIMING_COLUMNS]
 
 
 def timing_markdown(table: pd.DataFrame) -> str:

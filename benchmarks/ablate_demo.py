@@ -4,8 +4,9 @@ Why: terminal v against q is the paper's inference-time claim, indep against pol
 crossing them separates the two. Each arm runs MODIP's `demo` preset on the demo task for N seeds, with
 bc_dp (the common start, a flat line) alongside, into one store sweep. Runs already finished there are
 skipped, so the script resumes after an interruption. It then prints, per arm and actor, the final
-normalised score (mean ± 95% Student-t CI over seeds), the per-action planner latency (p50 at batch 1, from
-each run's own timing rows: plan / replan_every) and the time per fine-tune update (p50).
+normalised score (mean ± 95% Student-t CI over seeds), the per-action latency of each actor (p50 at batch 1,
+from each run's own timing rows: the call that serves the actor / the env actions it yields, as the timed
+component declares them) and the time per fine-tune update (p50).
 
     python benchmarks/ablate_demo.py [--store results] [--seeds 5] [--online-steps N] [--pretrain-steps N]
                                      [--eval-every N] [--shard I/N] [--report-only]
@@ -83,7 +84,7 @@ def mean_ci(values) -> str:
 
 
 def report(store_root: str, plan: list[tuple[str, dict]], sweep: str) -> None:
-    from analysis.data import per_action_ms
+    from analysis.data import action_rows, per_action_ms, update_rows
     from bench.runner import run_id_of
     from results.store import Store
 
@@ -104,16 +105,18 @@ def report(store_root: str, plan: list[tuple[str, dict]], sweep: str) -> None:
     for label, rids in arms.items():
         c = curves[curves.run_id.isin(rids) & (curves.metric == "normalized_score")]
         t = timings[timings.run_id.isin(rids) & (timings.batch == 1)]
+        acts, updates = action_rows(t), update_rows(t)
         for actor in sorted(c.actor.unique()):
             per_run = c[c.actor == actor].sort_values("env_step").groupby("run_id").value
             finals, starts = per_run.last().tolist(), per_run.first().tolist()
-            comp = "plan" if actor == "mpc" else ("dp_act" if label.startswith("modip") else "act")
-            # a plan executes replan_every actions; a DP call is one chunk, reported per call
-            per_action = per_action_ms(t[t.component == comp]).tolist()
-            upd = t[t.component == "update"].p50_ms.tolist()
+            # the timing rows that serve this actor, per env action (p50 / actions_per_call, as each component
+            # declares it: a plan's replan_every, a DP call's executed chunk); unknown (NaN) in older stores
+            per_action = per_action_ms(acts[acts.actor == actor]).tolist()
+            upd = updates.p50_ms.tolist()
             print(f"{label:34s} {actor:5s} {mean_ci(starts):>26s} {mean_ci(finals):>26s} {mean_ci(per_action):>16s} "
                   f"{mean_ci(upd) if upd else '-':>16s}")
-    print("per-action latency of `dp`/`act` is one DP chunk (Ta actions) per call; of `mpc`, one plan / replan_every;")
+    print("per-action latency: p50 of the actor's act or plan call / the env actions it yields (a DP chunk: Ta; a "
+          "plan: replan_every);")
     print("ms/update: one fine-tune update for modip (world model, critics, DP), one BC step for bc_dp")
 
 

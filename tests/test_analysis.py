@@ -2,8 +2,10 @@
 ragged and failed runs are handled, and the report and the 2x2 ablation report are complete."""
 from __future__ import annotations
 
+import ast
 import json
 import re
+from pathlib import Path
 
 import matplotlib
 
@@ -23,6 +25,28 @@ from results.store import Store
 SWEEP = "synth"
 GRID = [0, 1000, 2000, 3000, 4000]
 REPS = 200  # bootstrap reps in tests: enough to exercise the code, cheap on 2 cores
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _t(ms, kind, actor="", per_call=None, ups=None):
+    """A timing row's p50 base and its component's metadata (as bench.timing writes them)."""
+    return {"ms": ms, "kind": kind, "actor": actor, "actions_per_call": per_call, "updates_per_env_step": ups}
+
+
+def _timing_row(component, spec, seed):
+    spec = spec if isinstance(spec, dict) else {"ms": spec}  # a bare number: a row without metadata (old files)
+    ms = spec["ms"]
+    row = {"component": component, "device": "cpu", "batch": 1, "warmup": 2, "reps": 5, "mean_ms": ms,
+           "p50_ms": ms * (1 + 0.01 * seed), "p90_ms": ms * 1.3, "p99_ms": ms * 1.5, "threads": 2,
+           "compiled": False}
+    row.update({k: v for k, v in spec.items() if k != "ms"})
+    return row
+
+
+# What the methods of these synthetic sweeps declare for their components (only the tests know names).
+MODIP_T = {"plan": _t(4.0, "plan", "mpc", 2), "dp_act": _t(0.8, "act", "dp", 4), "update": _t(12.0, "update", ups=0.5)}
+BCDP_T = {"act": _t(0.7, "act", "dp", 4)}
+BCG_T = {"act": _t(0.05, "act", "pi", 1)}
 
 
 def _run(store, run_id, method, task, seed, actors, skill, status="finished", steps=GRID, variant="",
@@ -50,10 +74,7 @@ def _run(store, run_id, method, task, seed, actors, skill, status="finished", st
                      "metric": "loss/denoise", "value": 1.0 / (1 + g / 100), "n_episodes": 0})
     store.write_curves(SWEEP, run_id, rows)
     if timing:
-        store.write_timings(SWEEP, run_id, [{"component": c, "device": "cpu", "batch": 1, "warmup": 2, "reps": 5,
-                                             "mean_ms": ms, "p50_ms": ms * (1 + 0.01 * seed),
-                                             "p90_ms": ms * 1.3, "p99_ms": ms * 1.5, "threads": 2,
-                                             "compiled": False} for c, ms in timing.items()])
+        store.write_timings(SWEEP, run_id, [_timing_row(c, spec, seed) for c, spec in timing.items()])
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +84,12 @@ def sweep_root(tmp_path_factory):
     for task, base in (("taskA", 20.0), ("taskB", 40.0)):
         for seed in range(5):
             _run(store, f"modip-{task}-{seed}", "modip", task, seed, ["dp", "mpc"], base + 10,
-                 timing={"plan": 4.0, "dp_act": 0.8, "update": 12.0}, diagnostics=True,
+                 timing=MODIP_T, diagnostics=True,
                  steps=[0, 1013, 2027, 3001, 4040] if (task, seed) == ("taskB", 4) else GRID)
-            _run(store, f"bcdp-{task}-{seed}", "bc_dp", task, seed, ["dp"], base, timing={"act": 0.7})
+            _run(store, f"bcdp-{task}-{seed}", "bc_dp", task, seed, ["dp"], base, timing=BCDP_T)
             if seed < 3:  # fewer than 5 seeds: flagged; one eval only: a flat reference line
                 _run(store, f"bcg-{task}-{seed}", "bc_gauss", task, seed, ["pi"], base - 5, steps=[0],
-                     timing={"act": 0.05})
+                     timing=BCG_T)
         # A genuinely ragged run: evaluated half-way between grid points.
         _run(store, f"bcdp-{task}-ragged", "bc_dp", task, 7, ["dp"], base, steps=[0, 500, 1500, 2500, 3500, 4000])
         _run(store, f"modip-{task}-failed", "modip", task, 9, ["dp", "mpc"], 999.0, status="failed",
@@ -143,6 +164,16 @@ def test_timing_table_equals_direct_pandas(sweep_root):
     assert plan["p50_ms"] == pytest.approx(direct["p50_ms"].median())
     assert plan["p90_ms"] == pytest.approx(direct["p90_ms"].median())
     assert plan["n_runs"] == 10
+    # the metadata columns, and per-action and per-env-step costs from them
+    assert (plan["kind"], plan["actor"], plan["actions_per_call"]) == ("plan", "mpc", "2")
+    assert float(plan["per_action_p50_ms"]) == pytest.approx((direct["p50_ms"] / 2).median(), abs=1e-3)
+    assert plan["updates_per_env_step"] == "-" and plan["update_ms_per_env_step"] == "-"
+    update = table[(table["method"] == "modip") & (table["component"] == "update")].iloc[0]
+    assert (update["kind"], update["actor"], update["actions_per_call"], update["per_action_p50_ms"]) == \
+        ("update", "-", "-", "-")
+    direct = sweep.timings.query("method == 'modip' and component == 'update'")
+    assert update["updates_per_env_step"] == "0.5"
+    assert float(update["update_ms_per_env_step"]) == pytest.approx((direct["p50_ms"] * 0.5).median(), abs=1e-3)
 
 
 def _lines_and_bands(ax):
@@ -199,7 +230,12 @@ def test_pareto_points_use_per_action_component(sweep_root):
     frame = report.per_action_latency(sweep.timings, scores, notes)
     row = frame[(frame["line"] == "modip/mpc") & (frame["task"] == "taskA")].iloc[0]
     assert row["component"] == "plan"
-    assert frame.set_index(["task", "line"]).loc[("taskA", "modip/dp"), "component"] == "dp_act"
+    # a plan yields actions_per_call (2) actions: its per-action latency is p50 / 2, mean over seeds
+    assert row["latency_ms"] == pytest.approx(np.mean([4.0 * (1 + 0.01 * s) / 2 for s in range(5)]))
+    indexed = frame.set_index(["task", "line"])
+    assert indexed.loc[("taskA", "modip/dp"), "component"] == "dp_act"
+    assert indexed.loc[("taskA", "bc_dp/dp"), "latency_ms"] == pytest.approx(
+        np.mean([0.7 * (1 + 0.01 * s) / 4 for s in range(5)]))
     fig = figures.pareto(frame, figures.palette(frame["line"]))
     ax = fig.axes[0]
     assert ax.get_xlabel() == "per-action latency, p50 (ms)" and "normalized score" in ax.get_ylabel()
@@ -212,7 +248,7 @@ def test_report_with_two_methods_two_seeds_flags_cells(tmp_path):
     for seed in range(2):
         _run(store, f"g{seed}", "bc_gauss", "demo", seed, ["pi"], 30.0, steps=[0, 1000, 2000])
         _run(store, f"d{seed}", "bc_dp", "demo", seed, ["dp"], 40.0, steps=[0, 1000, 2000], timing={"act": 1.0})
-    path = report.write_report(tmp_path / "store", SWEEP, tmp_path / "out", reps=REPS)
+    path = report.write_report(tmp_path / "store", SWEEP, tmp_path / "out", reps=REPS, target="modip")
     text = path.read_text()
     assert "(n=2) †" in text
     assert "no `modip` line" in text
@@ -250,22 +286,29 @@ def ablation_root(tmp_path_factory):
             config = {"method": "modip", "modip": {"planner": {"terminal": terminal}, "critic": {"target": target}}}
             _run(store, f"m-{terminal}-{target}-{seed}", "modip", "demo", seed, ["dp", "mpc"], 30.0,
                  config=config, variant=f"{terminal}-{target}",
-                 timing={"plan": plan_ms, "dp_act": 0.8, "update": update_ms})
+                 timing={"plan": _t(plan_ms, "plan", "mpc", 1), "dp_act": _t(0.8, "act", "dp", 4),
+                         "update": _t(update_ms, "update", ups=0.5)})
     for seed in range(3):
-        _run(store, f"bcdp-{seed}", "bc_dp", "demo", seed, ["dp"], 25.0, timing={"act": 0.7})
+        _run(store, f"bcdp-{seed}", "bc_dp", "demo", seed, ["dp"], 25.0, timing=BCDP_T)
     return root
 
 
+ABLATION = {"method": "modip", "axes": {"modip.planner.terminal": ["v", "q"], "modip.critic.target": ["indep", "policy"]},
+            "reference": ["bc_dp"]}
+
+
 def test_ablation_report(ablation_root, tmp_path):
-    path = ablate.write_ablation(ablation_root, SWEEP, tmp_path, reps=REPS)
+    path = ablate.write_ablation(ablation_root, SWEEP, tmp_path, reps=REPS, spec=ABLATION)
     text = path.read_text()
     summary = pd.read_csv(tmp_path / "tables" / "ablation_summary.csv").set_index("cell")
     assert set(summary.index) == {"terminal=v, target=indep", "terminal=q, target=indep",
                                   "terminal=v, target=policy", "terminal=q, target=policy"}
     # Ratios to the MODIP cell: q plans cost 4x (p50 = ms * (1 + 0.01 seed), same seeds in every cell).
-    assert summary.loc["terminal=q, target=indep", "action latency ms ratio"].startswith("4.00")
+    assert summary.loc["terminal=q, target=indep", "action latency ms mpc ratio"].startswith("4.00")
+    assert summary.loc["terminal=q, target=indep", "action latency ms dp ratio"].startswith("1.00")
     assert summary.loc["terminal=v, target=policy", "update ms ratio"].startswith("3.00")
-    assert summary.loc["terminal=v, target=indep", "action latency ms ratio"].startswith("1.00")
+    assert summary.loc["terminal=v, target=policy", "update ms per env step ratio"].startswith("3.00")
+    assert summary.loc["terminal=v, target=indep", "action latency ms mpc ratio"].startswith("1.00")
     assert "(n=3) †" in summary.loc["terminal=v, target=indep", "score mpc"]
     assert "figures/ablation_curves.png" in text and "figures/ablation_side_by_side.png" in text
     assert "could not be made" not in text, text
@@ -281,7 +324,7 @@ def test_ablation_report(ablation_root, tmp_path):
 def _ablation_points(root):
     notes = Notes(echo=False)
     sweep = load_sweep(root, SWEEP, notes)
-    cells = ablate.assign_cells(sweep.finished, notes)
+    cells = ablate.assign_cells(sweep.finished, notes, ablate.parse_ablation(ABLATION))
     cell_of = dict(zip(cells["run_id"], cells["cell"]))
     points = align_to_grid(eval_points(sweep.curves), notes)
     points["cell"] = [cell_of.get(r, "bc_dp (reference)") for r in points["run_id"]]
@@ -300,17 +343,20 @@ def test_ablation_splits_arms_that_differ_beyond_the_two_axes_and_counts_latency
                          "config_json": [config("v", seed=0), config("v", seed=1), config("q", seed=0),
                                          config("q", seed=1), config("q", iterations=1, seed=0)]})
     notes = Notes(echo=False)
-    cells = dict(zip(*ablate.assign_cells(runs, notes)[["run_id", "cell"]].T.values))
+    cells = dict(zip(*ablate.assign_cells(runs, notes, ablate.parse_ablation(ABLATION))[["run_id", "cell"]].T.values))
     assert cells["a"] == cells["b"] == "terminal=v, target=indep"  # seeds and variants never split a cell
     assert cells["c"] == cells["d"] == "terminal=q, target=indep"
     assert cells["e"] == "terminal=q, target=indep, planner.iterations=1"
-    assert any("beyond the 2x2" in w for w in notes.items)
+    assert any("beyond the ablation's axes" in w for w in notes.items)
 
+    # a row without metadata (b, an old file; replan_every in its settings) is unknown, never guessed
     timings = pd.DataFrame({"run_id": ["a", "b"], "component": ["plan", "plan"], "batch": [1, 1],
-                            "device": ["cpu", "cpu"], "p50_ms": [10.0, 9.0],
-                            "extra_json": [json.dumps({"replan_every": 2}), ""]})
-    per_run = ablate.timing_per_run(timings, "plan").set_index("run_id")["ms"]
-    assert per_run["a"] == 5.0 and per_run["b"] == 9.0
+                            "device": ["cpu", "cpu"], "p50_ms": [10.0, 9.0], "kind": ["plan", None],
+                            "actor": ["mpc", None], "actions_per_call": [2, None],
+                            "updates_per_env_step": [None, None],
+                            "extra_json": ["", json.dumps({"replan_every": 3})]})
+    per_run = ablate.latency_per_run(timings, "mpc").set_index("run_id")["ms"]
+    assert per_run.to_dict() == {"a": 5.0}
 
 
 def test_legend_labels_name_only_what_differs_between_variants():
@@ -322,3 +368,182 @@ def test_legend_labels_name_only_what_differs_between_variants():
     # shortening never merges two lines: keep the full labels instead
     clash = ["m[m.k=1,p=2]/dp", "m[k=1,p=2]/dp"]  # both would shorten to m[k=1]/dp
     assert figures.short_labels(clash) == {c: c for c in clash}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Component metadata, not names: a new method lands in the analysis with no change to analysis/.
+class _FooPlanner:
+    """A planning method the harness has never heard of (defined here, never registered): its actor `foo` acts
+    with a plan that yields 3 env actions per call, and it trains with an update named like nothing known."""
+
+    device = None
+
+    def cost_settings(self):
+        return {"horizon": 5}
+
+    def timed_components(self, batch_size=1):
+        import time
+
+        from methods.base import ComponentKind, TimedComponent
+
+        return {"think": TimedComponent(lambda: time.sleep(0.002), ComponentKind.PLAN, actor="foo",
+                                        actions_per_call=3),
+                "learn": TimedComponent(lambda: None, ComponentKind.UPDATE, updates_per_env_step=2.0)}
+
+
+def test_a_new_planning_method_lands_in_the_pareto_figure_by_its_metadata(tmp_path):
+    from bench.timing import time_components
+
+    store = Store(tmp_path / "store")
+    rows = {}
+    for seed in range(2):
+        _run(store, f"foo-{seed}", "foo_planner", "demo", seed, ["foo"], 50.0, steps=[0, 1000, 2000])
+        timed = time_components(_FooPlanner(), (1,), warmup=0, reps=3, device="cpu")
+        store.write_timings(SWEEP, f"foo-{seed}", timed)
+        rows[f"foo-{seed}"] = next(r for r in timed if r["component"] == "think")
+        _run(store, f"d{seed}", "bc_dp", "demo", seed, ["dp"], 40.0, steps=[0, 1000, 2000], timing=BCDP_T)
+    notes = Notes(echo=False)
+    sweep = load_sweep(tmp_path / "store", SWEEP, notes)
+    scores = run_scores(align_to_grid(eval_points(sweep.curves), notes))
+    frame = report.per_action_latency(sweep.timings, scores, notes).set_index("line")
+    assert frame.loc["foo_planner/foo", "component"] == "think"
+    want = np.mean([r["p50_ms"] / 3 for r in rows.values()])
+    assert frame.loc["foo_planner/foo", "latency_ms"] == pytest.approx(want)
+    assert not any("foo" in n for n in notes.items), notes.items
+    path = report.write_report(tmp_path / "store", SWEEP, tmp_path / "out", reps=REPS)
+    assert (tmp_path / "out" / "figures" / "pareto_score_latency.png").exists()
+    assert "could not be made" not in path.read_text()
+    table = pd.read_csv(tmp_path / "out" / "tables" / "inference_time.csv").set_index("component")
+    assert table.loc["think", "kind"] == "plan" and table.loc["think", "actor"] == "foo"
+    assert table.loc["learn", "updates_per_env_step"] == "2"
+
+
+def test_timing_rows_without_metadata_say_unknown(tmp_path):
+    """Rows of store files older than schema 2 (no kind, actor, actions_per_call) are `unknown`, never guessed
+    from the component's name or settings."""
+    store = Store(tmp_path / "store")
+    for seed in range(2):
+        _run(store, f"m{seed}", "modip", "demo", seed, ["dp", "mpc"], 40.0, steps=[0, 1000, 2000],
+             timing={"plan": 4.0, "dp_act": 0.8, "update": 12.0})  # bare numbers: no metadata
+    notes = Notes(echo=False)
+    sweep = load_sweep(tmp_path / "store", SWEEP, notes)
+    assert sweep.timings["kind"].isna().all() and sweep.timings["actions_per_call"].isna().all()
+    table = tables.timing_table(sweep.timings).set_index("component")
+    for column in ("kind", "actor", "actions_per_call", "per_action_p50_ms", "updates_per_env_step",
+                   "update_ms_per_env_step"):
+        assert (table[column] == "unknown").all(), column
+    scores = run_scores(align_to_grid(eval_points(sweep.curves), notes))
+    assert report.per_action_latency(sweep.timings, scores, notes).empty
+    assert any("per-action latency unknown" in n and "modip/mpc" in n for n in notes.items)
+    text = report.write_report(tmp_path / "store", SWEEP, tmp_path / "out", reps=REPS).read_text()
+    assert "| unknown" in text and "per-action latency unknown" in text
+
+
+def _write_sweep_file(path, section, grid):
+    import yaml
+
+    path.write_text(yaml.safe_dump({"name": "abl", "methods": [section["method"]], "tasks": ["demo"], "seeds": [0],
+                                    "grid": grid, "ablation": section}))
+    return path
+
+
+def test_ablation_reads_its_method_axes_and_reference_from_the_sweep_file(tmp_path, monkeypatch):
+    store = Store(tmp_path / "store")
+    for knob in (1, 2):
+        for seed in range(2):
+            config = {"method": "foo_planner", "foo_planner": {"knob": knob, "other": "x"}}
+            _run(store, f"f{knob}-{seed}", "foo_planner", "demo", seed, ["foo"], 30.0, config=config,
+                 timing={"think": _t(3.0 * knob, "plan", "foo", 3), "learn": _t(1.0, "update", ups=2.0)})
+    for seed in range(2):
+        _run(store, f"ref{seed}", "bar", "demo", seed, ["foo"], 20.0, timing={"act": _t(0.1, "act", "foo", 1)})
+        _run(store, f"noise{seed}", "baz", "demo", seed, ["foo"], 10.0)  # neither ablated nor a reference
+    sweep_file = _write_sweep_file(tmp_path / "abl.yaml",
+                                   {"method": "foo_planner", "axes": ["foo_planner.knob"], "reference": ["bar"]},
+                                   {"foo_planner.knob": [2, 1]})
+    # found through the sweep's launch record, as `mbench sweep launch` writes it
+    launches = tmp_path / "store" / "sweeps" / SWEEP / "launches.jsonl"
+    launches.parent.mkdir(parents=True)
+    launches.write_text(json.dumps({"spec_file": str(sweep_file)}) + "\n")
+    monkeypatch.chdir(tmp_path)
+    from bench.cli import main
+
+    assert main(["--store", str(tmp_path / "store"), "ablate", SWEEP, "--out", str(tmp_path / "out"),
+                 "--reps", str(REPS)]) == 0
+    text = (tmp_path / "out" / "ablation.md").read_text()
+    summary = pd.read_csv(tmp_path / "out" / "tables" / "ablation_summary.csv").set_index("cell")
+    assert set(summary.index) == {"knob=1", "knob=2"}  # the baseline is the grid's first value: knob=2
+    assert summary.loc["knob=1", "action latency ms foo ratio"].startswith("0.50")
+    assert summary.loc["knob=2", "action latency ms foo ratio"].startswith("1.00")
+    assert "foo_planner ablation" in text and "`foo_planner.knob`" in text and "baz" not in text
+    points = pd.read_csv(tmp_path / "out" / "tables" / "ablation_summary.csv")
+    assert "score foo" in points.columns
+    # a sweep file without the section, or with a misspelt key, fails in one line that names it
+    bad = _write_sweep_file(tmp_path / "bad.yaml", {"method": "foo_planner", "axis": ["foo_planner.knob"]}, {})
+    with pytest.raises(ablate.AblationError, match="unknown key 'ablation.axis'"):
+        ablate.find_ablation(tmp_path / "store", SWEEP, bad)
+    with pytest.raises(ablate.AblationError, match="no sweep file found for sweep 'elsewhere'"):
+        ablate.find_ablation(tmp_path / "store", "elsewhere")
+
+
+def test_shipped_ablation_sweep_file_names_its_axes():
+    spec = ablate.ablation_from_file(ROOT / "sweeps" / "ablate-modip.yaml")
+    assert spec.method == "modip" and spec.reference == ("bc_dp",)
+    assert [(a.key, a.values) for a in spec.axes] == [("modip.planner.terminal", ("v", "q")),
+                                                      ("modip.critic.target", ("indep", "policy"))]
+    assert spec.baseline_cell() == "terminal=v, target=indep"
+    from bench.sweep.spec import load_sweep as load_sweep_file
+
+    assert load_sweep_file(ROOT / "sweeps" / "ablate-modip.yaml").raw["ablation"]["method"] == "modip"
+
+
+def _analysis_imports() -> dict[str, set[str]]:
+    """analysis module -> the analysis modules it imports anywhere (function bodies included); importing the
+    package `analysis` (or `from analysis import x`) counts as importing analysis/__init__.py too."""
+    graph = {}
+    for path in sorted((ROOT / "analysis").glob("*.py")):
+        name = "analysis" if path.stem == "__init__" else f"analysis.{path.stem}"
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for t in targets:
+                if t == "analysis" or t.startswith("analysis."):
+                    deps.add("analysis")
+                    if (ROOT / (t.replace(".", "/") + ".py")).exists():
+                        deps.add(t)
+        graph[name] = deps - {name}
+    return graph
+
+
+def test_no_import_cycles_in_analysis():
+    graph = _analysis_imports()
+
+    def reach(start):
+        seen, todo = set(), [start]
+        while todo:
+            for dep in graph.get(todo.pop(), ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    cycles = sorted(m for m in graph if m in reach(m))
+    assert not cycles, {m: sorted(graph[m]) for m in cycles}
+    assert "analysis.report" not in graph["analysis.ablate"]
+
+
+def test_analysis_names_no_method_and_no_component():
+    from methods.base import registered_methods
+
+    names = set(registered_methods()) | {"plan", "dp_act", "mpc", "update", "act"}
+    for path in sorted((ROOT / "analysis").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                # the kinds a component may have are the store's vocabulary, not names (data.ACTION_KINDS)
+                if node.value in ("plan", "act", "update") and path.name == "data.py":
+                    continue
+                raise AssertionError(f"{path.name}:{node.lineno} names {node.value!r}")

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from bench.timing import check_agreement, rng_restore, rng_snapshot, summarize, time_callable, time_components
+from methods.base import ComponentKind, TimedComponent
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +67,8 @@ class _Fake:
         def update():
             self.updates += 1
 
-        return {"act": lambda: self._act(obs, g), "update": update}
+        return {"act": TimedComponent(lambda: self._act(obs, g), ComponentKind.ACT, actor="policy"),
+                "update": TimedComponent(update, ComponentKind.UPDATE, updates_per_env_step=0.5)}
 
     def compiled_components(self, batch_size=1, mode="default"):
         if not self.wrong:
@@ -113,13 +115,88 @@ def test_runner_write_timings_goes_through_the_helper(tmp_path):
 
     fake_run = types.SimpleNamespace(
         cfg={"eval": {"timing_batch": 4, "timing_reps": 3}}, method=_Fake(), device=torch.device("cpu"),
-        ctx=types.SimpleNamespace(run_id="r0", sweep_id="s0", store_root=tmp_path))
+        ctx=types.SimpleNamespace(run_id="r0", sweep_id="s0", store_root=tmp_path), counters={"attempt": 1},
+        say=lambda *a, **k: None)
     Run.write_timings(fake_run)
     Store(tmp_path).write_run({"run_id": "r0", "sweep_id": "s0", "method": "fake", "task": "demo", "seed": 0,
                                "status": "finished", "attempt": 1})
     df = Store(tmp_path).timings(sweep="s0")
     assert sorted(zip(df.component, df.batch)) == [("act", 1), ("act", 4), ("update", 1)]
     assert (df.samples == 8).all() and (df.reps == 3).all() and not df.compiled.any()
+    # the components' metadata are columns of the stored rows
+    meta = {r.component: (r.kind, r.actor, r.actions_per_call, r.updates_per_env_step) for r in df.itertuples()}
+    assert meta["act"][:3] == ("act", "policy", 1) and np.isnan(meta["act"][3])
+    assert meta["update"][0] == "update" and not meta["update"][1] and meta["update"][3] == 0.5
+
+
+class _Named:
+    """Components whose names lie about what they are: what they are is their kind, never their name."""
+
+    device = torch.device("cpu")
+
+    def __init__(self):
+        self.calls = {"update_plan": 0, "step": 0}
+
+    def cost_settings(self):
+        return {"actor": "clash"}  # a setting named like a metadata column is kept apart from it
+
+    def timed_components(self, batch_size=1):
+        def plan():
+            self.calls["update_plan"] += 1
+            return torch.zeros(batch_size, 3, 2)
+
+        def step():
+            self.calls["step"] += 1
+
+        return {"update_plan": TimedComponent(plan, ComponentKind.PLAN, actor="foo", actions_per_call=3),
+                "step": TimedComponent(step, ComponentKind.UPDATE, updates_per_env_step=0.25)}
+
+
+def test_kind_not_name_decides_what_is_a_training_step_and_rows_carry_metadata():
+    rows = time_components(_Named(), (1, 4), warmup=0, reps=2, compile=True, compile_backend="eager")
+    key = {(r["component"], r["batch"], r["compiled"]) for r in rows}
+    # the plan (named update_*) is an act path: timed at both sizes and compiled; the update `step` once, eager
+    assert key == {("update_plan", 1, False), ("update_plan", 1, True), ("update_plan", 4, False),
+                   ("update_plan", 4, True), ("step", 1, False)}
+    for r in rows:
+        if r["component"] == "update_plan":
+            assert (r["kind"], r["actor"], r["actions_per_call"], r["updates_per_env_step"]) == ("plan", "foo", 3, None)
+        else:
+            assert (r["kind"], r["actor"], r["actions_per_call"], r["updates_per_env_step"]) == ("update", "", None, 0.25)
+        assert r["method_actor"] == "clash"
+
+
+def test_a_bare_closure_is_refused_with_the_component_named():
+    fake = types.SimpleNamespace(device=torch.device("cpu"), cost_settings=dict,
+                                 timed_components=lambda batch_size=1: {"act": lambda: None})
+    with pytest.raises(TypeError, match=r"\['act'\] is a function, not a methods.base.TimedComponent"):
+        time_components(fake, (1,), warmup=0, reps=1)
+
+
+def test_every_registered_method_declares_its_components_from_its_config():
+    """Each method's components carry kind, actor and actions per call read from its live config."""
+    from bench.timing.synthetic import build_subject
+
+    torch.set_num_threads(1)
+    want = {"bc_gauss": {"act": ("act", "policy", 1)},
+            "bc_dp": {"act": ("act", "dp", 4)},
+            "dppo": {"act": ("act", "dp", 4)},
+            "tdmpc2": {"plan": ("plan", "mpc", 1)},
+            "modip": {"plan": ("plan", "mpc", 3), "dp_act": ("act", "dp", 4)}}
+    over = {"dppo": ["preset=test"], "tdmpc2": ["preset=test", "tdmpc2.utd=0.5"],
+            "modip": ["preset=test", "modip.planner.replan_every=3", "modip.update_every=4",
+                      "modip.updates_per_round=2"]}
+    for name, acts in want.items():
+        m = build_subject(name, "demo", overrides=over.get(name, [])).method
+        comps = m.timed_components(batch_size=1)
+        assert all(isinstance(c, TimedComponent) for c in comps.values()), name
+        got = {k: (c.kind.value, c.actor, c.actions_per_call) for k, c in comps.items() if c.kind != ComponentKind.UPDATE}
+        assert got == acts, name
+        ups = comps["update"].updates_per_env_step
+        expected = {"bc_gauss": None, "bc_dp": None, "tdmpc2": 0.5, "modip": 0.5,
+                    # preset test: 3 envs x 8 decisions x 4 actions; 2 epochs x max(1, 24 * 4 // 64) minibatches
+                    "dppo": 2 * 1 / (3 * 8 * 4)}[name]
+        assert ups == (pytest.approx(expected) if expected is not None else None), name
 
 
 def test_checkpoint_loads_into_the_timed_method(tmp_path):
@@ -188,9 +265,15 @@ def test_mbench_time_runs_without_mujoco_gymnasium_minari(tmp_path):
                           check=False, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "bc_dp" in proc.stdout and "denoising_steps=20" in proc.stdout
+    header = proc.stdout.splitlines()[0].split()
+    assert header[:6] == ["method", "component", "kind", "actor", "actions/call", "updates/env_step"]
+    act_line = next(line.split() for line in proc.stdout.splitlines() if line.split()[:2] == ["bc_dp", "act"])
+    assert act_line[2:5] == ["act", "dp", "4"]
     t = Store(store).timings(sweep="timing")
     assert set(t.method) == {"bc_dp"} and set(t.task) == {"demo"}
     assert sorted(zip(t.component, t.batch)) == [("act", 1), ("act", 3), ("update", 1)]
+    assert set(zip(t.component, t.kind)) == {("act", "act"), ("update", "update")}
+    assert (t[t.component == "act"].actions_per_call == 4).all() and (t[t.component == "act"].actor == "dp").all()
     assert (t.denoising_steps == 20).all() and (t.device == "cpu").all() and (t.threads == 1).all()
     assert (t.p50_ms <= t.p90_ms).all() and (t.p90_ms <= t.p99_ms).all() and (t.mean_ms > 0).all()
     runs = Store(store).runs(sweep="timing")

@@ -5,9 +5,14 @@ the kernel queue, not the work. On CUDA each rep is bracketed by CUDA events and
 on the CPU we use perf_counter. Every run times its method's components with `time_components` at its end,
 and `mbench time` (bench/timing/cli.py) runs the same function on synthetic inputs or a checkpoint.
 
-Compiled paths (optional, `mbench time --compile`). Only act paths are compiled (components whose name does
-not start with `update`): compiling a training step costs minutes (TD-MPC2's update took 85 s on an H200)
-and is not what inference time is about. A method opts in one of two ways:
+Every timed component is a `methods.base.TimedComponent`: the closure plus what analysis needs to compare it
+fairly, its kind (act, plan or update), the actor it serves, the env actions one call yields, and for updates
+the updates the method makes per env step. Every row carries those four as columns (TIMING_META_KEYS), so the
+store keeps them and analysis never infers them from a component's name.
+
+Compiled paths (optional, `mbench time --compile`). Only act paths are compiled (kind act or plan):
+compiling a training step costs minutes (TD-MPC2's update took 85 s on an H200) and is not what inference
+time is about. A method opts in one of two ways:
   - do nothing: the harness wraps each act-path closure of `timed_components(batch_size)` in `torch.compile`
     (`compile_component`); graph breaks (host syncs, `torch.Generator` arguments) fall back to eager between
     compiled regions, so this always runs, if not always faster;
@@ -32,8 +37,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from methods.base import ComponentKind, TimedComponent
+
 # The settings that drive inference cost, with the store's column names (results/store.py, timings table).
 COST_KEYS = ("horizon", "samples", "iterations", "denoising_steps", "terminal")
+# A timed component's metadata, with the store's column names (results/store.py, timings table, schema 2).
+TIMING_META_KEYS = ("kind", "actor", "actions_per_call", "updates_per_env_step")
 
 
 @dataclasses.dataclass
@@ -49,6 +58,11 @@ class TimingResult:
     p99_ms: float
     threads: int
     compiled: bool = False
+    # The component's metadata (TimedComponent): None where the caller timed a bare closure.
+    kind: str | None = None
+    actor: str | None = None
+    actions_per_call: int | None = None
+    updates_per_env_step: float | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
@@ -75,11 +89,14 @@ def summarize(times_ms: Iterable[float]) -> dict[str, float]:
 def time_callable(fn: Callable[[], Any], *, component: str = "fn", device: str | torch.device = "cpu",
                   batch: int = 1, warmup: int = 3, reps: int = 20, compiled: bool = False,
                   extra: dict[str, Any] | None = None, max_s: float | None = None,
-                  min_reps: int = 3) -> TimingResult:
+                  min_reps: int = 3, meta: dict[str, Any] | None = None) -> TimingResult:
     """Call `fn` `warmup` times untimed, then time up to `reps` calls.
 
     `max_s` caps the timed loop's wall time (a slow component on the CPU stops after at least `min_reps`
-    reps); the row records how many reps were actually timed."""
+    reps); the row records how many reps were actually timed. `meta`: the component's metadata columns
+    (component_meta); a TimedComponent passed as `fn` gives its own when `meta` is None."""
+    if meta is None and isinstance(fn, TimedComponent):
+        meta = component_meta(fn)
     device = torch.device(device)
     t_warm = time.perf_counter()
     for _ in range(warmup):
@@ -109,7 +126,8 @@ def time_callable(fn: Callable[[], Any], *, component: str = "fn", device: str |
                 break
     stats = summarize(times)
     return TimingResult(component=component, device=str(device), batch=batch, warmup=warmup, reps=len(times),
-                        threads=torch.get_num_threads(), compiled=compiled, extra=dict(extra or {}), **stats)
+                        threads=torch.get_num_threads(), compiled=compiled, extra=dict(extra or {}),
+                        **(meta or {}), **stats)
 
 
 # ---- RNG snapshots: the compiled-vs-eager check calls both paths from the same random state --------------
@@ -253,9 +271,33 @@ def compile_component(fn: Callable[[], Any], mode: str = "default", backend: str
     return torch.compile(fn, **kwargs)
 
 
-def is_act_path(component: str) -> bool:
-    """Act paths are compiled; training steps (`update*`) are not."""
-    return not component.startswith("update")
+def component_meta(comp: TimedComponent) -> dict[str, Any]:
+    """The metadata columns of a timed component (TIMING_META_KEYS), as plain values for the store. An update
+    yields no env action (actions_per_call null); an act or plan has no updates per env step (null)."""
+    kind = ComponentKind(comp.kind)
+    if kind is ComponentKind.UPDATE:
+        ups = comp.updates_per_env_step
+        return {"kind": kind.value, "actor": str(comp.actor or ""), "actions_per_call": None,
+                "updates_per_env_step": None if ups is None else float(ups)}
+    per_call = int(comp.actions_per_call)
+    if per_call < 1:
+        raise ValueError(f"an {kind.value} component yields at least one env action per call, got {per_call}")
+    return {"kind": kind.value, "actor": str(comp.actor or ""), "actions_per_call": per_call,
+            "updates_per_env_step": None}
+
+
+def is_act_path(component: TimedComponent) -> bool:
+    """Act paths (kind act or plan) are compiled and timed at every batch size; training steps are not."""
+    return ComponentKind(component.kind) is not ComponentKind.UPDATE
+
+
+def _components(method: Any, batch_size: int) -> dict[str, TimedComponent]:
+    comps = method.timed_components(batch_size=batch_size)
+    for name, comp in comps.items():
+        if not isinstance(comp, TimedComponent):
+            raise TypeError(f"{type(method).__name__}.timed_components()['{name}'] is a {type(comp).__name__}, not a "
+                            "methods.base.TimedComponent (its kind, actor and actions per call are required)")
+    return comps
 
 
 def device_name(device: str | torch.device) -> str:
@@ -286,11 +328,12 @@ def cost_settings(method: Any) -> dict[str, Any]:
     return {**{k: None for k in COST_KEYS}, **settings}
 
 
-def _empty_row(component: str, device: torch.device, batch: int, extra: dict[str, Any]) -> dict[str, Any]:
+def _empty_row(component: str, device: torch.device, batch: int, extra: dict[str, Any],
+               meta: dict[str, Any]) -> dict[str, Any]:
     """A compiled path that was not measured (failed or skipped): NaN latencies, 0 reps."""
     return TimingResult(component=component, device=str(device), batch=batch, warmup=0, reps=0, mean_ms=math.nan,
                         p50_ms=math.nan, p90_ms=math.nan, p99_ms=math.nan, threads=torch.get_num_threads(),
-                        compiled=True, extra=extra).row()
+                        compiled=True, extra=extra, **meta).row()
 
 
 def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup: int = 3, reps: int = 20,
@@ -298,9 +341,10 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
                     compile_backend: str = "inductor", max_s: float | None = None, atol: float = 1e-3,
                     rtol: float = 1e-3, eager: bool = True, compile_deadline: float | None = None,
                     log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Time every `timed_components(batch)` closure of `method` at each batch size; one row per measurement.
+    """Time every `timed_components(batch)` component of `method` at each batch size; one row per measurement,
+    each with the component's metadata columns (TIMING_META_KEYS).
 
-    Training steps (`update*`) are timed once, at the first batch size (their batch is the method's training
+    Training steps (kind update) are timed once, at the first batch size (their batch is the method's training
     batch, whatever `batch` says). With `compile`, each act path is also timed compiled (see the module
     docstring): its row has compiled=True, compile_s, compile_agree and compile_max_abs_diff. A method whose
     own config compiles a path (cost setting `compiled`) has compiled=True on its eager-harness rows too.
@@ -313,22 +357,25 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
     batch_sizes = list(dict.fromkeys(int(b) for b in batch_sizes))
     rows: list[dict[str, Any]] = []
     for b in batch_sizes:
-        comps = method.timed_components(batch_size=b)
+        comps = _components(method, b)
         own = None
         if compile and hasattr(method, "compiled_components"):
             own = method.compiled_components(batch_size=b, mode=compile_mode) or None
-        for name, fn in comps.items():
-            if not is_act_path(name) and b != batch_sizes[0]:
+        for name, comp in comps.items():
+            act_path = is_act_path(comp)
+            if not act_path and b != batch_sizes[0]:
                 continue
+            meta = component_meta(comp)
+            fn = comp.fn
             if eager:
                 r = time_callable(fn, component=name, device=device, batch=b, warmup=warmup, reps=reps,
                                   max_s=max_s, compiled=bool(settings.get("method_compiled")),
-                                  extra={**settings, **common})
+                                  extra={**settings, **common}, meta=meta)
                 rows.append(r.row())
                 if log:
                     log(f"{name:>10s} b={b:<4d} eager    p50 {r.p50_ms:9.3f} ms  p99 {r.p99_ms:9.3f} ms "
                         f"({r.reps} reps)")
-            if not (compile and is_act_path(name)):
+            if not (compile and act_path):
                 continue
             how = "method" if own and name in own else f"torch.compile:{compile_backend}:{compile_mode}"
             if compile_deadline is not None and time.perf_counter() > compile_deadline:
@@ -336,7 +383,7 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
                     log(f"{name:>10s} b={b:<4d} compiled skipped (budget spent)")
                 rows.append(_empty_row(name, device, b, {**settings, **common, "compile_how": how,
                                                          "compile_agree": None,
-                                                         "compile_detail": "skipped: budget spent"}))
+                                                         "compile_detail": "skipped: budget spent"}, meta))
                 continue
             try:
                 cfn = own[name] if own and name in own else compile_component(fn, compile_mode, compile_backend)
@@ -347,13 +394,13 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
                                    extra={**settings, **common, "compile_s": agreement.compile_s,
                                           "compile_how": how, "compile_agree": agreement.agree,
                                           "compile_max_abs_diff": agreement.max_abs_diff,
-                                          "compile_detail": agreement.detail})
+                                          "compile_detail": agreement.detail}, meta=meta)
             except Exception as e:  # noqa: BLE001 - a failed compile is a result to report, not a reason to lose the table
                 msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
                 if log:
                     log(f"{name:>10s} b={b:<4d} compiled FAILED {msg}")
                 rows.append(_empty_row(name, device, b, {**settings, **common, "compile_how": how,
-                                                         "compile_agree": False, "compile_detail": msg[:500]}))
+                                                         "compile_agree": False, "compile_detail": msg[:500]}, meta))
                 continue
             rows.append(rc.row())
             if log:
@@ -365,10 +412,12 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
 
 __all__ = [
     "COST_KEYS",
+    "TIMING_META_KEYS",
     "Agreement",
     "TimingResult",
     "check_agreement",
     "compile_component",
+    "component_meta",
     "cost_settings",
     "device_name",
     "is_act_path",

@@ -80,7 +80,8 @@ def measure(method: str, task: str, *, device: str = "cpu", overrides: list[str]
 def write_rows(store_root: str, sweep_id: str, run_id: str, cfg: dict[str, Any], rows: list[dict[str, Any]],
                wall_s: float, started_at: str) -> None:
     """The timings rows plus a runs row (status finished) so that Store.timings() joins them."""
-    from bench.runner.provenance import git_state, now as _now, package_versions
+    from bench.runner.provenance import git_state, package_versions
+    from bench.runner.provenance import now as _now
     from results.store import Store
 
     store = Store(store_root)
@@ -133,8 +134,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def _cmd_time(args: argparse.Namespace) -> int:
     from bench.runner.provenance import now as _now
-    from results.store import validate_name
     from methods.base import registered_methods
+    from results.store import validate_name
 
     validate_name(args.sweep, "sweep")
     methods = sorted(registered_methods()) if args.method == "all" else args.method.split(",")
