@@ -141,7 +141,7 @@ def main(argv=None) -> int:
         print(f"compiled/eager MISMATCH or compile failure: "
               f"{sorted({(r['method'], r['component'], r['batch']) for r in mism})}")
     # Headline: the slowest act path at batch 1 (eager), which bounds a control loop's rate.
-    act = [r for r in rows if r["batch"] == 1 and not r["compiled"] and not r["component"].startswith("update")
+    act = [r for r in rows if r["batch"] == 1 and not r["compiled"] and r.get("kind") != "update"
            and not math.isnan(r["p50_ms"])]
     if act:
         worst = max(act, key=lambda r: r["p50_ms"])

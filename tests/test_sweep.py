@@ -75,7 +75,8 @@ def test_shipped_sweep_files_load_and_expand(path):
     if spec.tune is not None:
         assert min(spec.seeds) >= TUNE_SEED_BASE
     if spec.name == "ablate-modip":
-        combos = {(r.cfg["modip"]["planner"]["terminal"], r.cfg["modip"]["critic"]["target"]) for r in runs}
+        combos = {(r.cfg["modip"]["planner"]["terminal"], r.cfg["modip"]["critic"]["target"]) for r in runs
+                  if r.method == "modip"}
         assert combos == {("v", "indep"), ("v", "policy"), ("q", "indep"), ("q", "policy")}
 
 
