@@ -3,7 +3,9 @@
 Why: a newcomer's first contact. It makes the demo dataset if it is absent, runs the shipped sweep file
 `sweeps/demo.yaml` (which families, seeds, budgets and presets; the harness names no method), writes the
 store, then a report (curves figure, final-score table with 95% CIs, inference times). Finished runs are
-skipped on a re-run. Later families add themselves to the sweep file.
+skipped on a re-run. The sweep runs through the same launcher as users' sweeps (`mbench sweep launch`), with
+its local executor: a pool of `resources.array_parallelism` workers, one torch thread each. Later families add
+themselves to the sweep file.
 """
 from __future__ import annotations
 
@@ -53,15 +55,17 @@ def ensure_demo_dataset(quick: bool = False) -> None:
 
 
 def run_demo(store_root: str = "results", out: str | None = None, seeds: int | None = None,
-             methods: str | None = None, quick: bool = False) -> Path:
+             methods: str | None = None, quick: bool = False, executor: str | None = None) -> Path:
+    """Make the dataset if absent, launch the demo sweep and wait for it, write the report; returns its path."""
     import dataclasses
 
     from analysis.report import write_report
-    from bench.runner import run_one
-    from bench.sweep.spec import expand
+    from bench.sweep.launch import launch
+    from results.store import Store
 
     t0 = time.perf_counter()
     ensure_demo_dataset(quick)
+    t_data = time.perf_counter() - t0
     spec = demo_spec()
     if methods:
         wanted = methods.split(",")
@@ -72,18 +76,21 @@ def run_demo(store_root: str = "results", out: str | None = None, seeds: int | N
         spec = dataclasses.replace(spec, methods=[m for m in spec.methods if m in wanted])
     if seeds is not None:
         spec = dataclasses.replace(spec, seeds=list(range(seeds)))
-    sweep = "demo-quick" if quick else spec.name
     if quick:
-        spec = dataclasses.replace(spec, overrides={**spec.overrides, **QUICK_BUDGET})
-    per_family: dict[str, float] = {}
-    for rs in expand(spec):
-        t = time.perf_counter()
-        run_one(rs.cfg, store_root=store_root, sweep_id=sweep, progress=True)
-        per_family[rs.method] = per_family.get(rs.method, 0.0) + time.perf_counter() - t
-        print(f"  {rs.method} seed {rs.seed}: {time.perf_counter() - t:.0f}s")
-    out_dir = Path(out) if out else Path(store_root) / sweep
-    report = write_report(store_root, sweep, out_dir)
-    print("per family: " + ", ".join(f"{m} {s:.0f}s" for m, s in per_family.items()))
+        spec = dataclasses.replace(spec, name=f"{spec.name}-quick", overrides={**spec.overrides, **QUICK_BUDGET})
+    t1 = time.perf_counter()
+    launch(spec, store_root=store_root, executor=executor or spec.executor, wait=True)
+    t_runs = time.perf_counter() - t1
+    runs = Store(store_root).runs(sweep=spec.name)
+    out_dir = Path(out) if out else Path(store_root) / spec.name
+    report = write_report(store_root, spec.name, out_dir)
+    done = runs[runs.status == "finished"]
+    by = done.groupby("method").wall_s.agg(["count", "sum", "mean"]) if len(done) else None
+    print(f"demo dataset: {t_data:.0f}s; runs: {t_runs:.0f}s wall with {spec.resources.array_parallelism} "
+          f"workers; {len(done)} of {len(runs)} runs finished")
+    if by is not None:
+        print("per family (run wall time, summed over seeds): " + ", ".join(
+            f"{m} {r['sum']:.0f}s ({int(r['count'])} x {r['mean']:.0f}s)" for m, r in by.iterrows()))
     print(f"demo finished in {time.perf_counter() - t0:.0f}s; report: {report}")
     return report
 

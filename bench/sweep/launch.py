@@ -180,11 +180,20 @@ def launch(spec: SweepSpec, store_root="results", wait: bool = False, rerun_stal
     ex = make_executor(spec, folder, kind, n_jobs=len(todo))
     tasks = [{"run_id": r.run_id, "method": r.method, "task": r.task, "seed": r.seed, "overrides": r.overrides}
              for r in todo]
-    fn = SweepJob(store_root, spec.name, progress=False)
     t_submit = time.time()
-    jobs = ex.map_array(fn, tasks)
+    workers = min(int(spec.resources.array_parallelism), len(tasks))
+    if kind == "local" and workers < len(tasks):
+        # submitit's local executor starts every job at once: a pool of `array_parallelism` workers instead
+        from bench.sweep.pool import SweepWorker, write_queue
+
+        queue = folder / "queues" / f"{int(t_submit * 1000)}.json"
+        write_queue(queue, tasks)
+        jobs = ex.map_array(SweepWorker(store_root, spec.name, str(queue)), list(range(workers)))
+        job_ids = {r.run_id: "pool:" + ",".join(str(j.job_id) for j in jobs) for r in todo}
+    else:
+        jobs = ex.map_array(SweepJob(store_root, spec.name, progress=False), tasks)
+        job_ids = {r.run_id: str(j.job_id) for r, j in zip(todo, jobs)}
     p["jobs"] = jobs
-    job_ids = {r.run_id: str(j.job_id) for r, j in zip(todo, jobs)}
     log_dir = folder / "submitit"
     _append_jsonl(folder / "launches.jsonl", {
         "t_submit": t_submit, "git_sha": p["sha"], "executor": kind, "spec_file": spec.source,
@@ -194,8 +203,9 @@ def launch(spec: SweepSpec, store_root="results", wait: bool = False, rerun_stal
     })
     first = str(jobs[0].job_id)
     array = first.split("_")[0]
-    out(f"sweep {spec.name}: submitted {len(jobs)} runs as job array {array} ({kind}); "
-        f"skipped {len(p['runs']) - len(todo)} (finished or active)")
+    what = f"{len(todo)} runs to {len(jobs)} local workers" if len(jobs) < len(todo) else \
+        f"{len(jobs)} runs as job array {array}"
+    out(f"sweep {spec.name}: submitted {what} ({kind}); skipped {len(p['runs']) - len(todo)} (finished or active)")
     out(f"  job ids: {', '.join(job_ids.values())}")
     out(f"  logs:    {log_dir}/<job id>/  (e.g. {log_dir / first})")
     out(f"  status:  mbench sweep status {spec.name} --store {store_root}")
@@ -217,7 +227,11 @@ def wait_for(jobs, out: Callable[[str], None] = print, poll_s: float = 2.0) -> d
                     continue
                 if job.done() or type(job).__name__ == "DebugJob":
                     try:
-                        job.result()
+                        res = job.result()
+                        for r in res if isinstance(res, list) else []:  # a pool worker: one outcome per run
+                            if r.get("status") == "failed":
+                                counts["failed runs"] += 1
+                                out(f"run {r['run_id']} failed: {r.get('error', '')[:200]}")
                         counts["ok"] += 1
                     except Exception as e:  # noqa: BLE001 - the error is in the store and the job's log
                         counts["failed"] += 1
