@@ -156,6 +156,11 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
     # --- aggregates over tasks
     doc.heading("Aggregates over tasks (rliable)")
     matrices, agg_tasks = stats.score_matrices(scores, "final", notes) if not scores.empty else ({}, [])
+    matrices, too_few = stats.enough_runs(matrices)
+    if too_few:
+        doc.para(f"_Left out of the interval estimates, probabilities of improvement and performance profiles "
+                 f"below (fewer than {stats.MIN_SEEDS} runs per task, where a bootstrap is degenerate): "
+                 + ", ".join(f"{k} (n={n})" for k, n in sorted(too_few.items())) + "._")
     with section(doc, notes, "aggregate IQM curve"):
         fig, _ = figures.aggregate_curve(points, colors, notes, reps=reps)
         doc.figure(fig, "aggregate_iqm", "IQM score over all runs and tasks against env steps, 95% "
@@ -184,8 +189,11 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
                         else "Probability that the first line of each pair (the one with the higher mean final "
                              "score) beats the second on a task, 95% CI"))
     with section(doc, notes, "performance profile"):
-        doc.figure(figures.performance_profile(matrices, colors, reps=reps), "performance_profile",
-                   "Fraction of runs with final score above tau, 95% CI")
+        if matrices:
+            doc.figure(figures.performance_profile(matrices, colors, reps=reps), "performance_profile",
+                       "Fraction of runs with final score above tau, 95% CI")
+        else:
+            doc.para(f"_Performance profile: no line has {stats.MIN_SEEDS} or more runs per task._")
 
     # --- inference time
     doc.heading("Inference time")

@@ -73,6 +73,14 @@ def score_matrices(scores: pd.DataFrame, value: str = "final", notes=None) -> tu
     return matrices, tasks
 
 
+def enough_runs(matrices: dict, minimum: int = MIN_SEEDS) -> tuple[dict, dict]:
+    """(lines with at least `minimum` runs per task, {line: runs} of the others). A bootstrap over fewer runs
+    is degenerate (two runs give a probability of improvement of 1.000 [1.000, 1.000]), so reports give
+    rliable's aggregates only for the first and name the others."""
+    kept = {k: v for k, v in matrices.items() if v.shape[0] >= minimum}
+    return kept, {k: int(v.shape[0]) for k, v in matrices.items() if v.shape[0] < minimum}
+
+
 def interval_estimates(matrices: dict, reps: int = 2000, seed: int = 0, gamma: float = 100.0):
     """IQM, median, mean and optimality gap (to `gamma`, 100 for normalised scores) with stratified-bootstrap
     95% CIs. Returns a long DataFrame: line, metric, estimate, low, high."""

@@ -547,3 +547,23 @@ def test_analysis_names_no_method_and_no_component():
                 if node.value in ("plan", "act", "update") and path.name == "data.py":
                     continue
                 raise AssertionError(f"{path.name}:{node.lineno} names {node.value!r}")
+
+
+def test_report_gives_rliable_aggregates_only_for_lines_with_enough_runs(tmp_path):
+    """2 seeds: no probability of improvement printed as 1.000 [1.000, 1.000], a plain note instead; 5 seeds:
+    the cells carry no flag and the aggregates appear."""
+    store = Store(tmp_path / "store")
+    for seed in range(2):
+        _run(store, f"g{seed}", "bc_gauss", "demo", seed, ["pi"], 30.0, steps=[0, 1000, 2000])
+        _run(store, f"d{seed}", "bc_dp", "demo", seed, ["dp"], 60.0, steps=[0, 1000, 2000])
+    text = report.write_report(tmp_path / "store", SWEEP, tmp_path / "out", reps=REPS).read_text()
+    assert "1.000 [1.000, 1.000]" not in text and "| 1.000 | 1.000 | 1.000 |" not in text
+    assert "Left out of the interval estimates" in text and "(n=2)" in text
+    assert "probability_of_improvement.png" not in text
+    for seed in range(2, 5):
+        _run(store, f"g{seed}", "bc_gauss", "demo", seed, ["pi"], 30.0, steps=[0, 1000, 2000])
+        _run(store, f"d{seed}", "bc_dp", "demo", seed, ["dp"], 60.0, steps=[0, 1000, 2000])
+    text = report.write_report(tmp_path / "store", SWEEP, tmp_path / "out5", reps=REPS).read_text()
+    assert "(n=5) †" not in text and "(n=5)" in text
+    assert "Left out of the interval estimates" not in text
+    assert "probability_of_improvement" in text and "performance_profile.png" in text
