@@ -21,8 +21,8 @@ import math
 from typing import Any, Literal
 
 from methods.base import get_method_class
-from methods.common.common_start import CommonStartConfig
-from methods.common.diffusion import DPConfig
+from methods.common.common_start import COMMON_START_SUITE_DEFAULTS, CommonStartConfig
+from methods.common.diffusion import DP_SUITE_DEFAULTS, DPConfig
 from methods.config import ConfigError, _closest, apply_overrides, deep_merge, from_dict, to_dict
 
 
@@ -134,8 +134,14 @@ def resolve_config(method: str, task: str, seed: int, overrides: dict[str, Any] 
         for k, v in p.items():
             if k not in (method, "dp", "common_start") and k not in raw:
                 raw[k] = v
-    # Method defaults for the task's suite sit under the preset and the user's overrides.
+    # Defaults for the task's suite sit under the preset and the user's overrides: the method's own
+    # (cls.suite_defaults), and those of the shared DP and its common start (DPPO's design on the paper's
+    # suites: DP_SUITE_DEFAULTS, COMMON_START_SUITE_DEFAULTS), for the methods that have those sections.
     method_section = deep_merge((cls.suite_defaults or {}).get(spec.suite, {}), method_section)
+    if cls.uses_dp:
+        dp_section = deep_merge(DP_SUITE_DEFAULTS.get(spec.suite, {}), dp_section)
+    if cls.uses_pretrained_dp:
+        cs_section = deep_merge(COMMON_START_SUITE_DEFAULTS.get(spec.suite, {}), cs_section)
     for key in list(raw):
         if key not in HARNESS_KEYS:
             extra_sections = [method] + (["dp"] if cls.uses_dp else []) + \
@@ -147,7 +153,12 @@ def resolve_config(method: str, task: str, seed: int, overrides: dict[str, Any] 
     if cls.uses_dp:
         dp_section = dict(dp_section)
         dp_section["eval_sampler"] = run.eval.sampler
-        out["dp"] = to_dict(from_dict(DPConfig, dp_section, prefix="dp."))
+        dp_cfg = from_dict(DPConfig, dp_section, prefix="dp.")
+        chunk = dp_cfg.chunk or spec.chunk
+        if not 1 <= dp_cfg.executed_steps(chunk) <= chunk:
+            raise ConfigError(f"config key 'dp.act_steps' must be in [1, the DP's chunk {chunk}] (0 = the whole "
+                              f"chunk), got {dp_cfg.act_steps}")
+        out["dp"] = to_dict(dp_cfg)
     elif dp_section:
         raise ConfigError(f"config section 'dp' does not apply to method '{method}' (it has no diffusion policy)")
     if cls.uses_pretrained_dp:

@@ -46,7 +46,7 @@ class BCDP(DPMethod):
 
         obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         st = ActorState.create(0, self.device)
-        executed = self.chunk  # env actions the harness executes per DP call: the whole chunk
+        executed = self.act_steps  # env actions the harness executes per DP call: act_steps of the chunk
         comps = {"act": TimedComponent(lambda: self.act(obs, "dp", st, True), ComponentKind.ACT, actor="dp",
                                        actions_per_call=executed)}
         if self.buffer is not None:

@@ -7,18 +7,43 @@ actions, conditioned on the normalised observation, with an MLP denoiser and a s
 Sampling is DDPM ancestral by default, or DDIM (Song et al., 2021) with fewer steps. The denoised x0 is
 clipped to [-1, 1], the normalised action box.
 
+The denoiser is configurable (`DPConfig`): a plain MLP (the default: Mish, 256x3, today's demo DP) or DPPO's
+residual MLP (`residual: true`), with the activation, widths, time embedding, layer norm and an optional
+observation encoder (`cond_hidden`) as knobs. DPPO's design (irom-princeton/dppo at cc7234a) is the default on
+the paper's suites through `DP_SUITE_DEFAULTS` below; `bench/runner/config.py` applies it under presets and
+user overrides. How DPPO builds the denoiser (model/diffusion/mlp_diffusion.py `DiffusionMLP`,
+model/common/mlp.py `MLP` / `ResidualMLP` / `TwoLayerPreActivationResNetLinear`), which this module follows:
+- input: concat[flattened noisy chunk x_t (Ta*act_dim), time embedding (time_dim), cond], in that order; the
+  cond is the observation, or its encoding by `cond_mlp` (an MLP whose last layer has no activation);
+- time embedding: sinusoidal(time_dim) -> Linear(time_dim, 2 time_dim) -> Mish -> Linear(2 time_dim, time_dim),
+  Mish whatever the network's activation;
+- plain MLP: Linear [-> LayerNorm] -> act for each hidden layer, then a linear output layer (Identity);
+- residual MLP (mlp_dims [w]*(2k+1)): Linear(in, w) with no activation after it, then k pre-activation blocks
+  h + L2(act([LN] L1(act([LN] h)))), then Linear(w, out) straight from the last block (no activation);
+  layer norm (eps 1e-6) only inside the blocks and only when asked (every DPPO config has it off).
+With obs 11, act 3, Ta 4 and mlp_dims [512, 512, 512] that is 553,020 parameters (tests/test_dp.py).
+
+`act_steps` is how many actions of each Ta-chunk a DP method executes per call (DPPO's `act_steps`): the
+chunk is still sampled and trained whole; `DPMethod.act_dp` returns its first act_steps actions.
+
 `denoiser_calls` counts denoiser forward passes, so tests can count what a planner pays per plan.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from methods.common.networks import EMA, mlp
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    # DPPO's model/common/mlp.py `activation_dict` (Identity aside), plus SiLU.
+    "mish": nn.Mish, "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "tanh": nn.Tanh, "softplus": nn.Softplus,
+    "silu": nn.SiLU,
+}
 
 
 @dataclasses.dataclass
@@ -29,26 +54,82 @@ class DPConfig:
     # How a DP samples at evaluation: one harness setting (`eval.sampler`) copied here for every DP method.
     eval_sampler: Literal["ddpm", "ddim"] = "ddpm"
     chunk: int = 0  # action chunk length Ta; 0 = the task's default (4 on d4rl, as in DPPO)
+    # Env actions a DP method executes of each Ta-chunk per call (DPPO's `act_steps`); 0 = the whole chunk.
+    act_steps: int = 0
+    # The denoiser (see the module doc). hidden = DPPO's mlp_dims; residual = its residual_style.
     hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256, 256])
+    residual: bool = False
+    activation: Literal["mish", "relu", "gelu", "elu", "tanh", "softplus", "silu"] = "mish"
+    layernorm: bool = False  # DPPO's use_layernorm
+    cond_hidden: list[int] = dataclasses.field(default_factory=list)  # DPPO's cond_mlp_dims ([] = raw obs)
     time_dim: int = 16
+    # The optimiser of the DP. The common start's own lr, schedule and clipping are in `common_start`
+    # (methods/common/common_start.py); these are the fine-tuning values (and the common start's lr if
+    # common_start.lr is 0).
     lr: float = 3e-4
     weight_decay: float = 1e-6
     ema_decay: float = 0.995
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # fine-tuning updates of the DP (MODIP's distillation); 0 = no clipping
     # DPPO-style: a floor on the std of each DDPM step's noise when sampling (0 = none).
     min_sampling_std: float = 0.0
 
-    # Keys that change how the DP samples but not what BC training computes (the common start's cache key
-    # leaves them out).
-    SAMPLING_KEYS = ("eval_sampler", "sampler")
+    # Keys that change how the DP samples or acts but not what BC training computes (the common start's cache
+    # key leaves them out).
+    SAMPLING_KEYS = ("eval_sampler", "sampler", "act_steps")
 
     def validate(self) -> None:
+        from methods.config import ConfigError
+
         if self.denoising_steps < 1:
             raise ValueError("dp.denoising_steps must be >= 1")
         if not 1 <= self.ddim_steps <= self.denoising_steps:
-            from methods.config import ConfigError
-
             raise ConfigError(f"dp.ddim_steps must be in [1, dp.denoising_steps], got {self.ddim_steps}")
+        if self.chunk < 0:
+            raise ConfigError(f"config key 'dp.chunk' must be >= 0 (0 = the task's), got {self.chunk}")
+        if self.act_steps < 0 or (self.chunk > 0 and self.act_steps > self.chunk):
+            raise ConfigError(f"config key 'dp.act_steps' must be in [1, the chunk {self.chunk or 'Ta'}] "
+                              f"(0 = the whole chunk), got {self.act_steps}")
+        if self.time_dim < 4 or self.time_dim % 2:
+            raise ConfigError(f"config key 'dp.time_dim' must be an even number >= 4, got {self.time_dim}")
+        for key in ("hidden", "cond_hidden"):
+            if any(w < 1 for w in getattr(self, key)):
+                raise ConfigError(f"config key 'dp.{key}' must list widths >= 1, got {getattr(self, key)}")
+        if self.residual and (not self.hidden or len(set(self.hidden)) != 1 or len(self.hidden) % 2 == 0):
+            raise ConfigError(
+                f"config key 'dp.residual'=true needs 'dp.hidden' of an odd number of equal widths (DPPO's "
+                f"ResidualMLP: an input layer, then two-layer residual blocks), got {self.hidden}; "
+                f"set e.g. dp.hidden=[{(self.hidden or [256])[0]}, {(self.hidden or [256])[0]}, "
+                f"{(self.hidden or [256])[0]}] or dp.residual=false")
+
+    def executed_steps(self, chunk: int) -> int:
+        """The env actions executed per call of a DP whose chunk is `chunk` (act_steps, or all of it)."""
+        return int(self.act_steps or chunk)
+
+
+# DPPO's design as the default `dp` section of the paper's suites (bench/runner/config.py applies it under a
+# method's presets and the user's overrides; `demo` keeps the class defaults above). Sources, all in
+# irom-princeton/dppo at cc7234a, `model.network` of the pretraining configs:
+#   d4rl:      cfg/gym/pretrain/{hopper,walker2d,halfcheetah}-medium-v2/pre_diffusion_mlp.yaml (all three agree):
+#              DiffusionMLP, mlp_dims [512, 512, 512], activation_type ReLU, residual_style True,
+#              use_layernorm False, time_dim 16; predict_epsilon True, denoised_clip_value 1.0 (ours always).
+#   kitchen:   cfg/gym/pretrain/kitchen-{complete,partial,mixed}-v0/pre_diffusion_mlp.yaml (all three agree):
+#              mlp_dims [256, 256, 256], cond_mlp_dims [128, 32], residual_style True, time_dim 16, and no
+#              activation_type, so DiffusionMLP's default Mish.
+#   robomimic: cfg/robomimic/pretrain/{lift,can}/pre_diffusion_mlp.yaml: mlp_dims [512, 512, 512],
+#              residual_style True, time_dim 16, default Mish (square: [1024]*3, cond_mlp_dims [512, 64],
+#              time_dim 32; transport: [1024]*3, time_dim 32, Ta 8: set those per task).
+# Everywhere: denoising_steps 20 and horizon_steps 4 (ours: dp.denoising_steps, the task's chunk); act_steps
+# = horizon_steps in every fine-tuning config (cfg/gym/finetune/*/ft_ppo_diffusion_mlp.yaml,
+# cfg/robomimic/finetune/*/ft_ppo_diffusion_mlp.yaml), which is our act_steps 0 (the whole chunk); the
+# pretraining lr, schedule, batch and EMA schedule are `common_start` keys (COMMON_START_SUITE_DEFAULTS).
+# EMA decay 0.995 (`ema.decay`) and weight decay 1e-6 (`train.weight_decay`; kitchen-partial: 1e-5) are the
+# class defaults already.
+DP_SUITE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "d4rl": {"hidden": [512, 512, 512], "residual": True, "activation": "relu", "time_dim": 16},
+    "kitchen": {"hidden": [256, 256, 256], "residual": True, "activation": "mish", "cond_hidden": [128, 32],
+                "time_dim": 16},
+    "robomimic": {"hidden": [512, 512, 512], "residual": True, "activation": "mish", "time_dim": 16},
+}
 
 
 def cosine_betas(steps: int, s: float = 0.008) -> torch.Tensor:
@@ -71,20 +152,77 @@ class SinusoidalEmbedding(nn.Module):
         return torch.cat([args.sin(), args.cos()], dim=-1)
 
 
-class Denoiser(nn.Module):
-    """eps_theta(x_t, t, s): an MLP over [x_t (flattened chunk), time embedding, normalised obs]."""
+class ResidualBlock(nn.Module):
+    """h + L2(act([LN] L1(act([LN] h)))): two pre-activation linear layers around a skip (DPPO's
+    TwoLayerPreActivationResNetLinear; layer norm eps 1e-6 as there)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, chunk: int, hidden, time_dim: int):
+    def __init__(self, width: int, act: type[nn.Module], layernorm: bool = False):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, eps=1e-6) if layernorm else nn.Identity()
+        self.fc1 = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width, eps=1e-6) if layernorm else nn.Identity()
+        self.fc2 = nn.Linear(width, width)
+        self.act = act()
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.fc2(self.act(self.norm2(self.fc1(self.act(self.norm1(h))))))
+
+
+class ResidualMLP(nn.Module):
+    """Linear(in, w) -> k ResidualBlocks -> Linear(w, out), for hidden = [w] * (2k + 1) (DPPO's ResidualMLP:
+    no activation after the input layer nor before the output layer; the blocks pre-activate)."""
+
+    def __init__(self, in_dim: int, hidden, out_dim: int, act: type[nn.Module], layernorm: bool = False):
+        super().__init__()
+        hidden = list(hidden)
+        if not hidden or len(set(hidden)) != 1 or len(hidden) % 2 == 0:
+            raise ValueError(f"a residual MLP needs an odd number of equal widths, got {hidden}")
+        w = hidden[0]
+        self.inp = nn.Linear(in_dim, w)
+        self.blocks = nn.Sequential(*[ResidualBlock(w, act, layernorm) for _ in range((len(hidden) - 1) // 2)])
+        self.out = nn.Linear(w, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks(self.inp(x)))
+
+
+class Denoiser(nn.Module):
+    """eps_theta(x_t, t, s): an MLP over [x_t (flattened chunk), time embedding, cond], where cond is the
+    normalised obs or, with `cond_hidden`, its encoding by a small MLP (DPPO's DiffusionMLP). The network is
+    a plain MLP or DPPO's residual MLP (see the module doc)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, chunk: int, hidden, time_dim: int, *, residual: bool = False,
+                 activation: str = "mish", layernorm: bool = False, cond_hidden=()):
         super().__init__()
         self.chunk, self.act_dim = chunk, act_dim
+        act = ACTIVATIONS[activation]
+        # The time embedding is Mish whatever `activation` is (as in DPPO's DiffusionMLP).
         self.time = nn.Sequential(SinusoidalEmbedding(time_dim), nn.Linear(time_dim, time_dim * 2), nn.Mish(),
                                   nn.Linear(time_dim * 2, time_dim))
-        self.net = mlp(chunk * act_dim + time_dim + obs_dim, hidden, chunk * act_dim, act=nn.Mish)
+        cond_hidden = list(cond_hidden)
+        cond_dim = obs_dim
+        self.cond: nn.Module | None = None
+        if cond_hidden:  # DPPO's cond_mlp: act between layers, none after the last
+            self.cond = mlp(obs_dim, cond_hidden[:-1], cond_hidden[-1], act=act)
+            cond_dim = cond_hidden[-1]
+        in_dim = chunk * act_dim + time_dim + cond_dim
+        if residual:
+            self.net = ResidualMLP(in_dim, hidden, chunk * act_dim, act, layernorm)
+        else:
+            self.net = mlp(in_dim, hidden, chunk * act_dim, act=act, layer_norm=layernorm)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
+        if self.cond is not None:
+            cond = self.cond(cond)
         h = torch.cat([x.reshape(b, -1), self.time(t), cond], dim=-1)
         return self.net(h).reshape(b, self.chunk, self.act_dim)
+
+
+def build_denoiser(obs_dim: int, act_dim: int, chunk: int, cfg: DPConfig) -> Denoiser:
+    """The denoiser that `cfg` describes."""
+    return Denoiser(obs_dim, act_dim, chunk, cfg.hidden, cfg.time_dim, residual=cfg.residual,
+                    activation=cfg.activation, layernorm=cfg.layernorm, cond_hidden=cfg.cond_hidden)
 
 
 class DiffusionPolicy(nn.Module):
@@ -95,7 +233,7 @@ class DiffusionPolicy(nn.Module):
         self.cfg = cfg
         self.obs_dim, self.act_dim, self.chunk = obs_dim, act_dim, chunk
         self.T = cfg.denoising_steps
-        self.denoiser = Denoiser(obs_dim, act_dim, chunk, cfg.hidden, cfg.time_dim)
+        self.denoiser = build_denoiser(obs_dim, act_dim, chunk, cfg)
         betas = cosine_betas(self.T)
         alphas = 1.0 - betas
         alphas_bar = torch.cumprod(alphas, 0)
@@ -193,13 +331,16 @@ class DPModule:
         self.ema = EMA(self.policy, cfg.ema_decay)
 
     def train_step(self, x0: torch.Tensor, cond: torch.Tensor, generator=None, weights=None,
-                   update_ema: bool = True) -> float:
+                   update_ema: bool = True, grad_clip: float | None = None) -> float:
+        """One denoising step. `grad_clip`: the max grad norm (None = dp.grad_clip, the fine-tuning value; the
+        common start passes its own common_start.grad_clip); 0 = no clipping."""
         self.policy.train()
         loss = self.policy.loss(x0, cond, generator=generator, weights=weights)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
+        clip = self.cfg.grad_clip if grad_clip is None else grad_clip
+        if clip > 0:
+            nn.utils.clip_grad_norm_(self.policy.parameters(), clip)
         self.optim.step()
         if update_ema:
             self.ema.update(self.policy)

@@ -21,11 +21,19 @@ class DPMethod(Method):
         super().__init__(cfg, ctx)
         self.dp_cfg = ctx.dp_cfg or DPConfig()
         self.chunk = self.dp_cfg.chunk or self.spaces.chunk
+        # Env actions executed of each sampled chunk per call (DPPO's act_steps; dp.act_steps 0 = the chunk).
+        self.act_steps = self.dp_cfg.executed_steps(self.chunk)
+        if not 1 <= self.act_steps <= self.chunk:
+            from methods.config import ConfigError
+
+            raise ConfigError(f"config key 'dp.act_steps' must be in [1, the DP's chunk {self.chunk}] "
+                              f"(0 = the whole chunk), got {self.dp_cfg.act_steps}")
         torch.manual_seed(self.seed)
         self.dp = DPModule(self.spaces.obs_dim, self.spaces.act_dim, self.dp_cfg, self.chunk, self.device)
 
     def decision_length(self) -> int:
-        return int(self.chunk)
+        """Env actions one DP decision executes: act_steps of the Ta-chunk."""
+        return int(self.act_steps)
 
     def dp_batch(self, n: int, source: str = "offline") -> dict[str, torch.Tensor]:
         """n offline (or online) (normalised obs, normalised action chunk) pairs from the buffer."""
@@ -47,10 +55,15 @@ class DPMethod(Method):
         sampler = self.dp_cfg.eval_sampler if eval_mode else self.dp_cfg.sampler
         return policy.sample(cond, generator=generator, sampler=sampler)
 
-    def act_dp(self, obs, state: ActorState, eval_mode: bool) -> np.ndarray:
-        """The DP's chunk in env units."""
-        chunk = self.dp_sample(obs, state.generator, eval_mode)
-        return self.normalizer.unnorm_act(chunk).cpu().numpy()
+    def executed(self, chunks: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """The actions of sampled chunks (B, Ta, ...) that a DP call executes: the first act_steps of each."""
+        return chunks[:, : self.act_steps]
+
+    def act_dp(self, obs, state: ActorState, eval_mode: bool, policy: torch.nn.Module | None = None) -> np.ndarray:
+        """The executed part (B, act_steps, act_dim) of the DP's chunks, in env units (from the EMA DP, or
+        `policy`)."""
+        chunk = self.dp_sample(obs, state.generator, eval_mode, policy=policy)
+        return self.normalizer.unnorm_act(self.executed(chunk)).cpu().numpy()
 
     def export_pretrained_dp(self) -> dict:
         """This method's DP as a common-start state (the format load_pretrained_dp takes)."""

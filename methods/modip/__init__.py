@@ -337,7 +337,7 @@ class MODIP(DPMethod):
         return self.normalizer.unnorm_act(actions).cpu().numpy()
 
     def act(self, obs, actor: str, state: ActorState, eval_mode: bool) -> np.ndarray:
-        if actor == "dp":
+        if actor == "dp":  # the first dp.act_steps actions of the DP's chunk (DPMethod.act_dp)
             return self.act_dp(obs, state, eval_mode)
         if actor == "mpc":
             return self.act_mpc(obs, state, eval_mode)
@@ -364,9 +364,9 @@ class MODIP(DPMethod):
             obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         plan_state = ActorState.create(0, self.device)
         dp_state = ActorState.create(1, self.device)
-        # A plan executes its first replan_every actions; a DP call its whole chunk; updates_due makes
-        # updates_per_round updates every update_every env steps.
-        executed = self.chunk
+        # A plan executes its first replan_every actions; a DP call the first dp.act_steps of its chunk (what
+        # act_dp returns); updates_due makes updates_per_round updates every update_every env steps.
+        executed = self.act_steps
         comps = {"plan": TimedComponent(lambda: self.act(obs, "mpc", plan_state, True), ComponentKind.PLAN,
                                         actor="mpc", actions_per_call=int(self.cfg.planner.replan_every)),
                  "dp_act": TimedComponent(lambda: self.act(obs, "dp", dp_state, True), ComponentKind.ACT,
