@@ -1,19 +1,25 @@
 """DPPO: the denoising MDP's log-probs, the clipped loss, the first update, frozen steps, the common start,
-the on-policy runner's autoreset handling, and a tiny run on the demo task.
+the on-policy runner's autoreset handling, reward scaling as DPPO does it (the constant after the running
+scaler, whose per-env return carries across rollouts), a tiny run on the demo task, and its exact resume from
+a checkpoint taken while an env is mid-episode.
 """
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
+import pandas as pd
+import pytest
 import torch
 
-from bench.runner import resolve_config, run_one
+from bench.runner import Preempted, request_stop_at, resolve_config, run_id_of, run_one
 from bench.runner.on_policy import collect_rollout, make_vector_env
 from methods.base import ActorState, MethodContext, TaskSpaces
 from methods.common.diffusion import DPConfig, cosine_betas
 from methods.common.normalize import Normalizer
 from methods.config import from_dict
-from methods.dppo import DPPO, DPPOConfig, gae
+from methods.dppo import DPPO, DPPOConfig, RunningRewardScaler, gae
 from methods.dppo.ppo import clipped_surrogate
 from results.store import Store
 from tests.conftest import TINY, TINY_CS
@@ -249,3 +255,129 @@ def test_suite_defaults_sit_under_presets_and_overrides():
     assert resolve_config("dppo", "lift-ph", 0, {"dppo.gamma": 0.9})["dppo"]["gamma"] == 0.9
     assert resolve_config("dppo", "lift-ph", 0, {"preset": "demo"})["dppo"]["n_envs"] == 8
     assert resolve_config("dppo", "kitchen-mixed", 0, {})["dppo"]["n_steps"] == 70
+
+
+# ---- reward scaling as DPPO does it ------------------------------------------------------------------------
+def _gae_rewards(monkeypatch, **cfg) -> np.ndarray:
+    """The rewards that the update hands GAE, for one fixed rollout."""
+    from methods import dppo
+
+    seen = []
+
+    def spy(reward, *a, **k):
+        seen.append(np.array(reward))
+        return gae(reward, *a, **k)
+
+    monkeypatch.setattr(dppo, "gae", spy)
+    m = _method(**cfg)
+    m.update_rollout(_rollout(m))
+    assert len(seen) == 1
+    return seen[0]
+
+
+@pytest.mark.parametrize("running", [True, False])
+def test_reward_scale_const_scales_the_rewards_the_update_sees(monkeypatch, running):
+    """DPPO multiplies by reward_scale_const after the running scaler (train_ppo_diffusion_agent.py, in the GAE
+    delta); before it, the scaler divided the constant back out."""
+    base = _gae_rewards(monkeypatch, reward_scale_running=running)
+    for const in (4.0, 0.1):
+        scaled = _gae_rewards(monkeypatch, reward_scale_running=running, reward_scale_const=const)
+        np.testing.assert_array_equal(scaled, base * const)
+    assert np.abs(base).max() > 0
+
+
+def test_running_reward_scaler_carries_each_envs_return_across_rollouts():
+    rng = np.random.default_rng(0)
+    n, n_envs, g = 10, 3, 0.9
+    reward = rng.standard_normal((n, n_envs))
+    valid = np.ones((n, n_envs), bool)
+    valid[6, 1] = False  # an autoreset slot
+    first = np.zeros((n, n_envs), bool)
+    first[0] = True
+    first[7, 1] = True
+    first[2, 2] = True
+    whole = RunningRewardScaler(g, n_envs)
+    whole(reward, first, valid)
+    split = RunningRewardScaler(g, n_envs)
+    split(reward[:4], first[:4], valid[:4])
+    carried = split.ret.copy()
+    assert not first[4].any() and np.abs(carried).min() > 0  # every env's episode runs on into the next call
+    split(reward[4:], first[4:], valid[4:])
+    np.testing.assert_array_equal(split.ret, whole.ret)
+    # The second call's returns continue from `carried` (DPPO's backward_discounted_sum from prevret): their
+    # moments, merged with the first call's, are those of the whole sequence of returns.
+    ret, rets = np.zeros(n_envs), []
+    for t in range(n):
+        ret = np.where(valid[t], reward[t] + np.where(first[t], 0.0, g * ret), ret)
+        rets.append(ret[valid[t]])
+    x = np.concatenate(rets)
+    assert split.count == pytest.approx(1e-4 + x.size)
+    assert split.mean == pytest.approx((x.sum()) / (1e-4 + x.size), rel=1e-9)
+    # The checkpoint holds the running returns (DPPO's extra_state), and loads them back.
+    m = _method()
+    m.reward_scaler = split
+    st = m.extra_state()["reward_scaler"]
+    assert isinstance(st["ret"], torch.Tensor) and st["ret"].dtype == torch.float64
+    m2 = _method()
+    m2.load_extra_state({"iteration": 1, "reward_scaler": st})
+    np.testing.assert_array_equal(m2.reward_scaler.ret, split.ret)
+    assert (m2.reward_scaler.mean, m2.reward_scaler.var) == (split.mean, split.var)
+
+
+# ---- exact resume mid-episode --------------------------------------------------------------------------------
+def _curve(store_root, sweep, rid) -> pd.DataFrame:
+    c = Store(store_root).curves(sweep=sweep, run_ids=[rid])
+    cols = ["phase", "env_step", "grad_step", "actor", "metric", "value", "n_episodes"]
+    return c[cols].sort_values(cols[:5]).reset_index(drop=True)
+
+
+def test_resume_mid_episode_equals_uninterrupted(demo_dataset, tmp_path, monkeypatch):
+    """Episodes continue across rollouts, so a checkpoint at a rollout boundary can cut one: the resumed run
+    must still repeat the uninterrupted one exactly (env simulator state, TimeLimit count, RNG, autoreset and
+    first flags, and the reward scaler's running return, all from the checkpoint)."""
+    from bench.runner import on_policy
+    from bench.runner.checkpoints import load_checkpoint
+
+    # Watch the uninterrupted run's rollout boundaries, to stop at one where an env is mid-episode.
+    boundaries = []
+    collect = on_policy.collect_rollout
+
+    def spy(envs, method, state, carry, *a, **k):
+        ro, stats = collect(envs, method, state, carry, *a, **k)
+        elapsed = [on_policy.sub_env_state(e)["elapsed_steps"] for e in envs.envs]
+        boundaries.append((stats["env_steps"], elapsed, carry.prev_done.copy()))
+        return ro, stats
+
+    monkeypatch.setattr(on_policy, "collect_rollout", spy)
+    for seed in (1, 2, 3):  # the first seed whose tiny DP leaves an env mid-episode at some boundary
+        boundaries.clear()
+        cfg = _tiny("dppo", seed=seed)
+        a = run_one(cfg, store_root=tmp_path / f"a{seed}", sweep_id="r", progress=False)
+        spent, stop = 0, None
+        for n, elapsed, pending in boundaries[:-1]:  # the last rollout ends the run: no checkpoint there
+            spent += n
+            if any(e > 0 and not p for e, p in zip(elapsed, pending)):
+                stop = spent
+                break
+        if stop is not None:
+            break
+    assert stop is not None, "no rollout boundary of seeds 1-3 leaves an env mid-episode"
+    monkeypatch.setattr(on_policy, "collect_rollout", collect)
+
+    request_stop_at(env_step=stop)
+    with pytest.raises(Preempted):
+        run_one(cfg, store_root=tmp_path / "b", sweep_id="r", progress=False)
+    ckpt = load_checkpoint(tmp_path / "b" / "checkpoints" / "r" / run_id_of(cfg) / "last.pt")
+    assert int(json.loads(ckpt["counters"])["env_step"]) == stop
+    envs = ckpt["loop"]["on_policy"]
+    mid = [i for i, e in enumerate(envs["envs"]) if e["elapsed_steps"] > 0 and not bool(envs["autoreset"][i])]
+    assert mid and not envs["first"][mid].any()
+    ret = ckpt["method"]["extra"]["reward_scaler"]["ret"]
+    assert ret.shape == (cfg["dppo"]["n_envs"],) and all(float(ret[i]) != 0.0 for i in mid)
+    b = run_one(cfg, store_root=tmp_path / "b", sweep_id="r", progress=False)
+    assert a == b
+    rb = Store(tmp_path / "b").runs(sweep="r").iloc[0]
+    assert rb.status == "finished" and int(rb.attempt) == 2
+    ca, cb = _curve(tmp_path / f"a{seed}", "r", a), _curve(tmp_path / "b", "r", b)
+    assert (ca.metric == "train/return").sum() >= 2 and (ca.env_step > stop).any()
+    pd.testing.assert_frame_equal(ca, cb)

@@ -108,6 +108,8 @@ class Run:
         self.counters = {"phase": "pretrain", "grad_step": 0, "env_step": 0, "episode": 0, "next_eval": 0,
                          "last_ckpt_env_step": 0, "wall_s": 0.0, "attempt": None, "pretrain_done": False}
         self.loop_state: dict[str, Any] = {}  # what a loop must checkpoint beyond the counters
+        # Set by a loop whose state lives elsewhere (on_policy.py's vector envs): save_run calls it first.
+        self.capture_loop_state: Callable[[], dict[str, Any]] | None = None
         self.dataset_hash = ""
         self.started_at = now()
         self._t0 = time.perf_counter()

@@ -19,13 +19,17 @@ cfg/robomimic/finetune/{lift,can}/ft_ppo_diffusion_mlp.yaml for the others). As 
   (`reward_scale_running`, PPG's reward normaliser, clip 10); the critic's loss is 0.5 MSE to the GAE returns;
 - a minibatch is `batch_size` (decision, denoising step) pairs drawn without replacement from all
   n_steps * n_envs * K of them; `update_epochs` passes; an epoch stops early once approx KL > `target_kl`;
+- `reward_scale_const` multiplies the rewards after the running scaler, in GAE (`scaled_rewards`);
+- episodes continue across rollouts (`reset_at_iteration: False`; bench/runner/on_policy.py keeps the
+  envs), and the running scaler carries each env's discounted return across rollouts (its `ret`), which
+  the checkpoint holds with the scaler's moments (`extra_state`);
 - for the first `n_critic_warmup_itr` rollouts only the critic learns (2 on robomimic, 0 elsewhere).
 Where we differ, on purpose:
 - timeouts bootstrap with V(last obs of the episode) and terminals never do (DESIGN.md); DPPO's gym
   wrapper does not separate the two when it bootstraps;
-- each rollout starts from freshly seeded env resets (DPPO's gym configs carry episodes over rollouts), so
-  that a run resumed at a rollout boundary repeats the uninterrupted run exactly; episodes cut at the end
-  of a rollout bootstrap like timeouts;
+- episodes continue across rollouts as in DPPO (`reset_at_iteration: False`), but DPPO also resets every
+  env after each of its in-loop evaluation iterations; ours evaluates on its own envs, so it never does.
+  Episodes cut at the end of a rollout bootstrap like timeouts (DPPO: V(obs_venv) at t = n_steps - 1);
 - learning rates are constant (DPPO's cosine schedules have min_lr equal to the lr, so they are constant
   after a 10-iteration warm-up that starts from min_lr too);
 - evaluation samples the fine-tuned DP with the harness's eval sampler and the DP's own noise schedule (no
@@ -88,20 +92,27 @@ class DPPOConfig:
 class RunningRewardScaler:
     """Divide rewards by the running std of a per-env discounted return (PPG's reward normaliser; DPPO's
     util/reward_scaling.py): returns are accumulated along each env's valid decisions and restart at the
-    first decision of an episode; the std is over every return seen so far; scaled rewards clip at +-10."""
+    first decision of an episode; the std is over every return seen so far; scaled rewards clip at +-10.
 
-    def __init__(self, gamma: float, clip: float = 10.0, epsilon: float = 1e-8):
+    Episodes continue across rollouts (bench/runner/on_policy.py), so, as DPPO's `RunningRewardScaler.ret`,
+    each env's running return `ret` carries over from one call to the next instead of starting at 0."""
+
+    def __init__(self, gamma: float, n_envs: int, clip: float = 10.0, epsilon: float = 1e-8):
         self.gamma, self.clip, self.epsilon = gamma, clip, epsilon
         self.mean, self.var, self.count = 0.0, 1.0, 1e-4  # RunningMeanStd's start (count epsilon 1e-4)
+        self.ret = np.zeros(n_envs)  # each env's discounted return so far, along its current episode
 
     def __call__(self, reward: np.ndarray, first: np.ndarray, valid: np.ndarray) -> np.ndarray:
         n_steps, n_envs = reward.shape
-        ret = np.zeros(n_envs)
+        if self.ret.shape != (n_envs,):
+            raise ValueError(f"a rollout of {n_envs} envs for a reward scaler of {self.ret.shape[0]} envs")
+        ret = self.ret
         rets = []
         for t in range(n_steps):
             v = valid[t]
             ret = np.where(v, reward[t] + np.where(first[t], 0.0, self.gamma * ret), ret)
             rets.append(ret[v])
+        self.ret = ret
         x = np.concatenate(rets)
         if x.size:
             self._update(float(x.mean()), float(x.var()), x.size)
@@ -113,11 +124,17 @@ class RunningRewardScaler:
         m2 = self.var * self.count + batch_var * batch_count + delta ** 2 * self.count * batch_count / total
         self.mean, self.var, self.count = self.mean + delta * batch_count / total, m2 / (total - 1), total
 
-    def state(self) -> dict[str, float]:
-        return {"mean": self.mean, "var": self.var, "count": self.count}
+    def state(self) -> dict[str, Any]:
+        return {"mean": self.mean, "var": self.var, "count": self.count, "ret": torch.from_numpy(self.ret.copy())}
 
-    def load(self, st: dict[str, float]) -> None:
+    def load(self, st: dict[str, Any]) -> None:
         self.mean, self.var, self.count = float(st["mean"]), float(st["var"]), float(st["count"])
+        if "ret" in st:
+            ret = st["ret"].numpy().astype(np.float64)
+            if ret.shape != self.ret.shape:
+                raise ValueError(f"the checkpoint's reward scaler holds {ret.shape[0]} envs' returns, "
+                                 f"this run has {self.ret.shape[0]} envs")
+            self.ret = ret.copy()
 
 
 def gae(reward: np.ndarray, value: np.ndarray, next_value: np.ndarray, terminal: np.ndarray, done: np.ndarray,
@@ -188,7 +205,7 @@ class DPPO(DPMethod):
                                              weight_decay=cfg.actor_weight_decay)
         self.critic_optim = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr,
                                               weight_decay=cfg.critic_weight_decay)
-        self.reward_scaler = RunningRewardScaler(cfg.gamma)
+        self.reward_scaler = RunningRewardScaler(cfg.gamma, cfg.n_envs)
         self.iteration = 0  # rollouts consumed by update_rollout
 
     # ---- the common start -------------------------------------------------------------------------------
@@ -229,9 +246,7 @@ class DPPO(DPMethod):
         with torch.no_grad():
             values = self.value(obs.reshape(-1, obs.shape[-1])).reshape(n_steps, n_envs).double().cpu().numpy()
             next_values = self.value(next_obs.reshape(-1, obs.shape[-1])).reshape(n_steps, n_envs).double().cpu().numpy()
-        reward = np.asarray(rollout["reward"], np.float64) * cfg.reward_scale_const
-        if cfg.reward_scale_running:
-            reward = self.reward_scaler(reward, np.asarray(rollout["first"], bool), valid)
+        reward = self.scaled_rewards(rollout)
         adv = gae(reward, values, next_values, np.asarray(rollout["terminal"], np.float64),
                   np.asarray(rollout["done"], np.float64), valid, cfg.gamma, cfg.gae_lambda)
         returns = adv + values
@@ -250,6 +265,17 @@ class DPPO(DPMethod):
                                                            torch.full((n_dec,), j, device=dev))
                                   for j in range(k)], dim=1)  # (n_dec, K)
         return self._ppo_epochs(cond, chains, adv_t, ret_t, old_lp, values.reshape(-1)[idx])
+
+    def scaled_rewards(self, rollout: dict[str, Any]) -> np.ndarray:
+        """The rewards GAE sees: divided by the running return std (which updates it), then times
+        `reward_scale_const`. The constant comes after the running scaler, as in DPPO (train_ppo_diffusion_agent.py
+        multiplies `reward_trajs[t] * self.reward_scale_const` in the GAE delta, after `running_reward_scaler`):
+        before it, the scaler would divide it back out."""
+        valid = np.asarray(rollout["valid"], bool)
+        reward = np.asarray(rollout["reward"], np.float64)
+        if self.cfg.reward_scale_running:
+            reward = self.reward_scaler(reward, np.asarray(rollout["first"], bool), valid)
+        return reward * self.cfg.reward_scale_const
 
     def _ppo_epochs(self, cond, chains, adv, ret, old_lp, old_values) -> dict[str, float]:
         cfg = self.cfg
