@@ -23,7 +23,8 @@ import abc
 import dataclasses
 import difflib
 import enum
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ class ActorState:
             self.memory.setdefault("reset_envs", set()).add(env_index)
 
     @classmethod
-    def create(cls, seed: int, device: str | torch.device = "cpu") -> "ActorState":
+    def create(cls, seed: int, device: str | torch.device = "cpu") -> ActorState:
         g = torch.Generator(device=torch.device(device))
         g.manual_seed(int(seed))
         return cls(generator=g)

@@ -496,44 +496,11 @@ def test_shipped_ablation_sweep_file_names_its_axes():
     assert load_sweep_file(ROOT / "sweeps" / "ablate-modip.yaml").raw["ablation"]["method"] == "modip"
 
 
-def _analysis_imports() -> dict[str, set[str]]:
-    """analysis module -> the analysis modules it imports anywhere (function bodies included); importing the
-    package `analysis` (or `from analysis import x`) counts as importing analysis/__init__.py too."""
-    graph = {}
-    for path in sorted((ROOT / "analysis").glob("*.py")):
-        name = "analysis" if path.stem == "__init__" else f"analysis.{path.stem}"
-        deps = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            else:
-                continue
-            for t in targets:
-                if t == "analysis" or t.startswith("analysis."):
-                    deps.add("analysis")
-                    if (ROOT / (t.replace(".", "/") + ".py")).exists():
-                        deps.add(t)
-        graph[name] = deps - {name}
-    return graph
-
-
 def test_no_import_cycles_in_analysis():
-    graph = _analysis_imports()
+    from tests.test_structure import cycles, import_graph
 
-    def reach(start):
-        seen, todo = set(), [start]
-        while todo:
-            for dep in graph.get(todo.pop(), ()):
-                if dep not in seen:
-                    seen.add(dep)
-                    todo.append(dep)
-        return seen
-
-    cycles = sorted(m for m in graph if m in reach(m))
-    assert not cycles, {m: sorted(graph[m]) for m in cycles}
-    assert "analysis.report" not in graph["analysis.ablate"]
+    found = [c for c in cycles(import_graph()) if any(m.startswith("analysis") for m in c)]
+    assert not found, found
 
 
 def test_analysis_names_no_method_and_no_component():

@@ -16,7 +16,7 @@ import pytest
 from bench.runner import Preempted, request_stop_at, resolve_config, run_id_of, run_one
 from methods.base import registered_methods
 from results.store import Store
-from tests.conftest import TINY, tiny
+from tests.conftest import tiny
 
 METHODS = sorted(registered_methods())
 
@@ -98,7 +98,7 @@ def test_eval_does_not_disturb_training(method, demo_dataset, tmp_path):
     r1 = run_one(c1, store_root=tmp_path / "a", sweep_id="e", progress=False)
     r2 = run_one(c2, store_root=tmp_path / "b", sweep_id="e", progress=False)
     l1, l2 = _curve(tmp_path / "a", "e", r1), _curve(tmp_path / "b", "e", r2)
-    keep = lambda c: c[~c.metric.isin(["return", "normalized_score", "success"])].reset_index(drop=True)  # noqa
+    keep = lambda c: c[~c.metric.isin(["return", "normalized_score", "success"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(keep(l1), keep(l2))
     e2 = l2[l2.metric == "return"]
     assert e2.env_step.nunique() > l1[l1.metric == "return"].env_step.nunique()

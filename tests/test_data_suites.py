@@ -22,99 +22,14 @@ PACKAGES = ("bench", "methods", "results", "analysis")
 
 
 # ---- import cycles -------------------------------------------------------------------------------------------
-def _module_files() -> dict[str, tuple[Path, bool]]:
-    mods = {}
-    for pkg in PACKAGES:
-        for f in (ROOT / pkg).rglob("*.py"):
-            parts = list(f.relative_to(ROOT).with_suffix("").parts)
-            is_pkg = parts[-1] == "__init__"
-            mods[".".join(parts[:-1] if is_pkg else parts)] = (f, is_pkg)
-    return mods
-
-
-def _import_graph() -> dict[str, set[str]]:
-    """Every import statement, function bodies and `if TYPE_CHECKING` included. `import a.b.c` and
-    `from a.b import c` depend on a, a.b and a.b.c (importing a package runs its __init__)."""
-    mods = _module_files()
-
-    def prefixes(name: str) -> list[str]:
-        ps = name.split(".")
-        return [".".join(ps[:i]) for i in range(1, len(ps) + 1)]
-
-    graph = {}
-    for mod, (path, is_pkg) in mods.items():
-        deps: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                for a in node.names:
-                    deps.update(prefixes(a.name))
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    here = mod.split(".") if is_pkg else mod.split(".")[:-1]
-                    here = here[:len(here) - node.level + 1]
-                    base = ".".join(here + ([node.module] if node.module else []))
-                deps.update(prefixes(base))
-                deps.update(f"{base}.{a.name}" for a in node.names)
-        graph[mod] = {d for d in deps if d in mods and d != mod}
-    return graph
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    out: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on.add(v)
-        for w in graph[v]:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return out
-
-
 def test_no_import_cycle_through_bench_data_or_bench_tasks():
-    graph = _import_graph()
-    ours = [c for c in _cycles(graph) if any(m.startswith(("bench.data", "bench.tasks")) for m in c)]
-    assert ours == []
-    # The registries import every suite statically (no import hidden from this check by `__import__`).
-    assert "bench.tasks.kitchen" in graph["bench.tasks"] and "bench.data.kitchen" in graph["bench.data.suites"]
-    # The package inits are what every submodule imports: they import nothing of their own package that
-    # imports them back (bench.data's imports nothing of the project at all).
-    assert graph["bench.data"] == set()
+    """The structure test's import graph (function bodies included), restricted to the data and task modules."""
+    from tests.test_structure import cycles, import_graph
+
+    found = [c for c in cycles(import_graph()) if any(m.startswith(("bench.data", "bench.tasks")) for m in c)]
+    assert not found, found
 
 
-def test_the_cycle_check_sees_imports_in_function_bodies(tmp_path):
-    """The check itself: an import hidden in a function body still makes a cycle."""
-    assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
-    tree = ast.parse("def f():\n    from bench.data import loaders\n")
-    found = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
-    assert found and found[0].module == "bench.data"
-
-
-# ---- the suite registry ------------------------------------------------------------------------------------
 def test_every_suite_has_prefix_loader_maker_and_flattening():
     from bench.data import suites
     from bench.data.kitchen import flatten_kitchen_obs

@@ -78,10 +78,10 @@ def import_graph() -> dict[str, set[str]]:
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components with more than one module (Tarjan, iterative)."""
     index, low, on, stack, out, counter = {}, {}, set(), [], [], [0]
-    for root in graph:
+    for root, deps in graph.items():
         if root in index:
             continue
-        work = [(root, iter(sorted(graph[root])))]
+        work = [(root, iter(sorted(deps)))]
         index[root] = low[root] = counter[0]
         counter[0] += 1
         stack.append(root)

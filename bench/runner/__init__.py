@@ -24,7 +24,8 @@ _EXPORTS = {
     "request_stop": "bench.runner.lifecycle", "request_stop_at": "bench.runner.lifecycle",
     "run": "bench.runner.lifecycle", "run_one": "bench.runner.lifecycle",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["ConfigError", "Preempted", "Run", "RunContext", "evaluate_actor", "request_stop", "request_stop_at",
+           "resolve_config", "run", "run_id_of", "run_one"]
 
 
 def __getattr__(name: str):

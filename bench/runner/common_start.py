@@ -18,8 +18,9 @@ import fcntl
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.runner.checkpoints import CheckpointError, atomic_torch_save, load_checkpoint
 from methods.common.common_start import train_common_start

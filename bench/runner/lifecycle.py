@@ -16,14 +16,15 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from bench.runner import common_start, checkpoints
 from bench.data import DatasetError
+from bench.runner import checkpoints, common_start
 from bench.runner.config import ConfigError, check_device, method_config, resolve_config, run_id_of
 from bench.runner.evaluation import evaluate
 from bench.runner.off_policy import run_off_policy
@@ -90,7 +91,7 @@ class RunContext:
     progress: bool
     restart: bool = False
     # Called once after setup and resume, before the first training step: on_start(run, resumed).
-    on_start: Callable[["Run", bool], None] | None = None
+    on_start: Callable[[Run, bool], None] | None = None
 
 
 class Run:
@@ -373,7 +374,7 @@ def finished_attempt(store_root: Path, sweep_id: str, run_id: str) -> int | None
 
 def run_one(cfg: dict[str, Any], store_root: str | os.PathLike = "results", sweep_id: str = "adhoc",
             ckpt_dir: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
-            on_start: Callable[["Run", bool], None] | None = None, rerun: bool = False) -> str:
+            on_start: Callable[[Run, bool], None] | None = None, rerun: bool = False) -> str:
     """Run one resolved config end to end; returns its run_id. Failures are recorded as status=failed.
 
     A run that already finished in this store is not run again (and nothing is written) unless `rerun`, or

@@ -35,4 +35,4 @@ def package_versions() -> dict[str, str]:
 
 def now() -> str:
     """UTC now, ISO format, to the second."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")

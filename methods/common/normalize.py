@@ -20,14 +20,14 @@ class Normalizer(torch.nn.Module):
         self.register_buffer("act_high", torch.as_tensor(np.asarray(act_high), dtype=torch.float32))
 
     @classmethod
-    def fit(cls, observations: np.ndarray, act_low, act_high, std_floor: float = 1e-3) -> "Normalizer":
+    def fit(cls, observations: np.ndarray, act_low, act_high, std_floor: float = 1e-3) -> Normalizer:
         obs = np.asarray(observations, dtype=np.float64)
         mean = obs.mean(axis=0)
         std = np.maximum(obs.std(axis=0), std_floor)
         return cls(mean, std, act_low, act_high)
 
     @classmethod
-    def from_state(cls, state: dict) -> "Normalizer":
+    def from_state(cls, state: dict) -> Normalizer:
         return cls(state["obs_mean"], state["obs_std"], state["act_low"], state["act_high"])
 
     def norm_obs(self, obs: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,11 @@ for each chunk decision and `update_rollout` once per rollout.
 Settings come from DPPO's finetune configs (irom-princeton/dppo, cfg/gym/finetune/{hopper,walker2d,
 halfcheetah}-v2/ft_ppo_diffusion_mlp.yaml for the `d4rl` suite; cfg/gym/finetune/kitchen-*-v0 and
 cfg/robomimic/finetune/{lift,can}/ft_ppo_diffusion_mlp.yaml for the others). As in DPPO:
-- one decision is one action chunk (Ta = 4 env steps); its reward is the sum of the chunk's rewards, and
-  `gamma` discounts per decision (0.99 on gym and kitchen, 0.999 on robomimic), not per env step;
+- one decision samples one action chunk of Ta (`horizon_steps`, 4) actions and executes its first
+  `dp.act_steps` of them (DPPO's `act_steps`: `action_venv = output_venv[:, :self.act_steps]`; 0 = all Ta);
+  the denoising chains, and so the log-probs in PPO's ratios, stay over the whole Ta-chunk. A decision's
+  reward is the sum of its executed actions' rewards, and `gamma` discounts per decision (0.99 on gym and
+  kitchen, 0.999 on robomimic), not per env step;
 - GAE with lambda 0.95 over decisions; rewards divided by the running std of a discounted return
   (`reward_scale_running`, PPG's reward normaliser, clip 10); the critic's loss is 0.5 MSE to the GAE returns;
 - a minibatch is `batch_size` (decision, denoising step) pairs drawn without replacement from all
@@ -56,7 +59,7 @@ class DPPOConfig:
     # Defaults: DPPO's gym configs (hopper/walker2d/halfcheetah-v2 ft_ppo_diffusion_mlp.yaml; all three agree).
     ft_denoising_steps: int = 10  # ft_denoising_steps: 10 (of denoising_steps: 20)
     n_envs: int = 40  # env.n_envs: 40
-    n_steps: int = 500  # train.n_steps: 500 chunk decisions per env per rollout
+    n_steps: int = 500  # train.n_steps: 500 chunk decisions (act_steps env steps each) per env per rollout
     gamma: float = 0.99  # train.gamma: 0.99, per chunk decision
     gae_lambda: float = 0.95  # train.gae_lambda
     reward_scale_running: bool = True  # train.reward_scale_running
@@ -223,15 +226,17 @@ class DPPO(DPMethod):
 
     @torch.no_grad()
     def act_rollout(self, obs: np.ndarray, state: ActorState) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Exploration chunks for the vector envs, with the chains that PPO needs."""
+        """Exploration actions for the vector envs, (n_envs, act_steps, act_dim): the executed first act_steps of
+        each sampled Ta-chunk (DPPO: `output_venv[:, :self.act_steps]`), with the chains that PPO needs, which
+        stay whole, (n_envs, K + 1, Ta, act_dim): a decision's log-prob is that of its whole chunk."""
         o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        actions, chain = self.model.sample_chain(self.normalizer.norm_obs(o), state.generator,
-                                                 self.cfg.min_sampling_denoising_std, self.cfg.randn_clip_value)
-        return self.normalizer.unnorm_act(actions).cpu().numpy(), {"chain": chain.cpu().numpy()}
+        chunks, chain = self.model.sample_chain(self.normalizer.norm_obs(o), state.generator,
+                                                self.cfg.min_sampling_denoising_std, self.cfg.randn_clip_value)
+        return self.normalizer.unnorm_act(self.executed(chunks)).cpu().numpy(), {"chain": chain.cpu().numpy()}
 
     def act(self, obs, actor, state, eval_mode):
-        if eval_mode:  # the fine-tuned DP itself, sampled exactly as bc_dp is at evaluation
-            return self.normalizer.unnorm_act(self.dp_sample(obs, state.generator, True, policy=self.model)).cpu().numpy()
+        if eval_mode:  # the fine-tuned DP itself, sampled exactly as bc_dp is at evaluation (its act_steps)
+            return self.act_dp(obs, state, True, policy=self.model)
         return self.act_rollout(obs, state)[0]
 
     # ---- the update -------------------------------------------------------------------------------------
@@ -342,10 +347,10 @@ class DPPO(DPMethod):
 
         obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         st = ActorState.create(0, self.device)
-        executed = self.chunk  # env actions executed per DP call (one decision is one chunk)
-        # Updates per env step, nominal: a rollout of n_envs x n_steps decisions (each `executed` env steps)
-        # makes update_epochs passes of floor(decisions * K / batch_size) minibatch steps (at least one); an
-        # epoch stopped early by target_kl makes fewer.
+        executed = self.act_steps  # env actions executed per DP call: act_steps of the sampled Ta-chunk
+        # Updates per env step, nominal: a rollout of n_envs x n_steps decisions (each `executed` = act_steps
+        # env steps) makes update_epochs passes of floor(decisions * K / batch_size) minibatch steps (at least
+        # one); an epoch stopped early by target_kl makes fewer.
         n_envs, n_steps = self.rollout_size()
         decisions = n_envs * n_steps
         grad_steps = self.cfg.update_epochs * max(1, decisions * self.model.ft_steps // self.cfg.batch_size)
