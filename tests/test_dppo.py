@@ -381,3 +381,46 @@ def test_resume_mid_episode_equals_uninterrupted(demo_dataset, tmp_path, monkeyp
     ca, cb = _curve(tmp_path / f"a{seed}", "r", a), _curve(tmp_path / "b", "r", b)
     assert (ca.metric == "train/return").sum() >= 2 and (ca.env_step > stop).any()
     pd.testing.assert_frame_equal(ca, cb)
+
+
+def test_act_steps_executes_the_first_actions_of_each_chunk(demo_dataset, store_root, monkeypatch):
+    """dp.act_steps = 2 of Ta = 4: each decision executes 2 env actions (DPPO's `output_venv[:, :act_steps]`),
+    the chains PPO scores stay whole-chunk, the run spends exactly its env-step budget, and its timing says 2
+    actions per act call."""
+    seen = []
+    update = DPPO.update_rollout
+
+    def spy(self, rollout):
+        seen.append((self.act_steps, self.chunk, rollout["env_steps"].max(), np.asarray(rollout["chain"]).shape))
+        return update(self, rollout)
+
+    monkeypatch.setattr(DPPO, "update_rollout", spy)
+    act_rollout = DPPO.act_rollout
+    shapes = []
+
+    def act_spy(self, obs, state):
+        actions, info = act_rollout(self, obs, state)
+        shapes.append(actions.shape)
+        return actions, info
+
+    monkeypatch.setattr(DPPO, "act_rollout", act_spy)
+    cfg = _tiny("dppo", seed=0, **{"dp.act_steps": 2, "eval.timing": True, "eval.timing_reps": 1})
+    rid = run_one(cfg, store_root=store_root, sweep_id="a", progress=False)
+    store = Store(store_root)
+    run = store.runs(sweep="a").set_index("run_id").loc[rid]
+    assert run.status == "finished" and int(run.env_steps) == cfg["online"]["steps"]
+    assert seen and shapes
+    for act_steps, chunk, most, chain_shape in seen:
+        assert (act_steps, chunk) == (2, 4) and most == 2
+        assert chain_shape[3] == 4  # (T, n_envs, K + 1, Ta, act_dim): the chain is the whole chunk
+    assert {s[1] for s in shapes} == {2}
+    t = store.timings(sweep="a")
+    act = t[t.kind == "act"]
+    assert len(act) and set(act.actions_per_call) == {2}
+    upd = t[t.kind == "update"]
+    assert len(upd), t[["component", "kind"]]
+    # Updates per env step: a rollout's nominal minibatch steps over its decisions x act_steps env steps.
+    m_cfg = cfg["dppo"]
+    decisions = m_cfg["n_envs"] * m_cfg["n_steps"]
+    grad = m_cfg["update_epochs"] * max(1, decisions * m_cfg["ft_denoising_steps"] // m_cfg["batch_size"])
+    assert np.allclose(upd.updates_per_env_step.astype(float), grad / (decisions * 2))
