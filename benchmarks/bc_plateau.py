@@ -84,6 +84,8 @@ def main() -> int:
         n = cfg["pretrain"]["steps"] if m == "bc_gauss" else cfg["common_start"]["steps"]
         a = cfg["dp"].get("act_steps") if "dp" in cfg else None
         rows.append((m, n, a, cfg["seed"], score.get(rid, np.nan)))
+    if extra:
+        print("settings: " + ", ".join(f"{k}={v}" for k, v in extra.items()))
     print(f"demo task, tuning seeds {seeds}, eval seed set 'tune' (10 episodes), normalized score, mean ± 95% t-CI")
     verdicts = []
     for m in methods:
@@ -98,8 +100,9 @@ def main() -> int:
                 mu, ci, k = mean_ci(np.asarray(vals, float))
                 stats[n] = (mu, ci)
                 print(f"| {n} | {mu:.1f} | {ci:.1f} | {k} | {', '.join(f'{v:.1f}' for v in vals)} |")
-            plateau = next((n for n, n2 in zip(steps, steps[1:])
-                            if abs(stats[n2][0] - stats[n][0]) < stats[n][1]), None)
+            # the first budget from which every doubling moves the mean by less than the CI half-width
+            moves = [(n, abs(stats[n2][0] - stats[n][0]) < stats[n][1]) for n, n2 in zip(steps, steps[1:])]
+            plateau = next((n for i, (n, _) in enumerate(moves) if all(ok for _, ok in moves[i:])), None)
             verdicts.append(f"{label}: plateau at {plateau}" if plateau else f"{label}: no plateau within {steps}")
     print("\nbc_plateau: " + "; ".join(verdicts))
     return 0
