@@ -3,8 +3,8 @@
 Why: the paper's inference-time claim is that a terminal V removes the full denoising chain that a terminal
 Q(ŝ_H, a_H ~ DP) pays per candidate and iteration. Goal: the v planner takes <= 1/3 of the q planner's time.
 This script measures both side by side in one process, with the settings the score runs use: it builds the
-planner from the method's default config (`resolve_config("modip", "demo", ...)`, no preset), so it never
-picks its own. Weights are random: latency depends on shapes, not on weights.
+planner from the method's default config on a paper task (`resolve_config("modip", "hopper-medium", ...)`, no
+preset, so the DP is the paper suites' default: DPPO's residual ReLU 512x3), so it never picks its own. Weights are random: latency depends on shapes, not on weights.
 
 It prints one table with
 - v and q at the default settings (p50, p90 per action; per action = per plan / replan_every);
@@ -39,10 +39,15 @@ from methods.common.normalize import Normalizer
 from methods.modip.planner import plan
 
 
-def demo_spaces() -> TaskSpaces:
+# The task whose resolved defaults (DP included: the paper suites take DPPO's residual ReLU 512x3 DP from
+# methods/common/diffusion.py DP_SUITE_DEFAULTS) the headline uses; --task changes it. Demo-preset rows use "demo".
+TASK = "hopper-medium"
+
+
+def task_spaces(name: str) -> TaskSpaces:
     from bench.tasks import get_task
 
-    task = get_task("demo")
+    task = get_task(name)
     try:
         env = task.make_env()
         obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
@@ -55,9 +60,10 @@ def demo_spaces() -> TaskSpaces:
 
 
 def build(overrides: dict, device: str):
-    cfg = resolve_config("modip", "demo", 0, {**overrides, "device": device})
+    task = "demo" if overrides.get("preset") == "demo" else TASK
+    cfg = resolve_config("modip", task, 0, {**overrides, "device": device})
     cls, mcfg, dp_cfg, _ = method_config(cfg)
-    spaces = demo_spaces()
+    spaces = task_spaces(task)
     norm = Normalizer(np.zeros(spaces.obs_dim), np.ones(spaces.obs_dim), spaces.act_low, spaces.act_high)
     return cls(mcfg, MethodContext(spaces=spaces, normalizer=norm, device=device, seed=0, dp_cfg=dp_cfg))
 
@@ -157,9 +163,11 @@ def run_device(device: str, reps: int, quick: bool) -> float:
     for hor in ([shortest] if quick else [shortest, 2 * default_h]):
         for term in ("v", "q"):
             add(f"{term} horizon={hor}", {"modip.planner.terminal": term, "modip.planner.horizon": hor})
-    dp_hidden = [512, 512, 512]  # DPPO's MLP for gym tasks
+    # the DP's size: the old default (a plain Mish 256x3 MLP) against the task's default (DPPO's residual
+    # ReLU 512x3 on the paper suites)
+    old_dp = {"dp.hidden": [256, 256, 256], "dp.residual": False, "dp.activation": "mish"}
     for term in ("v", "q"):
-        add(f"{term} dp.hidden={dp_hidden[0]}x{len(dp_hidden)}", {"modip.planner.terminal": term, "dp.hidden": dp_hidden})
+        add(f"{term} dp=mish 256x3 (old default)", {"modip.planner.terminal": term, **old_dp})
     # latency-matched q: the most iterations whose p50 does not exceed v's
     matched = None
     for it in range(default_iters, 0, -1):
@@ -195,7 +203,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="fewer sweep points")
     ap.add_argument("--no-cuda", action="store_true")
+    ap.add_argument("--task", default=TASK, help="the task whose resolved defaults the headline uses")
     args = ap.parse_args()
+    globals()["TASK"] = args.task
     torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_cuda else [])
     ratios = {d: run_device(d, args.reps, args.quick) for d in devices}
