@@ -84,7 +84,7 @@ def plain(x: Any) -> Any:
 def save_run(run) -> None:
     """Write the run's checkpoint: method, buffer, normaliser, training actor state, RNGs, counters, curve."""
     run.counters["wall_s"] = run.wall()
-    if getattr(run, "capture_loop_state", None) is not None:  # a loop whose state lives outside loop_state
+    if run.capture_loop_state is not None:  # a loop whose state lives outside loop_state
         run.loop_state = run.capture_loop_state()
     state = {
         "version": CHECKPOINT_VERSION, "run_id": run.ctx.run_id, "dataset_hash": run.dataset_hash,

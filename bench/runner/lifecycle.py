@@ -114,6 +114,7 @@ class Run:
         self.dataset_hash = ""
         self.started_at = now()
         self._t0 = time.perf_counter()
+        self._wall_before = 0.0  # seconds worked by earlier attempts (from the checkpoint)
 
     # ---- setup ----
     def setup(self) -> None:
@@ -202,8 +203,6 @@ class Run:
     def wall(self) -> float:
         """Seconds this run has worked, over all its attempts."""
         return self._wall_before + (time.perf_counter() - self._t0)
-
-    _wall_before = 0.0
 
     def log(self, phase: str, metrics: dict[str, float], actor: str = "", n_episodes: int = 0) -> None:
         for k, v in metrics.items():
