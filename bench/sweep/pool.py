@@ -3,9 +3,9 @@
 Why: submitit's local executor starts every job of an array at once, so 25 runs on a 2-core machine would all
 compete for the cores. With `executor: local` and `resources.array_parallelism: N`, the launcher instead starts
 N local jobs (submitit subprocesses, one torch thread each as the runs' configs say), and each takes the next
-run from a shared queue file under a lock until none is left. Longer runs are queued first (by the sweep's
-method order), so the pool ends close together. Each run is still a `SweepJob` call: the same signals, attempt
-log and store rows as on Slurm.
+run from a shared queue file under a lock until none is left, in the sweep's order (so the sweep file decides
+what starts first: e.g. bc_dp before the methods that reuse its cached common start). Each run is still a
+`SweepJob` call: the same signals, attempt log and store rows as on Slurm.
 """
 from __future__ import annotations
 
