@@ -313,8 +313,7 @@ class Run:
         from results.store import Store
 
         ev = self.cfg["eval"]
-        self.say(f"timing {', '.join(self.method.timed_components(1))} at batch 1 and {ev['timing_batch']} "
-                 f"({ev['timing_reps']} reps)")
+        self.say(f"timing the method's components at batch 1 and {ev['timing_batch']} ({ev['timing_reps']} reps)")
         rows = time_components(self.method, (1, int(ev["timing_batch"])), warmup=2, reps=int(ev["timing_reps"]),
                                device=self.device)
         for row in rows:

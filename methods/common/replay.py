@@ -123,10 +123,12 @@ class ReplayBuffer:
     def n_online(self) -> int:
         return self._size - self._n_offline
 
-    def offline_stats(self, fields: tuple[str, ...] = ("obs", "next_obs", "reward")) -> dict[str, np.ndarray]:
+    def offline_stats(self, fields: tuple[str, ...] = ("obs", "next_obs", "reward"),
+                      limit: int | None = None) -> dict[str, np.ndarray]:
         """Copies of the offline data's fields (writing to them never changes the buffer), for exact statistics
-        over it (value scales, target statistics). Empty offline data gives one zero row per field."""
-        n = max(self._n_offline, 1)
+        over it (value scales, target statistics); `limit` keeps only the first rows. Empty offline data gives
+        one zero row per field."""
+        n = max(self._n_offline, 1) if limit is None else min(max(self._n_offline, 1), int(limit))
         return {k: self._data[k][:n].copy() for k in fields}
 
     def last_episode(self) -> dict[str, np.ndarray]:

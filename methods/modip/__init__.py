@@ -359,7 +359,7 @@ class MODIP(DPMethod):
         from methods.base import ComponentKind, TimedComponent
 
         if self.buffer is not None and self.buffer.size >= batch_size:
-            obs = self.buffer.offline_stats(("obs",))["obs"][:batch_size].copy()
+            obs = self.buffer.offline_stats(("obs",), limit=batch_size)["obs"]
         else:
             obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         plan_state = ActorState.create(0, self.device)
