@@ -61,7 +61,9 @@ class ActorState:
 
     generator: torch.Generator
     memory: dict[str, Any] = dataclasses.field(default_factory=dict)
-    # Extras a method wants stored with the first transition of the chunk it just returned (e.g. MPC labels).
+    # Extras a method wants stored with the transitions of the chunk it just returned: per decision (with the
+    # chunk's first transition, e.g. a plan's predicted reward), or per executed action for the names in
+    # `Method.per_action_extras()` (shaped (B, chunk, ...), e.g. MODIP's noise-free planned actions).
     extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def reset(self, env_index: int | None = None) -> None:
@@ -176,6 +178,11 @@ class Method(abc.ABC):
     def buffer_extras(self) -> dict[str, tuple[int, ...]]:
         """Extra per-transition fields this method stores in the replay buffer (name -> shape)."""
         return {}
+
+    def per_action_extras(self) -> tuple[str, ...]:
+        """The extras that `act` gives per executed action, (B, chunk, *shape); the others are per decision and
+        are stored with the decision's first transition."""
+        return ()
 
     def pretrain_batch_size(self) -> int:
         """The batch size of the default pretrain batch."""

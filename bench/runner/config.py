@@ -49,6 +49,10 @@ class OnlineConfig:
 @dataclasses.dataclass
 class EvalConfig:
     every: int = 10_000  # the env-step grid
+    # An optional denser grid early on: every `dense_every` env steps up to `dense_until` (0 = none), where a
+    # fine-tuning dip would hide between points of the main grid (MODIP's distillation benchmark).
+    dense_every: int = 0
+    dense_until: int = 0
     episodes: int = 10
     sampler: Literal["ddpm", "ddim"] = "ddpm"  # how every DP method samples at eval
     seed_set: Literal["report", "tune"] = "report"
@@ -57,7 +61,10 @@ class EvalConfig:
     timing_batch: int = 16
 
     def validate(self) -> None:
-        _at_least(self, "eval", every=1, episodes=1, timing_reps=1, timing_batch=1)
+        _at_least(self, "eval", every=1, episodes=1, timing_reps=1, timing_batch=1, dense_every=0, dense_until=0)
+        if self.dense_until > 0 and self.dense_every < 1:
+            raise ConfigError(f"config key 'eval.dense_every' must be >= 1 when eval.dense_until > 0 "
+                              f"(got {self.dense_every}); set it, or eval.dense_until=0")
 
 
 @dataclasses.dataclass

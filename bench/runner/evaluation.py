@@ -72,10 +72,22 @@ def evaluate(run, phase: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def advance_grid(next_eval: int, env_step: int, every: int) -> int:
-    """The next grid step strictly after env_step (every >= 1; validated with the config)."""
+def advance_grid(next_eval: int, env_step: int, every: int, dense_every: int = 0, dense_until: int = 0) -> int:
+    """The next grid step strictly after env_step (every >= 1; validated with the config). The grid is the
+    multiples of `every`, plus the multiples of `dense_every` up to `dense_until` (eval.dense_*; 0 = none)."""
     if every < 1:
         raise ValueError(f"eval.every must be >= 1, got {every}")
     if next_eval > env_step:
         return next_eval
-    return next_eval + ((env_step - next_eval) // every + 1) * every
+    nxt = next_eval + ((env_step - next_eval) // every + 1) * every
+    if dense_every >= 1 and dense_until > 0:
+        dense = (env_step // dense_every + 1) * dense_every
+        if dense <= dense_until:
+            nxt = min(nxt, dense)
+    return nxt
+
+
+def grid_args(cfg: dict) -> tuple[int, int, int]:
+    """(every, dense_every, dense_until) of a resolved run config's eval section."""
+    ev = cfg["eval"]
+    return int(ev["every"]), int(ev.get("dense_every", 0)), int(ev.get("dense_until", 0))

@@ -26,7 +26,7 @@ import torch
 from bench.data import DatasetError
 from bench.runner import checkpoints, common_start
 from bench.runner.config import ConfigError, check_device, method_config, resolve_config, run_id_of
-from bench.runner.evaluation import evaluate
+from bench.runner.evaluation import advance_grid, evaluate, grid_args
 from bench.runner.off_policy import run_off_policy
 from bench.runner.on_policy import run_on_policy
 from bench.runner.provenance import git_state, now, package_versions
@@ -295,7 +295,7 @@ class Run:
         c["pretrain_done"] = True
         c["phase"] = "finetune"
         evaluate(self, "pretrain")
-        c["next_eval"] = int(cfg["eval"]["every"])
+        c["next_eval"] = advance_grid(0, 0, *grid_args(cfg))
         checkpoints.save_run(self)
         self.write_progress("running")
         self.maybe_stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.runner.evaluation import advance_grid, evaluate
+from bench.runner.evaluation import advance_grid, evaluate, grid_args
 
 
 def episode_seed(run_seed: int, episode: int) -> int:
@@ -25,9 +25,10 @@ def run_off_policy(run, bar) -> None:
         return
     env = run.task.make_env()
     train_actor = method.train_actor
+    per_action_names = set(method.per_action_extras())
     acc: dict[str, list[float]] = {}
     log_every = max(1, int(cfg["online"]["log_every"]))
-    every = int(cfg["eval"]["every"])
+    grid = grid_args(cfg)
     last_log = c["env_step"]
     rs = float(cfg["reward_scale"])
     try:
@@ -41,12 +42,14 @@ def run_off_policy(run, bar) -> None:
                 chunk = method.act(obs[None].astype(np.float32), train_actor, run.train_state, False)[0]
                 extras = {k: v[0] for k, v in run.train_state.extras.items()}
                 run.train_state.extras = {}
+                per_action = {k: extras.pop(k) for k in per_action_names if k in extras}
                 for i, action in enumerate(chunk):
                     nobs, reward, term, trunc, info = env.step(action)
                     tr = {"obs": obs, "action": action, "reward": float(reward) * rs, "next_obs": nobs,
                           "terminal": bool(term), "timeout": bool(trunc and not term), "info": info}
                     if i == 0:
                         tr.update(extras)
+                    tr.update({k: v[i] for k, v in per_action.items()})
                     run.buffer.add(tr)
                     method.observe(tr)
                     if term or trunc:
@@ -68,7 +71,7 @@ def run_off_policy(run, bar) -> None:
                     acc, last_log = {}, c["env_step"]
                 if c["env_step"] >= c["next_eval"]:
                     evaluate(run, "finetune")
-                    c["next_eval"] = advance_grid(c["next_eval"], c["env_step"], every)
+                    c["next_eval"] = advance_grid(c["next_eval"], c["env_step"], *grid)
             if done:
                 c["episode"] += 1
                 run.log("finetune", {"train/return": ep_return})

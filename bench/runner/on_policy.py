@@ -51,7 +51,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from bench.runner.evaluation import advance_grid, evaluate
+from bench.runner.evaluation import advance_grid, evaluate, grid_args
 
 
 class ChunkStep(gym.Wrapper):
@@ -642,7 +642,7 @@ def run_on_policy(run, bar) -> None:
     n_envs, n_steps = method.rollout_size()
     chunk = int(method.decision_length())
     envs = make_vector_env(run.task, n_envs, chunk)
-    every = int(cfg["eval"]["every"])
+    grid = grid_args(cfg)
     c.setdefault("rollout", 0)
     seeds = [env_seed(int(cfg["seed"]), i) for i in range(n_envs)]
 
@@ -651,7 +651,7 @@ def run_on_policy(run, bar) -> None:
         bar.update(n)
         if c["env_step"] >= c["next_eval"]:
             evaluate(run, "finetune")
-            c["next_eval"] = advance_grid(c["next_eval"], c["env_step"], every)
+            c["next_eval"] = advance_grid(c["next_eval"], c["env_step"], *grid)
 
     try:
         saved = (run.loop_state or {}).get("on_policy")

@@ -27,4 +27,22 @@ TASKS: tuple[dict[str, Any], ...] = (
         "chunk": 4,
         "description": "InvertedDoublePendulum-v5, 200-step episodes, medium data made offline",
     },
+    {
+        # The harder variant of MODIP's terminal-v/q check (issue 15): the demo's env and data, with 1000-step
+        # episodes. A planner that balances for 200 steps saturates the demo; over 1000 steps small errors of
+        # the plan compound, and the terminal value must carry more of the return (γ^H V over a longer tail),
+        # so v and q can differ in score. Its normalised score uses the same refs (made on 200-step episodes),
+        # so it reads as a multiple of the demo's: 500 is a full 1000-step balance.
+        "name": "demo-long",
+        "suite": "demo",
+        "env_id": "InvertedDoublePendulum-v5",
+        "dataset_id": DEMO_DATASET,
+        "ref_min": None,
+        "ref_max": None,
+        "ref_source": "the demo dataset's refs, measured on 200-step episodes",
+        "max_episode_steps": 1000,
+        "eval_episodes": 10,
+        "chunk": 4,
+        "description": "InvertedDoublePendulum-v5, 1000-step episodes, the demo's medium data",
+    },
 )

@@ -253,16 +253,18 @@ class DiffusionPolicy(nn.Module):
     def loss(self, x0: torch.Tensor, cond: torch.Tensor, generator: torch.Generator | None = None,
              weights: torch.Tensor | None = None) -> torch.Tensor:
         """The ordinary denoising (epsilon-prediction) loss on clean chunks x0 (B, Ta, act_dim)."""
+        return weighted_mean(self.sample_losses(x0, cond, generator), weights)
+
+    def sample_losses(self, x0: torch.Tensor, cond: torch.Tensor,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        """The denoising loss of each sample (B,): one random step t and noise per sample."""
         b = x0.shape[0]
         t = torch.randint(0, self.T, (b,), device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, device=x0.device, generator=generator)
         ab = self.alphas_bar[t].view(b, 1, 1)
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         eps = self.denoiser(x_t, t, cond)
-        err = ((eps - noise) ** 2).mean(dim=(1, 2))
-        if weights is not None:
-            return (err * weights).sum() / weights.sum().clamp_min(1e-8)
-        return err.mean()
+        return ((eps - noise) ** 2).mean(dim=(1, 2))
 
     # ---- sampling ---------------------------------------------------------------------------------------
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -321,6 +323,13 @@ class DiffusionPolicy(nn.Module):
         return x.clamp(-1.0, 1.0)
 
 
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Σ w v / Σ w (the plain mean when weights is None)."""
+    if weights is None:
+        return values.mean()
+    return (values * weights).sum() / weights.sum().clamp_min(1e-8)
+
+
 class DPModule:
     """A DP with its optimiser and EMA: the unit that the common-start checkpoint carries."""
 
@@ -334,8 +343,15 @@ class DPModule:
                    update_ema: bool = True, grad_clip: float | None = None) -> float:
         """One denoising step. `grad_clip`: the max grad norm (None = dp.grad_clip, the fine-tuning value; the
         common start passes its own common_start.grad_clip); 0 = no clipping."""
+        return self.train_step_errors(x0, cond, generator, weights, update_ema, grad_clip)[0]
+
+    def train_step_errors(self, x0: torch.Tensor, cond: torch.Tensor, generator=None, weights=None,
+                          update_ema: bool = True, grad_clip: float | None = None) -> tuple[float, torch.Tensor]:
+        """`train_step`, also returning each sample's unweighted denoising loss (B,), detached (for a loss split
+        by where the samples came from)."""
         self.policy.train()
-        loss = self.policy.loss(x0, cond, generator=generator, weights=weights)
+        errors = self.policy.sample_losses(x0, cond, generator=generator)
+        loss = weighted_mean(errors, weights)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.cfg.grad_clip if grad_clip is None else grad_clip
@@ -344,7 +360,11 @@ class DPModule:
         self.optim.step()
         if update_ema:
             self.ema.update(self.policy)
-        return float(loss.detach())
+        return float(loss.detach()), errors.detach()
+
+    def reset_optimizer_moments(self) -> None:
+        """Forget Adam's moments and step counts (e.g. when fine-tuning on new targets starts), keeping the lr."""
+        self.optim.state.clear()
 
     def reset_to_ema(self) -> None:
         """Fine-tuning starts from the EMA weights (protocol rule)."""

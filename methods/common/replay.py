@@ -151,7 +151,13 @@ class ReplayBuffer:
         self._rng = _rng_from_plain(state)
 
     # ---- sampling ---------------------------------------------------------------------------------------
-    def _indices(self, n: int, source: str, online_ratio: float | None) -> np.ndarray:
+    def _indices(self, n: int, source: str, online_ratio: float | None, groups: int = 1) -> np.ndarray:
+        """n indices; with groups=g, g consecutive blocks of n // g, each drawn with the mix on its own (so that
+        a (g, n // g) view gives every block, e.g. a world-model member, `online_ratio` online data)."""
+        if groups > 1:
+            if n % groups:
+                raise ValueError(f"{n} samples do not split into {groups} equal groups")
+            return np.concatenate([self._indices(n // groups, source, online_ratio) for _ in range(groups)])
         if source == "offline" or (source == "mixed" and self.n_online == 0):
             return self._rng.integers(0, max(self._n_offline, 1), size=n)
         if source == "online":
@@ -172,24 +178,29 @@ class ReplayBuffer:
 
     def sample(self, n: int, source: str = "mixed", device: str | torch.device = "cpu",
                online_ratio: float | None = None, fields: tuple[str, ...] | None = None,
-               require: str | None = None, recent: int = 0) -> dict[str, torch.Tensor]:
+               require: str | None = None, recent: int = 0, groups: int = 1) -> dict[str, torch.Tensor]:
         """Uniform transitions. source: offline | online | mixed (offline/online at `online_ratio`).
 
         require=<extra> samples uniformly among the transitions of `source` that carry that extra (e.g. planned
-        labels; mixed = all of them), and recent=k only among the last k stored transitions (0 = no limit)."""
+        labels; mixed = all of them), and recent=k only among the last k stored transitions (0 = no limit).
+        groups=g draws n // g transitions g times, each block with its own offline/online mix."""
         if require is not None:
             pool = self._carrying(require, source, recent)
             if len(pool) == 0:
                 raise RuntimeError(f"no transitions with '{require}' yet")
             idx = pool[self._rng.integers(0, len(pool), size=n)]
         else:
-            idx = self._indices(n, source, online_ratio)
+            idx = self._indices(n, source, online_ratio, groups)
         fields = fields or (*CORE_FIELDS, *self.extras_spec, *("has_" + k for k in self.extras_spec))
         return self._to(idx, fields, device)
 
     def carries(self, extra: str, source: str = "mixed", recent: int = 0) -> bool:
         """Whether `sample(require=extra, source=source, recent=recent)` has anything to draw from."""
         return len(self._carrying(extra, source, recent)) > 0
+
+    def count_carrying(self, extra: str, source: str = "mixed", recent: int = 0) -> int:
+        """How many transitions of `source` (within the last `recent`; 0 = all) carry `extra`."""
+        return len(self._carrying(extra, source, recent))
 
     def _carrying(self, extra: str, source: str, recent: int) -> np.ndarray:
         lo = self._n_offline if source == "online" else 0
@@ -253,24 +264,42 @@ class ReplayBuffer:
         return pool[first[e] + (self._rng.random(k) * counts[e]).astype(np.int64)]
 
     def sample_chunks(self, n: int, chunk: int, source: str = "offline", device: str | torch.device = "cpu",
-                      online_ratio: float | None = None, idx: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-        """States with the chunk of `chunk` actions that followed them in the same episode.
+                      online_ratio: float | None = None, idx: np.ndarray | None = None, field: str = "action",
+                      require: str | None = None, recent: int = 0, complete: bool = False) -> dict[str, torch.Tensor]:
+        """States with the chunk of `chunk` values of `field` (the actions, or an extra such as MODIP's
+        noise-free planned actions) that followed them in the same episode.
 
-        A chunk that runs past its episode's end repeats the episode's last action (DPPO's padding), so
-        the DP is trained on every state, including the last few of an episode."""
+        A chunk that runs past its episode's end repeats the episode's last value (DPPO's padding), so the DP is
+        trained on every state, including the last few of an episode. For an extra field, a step that does not
+        carry it counts as past the end. require=<extra> / recent=k draw the start states as `sample` does;
+        complete=True leaves out starts whose chunk still waits on steps of the open episode (while any remain)."""
         if idx is None:
-            idx = self._indices(n, source, online_ratio)
+            if require is not None:
+                pool = self._carrying(require, source, recent)
+                if len(pool) == 0:
+                    raise RuntimeError(f"no transitions with '{require}' yet")
+                if complete and self._open_episode is not None:
+                    waiting = (pool + chunk > self._size) & (self._data["episode"][pool] == self._open_episode)
+                    if not waiting.all():
+                        pool = pool[~waiting]
+                idx = pool[self._rng.integers(0, len(pool), size=n)]
+            else:
+                idx = self._indices(n, source, online_ratio)
         steps = idx[:, None] + np.arange(chunk)[None, :]
         steps = np.minimum(steps, self._size - 1)
         ep = self._data["episode"]
         same = ep[steps] == ep[idx][:, None]
+        if field != "action":
+            same &= self._data["has_" + field][steps]
+            same[:, 0] = True
+            same = np.logical_and.accumulate(same, axis=1)  # the chunk ends at the first step without it
         # index of the last step still in the episode, carried forward
         valid_last = np.where(same, steps, -1)
         valid_last = np.maximum.accumulate(valid_last, axis=1)
-        actions = self._data["action"][valid_last]
+        values = self._data[field][valid_last]
         return {
             "obs": torch.as_tensor(self._data["obs"][idx], device=device),
-            "action_chunk": torch.as_tensor(actions, device=device),
+            "action_chunk": torch.as_tensor(values, device=device),
             "index": torch.as_tensor(idx, device=device),
         }
 

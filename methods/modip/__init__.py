@@ -10,20 +10,32 @@ Pieces, read in this order: world_model.py (ensemble of probabilistic MLPs over 
 critics.py (V and Q), planner.py (MPPI top to bottom), then this file, which wires them into the harness:
 - pretrain: the DP comes from the common-start bc_dp checkpoint (uses_pretrained_dp); MODIP's own offline
   steps train the world model and the critics on the dataset, never the DP;
-- actors: `dp` (the product: the fine-tuned DP alone, EMA weights) and `mpc` (the planner). Training acts with
-  `mpc`; each plan's label (the noise-free first Ta actions of the final mean) is stored with the transition
-  where the plan was made (buffer extra `label`), with the planned H-step reward (`plan_reward`) for the
-  planned-vs-realised diagnostic;
-- fine-tune: every `update_every` env steps, one update of the world model, the critics (dataset + replay at
-  `online_ratio`), and the DP with its ordinary denoising loss on (s, label) mixed with offline (s, chunk)
-  pairs at `label_ratio`;
-- diagnostics into the curves: `wm/*` one-step and H-step errors, `diag/v_mc_*` V against Monte-Carlo returns
-  of each finished training episode, `diag/plan_gap` planned minus realised H-step reward.
+- actors: `dp` (the product: the fine-tuned DP alone, EMA weights), `mpc` (the planner, executing
+  `replan_every` actions of each plan) and `mpc_chunk` (eval only: the planner executing the first Ta actions
+  of each plan open-loop, a diagnostic of what a chunked policy can reach, the DP's ceiling). Training acts
+  with `mpc`, and each executed step stores its noise-free planned action (per-action buffer extra
+  `plan_action`), so exploration noise never enters a label; the plan's H-step reward (`plan_reward`) goes with
+  the plan's first step, for the planned-vs-realised diagnostic;
+- labels: a label is the Ta-chunk of planned actions executed from a stored state on (the buffer's chunk
+  sampler over `plan_action`), paired with the state at its first action, so the DP imitates what the planner
+  did from that state, the way the DP itself executes its chunks;
+- fine-tune: every `update_every` env steps, one update of the world model (each member its own batch with the
+  offline/online mix), the critics, and, once the start rule holds, the DP with its ordinary denoising loss on
+  (s, label) pairs mixed with offline (s, chunk) pairs. Online data enters the world-model and critic batches on
+  a ramp (`online_ramp`); labels enter the DP batch on a ramp with the label pool (`label_ramp`); distillation
+  starts when the pool is big enough or its mean advantage is positive (training-side signals only), with fresh
+  optimiser moments; labels are weighted by their advantage Q(s, label[0]) - Q(s, a_DP[0]) (first action only;
+  `label_weighting` ∈ {none, filter, awr});
+- diagnostics into the curves: `wm/*` one-step and H-step errors (also per member on offline and online data),
+  `plan/ess` and `plan/dp_won` (the elite weights' effective sample size; the share of plans won by a DP
+  proposal), `distill/*` (label advantage, kept share, DP-to-label distance, label share), `diag/dp_spread`,
+  `loss/dp_distill` with its label and offline parts, `diag/v_mc_*` V against Monte-Carlo returns of each
+  finished training episode, `diag/plan_gap` planned minus realised H-step reward.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -44,17 +56,34 @@ class ModipConfig:
     update_every: int = 1  # K: env steps between fine-tune updates
     updates_per_round: int = 1
     online_ratio: float = 0.5  # share of replay (online) transitions in world-model and critic batches
+    # The online share ramps linearly from 0 to online_ratio over the first `online_ramp` online transitions
+    # (0 = no ramp): a handful of online transitions at 50% of every batch is overfitting, not data.
+    online_ramp: int = 5000
     distill: bool = True  # train the DP on the planned labels
     distill_batch: int = 256
     distill_updates: int = 1  # DP gradient steps per fine-tune update (the DP step is cheap next to a plan)
-    # Share of planned labels in a distillation batch; the rest are offline (s, chunk) pairs. A DDPM samples
-    # from the mixture it is trained on, so at 0.5 half of what the DP imitates stays the medium data; the
-    # offline share is a regulariser against forgetting at states the planner never visits, not a target.
+    # Share of planned labels in a distillation batch once the pool is full; the rest are offline (s, chunk)
+    # pairs. A DDPM samples from the mixture it is trained on, so at 0.5 half of what the DP imitates stays the
+    # medium data; the offline share is a regulariser against forgetting at states the planner never visits.
     label_ratio: float = 0.5
+    # The label share ramps with the pool: label_ratio · min(1, labels / label_ramp) (0 = no ramp), so that a
+    # pool of a few hundred labels is not drawn 50-90% of every batch.
+    label_ramp: int = 10000
+    # The start rule (training-side signals only; an eval score never feeds training): distillation starts
+    # once the pool holds `distill_start_labels` labels, or earlier, from `distill_start_adv_labels` labels on
+    # (0 = off), as soon as the mean label advantage over a batch of the pool is above 0.
+    distill_start_labels: int = 2000
+    distill_start_adv_labels: int = 256
     # Labels from the last `label_window` env steps only (0 = all). The planner improves as its world model
-    # and critics learn, so an old label is a worse planner's answer; uniform sampling over the whole history
-    # would keep the DP imitating the early planner.
+    # and critics learn, so an old label is a worse planner's answer.
     label_window: int = 0
+    # How labels are weighted by their advantage A = Q(s, label[0]) - Q(s, a_DP[0]) (the first action only;
+    # Q is the critics' ensemble mean, a_DP a fresh sample of the EMA DP at s): none, filter (keep A > 0), or
+    # awr: min(exp(awr_beta · A / value_scale), awr_max_weight), DPPO's AWR baseline's beta 10 and max weight
+    # 100 (cfg/gym/finetune/hopper-v2/ft_awr_diffusion_mlp.yaml; agent/finetune/train_awr_diffusion_agent.py).
+    label_weighting: Literal["none", "filter", "awr"] = "filter"
+    awr_beta: float = 10.0
+    awr_max_weight: float = 100.0
     distill_lr: float = 0.0  # the DP's learning rate during fine-tuning (0 = keep the pretrained DP's)
     distill_ema_decay: float = 0.0  # the DP's EMA decay during fine-tuning (0 = keep the pretrained DP's)
     diag_every: int = 100  # world-model error diagnostics every N updates (pretrain and fine-tune)
@@ -63,13 +92,25 @@ class ModipConfig:
     def validate(self) -> None:
         if self.update_every < 1 or self.updates_per_round < 0:
             raise ConfigError("config keys 'modip.update_every' >= 1 and 'modip.updates_per_round' >= 0")
-        if self.distill_updates < 0 or self.label_window < 0 or self.distill_lr < 0:
-            raise ConfigError("config keys 'modip.distill_updates', 'modip.label_window', 'modip.distill_lr' >= 0")
+        for key in ("distill_updates", "label_window", "online_ramp", "label_ramp", "distill_start_labels",
+                    "distill_start_adv_labels"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"config key 'modip.{key}' must be >= 0, got {getattr(self, key)}")
+        if self.distill_batch < 1 or self.diag_every < 1 or self.diag_sequences < 1:
+            raise ConfigError("config keys 'modip.distill_batch', 'modip.diag_every', 'modip.diag_sequences' >= 1")
+        if self.distill_lr < 0 or not self.awr_beta >= 0 or not self.awr_max_weight >= 1:
+            raise ConfigError("config keys 'modip.distill_lr' >= 0, 'modip.awr_beta' >= 0, "
+                              "'modip.awr_max_weight' >= 1")
         if not 0.0 <= self.distill_ema_decay < 1.0:
             raise ConfigError(f"config key 'modip.distill_ema_decay' must be in [0, 1), got {self.distill_ema_decay}")
         for key in ("online_ratio", "label_ratio"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"config key 'modip.{key}' must be in [0, 1], got {getattr(self, key)}")
+
+
+def ramp(value: float, count: int, length: int) -> float:
+    """value · min(1, count / length): a share that grows with its pool (length 0 = the full value at once)."""
+    return float(value) if length <= 0 else float(value) * min(1.0, count / length)
 
 
 # Labelled presets. `demo`: small networks and a cheap planner, so that a demo seed fits its ~80 s share on 2 CPU
@@ -84,8 +125,10 @@ class ModipConfig:
 #   imitating the medium data; the window keeps the current planner's labels (it improves fast online), and the
 #   10% offline share guards states the planner never visits;
 # - replan_every 2, not the DP's chunk 4: the pendulum needs feedback, and open-loop 4-step plans in a learned
-#   model scored far lower (12 against 22 at step 0; 44 against 200 after 6000 steps, one seed each); the label
-#   is still the plan's first Ta = 4 actions;
+#   model scored far lower (12 against 22 at step 0; 44 against 200 after 6000 steps, one seed each); a label is
+#   the Ta-chunk of planned actions the planner executed from a state on, so it is closed-loop too;
+# - online_ramp, label_ramp 1000 (the label window), distill_start_labels 500 / distill_start_adv_labels 128: the
+#   ramps and the start rule of issue 15 scaled to the demo's 5000 online steps (the defaults suit 10^5-10^6);
 # - planner.dp_sampler ddim (5 steps) and 2 iterations: the DP chain of the proposals was the largest cost of a
 #   plan; the `dp` actor itself still samples with the DP's own DDPM chain;
 # - update_every 2, distill_updates 1 at distill_batch 128: half a DP gradient step per env step; against 2
@@ -97,6 +140,7 @@ _DEMO = {
         "planner": {"horizon": 4, "samples": 64, "elites": 8, "iterations": 2, "pi_trajectories": 8,
                     "replan_every": 2, "dp_sampler": "ddim"},
         "update_every": 2, "distill_updates": 1, "distill_batch": 128, "label_ratio": 0.9, "label_window": 1000,
+        "online_ramp": 1000, "label_ramp": 1000, "distill_start_labels": 500, "distill_start_adv_labels": 128,
         "diag_every": 100, "diag_sequences": 128,
     },
 }
@@ -106,6 +150,7 @@ _TEST = {
         "critic": {"hidden": [32, 32], "batch_size": 32},
         "planner": {"horizon": 4, "samples": 16, "elites": 4, "iterations": 2, "pi_trajectories": 4},
         "update_every": 4, "distill_batch": 32, "diag_every": 10, "diag_sequences": 16,
+        "online_ramp": 64, "label_ramp": 64, "distill_start_labels": 16, "distill_start_adv_labels": 0,
     },
 }
 
@@ -115,7 +160,8 @@ class MODIP(DPMethod):
     Config = ModipConfig
     rollout_kind = "off_policy"
     uses_pretrained_dp = True
-    actors = ("dp", "mpc")  # dp first: the fine-tuned policy alone is the product (the headline actor)
+    # dp first: the fine-tuned policy alone is the product (the headline actor); mpc_chunk is eval-only.
+    actors = ("dp", "mpc", "mpc_chunk")
     train_actor = "mpc"
     presets: ClassVar[dict[str, dict[str, Any]]] = {"demo": _DEMO, "test": _TEST}
 
@@ -124,7 +170,7 @@ class MODIP(DPMethod):
         spaces = self.spaces
         if cfg.planner.horizon < self.chunk:
             raise ConfigError(f"config key 'modip.planner.horizon'={cfg.planner.horizon} must be >= the DP's "
-                              f"chunk {self.chunk}: the DP's label is the first Ta actions of the plan")
+                              f"chunk {self.chunk}: the mpc_chunk actor executes Ta actions of each plan")
         self.gamma = float(spaces.gamma)
         self.world_model = WorldModel(spaces.obs_dim, spaces.act_dim, cfg.world_model).to(self.device)
         self.wm_optim = torch.optim.AdamW(self.world_model.parameters(), lr=cfg.world_model.lr,
@@ -133,7 +179,10 @@ class MODIP(DPMethod):
         self.critic_optim = torch.optim.Adam(self.critics.parameters_to_train(), lr=cfg.critic.lr)
         # Episode diagnostics computed in observe(), returned by the next update (saved in checkpoints).
         self.pending: dict[str, float] = {}
+        # Training plans' ESS and DP-proposal wins since the last update: [Σ ess, Σ dp_won, plans].
+        self.plan_acc = [0.0, 0.0, 0]
         self.finetuning = False  # set by end_pretrain; the DP's fine-tuning lr / EMA decay apply from then on
+        self.distilling = False  # set once by the start rule
 
     # ---- data ----------------------------------------------------------------------------------------------
     def attach_buffer(self, buffer) -> None:
@@ -147,20 +196,29 @@ class MODIP(DPMethod):
             self.world_model.set_target_stats(obs, nobs, rewards.to(self.device))
 
     def buffer_extras(self) -> dict[str, tuple[int, ...]]:
-        return {"label": (self.chunk, self.spaces.act_dim), "plan_reward": ()}
+        return {"plan_action": (self.spaces.act_dim,), "plan_reward": ()}
+
+    def per_action_extras(self) -> tuple[str, ...]:
+        return ("plan_action",)
 
     def _normalised(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"obs": self.normalizer.norm_obs(b["obs"]), "next_obs": self.normalizer.norm_obs(b["next_obs"]),
                 "action": self.normalizer.norm_act(b["action"]), "reward": b["reward"],
                 "terminal": b["terminal"]}
 
+    def online_ratio_now(self) -> float:
+        """The online share of world-model and critic batches: online_ratio, ramped in with the online data."""
+        return ramp(self.cfg.online_ratio, self.buffer.n_online, self.cfg.online_ramp)
+
     # ---- updates -------------------------------------------------------------------------------------------
     def _wm_step(self, source: str) -> dict[str, float]:
         wcfg = self.cfg.world_model
         k, n = wcfg.members, wcfg.batch_size
-        raw = self.buffer.sample(k * n, source=source, device=self.device, online_ratio=self.cfg.online_ratio,
-                                 fields=("obs", "action", "reward", "next_obs", "terminal"))
-        b = {key: v.view(k, n, *v.shape[1:]) for key, v in self._normalised(raw).items()}  # a batch per member
+        # One batch per member, each with the offline/online mix on its own (groups=k): a single k·n draw,
+        # viewed as (k, n), would give the first members only offline data and the last only online data.
+        raw = self.buffer.sample(k * n, source=source, device=self.device, online_ratio=self.online_ratio_now(),
+                                 fields=("obs", "action", "reward", "next_obs", "terminal"), groups=k)
+        b = {key: v.view(k, n, *v.shape[1:]) for key, v in self._normalised(raw).items()}
         self.world_model.train()
         loss, metrics = self.world_model.loss(b["obs"], b["action"], b["next_obs"], b["reward"], b["terminal"])
         self.wm_optim.zero_grad(set_to_none=True)
@@ -175,7 +233,7 @@ class MODIP(DPMethod):
 
     def _critic_step(self, source: str) -> dict[str, float]:
         raw = self.buffer.sample(self.cfg.critic.batch_size, source=source, device=self.device,
-                                 online_ratio=self.cfg.online_ratio,
+                                 online_ratio=self.online_ratio_now(),
                                  fields=("obs", "action", "reward", "next_obs", "terminal"))
         sampler = self._dp_first_action if self.cfg.critic.target == "policy" else None
         loss, metrics = self.critics.loss(self._normalised(raw), sampler)
@@ -186,36 +244,134 @@ class MODIP(DPMethod):
         self.critics.update_targets()
         return metrics
 
+    # ---- labels --------------------------------------------------------------------------------------------
+    def label_count(self) -> int:
+        """Labels in the pool: online steps with a planned action (within the label window)."""
+        return self.buffer.count_carrying("plan_action", source="online", recent=self.cfg.label_window)
+
+    def label_batch(self, n: int) -> dict[str, torch.Tensor]:
+        """n labels: normalised states, each with the Ta-chunk of noise-free planned actions executed from it on
+        (the episode's last planned action repeated past its end; a chunk never waits on steps not yet taken)."""
+        lab = self.buffer.sample_chunks(n, self.chunk, source="online", device=self.device, field="plan_action",
+                                        require="plan_action", recent=self.cfg.label_window, complete=True)
+        # planned actions are stored as planned: normalised actions in [-1, 1], the DP's own space
+        return {"obs": self.normalizer.norm_obs(lab["obs"]), "chunk": lab["action_chunk"], "index": lab["index"]}
+
+    @torch.no_grad()
+    def label_advantage(self, obs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A = Q(s, label[0]) - Q(s, a_DP[0]) in env units, at normalised states, with a fresh chunk of the EMA DP
+        (sampled as the planner samples it; global RNG). The first action only. Returns (A, the DP's chunks)."""
+        sampler = self.cfg.planner.dp_sampler or self.dp_cfg.sampler
+        dp_chunks = self.dp.ema.module.sample(obs, generator=None, sampler=sampler)
+        adv = self.critics.q_value(obs, labels[:, 0]) - self.critics.q_value(obs, dp_chunks[:, 0])
+        return adv, dp_chunks
+
+    def label_weights(self, adv: torch.Tensor) -> torch.Tensor:
+        """The `label_weighting` of each label from its advantage (env units)."""
+        mode = self.cfg.label_weighting
+        if mode == "none":
+            return torch.ones_like(adv)
+        if mode == "filter":
+            return (adv > 0).float()
+        return torch.exp(self.cfg.awr_beta * adv / self.critics.value_scale).clamp(max=self.cfg.awr_max_weight)
+
+    def label_share(self) -> float:
+        return ramp(self.cfg.label_ratio, self.label_count(), self.cfg.label_ramp)
+
+    def _start_rule(self) -> dict[str, float]:
+        """Start distillation once the pool is big enough, or its mean advantage is above 0 (training-side only).
+        Fine-tuning on labels starts with fresh optimiser moments: BC's Adam moments belong to other targets."""
+        n = self.label_count()
+        ready = n >= max(1, self.cfg.distill_start_labels)
+        out: dict[str, float] = {}
+        if not ready and 0 < self.cfg.distill_start_adv_labels <= n:
+            b = self.label_batch(min(self.cfg.distill_batch, n))
+            adv = float(self.label_advantage(b["obs"], b["chunk"])[0].mean())
+            out["distill/pool_adv"] = adv
+            ready = adv > 0
+        if ready:
+            self.distilling = True
+            self.dp.reset_optimizer_moments()
+            out["distill/started_at"] = float(self.buffer.n_online)
+        return out
+
     def distill_batch(self, n: int) -> dict[str, torch.Tensor]:
-        """(s, label) pairs from planned labels, mixed with offline (s, chunk) pairs at `label_ratio`."""
-        n_label = round(n * self.cfg.label_ratio)
-        obs, chunks = [], []
+        """Labels at the ramped label share, weighted by their advantage, mixed with offline (s, chunk) pairs
+        (weight 1). `is_label` marks the label rows; `adv` and `dp_chunk` belong to them."""
+        n_label = min(n, round(n * self.label_share()))
+        parts: dict[str, list[torch.Tensor]] = {"obs": [], "chunk": [], "weights": [], "is_label": []}
+        out: dict[str, torch.Tensor] = {}
         if n_label > 0:
-            # Labels are online only; the window keeps the most recent planner's answers (label_window).
-            lab = self.buffer.sample(n_label, source="online", require="label", recent=self.cfg.label_window,
-                                     device=self.device, fields=("obs", "label"))
-            # labels are stored as planned: normalised actions in [-1, 1], the DP's own space
-            obs.append(self.normalizer.norm_obs(lab["obs"]))
-            chunks.append(lab["label"])
+            lab = self.label_batch(n_label)
+            adv, dp_chunks = self.label_advantage(lab["obs"], lab["chunk"])
+            parts["obs"].append(lab["obs"])
+            parts["chunk"].append(lab["chunk"])
+            parts["weights"].append(self.label_weights(adv))
+            parts["is_label"].append(torch.ones(n_label, dtype=torch.bool, device=self.device))
+            out.update(adv=adv, dp_chunk=dp_chunks, label_chunk=lab["chunk"])
         if n - n_label > 0:
             off = self.dp_batch(n - n_label, "offline")
-            obs.append(off["obs"])
-            chunks.append(off["chunk"])
-        return {"obs": torch.cat(obs), "chunk": torch.cat(chunks)}
+            parts["obs"].append(off["obs"])
+            parts["chunk"].append(off["chunk"])
+            parts["weights"].append(torch.ones(n - n_label, device=self.device))
+            parts["is_label"].append(torch.zeros(n - n_label, dtype=torch.bool, device=self.device))
+        out.update({k: torch.cat(v) for k, v in parts.items()})
+        return out
 
-    def _has_labels(self) -> bool:
-        return self.buffer.carries("label", source="online", recent=self.cfg.label_window)
+    def _distill(self) -> dict[str, float]:
+        """distill_updates DP steps on distillation batches, with the loss split into its label and offline parts."""
+        acc: dict[str, list[float]] = {}
+        for _ in range(self.cfg.distill_updates):
+            b = self.distill_batch(self.cfg.distill_batch)
+            loss, errors = self.dp.train_step_errors(b["chunk"], b["obs"], weights=b["weights"])
+            lab = b["is_label"]
+            rows = {"loss/dp_distill": loss, "distill/label_share": float(lab.float().mean())}
+            if lab.any():
+                w = b["weights"][lab]
+                rows["loss/dp_distill_label"] = float((errors[lab] * w).sum() / w.sum().clamp_min(1e-8))
+                rows["distill/label_adv"] = float(b["adv"].mean())
+                rows["distill/label_kept"] = float((w > 0).float().mean())
+                rows["distill/label_weight"] = float(w.mean())
+                rows["distill/dp_label_dist"] = float((b["dp_chunk"] - b["label_chunk"]).abs().mean())
+            if (~lab).any():
+                rows["loss/dp_distill_offline"] = float(errors[~lab].mean())
+            for k, v in rows.items():
+                acc.setdefault(k, []).append(v)
+        return {k: float(np.mean(v)) for k, v in acc.items()}
 
+    # ---- diagnostics ---------------------------------------------------------------------------------------
     def _wm_diagnostics(self, source: str) -> dict[str, float]:
         h = self.cfg.planner.horizon
-        try:
-            seq = self.buffer.sample_sequences(self.cfg.diag_sequences, h, source=source, device=self.device,
-                                               online_ratio=self.cfg.online_ratio)
-        except RuntimeError:  # no segment of length H yet
-            return {}
-        obs = self.normalizer.norm_obs(torch.cat([seq["obs"][:, :1], seq["next_obs"]], dim=1))
+        out: dict[str, float] = {}
         self.world_model.eval()
-        return self.world_model.errors(obs, self.normalizer.norm_act(seq["action"]), seq["reward"])
+        # per member, one step, on offline and (once there is any) online data
+        n = self.cfg.diag_sequences
+        for part in ("offline", "online"):
+            if part == "online" and self.buffer.n_online == 0:
+                continue
+            raw = self._normalised(self.buffer.sample(n, source=part, device=self.device,
+                                                      fields=("obs", "action", "reward", "next_obs", "terminal")))
+            errs = self.world_model.member_errors(raw["obs"], raw["action"], raw["next_obs"])
+            out.update({f"wm/member{k}_{part}_obs_nmse": float(e) for k, e in enumerate(errs)})
+        try:
+            seq = self.buffer.sample_sequences(n, h, source=source, device=self.device,
+                                               online_ratio=self.online_ratio_now())
+        except RuntimeError:  # no segment of length H yet
+            return out
+        obs = self.normalizer.norm_obs(torch.cat([seq["obs"][:, :1], seq["next_obs"]], dim=1))
+        out.update(self.world_model.errors(obs, self.normalizer.norm_act(seq["action"]), seq["reward"]))
+        return out
+
+    @torch.no_grad()
+    def _dp_spread(self, states: int = 32, samples: int = 8) -> dict[str, float]:
+        """The spread of the DP's actions: the std of its chunks over repeated samples at the same states (label
+        states once there are labels, else offline states), averaged over states, steps and dims."""
+        if self.distilling and self.label_count() > 0:
+            s = self.label_batch(states)["obs"]
+        else:
+            s = self.dp_batch(states, "offline")["obs"]
+        chunks = self.dp.ema.module.sample(s.repeat(samples, 1), generator=None, sampler=self.dp_cfg.sampler)
+        return {"diag/dp_spread": float(chunks.view(samples, states, *chunks.shape[1:]).std(0).mean())}
 
     def pretrain_batch(self):
         return None  # each part samples its own batch (the world model takes one per member)
@@ -245,16 +401,21 @@ class MODIP(DPMethod):
         return self.cfg.updates_per_round if env_step % self.cfg.update_every == 0 else 0
 
     def finetune_step(self) -> dict[str, float]:
-        metrics = {**self._wm_step("mixed"), **self._critic_step("mixed")}
-        if self.cfg.distill and self.cfg.distill_updates > 0 and self._has_labels():
-            losses = []
-            for _ in range(self.cfg.distill_updates):
-                b = self.distill_batch(self.cfg.distill_batch)
-                losses.append(self.dp.train_step(b["chunk"], b["obs"]))
-            metrics["loss/dp_distill"] = float(np.mean(losses))
+        metrics = {**self._wm_step("mixed"), **self._critic_step("mixed"),
+                   "wm/online_ratio": self.online_ratio_now()}
+        if self.cfg.distill and self.cfg.distill_updates > 0:
+            if not self.distilling:
+                metrics.update(self._start_rule())
+            if self.distilling:
+                metrics.update(self._distill())
         self.grad_steps += 1
         if self.grad_steps % self.cfg.diag_every == 0:
             metrics.update(self._wm_diagnostics("mixed"))
+            metrics.update(self._dp_spread())
+        if self.plan_acc[2] > 0:
+            metrics["plan/ess"] = self.plan_acc[0] / self.plan_acc[2]
+            metrics["plan/dp_won"] = self.plan_acc[1] / self.plan_acc[2]
+            self.plan_acc = [0.0, 0.0, 0]
         metrics.update(self.pending)
         self.pending = {}
         return metrics
@@ -321,19 +482,27 @@ class MODIP(DPMethod):
         return mean
 
     @torch.no_grad()
-    def act_mpc(self, obs: np.ndarray, state: ActorState, eval_mode: bool) -> np.ndarray:
+    def act_mpc(self, obs: np.ndarray, state: ActorState, eval_mode: bool, execute: int | None = None) -> np.ndarray:
+        """Plan from each observation and return the first `execute` actions of the plan (replan_every unless
+        given; the mpc_chunk actor passes the DP's chunk Ta). In training, exploration noise is added to the
+        executed actions only: the noise-free planned actions go to the buffer as `plan_action`, one per step."""
         pcfg = self.cfg.planner
+        execute = int(pcfg.replan_every if execute is None else execute)
         s = self.normalizer.norm_obs(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
         self.world_model.eval()
         result = plan(self.plan_models(eval_mode), s, self._warm_start(state, s.shape[0]), state.generator, pcfg,
                       self.gamma, self.spaces.act_dim)
-        actions = result.mean[:, : pcfg.replan_every]
+        planned = result.mean[:, :execute]
+        actions = planned
         if not eval_mode and pcfg.explore_std > 0:
             noise = torch.randn(actions.shape, device=self.device, generator=state.generator)
             actions = (actions + pcfg.explore_std * noise).clamp(-1.0, 1.0)
-        state.memory["mean"] = shift_mean(result.mean, pcfg.replan_every)
-        state.extras = {"label": result.mean[:, : self.chunk].cpu().numpy(),
-                        "plan_reward": result.planned_reward.cpu().numpy()}
+        state.memory["mean"] = shift_mean(result.mean, execute)
+        state.extras = {"plan_action": planned.cpu().numpy(), "plan_reward": result.planned_reward.cpu().numpy()}
+        if not eval_mode:
+            self.plan_acc[0] += float(result.ess.sum())
+            self.plan_acc[1] += float(result.dp_won.sum())
+            self.plan_acc[2] += int(s.shape[0])
         return self.normalizer.unnorm_act(actions).cpu().numpy()
 
     def act(self, obs, actor: str, state: ActorState, eval_mode: bool) -> np.ndarray:
@@ -341,6 +510,8 @@ class MODIP(DPMethod):
             return self.act_dp(obs, state, eval_mode)
         if actor == "mpc":
             return self.act_mpc(obs, state, eval_mode)
+        if actor == "mpc_chunk":  # the DP's ceiling: whole Ta-chunks of each plan, open-loop
+            return self.act_mpc(obs, state, eval_mode, execute=self.chunk)
         raise ValueError(f"modip has actors {self.actors}, not '{actor}'")
 
     # ---- timing --------------------------------------------------------------------------------------------
@@ -383,11 +554,15 @@ class MODIP(DPMethod):
                 "critic_optim": self.critic_optim}
 
     def extra_state(self) -> dict[str, Any]:
-        return {"pending": dict(self.pending), "finetuning": self.finetuning}
+        return {"pending": dict(self.pending), "finetuning": self.finetuning, "distilling": self.distilling,
+                "plan_acc": [float(self.plan_acc[0]), float(self.plan_acc[1]), int(self.plan_acc[2])]}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.pending = {str(k): float(v) for k, v in state.get("pending", {}).items()}
         self.finetuning = bool(state.get("finetuning", False))
+        self.distilling = bool(state.get("distilling", False))
+        acc = state.get("plan_acc", [0.0, 0.0, 0])
+        self.plan_acc = [float(acc[0]), float(acc[1]), int(acc[2])]
         if self.finetuning:
             self._set_distill_hparams()
 

@@ -15,8 +15,12 @@ A plan, for a batch of B start states at once (all tensors, no Python loop over 
      where r̂, d̂ are the ensemble-mean reward and termination probability and u the ensemble disagreement
      (λ = `uncertainty_penalty`); m_t masks every reward after a predicted termination, so a plan never
      collects reward through a terminal state (the reward of the terminating step itself still counts);
-  3. the elites' softmax weights exp(temperature · (score - max)) give the new mean and std; the mean is
-     blended with the previous one by `momentum` (the fraction of the old mean kept).
+  3. the elites' softmax weights give the new mean and std; the mean is blended with the previous one by
+     `momentum` (the fraction of the old mean kept). The weights are exp(temperature · (score - max) / σ_e)
+     with σ_e the elites' score spread (`score_norm: elite_std`, MODIP's own): the scores are in return units
+     (hundreds on the demo), and TD-MPC2's raw exp(temperature · (score - max)) (`score_norm: none`) made the
+     weights one-hot there, collapsing the std to min_std after one iteration. The effective sample size
+     1 / Σ w² of the elite weights is returned as a diagnostic (elites = uniform, 1 = argmax).
 The caller executes the first `replan_every` actions of the final mean, labels the DP with its first Ta
 actions (noise-free), and warm-starts the next plan from the mean shifted by the executed length.
 
@@ -41,7 +45,12 @@ class PlannerConfig:
     samples: int = 256  # candidates per iteration, DP proposals included
     elites: int = 32
     iterations: int = 4
-    temperature: float = 0.5
+    # Unit-free under score_norm=elite_std: the inverse temperature per elite-score standard deviation. On the
+    # planner toy in the demo's return units (tests/test_modip.py, 30 seeds), 2.0 gives an ESS of 9.6 of 32
+    # elites and a first-action error of 0.136, against ESS 2.9 and error 0.149 for TD-MPC2's raw weights at
+    # 0.5 (1.0: ESS 17.7, error 0.20; 3.0: ESS 5.9, error 0.10).
+    temperature: float = 2.0
+    score_norm: Literal["elite_std", "none"] = "elite_std"
     momentum: float = 0.1  # fraction of the previous iteration's mean kept
     pi_trajectories: int = 16  # DP-proposed candidates (sampled once per plan, rescored every iteration)
     min_std: float = 0.05
@@ -61,6 +70,8 @@ class PlannerConfig:
             raise ConfigError(f"config key 'planner.elites' must be in [1, planner.samples], got {self.elites}")
         if not 0 <= self.pi_trajectories < self.samples:
             raise ConfigError("config key 'planner.pi_trajectories' must be in [0, planner.samples)")
+        if not self.temperature > 0:
+            raise ConfigError(f"config key 'planner.temperature' must be > 0, got {self.temperature}")
         if not 1 <= self.replan_every <= self.horizon:
             raise ConfigError("config key 'planner.replan_every' must be in [1, planner.horizon]")
 
@@ -85,6 +96,8 @@ class PlanResult:
     std: torch.Tensor  # (B, H, act)
     planned_reward: torch.Tensor  # (B,): Σ γ^t m_t r̂_t of the final mean (for the planned-vs-realised gap)
     score: torch.Tensor  # (B,): the best candidate's score in the last iteration
+    ess: torch.Tensor  # (B,): effective sample size of the last iteration's elite weights
+    dp_won: torch.Tensor  # (B,): 1.0 where the last iteration's best candidate was a DP proposal
 
 
 def rollout(models: PlanModels, s: torch.Tensor, actions: torch.Tensor, gamma: float, penalty: float = 0.0):
@@ -161,6 +174,7 @@ def plan(models: PlanModels, s0: torch.Tensor, warm_mean: torch.Tensor | None, g
                                       gamma, cfg.uncertainty_penalty)
         cached = (r_p.view(b, p), alive_p.view(b, p), s_h_p.view(b, p, -1))
     best = torch.zeros(b, device=device)
+    ess, dp_won = torch.zeros(b, device=device), torch.zeros(b, device=device)
     for _ in range(cfg.iterations):
         noise = torch.randn((b, n - p, h, act_dim), device=device, generator=generator)
         candidates = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1.0, 1.0)
@@ -169,15 +183,28 @@ def plan(models: PlanModels, s0: torch.Tensor, warm_mean: torch.Tensor | None, g
         scores = score_sequences(models, s_rep, candidates, cfg, gamma, generator, cached)  # (B, N)
         elite_scores, elite_idx = scores.topk(cfg.elites, dim=1)
         elites = torch.gather(candidates, 1, elite_idx[:, :, None, None].expand(-1, -1, h, act_dim))
-        # exp(temperature · (score - max)), normalised: softmax does exactly that, stably.
-        weights = torch.softmax(cfg.temperature * elite_scores, dim=1)[:, :, None, None]
+        # exp(temperature · (score - max) / scale), normalised: softmax does exactly that, stably.
+        scale = elite_weight_scale(elite_scores, cfg.score_norm)
+        w = torch.softmax(cfg.temperature * elite_scores / scale, dim=1)
+        weights = w[:, :, None, None]
         new_mean = (weights * elites).sum(1)
         new_std = ((weights * (elites - new_mean.unsqueeze(1)) ** 2).sum(1)).sqrt()
         mean = cfg.momentum * mean + (1.0 - cfg.momentum) * new_mean
         std = new_std.clamp(cfg.min_std, cfg.max_std)
         best = elite_scores[:, 0]
+        ess = 1.0 / (w ** 2).sum(1)
+        dp_won = (elite_idx[:, 0] < p).float()
     planned_reward, _, _ = rollout(models, s0, mean, gamma)
-    return PlanResult(mean=mean, std=std, planned_reward=planned_reward, score=best)
+    return PlanResult(mean=mean, std=std, planned_reward=planned_reward, score=best, ess=ess, dp_won=dp_won)
+
+
+def elite_weight_scale(elite_scores: torch.Tensor, score_norm: str) -> torch.Tensor:
+    """The score unit of the elite weights (B, 1): the elites' score std (floored, so equal scores give uniform
+    weights), or 1 (raw scores, TD-MPC2's convention)."""
+    if score_norm == "none":
+        return torch.ones_like(elite_scores[:, :1])
+    spread = elite_scores.std(dim=1, keepdim=True, unbiased=False)
+    return spread.clamp_min(1e-6 * (1.0 + elite_scores.abs().mean(dim=1, keepdim=True)))
 
 
 def policy_chain_calls(horizon: int, chunk: int) -> int:

@@ -96,6 +96,14 @@ class WorldModel(nn.Module):
         return s_next, reward, term_prob, spread
 
     @torch.no_grad()
+    def member_errors(self, s: torch.Tensor, a: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
+        """Each member's one-step next-state error (K,) on (N, ·) transitions, in the units of `errors`."""
+        out = self.net(torch.cat([s, a], dim=-1))
+        mean = out[..., : self.out_dim] * self.target_std + self.target_mean
+        pred = s.unsqueeze(0) + mean[..., :-1]
+        return (((pred - s_next.unsqueeze(0)) ** 2) / self.target_std[:-1] ** 2).mean(dim=(1, 2))
+
+    @torch.no_grad()
     def errors(self, obs_seq: torch.Tensor, act_seq: torch.Tensor, rew_seq: torch.Tensor) -> dict[str, float]:
         """One-step and open-loop H-step errors on true sequences (N, H+1, obs), (N, H, act), (N, H).
 
