@@ -121,7 +121,16 @@ def report(store, sweep: str, seeds: list[int], axes: list[str], tuning: bool, o
     print(f"MODIP on task {next(iter(cfgs.values()))['task'] if cfgs else '?'}, seeds {seeds} "
           f"({'tuning' if tuning else 'reported'}; eval seed set {over['eval.seed_set']}), "
           f"{over['online.steps']} online env steps; store sweep '{sweep}'")
-    sc = curves[curves.metric == "normalized_score"]
+    sc = curves[curves.metric == "normalized_score"].copy()
+    # an eval lands at the first chunk boundary at or after its grid step: name each by its grid step
+    from bench.runner.evaluation import advance_grid
+
+    grid, g = [0], 0
+    dense = (int(over["eval.dense_every"]), int(over["eval.dense_until"]))
+    while g < int(over["online.steps"]):
+        g = advance_grid(g, g, int(over["eval.every"]), *dense)
+        grid.append(g)
+    sc["env_step"] = [max(x for x in grid if x <= step) for step in sc.env_step]
     for label, rids in sorted(arms.items()):
         print(f"\n## {label}  (n={len(rids)}: seeds {sorted(seed_of[r] for r in rids)})")
         s = sc[sc.run_id.isin(rids)]

@@ -446,6 +446,34 @@ def test_the_advantage_rule_starts_early_only_on_a_positive_advantage(demo_datas
     assert out["distill/pool_adv"] > 0 and m.distilling
 
 
+def test_the_return_rule_starts_when_the_planner_beats_the_data(demo_dataset):
+    """The default start rule: the mean return of the last k training episodes reaches the offline data's mean
+    episode return (a training-side signal; no eval score is read)."""
+    m, d, cut = method_on_demo(demo_dataset, {"distill_start_labels": 0, "distill_start_episodes": 3})
+    ends = np.flatnonzero(d.terminals[:cut] | d.timeouts[:cut])
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    data_return = float(np.mean([d.rewards[a: b + 1].sum() for a, b in zip(starts, ends)]))
+    assert m.offline_return == pytest.approx(data_return, rel=1e-5)
+    add_online(m.buffer, d.observations[cut: cut + 10], np.zeros((10, 1)))
+
+    def episode(ret):
+        return {"reward": np.full(10, ret / 10, np.float32), "obs": d.observations[cut: cut + 10],
+                "next_obs": d.observations[cut + 1: cut + 11], "terminal": np.zeros(10, bool),
+                "timeout": np.eye(10, dtype=bool)[-1], "plan_reward": np.zeros(10, np.float32),
+                "has_plan_reward": np.zeros(10, bool)}
+
+    for ret in (2 * data_return, 2 * data_return, 0.1 * data_return):  # mean 1.37x the data's level: start
+        m.observe_episode(episode(ret))
+    assert m._start_rule() and m.distilling
+    m2, _, _ = method_on_demo(demo_dataset, {"distill_start_labels": 0, "distill_start_episodes": 3})
+    add_online(m2.buffer, d.observations[cut: cut + 10], np.zeros((10, 1)))
+    for ret in (0.9 * data_return,) * 5:
+        m2.observe_episode(episode(ret))
+    assert m2._start_rule() == {} and not m2.distilling
+    m2.observe_episode(episode(1.5 * data_return))  # the last 3: 0.9, 0.9, 1.5 -> 1.1x
+    assert m2._start_rule() and m2.distilling
+
+
 def test_label_weighting_by_advantage():
     """Issue 15, defect 5: filter keeps A > 0 only; AWR is exp(β A / value_scale), clipped at the max weight."""
     m = build({"label_weighting": "filter"})

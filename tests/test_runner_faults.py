@@ -82,12 +82,34 @@ def test_unreadable_attempt_file_is_counted_and_never_overwritten(demo_dataset, 
 @pytest.mark.parametrize("key,value", [("eval.every", 0), ("eval.every", -5), ("online.steps", -1),
                                        ("eval.episodes", -1), ("eval.episodes", 0),
                                        ("online.checkpoint_every", 0), ("pretrain.checkpoint_every", 0),
-                                       ("threads", 0), ("reward_scale", float("nan")), ("eval.timing_reps", 0)])
+                                       ("threads", 0), ("reward_scale", float("nan")), ("eval.timing_reps", 0),
+                                       ("eval.dense_every", -1), ("modip.label_ramp", -3),
+                                       ("modip.planner.temperature", 0.0), ("modip.awr_max_weight", 0.5)])
 def test_bad_values_are_named_before_any_work(key, value):
     from methods.config import ConfigError
 
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        resolve_config("bc_gauss", "demo", 0, {key: value})
+    method = key.split(".")[0] if key.startswith("modip.") else "bc_gauss"
+    with pytest.raises(ConfigError, match=key.split(".")[-1]):
+        resolve_config(method, "demo", 0, {key: value})
+
+
+def test_the_eval_grid_has_an_optional_dense_start():
+    from methods.config import ConfigError
+
+    from bench.runner.evaluation import advance_grid
+
+    def points(every, dense_every=0, dense_until=0, total=5000):
+        out, g = [], advance_grid(0, 0, every, dense_every, dense_until)
+        while g <= total:
+            out.append(g)
+            g = advance_grid(g, g, every, dense_every, dense_until)
+        return out
+
+    assert points(1000) == [1000, 2000, 3000, 4000, 5000]
+    assert points(1000, 250, 2000) == [250, 500, 750, 1000, 1250, 1500, 1750, 2000, 3000, 4000, 5000]
+    assert advance_grid(250, 262, 1000, 250, 2000) == 500  # an eval that landed late moves to the next point
+    with pytest.raises(ConfigError, match="dense_every"):
+        resolve_config("bc_gauss", "demo", 0, {"eval.dense_until": 2000})
 
 
 def test_negative_seed_and_missing_cuda_are_one_line_errors(demo_dataset, store_root):

@@ -69,11 +69,20 @@ class ModipConfig:
     # The label share ramps with the pool: label_ratio · min(1, labels / label_ramp) (0 = no ramp), so that a
     # pool of a few hundred labels is not drawn 50-90% of every batch.
     label_ramp: int = 10000
-    # The start rule (training-side signals only; an eval score never feeds training): distillation starts
-    # once the pool holds `distill_start_labels` labels, or earlier, from `distill_start_adv_labels` labels on
-    # (0 = off), as soon as the mean label advantage over a batch of the pool is above 0.
-    distill_start_labels: int = 2000
-    distill_start_adv_labels: int = 256
+    # The start rule (training-side signals only; an eval score never feeds training). Distillation starts at the
+    # first of (each 0 = off):
+    # - the planner beating the data: the mean return of the last `distill_start_episodes` finished training
+    #   episodes (the mpc actor, exploration noise included) reaches the offline data's mean episode return,
+    #   the level that the BC-trained DP imitates. On the demo the first plans are worse than the DP (mpc 19.6,
+    #   its open-loop chunks 9.7, against the DP's 27.7 at env step 0, tuning seeds 10-13), so labels taken from
+    #   the first online step taught the DP a worse policy: the old dip;
+    # - `distill_start_labels` labels in the pool (a fallback: enough labels whatever their quality);
+    # - from `distill_start_adv_labels` labels on, a mean label advantage above 0 over a batch of the pool. Off
+    #   by default: on the demo the critics' advantage of planned over DP actions stayed negative (-6 early, -1.5
+    #   late) while the planner scored 100 against the DP's 74, so Q's action ranking is not a signal to start on.
+    distill_start_episodes: int = 5
+    distill_start_labels: int = 20000
+    distill_start_adv_labels: int = 0
     # Labels from the last `label_window` env steps only (0 = all). The planner improves as its world model
     # and critics learn, so an old label is a worse planner's answer.
     label_window: int = 0
@@ -93,7 +102,7 @@ class ModipConfig:
         if self.update_every < 1 or self.updates_per_round < 0:
             raise ConfigError("config keys 'modip.update_every' >= 1 and 'modip.updates_per_round' >= 0")
         for key in ("distill_updates", "label_window", "online_ramp", "label_ramp", "distill_start_labels",
-                    "distill_start_adv_labels"):
+                    "distill_start_adv_labels", "distill_start_episodes"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"config key 'modip.{key}' must be >= 0, got {getattr(self, key)}")
         if self.distill_batch < 1 or self.diag_every < 1 or self.diag_sequences < 1:
@@ -127,8 +136,9 @@ def ramp(value: float, count: int, length: int) -> float:
 # - replan_every 2, not the DP's chunk 4: the pendulum needs feedback, and open-loop 4-step plans in a learned
 #   model scored far lower (12 against 22 at step 0; 44 against 200 after 6000 steps, one seed each); a label is
 #   the Ta-chunk of planned actions the planner executed from a state on, so it is closed-loop too;
-# - online_ramp, label_ramp 1000 (the label window), distill_start_labels 500 / distill_start_adv_labels 128: the
-#   ramps and the start rule of issue 15 scaled to the demo's 5000 online steps (the defaults suit 10^5-10^6);
+# - online_ramp, label_ramp 1000 (the label window), distill_start_labels 1000 (a full window) as the fallback of
+#   the start rule, whose first rule (the planner's last 5 training episodes beat the data's mean return) is the
+#   default's: the ramps and the start rule of issue 15 scaled to the demo's 5000 online steps;
 # - planner.dp_sampler ddim (5 steps) and 2 iterations: the DP chain of the proposals was the largest cost of a
 #   plan; the `dp` actor itself still samples with the DP's own DDPM chain;
 # - update_every 2, distill_updates 1 at distill_batch 128: half a DP gradient step per env step; against 2
@@ -140,7 +150,7 @@ _DEMO = {
         "planner": {"horizon": 4, "samples": 64, "elites": 8, "iterations": 2, "pi_trajectories": 8,
                     "replan_every": 2, "dp_sampler": "ddim"},
         "update_every": 2, "distill_updates": 1, "distill_batch": 128, "label_ratio": 0.9, "label_window": 1000,
-        "online_ramp": 1000, "label_ramp": 1000, "distill_start_labels": 500, "distill_start_adv_labels": 128,
+        "online_ramp": 1000, "label_ramp": 1000, "distill_start_labels": 1000, "distill_start_episodes": 5,
         "diag_every": 100, "diag_sequences": 128,
     },
 }
@@ -150,7 +160,7 @@ _TEST = {
         "critic": {"hidden": [32, 32], "batch_size": 32},
         "planner": {"horizon": 4, "samples": 16, "elites": 4, "iterations": 2, "pi_trajectories": 4},
         "update_every": 4, "distill_batch": 32, "diag_every": 10, "diag_sequences": 16,
-        "online_ramp": 64, "label_ramp": 64, "distill_start_labels": 16, "distill_start_adv_labels": 0,
+        "online_ramp": 64, "label_ramp": 64, "distill_start_labels": 16, "distill_start_episodes": 0,
     },
 }
 
@@ -183,6 +193,8 @@ class MODIP(DPMethod):
         self.plan_acc = [0.0, 0.0, 0]
         self.finetuning = False  # set by end_pretrain; the DP's fine-tuning lr / EMA decay apply from then on
         self.distilling = False  # set once by the start rule
+        self.offline_return = float("nan")  # the offline data's mean episode return (set with the buffer)
+        self.train_returns: list[float] = []  # returns of the last distill_start_episodes training episodes
 
     # ---- data ----------------------------------------------------------------------------------------------
     def attach_buffer(self, buffer) -> None:
@@ -194,6 +206,7 @@ class MODIP(DPMethod):
             obs = self.normalizer.norm_obs(torch.as_tensor(off["obs"]).to(self.device))
             nobs = self.normalizer.norm_obs(torch.as_tensor(off["next_obs"]).to(self.device))
             self.world_model.set_target_stats(obs, nobs, rewards.to(self.device))
+        self.offline_return = offline_episode_return(buffer.offline_stats(("reward", "terminal", "timeout")))
 
     def buffer_extras(self) -> dict[str, tuple[int, ...]]:
         return {"plan_action": (self.spaces.act_dim,), "plan_reward": ()}
@@ -279,13 +292,18 @@ class MODIP(DPMethod):
         return ramp(self.cfg.label_ratio, self.label_count(), self.cfg.label_ramp)
 
     def _start_rule(self) -> dict[str, float]:
-        """Start distillation once the pool is big enough, or its mean advantage is above 0 (training-side only).
-        Fine-tuning on labels starts with fresh optimiser moments: BC's Adam moments belong to other targets."""
-        n = self.label_count()
-        ready = n >= max(1, self.cfg.distill_start_labels)
+        """Start distillation at the first of the rules in ModipConfig (training-side signals only). Fine-tuning on
+        labels starts with fresh optimiser moments: BC's Adam moments belong to other targets."""
+        cfg, n = self.cfg, self.label_count()
         out: dict[str, float] = {}
-        if not ready and 0 < self.cfg.distill_start_adv_labels <= n:
-            b = self.label_batch(min(self.cfg.distill_batch, n))
+        if n == 0:
+            return out
+        k = cfg.distill_start_episodes
+        ready = 0 < cfg.distill_start_labels <= n
+        if not ready and k > 0 and len(self.train_returns) >= k:
+            ready = float(np.mean(self.train_returns[-k:])) >= self.offline_return
+        if not ready and 0 < cfg.distill_start_adv_labels <= n:
+            b = self.label_batch(min(cfg.distill_batch, n))
             adv = float(self.label_advantage(b["obs"], b["chunk"])[0].mean())
             out["distill/pool_adv"] = adv
             ready = adv > 0
@@ -423,6 +441,9 @@ class MODIP(DPMethod):
     # ---- episode diagnostics -------------------------------------------------------------------------------
     def observe_episode(self, episode: dict[str, np.ndarray]) -> None:
         self.pending.update(self._episode_diagnostics(episode))
+        self.train_returns = (self.train_returns + [float(episode["reward"].sum())])[-max(1, self.cfg.distill_start_episodes):]
+        if not self.distilling:
+            self.pending["distill/offline_return"] = self.offline_return
 
     @torch.no_grad()
     def _episode_diagnostics(self, ep: dict[str, np.ndarray]) -> dict[str, float]:
@@ -555,7 +576,8 @@ class MODIP(DPMethod):
 
     def extra_state(self) -> dict[str, Any]:
         return {"pending": dict(self.pending), "finetuning": self.finetuning, "distilling": self.distilling,
-                "plan_acc": [float(self.plan_acc[0]), float(self.plan_acc[1]), int(self.plan_acc[2])]}
+                "plan_acc": [float(self.plan_acc[0]), float(self.plan_acc[1]), int(self.plan_acc[2])],
+                "train_returns": [float(x) for x in self.train_returns]}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.pending = {str(k): float(v) for k, v in state.get("pending", {}).items()}
@@ -563,8 +585,19 @@ class MODIP(DPMethod):
         self.distilling = bool(state.get("distilling", False))
         acc = state.get("plan_acc", [0.0, 0.0, 0])
         self.plan_acc = [float(acc[0]), float(acc[1]), int(acc[2])]
+        self.train_returns = [float(x) for x in state.get("train_returns", [])]
         if self.finetuning:
             self._set_distill_hparams()
+
+
+def offline_episode_return(data: dict[str, np.ndarray]) -> float:
+    """The mean return of the offline data's complete episodes (those that end in a terminal or a timeout)."""
+    ends = np.flatnonzero(data["terminal"] | data["timeout"])
+    if len(ends) == 0:
+        return float("nan")
+    rewards = data["reward"][: ends[-1] + 1].astype(np.float64)  # drop an unfinished last episode
+    sums = np.add.reduceat(rewards, np.concatenate([[0], ends[:-1] + 1]))
+    return float(sums.mean())
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
