@@ -57,6 +57,7 @@ def main() -> int:
     ap.add_argument("--dense-every", type=int, default=250)
     ap.add_argument("--dense-until", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--tag", default="", help="a suffix of the store sweep's name (e.g. one per tuning round)")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
 
@@ -74,7 +75,7 @@ def main() -> int:
     over.update({"preset": "demo", "eval.seed_set": "tune" if tuning else "report",
                  "eval.dense_every": args.dense_every, "eval.dense_until": args.dense_until})
     over.update({k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)})
-    name = f"modip-distill-{args.arms}-{args.task}" + ("-tune" if tuning else "")
+    name = f"modip-distill-{args.arms}-{args.task}" + ("-tune" if tuning else "") + (f"-{args.tag}" if args.tag else "")
     if not args.report_only:
         ensure_demo_dataset()
         spec = parse_sweep({"name": name, "methods": ["modip"], "tasks": [args.task], "seeds": seeds,
@@ -136,8 +137,8 @@ def report(store, sweep: str, seeds: list[int], axes: list[str], tuning: bool, o
         s = sc[sc.run_id.isin(rids)]
         table = s.pivot_table(index=["env_step", "run_id"], columns="actor", values="value").reset_index()
         dp0 = table[table.env_step == 0].set_index("run_id")["dp"]
-        mu0, half0, _ = mean_ci(dp0.to_numpy())
-        lower = mu0 - half0
+        mu0, half0, n0 = mean_ci(dp0.to_numpy())
+        lower = mu0 - half0 if n0 > 1 else -np.inf  # no bound from one seed
         print(f"bc_dp (the dp actor at env step 0): {mu0:.1f} ± {half0:.1f}; lower 95% bound {lower:.1f}")
         print("| env step | dp | mpc | mpc_chunk | dp mean >= bc_dp lower bound |")
         print("|---|---|---|---|---|")

@@ -222,8 +222,14 @@ def test_plan_reports_whether_a_dp_proposal_won():
     res = plan(models, torch.zeros(4, 3), None, torch.Generator().manual_seed(0), m.cfg.planner, GAMMA, 1)
     assert res.dp_won.shape == (4,) and set(res.dp_won.tolist()) <= {0.0, 1.0}
     assert ((res.ess >= 1.0 - 1e-5) & (res.ess <= m.cfg.planner.elites + 1e-4)).all()
-    no_dp = dataclasses.replace(m.cfg.planner, pi_trajectories=0)
-    assert plan(models, torch.zeros(4, 3), None, torch.Generator().manual_seed(0), no_dp, GAMMA, 1).dp_won.sum() == 0
+    # on the point toy, a DP that proposes the optimum (a = +1 toward a far target) wins every plan, and one that
+    # proposes the opposite wins none
+    toy = scaled_point_models(target=3.0)
+    cfg = PlannerConfig(pi_trajectories=4, samples=64, elites=8, iterations=2)
+    for proposal, won in ((1.0, 1.0), (-1.0, 0.0)):
+        toy.policy = lambda s, generator, a=proposal: torch.full((len(s), 4, 1), a)
+        res = plan(toy, torch.zeros(3, 1), None, torch.Generator().manual_seed(0), cfg, GAMMA, 1)
+        assert res.dp_won.tolist() == [won] * 3, (proposal, res.dp_won)
 
 
 # ---- critics and world model on the demo dataset ------------------------------------------------------------
@@ -323,7 +329,7 @@ def test_distillation_moves_the_dp_toward_planned_labels(demo_dataset):
     m.act(states, "mpc", st, True)
     planned = st.extras["plan_action"][:, 0]  # (64, 1)
     add_online(m.buffer, states, planned)
-    x0 = m.label_batch(1)  # the chunk sampler's labels: the planned actions from each state on
+    # the chunk sampler's labels: the planned actions from each state on
     idx = np.arange(m.buffer.n_offline, m.buffer.n_offline + len(states))
     chunks = m.buffer.sample_chunks(len(idx), m.chunk, idx=idx, field="plan_action")
     cond = m.normalizer.norm_obs(chunks["obs"])
@@ -409,6 +415,8 @@ def test_online_share_and_label_share_ramp_with_their_pools(demo_dataset):
     assert int(b["is_label"].sum()) == 20
     add_online(m.buffer, d.observations[cut: cut + 250], np.zeros((250, 1)))
     assert m.online_ratio_now() == pytest.approx(0.5) and m.label_share() == pytest.approx(0.8)
+    m.distill_start = 250  # once distillation starts, the share ramps with the labels made since
+    assert m.label_share() == pytest.approx(0.8 * 50 / 200)
 
 
 def test_distillation_waits_for_the_start_rule_and_starts_with_fresh_moments(demo_dataset):
@@ -620,10 +628,15 @@ def test_the_runner_stores_each_steps_planned_action_and_labels_pair_with_their_
     executed_norm = m.normalizer.norm_act(torch.as_tensor(acts)).numpy()
     assert np.abs(executed_norm - plan_actions).mean() > 0.02  # the executed actions carry exploration noise
     b = m.label_batch(64)
+    ends = data["terminal"] | data["timeout"]
     for k, i in enumerate(b["index"].numpy() - n_off):
         np.testing.assert_allclose(b["obs"][k].numpy(), m.normalizer.norm_obs(torch.as_tensor(data["obs"][i])).numpy(),
                                    atol=1e-6)
-        np.testing.assert_allclose(b["chunk"][k, 0].numpy(), plan_actions[i], atol=1e-6)
+        j = i  # the whole chunk: the planned actions of steps i, i+1, ... of the same episode, the last repeated
+        for t in range(m.chunk):
+            np.testing.assert_allclose(b["chunk"][k, t].numpy(), plan_actions[j], atol=1e-6)
+            if not ends[j] and j + 1 < 120:
+                j += 1
 
 
 def test_common_start_dp_actor_equals_bc_dp(demo_dataset, store_root):

@@ -79,7 +79,7 @@ def advance_grid(next_eval: int, env_step: int, every: int, dense_every: int = 0
         raise ValueError(f"eval.every must be >= 1, got {every}")
     if next_eval > env_step:
         return next_eval
-    nxt = next_eval + ((env_step - next_eval) // every + 1) * every
+    nxt = (env_step // every + 1) * every  # anchored at 0: a late eval never shifts the grid
     if dense_every >= 1 and dense_until > 0:
         dense = (env_step // dense_every + 1) * dense_every
         if dense <= dense_until:

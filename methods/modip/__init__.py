@@ -17,15 +17,16 @@ critics.py (V and Q), planner.py (MPPI top to bottom), then this file, which wir
   `plan_action`), so exploration noise never enters a label; the plan's H-step reward (`plan_reward`) goes with
   the plan's first step, for the planned-vs-realised diagnostic;
 - labels: a label is the Ta-chunk of planned actions executed from a stored state on (the buffer's chunk
-  sampler over `plan_action`), paired with the state at its first action, so the DP imitates what the planner
-  did from that state, the way the DP itself executes its chunks;
+  sampler over `plan_action`), paired with the state at its first action, so the DP imitates what the closed-loop
+  planner did from that state (replanning every `replan_every` steps), not one plan's open-loop intent; the DP
+  then executes `dp.act_steps` of each chunk it samples;
 - fine-tune: every `update_every` env steps, one update of the world model (each member its own batch with the
   offline/online mix), the critics, and, once the start rule holds, the DP with its ordinary denoising loss on
   (s, label) pairs mixed with offline (s, chunk) pairs. Online data enters the world-model and critic batches on
-  a ramp (`online_ramp`); labels enter the DP batch on a ramp with the label pool (`label_ramp`); distillation
-  starts when the pool is big enough or its mean advantage is positive (training-side signals only), with fresh
-  optimiser moments; labels are weighted by their advantage Q(s, label[0]) - Q(s, a_DP[0]) (first action only;
-  `label_weighting` ∈ {none, filter, awr});
+  a ramp (`online_ramp`); labels enter the DP batch on a ramp with the labels made since distillation started
+  (`label_ramp`); distillation starts when the planner's training episodes beat the offline data's mean return,
+  or the pool is big enough (training-side signals only), with fresh optimiser moments; labels are weighted by
+  their advantage Q(s, label[0]) - Q(s, a_DP[0]) (first action only; `label_weighting` ∈ {none, filter, awr});
 - diagnostics into the curves: `wm/*` one-step and H-step errors (also per member on offline and online data),
   `plan/ess` and `plan/dp_won` (the elite weights' effective sample size; the share of plans won by a DP
   proposal), `distill/*` (label advantage, kept share, DP-to-label distance, label share), `diag/dp_spread`,
@@ -115,6 +116,15 @@ class ModipConfig:
         for key in ("online_ratio", "label_ratio"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"config key 'modip.{key}' must be in [0, 1], got {getattr(self, key)}")
+        if self.distill and not (self.distill_start_labels or self.distill_start_episodes
+                                 or self.distill_start_adv_labels):
+            raise ConfigError("config keys 'modip.distill_start_labels', 'modip.distill_start_episodes' and "
+                              "'modip.distill_start_adv_labels' are all 0: distillation would never start; set one, "
+                              "or modip.distill=false")
+        for key in ("distill_start_labels", "distill_start_adv_labels", "label_ramp"):
+            if 0 < self.label_window < getattr(self, key):
+                raise ConfigError(f"config key 'modip.{key}'={getattr(self, key)} exceeds modip.label_window="
+                                  f"{self.label_window}, which caps the label pool: it could never be reached")
 
 
 def ramp(value: float, count: int, length: int) -> float:
@@ -193,7 +203,9 @@ class MODIP(DPMethod):
         self.plan_acc = [0.0, 0.0, 0]
         self.finetuning = False  # set by end_pretrain; the DP's fine-tuning lr / EMA decay apply from then on
         self.distilling = False  # set once by the start rule
+        self.distill_start = -1  # online transitions when it fired (-1: not recorded)
         self.offline_return = float("nan")  # the offline data's mean episode return (set with the buffer)
+        self.offline_horizon = 0  # its longest episode: training returns are counted over as many steps
         self.train_returns: list[float] = []  # returns of the last distill_start_episodes training episodes
 
     # ---- data ----------------------------------------------------------------------------------------------
@@ -206,7 +218,8 @@ class MODIP(DPMethod):
             obs = self.normalizer.norm_obs(torch.as_tensor(off["obs"]).to(self.device))
             nobs = self.normalizer.norm_obs(torch.as_tensor(off["next_obs"]).to(self.device))
             self.world_model.set_target_stats(obs, nobs, rewards.to(self.device))
-        self.offline_return = offline_episode_return(buffer.offline_stats(("reward", "terminal", "timeout")))
+        self.offline_return, self.offline_horizon = offline_episode_return(
+            buffer.offline_stats(("reward", "terminal", "timeout")))
 
     def buffer_extras(self) -> dict[str, tuple[int, ...]]:
         return {"plan_action": (self.spaces.act_dim,), "plan_reward": ()}
@@ -289,7 +302,10 @@ class MODIP(DPMethod):
         return torch.exp(self.cfg.awr_beta * adv / self.critics.value_scale).clamp(max=self.cfg.awr_max_weight)
 
     def label_share(self) -> float:
-        return ramp(self.cfg.label_ratio, self.label_count(), self.cfg.label_ramp)
+        """label_ratio, ramped in with the labels made since distillation started (all labels before a start is
+        recorded, e.g. when a test sets `distilling` by hand)."""
+        made = self.buffer.n_online - self.distill_start if self.distill_start >= 0 else self.label_count()
+        return ramp(self.cfg.label_ratio, min(made, self.label_count()), self.cfg.label_ramp)
 
     def _start_rule(self) -> dict[str, float]:
         """Start distillation at the first of the rules in ModipConfig (training-side signals only). Fine-tuning on
@@ -309,6 +325,7 @@ class MODIP(DPMethod):
             ready = adv > 0
         if ready:
             self.distilling = True
+            self.distill_start = int(self.buffer.n_online)
             self.dp.reset_optimizer_moments()
             out["distill/started_at"] = float(self.buffer.n_online)
         return out
@@ -441,7 +458,9 @@ class MODIP(DPMethod):
     # ---- episode diagnostics -------------------------------------------------------------------------------
     def observe_episode(self, episode: dict[str, np.ndarray]) -> None:
         self.pending.update(self._episode_diagnostics(episode))
-        self.train_returns = (self.train_returns + [float(episode["reward"].sum())])[-max(1, self.cfg.distill_start_episodes):]
+        # over the data's horizon: a task with longer episodes than its data (demo-long) must not pass on length
+        ret = float(episode["reward"][: self.offline_horizon or None].sum())
+        self.train_returns = (self.train_returns + [ret])[-max(1, self.cfg.distill_start_episodes):]
         if not self.distilling:
             self.pending["distill/offline_return"] = self.offline_return
 
@@ -556,17 +575,30 @@ class MODIP(DPMethod):
             obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         plan_state = ActorState.create(0, self.device)
         dp_state = ActorState.create(1, self.device)
+        chunk_state = ActorState.create(2, self.device)
         # A plan executes its first replan_every actions; a DP call the first dp.act_steps of its chunk (what
         # act_dp returns); updates_due makes updates_per_round updates every update_every env steps.
         executed = self.act_steps
         comps = {"plan": TimedComponent(lambda: self.act(obs, "mpc", plan_state, True), ComponentKind.PLAN,
                                         actor="mpc", actions_per_call=int(self.cfg.planner.replan_every)),
+                 "plan_chunk": TimedComponent(lambda: self.act(obs, "mpc_chunk", chunk_state, True), ComponentKind.PLAN,
+                                              actor="mpc_chunk", actions_per_call=int(self.chunk)),
                  "dp_act": TimedComponent(lambda: self.act(obs, "dp", dp_state, True), ComponentKind.ACT,
                                           actor="dp", actions_per_call=executed)}
         if self.buffer is not None:
-            comps["update"] = TimedComponent(self.finetune_step, ComponentKind.UPDATE,
+            comps["update"] = TimedComponent(self._timed_update, ComponentKind.UPDATE,
                                              updates_per_env_step=self.cfg.updates_per_round / self.cfg.update_every)
         return comps
+
+    def _timed_update(self) -> dict[str, float]:
+        """A fine-tune update with its DP step, whether or not the start rule has fired (a synthetic timing
+        buffer never fires it; a distilling run's update is what the cost is about)."""
+        was = self.distilling
+        self.distilling = self.cfg.distill and self.cfg.distill_updates > 0
+        try:
+            return self.finetune_step()
+        finally:
+            self.distilling = was
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def modules(self):
@@ -577,7 +609,7 @@ class MODIP(DPMethod):
     def extra_state(self) -> dict[str, Any]:
         return {"pending": dict(self.pending), "finetuning": self.finetuning, "distilling": self.distilling,
                 "plan_acc": [float(self.plan_acc[0]), float(self.plan_acc[1]), int(self.plan_acc[2])],
-                "train_returns": [float(x) for x in self.train_returns]}
+                "train_returns": [float(x) for x in self.train_returns], "distill_start": int(self.distill_start)}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.pending = {str(k): float(v) for k, v in state.get("pending", {}).items()}
@@ -586,18 +618,20 @@ class MODIP(DPMethod):
         acc = state.get("plan_acc", [0.0, 0.0, 0])
         self.plan_acc = [float(acc[0]), float(acc[1]), int(acc[2])]
         self.train_returns = [float(x) for x in state.get("train_returns", [])]
+        self.distill_start = int(state.get("distill_start", -1))
         if self.finetuning:
             self._set_distill_hparams()
 
 
-def offline_episode_return(data: dict[str, np.ndarray]) -> float:
-    """The mean return of the offline data's complete episodes (those that end in a terminal or a timeout)."""
+def offline_episode_return(data: dict[str, np.ndarray]) -> tuple[float, int]:
+    """The mean return of the offline data's complete episodes (those that end in a terminal or a timeout), and
+    the longest one's length; (nan, 0) without a complete episode."""
     ends = np.flatnonzero(data["terminal"] | data["timeout"])
     if len(ends) == 0:
-        return float("nan")
+        return float("nan"), 0
     rewards = data["reward"][: ends[-1] + 1].astype(np.float64)  # drop an unfinished last episode
-    sums = np.add.reduceat(rewards, np.concatenate([[0], ends[:-1] + 1]))
-    return float(sums.mean())
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return float(np.add.reduceat(rewards, starts).mean()), int((ends - starts + 1).max())
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:

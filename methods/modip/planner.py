@@ -21,8 +21,9 @@ A plan, for a batch of B start states at once (all tensors, no Python loop over 
      (hundreds on the demo), and TD-MPC2's raw exp(temperature · (score - max)) (`score_norm: none`) made the
      weights one-hot there, collapsing the std to min_std after one iteration. The effective sample size
      1 / Σ w² of the elite weights is returned as a diagnostic (elites = uniform, 1 = argmax).
-The caller executes the first `replan_every` actions of the final mean, labels the DP with its first Ta
-actions (noise-free), and warm-starts the next plan from the mean shifted by the executed length.
+The caller executes the first `replan_every` actions of the final mean (stores them noise-free as the DP's
+label material, one per executed step), and warm-starts the next plan from the mean shifted by the executed
+length.
 
 All actions are in the normalised, clipped action space [-1, 1] that the DP also samples in; states are
 normalised observations. The plan has no host syncs (no `.item()`, no branching on tensor values), so it can
