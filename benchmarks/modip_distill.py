@@ -17,7 +17,8 @@ On the demo task at the demo budget (sweeps/demo.yaml's overrides, MODIP's `demo
     MINARI_DATASETS_PATH=D python benchmarks/modip_distill.py --seeds 100-104 --arms terminal --task demo-long
 
 --arms: main (MODIP's defaults), 2x2 (planner.terminal v/q × critic.target indep/policy), terminal (v/q),
-weighting (label_weighting none/filter/awr). Seeds 10-19 are tuning seeds (eval seed set `tune`); any other
+weighting (label_weighting none/filter/awr), distill (label_weighting none/filter × distill_lr 0 (dp.lr) / 1e-4), lr (filter × distill_lr 0 / 1e-4).
+Seeds 10-19 are tuning seeds (eval seed set `tune`); any other
 seeds are reported with the `report` eval seeds. Runs go through the sweep launcher's local pool (2 workers,
 one torch thread each) into a store sweep of their own; a re-run skips finished runs.
 Which Q a q-terminal cell uses: under critic.target=indep, Q regresses on r + γ V̄(s') with V the expectile
@@ -37,6 +38,8 @@ ARMS = {
     "2x2": {"modip.planner.terminal": ["v", "q"], "modip.critic.target": ["indep", "policy"]},
     "terminal": {"modip.planner.terminal": ["v", "q"]},
     "weighting": {"modip.label_weighting": ["none", "filter", "awr"]},
+    "distill": {"modip.label_weighting": ["none", "filter"], "modip.distill_lr": [0.0, 1e-4]},
+    "lr": {"modip.label_weighting": ["filter"], "modip.distill_lr": [0.0, 1e-4]},
 }
 DIAGNOSTICS = ("plan/ess", "plan/dp_won", "distill/label_adv", "distill/label_kept", "distill/dp_label_dist",
                "distill/started_at", "diag/dp_spread")
