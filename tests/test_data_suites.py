@@ -245,5 +245,5 @@ def test_public_names_still_import():
     assert parse_id("mujoco/hopper/medium-v0").env_id == "Hopper-v5"
     assert rm_parse_id("robomimic/can/mh") == ("can", "mh")
     names = set(all_tasks())
-    assert len(names) == 24 and {"hopper-medium", "demo", "kitchen-mixed", "transport-mh"} <= names
+    assert len(names) == 25 and {"hopper-medium", "demo", "demo-long", "kitchen-mixed", "transport-mh"} <= names
     assert get_task("hopper-medium").ref_min == D4RL_REFS["hopper"][0]
