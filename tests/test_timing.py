@@ -182,7 +182,7 @@ def test_every_registered_method_declares_its_components_from_its_config():
             "bc_dp": {"act": ("act", "dp", 4)},
             "dppo": {"act": ("act", "dp", 4)},
             "tdmpc2": {"plan": ("plan", "mpc", 1)},
-            "modip": {"plan": ("plan", "mpc", 3), "dp_act": ("act", "dp", 4)}}
+            "modip": {"plan": ("plan", "mpc", 3), "plan_chunk": ("plan", "mpc_chunk", 4), "dp_act": ("act", "dp", 4)}}
     over = {"dppo": ["preset=test"], "tdmpc2": ["preset=test", "tdmpc2.utd=0.5"],
             "modip": ["preset=test", "modip.planner.replan_every=3", "modip.update_every=4",
                       "modip.updates_per_round=2"]}
