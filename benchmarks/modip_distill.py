@@ -116,11 +116,7 @@ def report(store, sweep: str, seeds: list[int], axes: list[str], tuning: bool, o
     seed_of = {rid: c["seed"] for rid, c in cfgs.items()}
 
     def fmt(values) -> str:
-        x = np.asarray([v for v in values if np.isfinite(v)], float)
-        if len(x) == 0:
-            return "-"
-        mu, half, n = mean_ci(x)
-        return f"{mu:.1f} ± {half:.1f}" if n > 1 else f"{mu:.1f} (n=1)"
+        return fmt_ci(values, mean_ci, 1, "")
 
     print(f"MODIP on task {next(iter(cfgs.values()))['task'] if cfgs else '?'}, seeds {seeds} "
           f"({'tuning' if tuning else 'reported'}; eval seed set {over['eval.seed_set']}), "
@@ -182,14 +178,21 @@ def report(store, sweep: str, seeds: list[int], axes: list[str], tuning: bool, o
         print("diagnostics (mean over seeds): " + "; ".join(parts))
 
 
-def fmt_ms(values, mean_ci) -> str:
+def fmt_ci(values, mean_ci, digits: int = 2, unit: str = " ms") -> str:
+    """mean ± 95% t half-width of the finite values (with n), or '-'."""
     import numpy as np
 
     x = np.asarray([v for v in values if np.isfinite(v)], float)
     if len(x) == 0:
         return "-"
     mu, half, n = mean_ci(x)
-    return f"{mu:.2f} ± {half:.2f} ms (n={n})"
+    if n < 2:
+        return f"{mu:.{digits}f}{unit} (n=1)"
+    return f"{mu:.{digits}f} ± {half:.{digits}f}{unit}" + (f" (n={n})" if unit else "")
+
+
+def fmt_ms(values, mean_ci) -> str:
+    return fmt_ci(values, mean_ci)
 
 
 if __name__ == "__main__":

@@ -83,24 +83,27 @@ class WorldModel(nn.Module):
         probability, and the members' disagreement (mean over dims of the std of their next-state means;
         zeros when `disagreement` is False, which skips computing it). The variance head is not needed here,
         so its soft bounds are skipped."""
-        out = self.net(torch.cat([s, a], dim=-1))
-        mean = out[..., : self.out_dim] * self.target_std + self.target_mean
-        s_next_members = s.unsqueeze(0) + mean[..., :-1]
+        s_next_members, rewards, term_logit = self.member_means(s, a)
         s_next = s_next_members.mean(0)
-        reward = mean[..., -1].mean(0)
-        term_prob = torch.sigmoid(out[..., -1]).mean(0)
+        reward = rewards.mean(0)
+        term_prob = torch.sigmoid(term_logit).mean(0)
         if disagreement:
             spread = s_next_members.std(0, unbiased=False).mean(-1)
         else:
             spread = torch.zeros_like(reward)
         return s_next, reward, term_prob, spread
 
+    def member_means(self, s: torch.Tensor, a: torch.Tensor):
+        """Each member's mean next state (K, N, obs), reward (K, N) and termination logit (K, N), unstandardised;
+        the variance head is not needed here, so its soft bounds are skipped."""
+        out = self.net(torch.cat([s, a], dim=-1))
+        mean = out[..., : self.out_dim] * self.target_std + self.target_mean
+        return s.unsqueeze(0) + mean[..., :-1], mean[..., -1], out[..., -1]
+
     @torch.no_grad()
     def member_errors(self, s: torch.Tensor, a: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
         """Each member's one-step next-state error (K,) on (N, ·) transitions, in the units of `errors`."""
-        out = self.net(torch.cat([s, a], dim=-1))
-        mean = out[..., : self.out_dim] * self.target_std + self.target_mean
-        pred = s.unsqueeze(0) + mean[..., :-1]
+        pred = self.member_means(s, a)[0]
         return (((pred - s_next.unsqueeze(0)) ** 2) / self.target_std[:-1] ** 2).mean(dim=(1, 2))
 
     @torch.no_grad()
