@@ -342,7 +342,7 @@ def register(name: str):
 def _load_builtin() -> None:
     import importlib
 
-    for mod in ("bc_gauss", "bc_dp", "modip", "dppo", "tdmpc2"):
+    for mod in ("bc_gauss", "bc_dp", "modip", "dppo", "tdmpc2", "idql", "parl"):
         try:
             importlib.import_module(f"methods.{mod}")
         except ModuleNotFoundError as e:

@@ -121,7 +121,13 @@ def from_dict(cls, data: dict | None, prefix: str = ""):
         raise ConfigError(f"config section '{prefix.rstrip('.') or cls.__name__}': {e}") from None
     validate = getattr(obj, "validate", None)
     if callable(validate):
-        validate()
+        import inspect
+
+        # a section shared by several methods (e.g. IQL's critics) takes the key prefix to name its keys
+        if "prefix" in inspect.signature(validate).parameters:
+            validate(prefix=prefix.rstrip("."))
+        else:
+            validate()
     return obj
 
 

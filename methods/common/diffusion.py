@@ -37,7 +37,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from methods.common.networks import EMA, mlp
+from methods.common.networks import EMA, ResidualBlock, ResidualMLP, mlp  # noqa: F401 (ResidualBlock: re-exported)
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     # DPPO's model/common/mlp.py `activation_dict` (Identity aside), plus SiLU.
@@ -150,40 +150,6 @@ class SinusoidalEmbedding(nn.Module):
         freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * (-math.log(10000.0) / (half - 1)))
         args = t.float()[:, None] * freqs[None, :]
         return torch.cat([args.sin(), args.cos()], dim=-1)
-
-
-class ResidualBlock(nn.Module):
-    """h + L2(act([LN] L1(act([LN] h)))): two pre-activation linear layers around a skip (DPPO's
-    TwoLayerPreActivationResNetLinear; layer norm eps 1e-6 as there)."""
-
-    def __init__(self, width: int, act: type[nn.Module], layernorm: bool = False):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(width, eps=1e-6) if layernorm else nn.Identity()
-        self.fc1 = nn.Linear(width, width)
-        self.norm2 = nn.LayerNorm(width, eps=1e-6) if layernorm else nn.Identity()
-        self.fc2 = nn.Linear(width, width)
-        self.act = act()
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h + self.fc2(self.act(self.norm2(self.fc1(self.act(self.norm1(h))))))
-
-
-class ResidualMLP(nn.Module):
-    """Linear(in, w) -> k ResidualBlocks -> Linear(w, out), for hidden = [w] * (2k + 1) (DPPO's ResidualMLP:
-    no activation after the input layer nor before the output layer; the blocks pre-activate)."""
-
-    def __init__(self, in_dim: int, hidden, out_dim: int, act: type[nn.Module], layernorm: bool = False):
-        super().__init__()
-        hidden = list(hidden)
-        if not hidden or len(set(hidden)) != 1 or len(hidden) % 2 == 0:
-            raise ValueError(f"a residual MLP needs an odd number of equal widths, got {hidden}")
-        w = hidden[0]
-        self.inp = nn.Linear(in_dim, w)
-        self.blocks = nn.Sequential(*[ResidualBlock(w, act, layernorm) for _ in range((len(hidden) - 1) // 2)])
-        self.out = nn.Linear(w, out_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.blocks(self.inp(x)))
 
 
 class Denoiser(nn.Module):

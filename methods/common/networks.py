@@ -1,4 +1,5 @@
-"""Small network building blocks shared by methods (MLPs, ensembles of MLPs, EMA).
+"""Small network building blocks shared by methods (MLPs, DPPO's residual MLP, ensembles of MLPs, EMA, target
+networks).
 
 Why: methods own their networks, but an MLP, a batched ensemble and an EMA should be written once.
 The ensemble evaluates all members as one batched matmul per layer (never a Python loop over members),
@@ -28,6 +29,53 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, act: type[nn.Module] =
     if out_act is not None:
         layers.append(out_act)
     return nn.Sequential(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """h + L2(act([LN] L1(act([LN] h)))): two pre-activation linear layers around a skip (DPPO's
+    TwoLayerPreActivationResNetLinear; layer norm eps 1e-6 as there)."""
+
+    def __init__(self, width: int, act: type[nn.Module], layernorm: bool = False):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, eps=1e-6) if layernorm else nn.Identity()
+        self.fc1 = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width, eps=1e-6) if layernorm else nn.Identity()
+        self.fc2 = nn.Linear(width, width)
+        self.act = act()
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.fc2(self.act(self.norm2(self.fc1(self.act(self.norm1(h))))))
+
+
+class ResidualMLP(nn.Module):
+    """Linear(in, w) -> k ResidualBlocks -> Linear(w, out), for hidden = [w] * (2k + 1) (DPPO's ResidualMLP:
+    no activation after the input layer nor before the output layer; the blocks pre-activate)."""
+
+    def __init__(self, in_dim: int, hidden, out_dim: int, act: type[nn.Module], layernorm: bool = False):
+        super().__init__()
+        hidden = list(hidden)
+        if not hidden or len(set(hidden)) != 1 or len(hidden) % 2 == 0:
+            raise ValueError(f"a residual MLP needs an odd number of equal widths, got {hidden}")
+        w = hidden[0]
+        self.inp = nn.Linear(in_dim, w)
+        self.blocks = nn.Sequential(*[ResidualBlock(w, act, layernorm) for _ in range((len(hidden) - 1) // 2)])
+        self.out = nn.Linear(w, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks(self.inp(x)))
+
+
+def build_mlp(in_dim: int, hidden: Sequence[int], out_dim: int, act: type[nn.Module] = nn.Mish,
+              residual: bool = False, layer_norm: bool = False) -> nn.Module:
+    """A plain MLP (`mlp`) or DPPO's residual MLP (`ResidualMLP`), as a config's `residual` flag says."""
+    if residual:
+        return ResidualMLP(in_dim, hidden, out_dim, act, layer_norm)
+    return mlp(in_dim, hidden, out_dim, act=act, layer_norm=layer_norm)
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A target network: a copy of `module` that takes no gradients (moved toward it by `soft_update`)."""
+    return copy.deepcopy(module).requires_grad_(False)
 
 
 class EnsembleLinear(nn.Module):

@@ -303,6 +303,42 @@ class ReplayBuffer:
             "index": torch.as_tensor(idx, device=device),
         }
 
+    def sample_decisions(self, n: int, length: int, source: str = "mixed", device: str | torch.device = "cpu",
+                         online_ratio: float | None = None, idx: np.ndarray | None = None,
+                         step_gamma: float = 1.0) -> dict[str, torch.Tensor]:
+        """Decision transitions: from a stored state, the `length` actions that followed it in its episode, as
+        one transition of a chunk critic (DPPO's MultiStep wrapper, `reward_agg_method: sum`).
+
+        Returns obs, action_chunk (n, length, act_dim; past the episode's end the last action is repeated),
+        reward (Σ_i step_gamma^i r_i over the steps inside the episode; step_gamma 1 is DPPO's plain sum),
+        next_obs and terminal (of the chunk's last step inside the episode), steps (how many it took) and index.
+        A chunk that reaches the end of the stored data is cut there (the bootstrap then starts from the last
+        stored next_obs)."""
+        if idx is None:
+            idx = self._indices(n, source, online_ratio)
+        steps = np.minimum(idx[:, None] + np.arange(length)[None, :], self._size - 1)
+        ep = self._data["episode"]
+        inside = ep[steps] == ep[idx][:, None]
+        # a chunk also ends at its episode's terminal or timeout step
+        ended = (self._data["terminal"][steps] | self._data["timeout"][steps]) & inside
+        after_end = np.concatenate([np.zeros((len(idx), 1), bool), np.cumsum(ended, axis=1)[:, :-1] > 0], axis=1)
+        inside &= ~after_end
+        inside &= np.concatenate([np.ones((len(idx), 1), bool), steps[:, 1:] > steps[:, :-1]], axis=1)
+        inside = np.logical_and.accumulate(inside, axis=1)
+        last = np.maximum.accumulate(np.where(inside, steps, -1), axis=1)
+        discounts = step_gamma ** np.arange(length)
+        reward = (self._data["reward"][steps] * inside * discounts[None, :]).sum(1)
+        end = last[:, -1]
+        return {
+            "obs": torch.as_tensor(self._data["obs"][idx], device=device),
+            "action_chunk": torch.as_tensor(self._data["action"][last], device=device),
+            "reward": torch.as_tensor(reward.astype(np.float32), device=device),
+            "next_obs": torch.as_tensor(self._data["next_obs"][end], device=device),
+            "terminal": torch.as_tensor(self._data["terminal"][end], device=device),
+            "steps": torch.as_tensor(inside.sum(1), device=device),
+            "index": torch.as_tensor(idx, device=device),
+        }
+
     # ---- save / load ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {

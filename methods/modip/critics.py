@@ -19,7 +19,6 @@ regression targets are O(1) whatever the task's reward scale; `value()` and `q_v
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable
 from typing import Literal
@@ -27,7 +26,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from methods.common.networks import EnsembleMLP, mlp, soft_update
+from methods.common.critics import QEnsemble, expectile_loss, value_net
+from methods.common.networks import frozen_copy, soft_update
 
 
 @dataclasses.dataclass
@@ -51,10 +51,10 @@ class Critics(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, cfg: CriticConfig, gamma: float):
         super().__init__()
         self.cfg, self.gamma = cfg, gamma
-        self.v = mlp(obs_dim, cfg.hidden, 1, act=nn.Mish, layer_norm=True)
-        self.q = EnsembleMLP(cfg.q_members, obs_dim + act_dim, cfg.hidden, 1, act=nn.Mish, layer_norm=True)
-        self.v_target = copy.deepcopy(self.v).requires_grad_(False)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.v = value_net(obs_dim, cfg.hidden, act=nn.Mish, layer_norm=True)
+        self.q = QEnsemble(obs_dim, act_dim, cfg.hidden, cfg.q_members, act=nn.Mish, layer_norm=True)
+        self.v_target = frozen_copy(self.v)
+        self.q_target = frozen_copy(self.q)
         self.register_buffer("value_scale", torch.ones(()))
 
     def set_value_scale(self, rewards: torch.Tensor) -> None:
@@ -69,7 +69,7 @@ class Critics(nn.Module):
 
     def q_value(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """The ensemble mean of Q over members (TD-MPC2 plans with the average of its Qs)."""
-        return self.q(torch.cat([s, a], dim=-1)).squeeze(-1).mean(0) * self.value_scale
+        return self.q.mean(s, a) * self.value_scale
 
     # ---- the TD losses (in units of value_scale) ----
     def loss(self, batch: dict[str, torch.Tensor],
@@ -80,23 +80,21 @@ class Critics(nn.Module):
         s, a, s2 = batch["obs"], batch["action"], batch["next_obs"]
         r = batch["reward"] / self.value_scale
         not_done = 1.0 - batch["terminal"].float()  # bootstrap through timeouts, never through terminals
-        q_pred = self.q(torch.cat([s, a], dim=-1)).squeeze(-1)  # (K, B)
+        q_pred = self.q(s, a)  # (K, B)
         v_pred = self.v(s).squeeze(-1)
         if self.cfg.target == "indep":
             with torch.no_grad():
                 target = r + self.gamma * not_done * self.v_target(s2).squeeze(-1)
-            u = target - v_pred
-            weight = torch.abs(self.cfg.expectile - (u < 0).float())
-            v_loss = (weight * u ** 2).mean()
+            v_loss = expectile_loss(target - v_pred, self.cfg.expectile).mean()
         else:
             assert dp_first_action is not None, "critic.target=policy samples the DP in every update"
             with torch.no_grad():
                 b = s.shape[0]
                 acts = dp_first_action(torch.cat([s2, s], dim=0))  # one batched chain for s' and s
                 a2, a_pi = acts[:b], acts[b:]
-                q_next = self.q_target(torch.cat([s2, a2], dim=-1)).squeeze(-1).min(0).values
+                q_next = self.q_target.min(s2, a2)
                 target = r + self.gamma * not_done * q_next
-                v_target = self.q_target(torch.cat([s, a_pi], dim=-1)).squeeze(-1).min(0).values
+                v_target = self.q_target.min(s, a_pi)
             v_loss = ((v_pred - v_target) ** 2).mean()
         q_loss = ((q_pred - target.unsqueeze(0)) ** 2).mean(1).sum()
         metrics = {"loss/v": float(v_loss.detach()), "loss/q": float(q_loss.detach()),

@@ -1,0 +1,236 @@
+"""IDQL: IQL critics, with the diffusion policy as the proposal distribution (Hansen-Estruch et al., 2023).
+
+Why: it is MODIP at horizon 0, the control that asks whether planning in a world model matters. Both take the
+common-start DP and learn V and Q without sampling the DP in a TD target; IDQL then picks among DP samples by Q
+at the current state, where MODIP plans H steps ahead in a model. It follows DPPO's own PyTorch baseline
+(irom-princeton/dppo at cc7234a: model/diffusion/diffusion_idql.py, agent/finetune/train_idql_diffusion_agent.py,
+cfg/gym/finetune/hopper-v2/ft_idql_diffusion_mlp.yaml; "DPPO" below means those files):
+
+- critics (methods/common/iql.py): V by expectile regression on min_k Q̄_k(s, a) - V(s), Q toward r + γ V(s'),
+  target Q̄ by Polyak averaging at `critic_tau`. Q is a **chunk critic**: Q(s, a_{t:t+act_steps}) over the
+  executed actions of a decision, flattened (DPPO's CriticObsAct with `action_steps: act_steps`), with the
+  chunk's rewards summed and γ once per decision (`chunk_gamma: decision`, DPPO's) or Σ γ^i r_i and γ^k
+  (`step`). V takes the state only. Rewards are scaled by `reward_scale` (DPPO's `scale_reward_factor`).
+- actors: `resample` (the product) draws `samples` chunks from the DP at the state. At evaluation it executes
+  the argmax of min_k Q̄_k (DPPO: `eval_deterministic: True`); in training it samples one with probability
+  ∝ τ where Q̄ - V > 0 and 1 - τ elsewhere (DPPO's expectile exploration, `critic_hyperparam` 0.7). `dp` is the
+  DP alone: at env step 0 it is the common start (the bc_dp checkpoint), so it equals bc_dp's step-0 score.
+- the DP keeps training by behaviour cloning (its ordinary denoising loss) on replay chunks from the same start
+  states as the critic batch, from `actor_start` env steps on (DPPO's `n_critic_warmup_itr`); no EMA, and the
+  actors act with the trained weights (DPPO's fine-tuning acts with its actor, not an EMA copy).
+- the offline phase (`pretrain.steps`): the critics learn on the dataset's decision transitions (IDQL is an
+  offline-to-online method; DPPO's fine-tuning config starts its critics from scratch online, with a warm-up).
+  The DP is not trained offline here: it is the common start.
+- updates: `replay_ratio` is how often a stored decision is reused, not updates per step. DPPO makes
+  n_steps · n_envs / batch_size · replay_ratio updates per iteration of n_steps · n_envs decisions, so
+  replay_ratio / (batch_size · act_steps) updates per env step; here they are spread evenly over env steps
+  (DPPO runs them in one block after each iteration), from `update_after` env steps on.
+Sampling: both actors sample the DP through `eval.sampler` at evaluation and `dp.sampler` in training, the
+harness's one rule for every DP method (DPPO's deterministic eval chain uses DDPM with a floor on the std).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+
+from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
+from methods.common.dp_method import DPMethod
+from methods.common.iql import IQLConfig, IQLCritics
+from methods.config import ConfigError
+
+
+@dataclasses.dataclass
+class IdqlConfig:
+    critic: IQLConfig = dataclasses.field(default_factory=IQLConfig)
+    actor_lr: float = 1e-4  # train.actor_lr (min_lr 1e-4 too: constant after the warm-up)
+    actor_weight_decay: float = 0.0  # train.actor_weight_decay
+    actor_grad_clip: float = 0.0  # train.max_grad_norm is unset in the IDQL config: no clipping (0 = none)
+    batch_size: int = 1000  # train.batch_size
+    replay_ratio: float = 128.0  # train.replay_ratio: reuses of a stored decision (see the module doc)
+    samples: int = 20  # train.eval_sample_num: DP samples per state, in training and at evaluation
+    exploration_tau: float = 0.7  # IDQLDiffusion.forward's critic_hyperparam (the trainer keeps the default)
+    expectile_exploration: bool = True  # train.use_expectile_exploration
+    reward_scale: float = 0.01  # train.scale_reward_factor
+    # Env steps before the first update: DPPO updates after each iteration, the first after collecting
+    # n_steps 500 x n_envs 40 decisions x act_steps 4 = 80000 env steps (its iteration 0 is an eval).
+    update_after: int = 80000
+    # Env steps before the DP's first BC step: n_critic_warmup_itr 5 iterations of 80000 env steps.
+    actor_start: int = 400000
+    # The online share of a batch. DPPO's replay holds online decisions only (a FIFO of buffer_size 25000 x
+    # n_envs 40); the offline data stays in ours, drawn at 1 - online_ratio.
+    online_ratio: float = 1.0
+    chunk_gamma: Literal["decision", "step"] = "decision"
+
+    def validate(self) -> None:
+        if self.batch_size < 1 or self.samples < 1 or not self.replay_ratio > 0:
+            raise ConfigError("config keys 'idql.batch_size' >= 1, 'idql.samples' >= 1, 'idql.replay_ratio' > 0")
+        if not 0.0 < self.exploration_tau < 1.0:
+            raise ConfigError(f"config key 'idql.exploration_tau' must be in (0, 1), got {self.exploration_tau}")
+        if not 0.0 <= self.online_ratio <= 1.0:
+            raise ConfigError(f"config key 'idql.online_ratio' must be in [0, 1], got {self.online_ratio}")
+        if self.update_after < 0 or self.actor_start < 0 or self.actor_lr <= 0 or self.actor_grad_clip < 0:
+            raise ConfigError("config keys 'idql.update_after', 'idql.actor_start', 'idql.actor_grad_clip' >= 0 "
+                              "and 'idql.actor_lr' > 0")
+        if not self.reward_scale > 0:
+            raise ConfigError(f"config key 'idql.reward_scale' must be > 0, got {self.reward_scale}")
+
+
+# Labelled presets. `demo` lowers DPPO's budgets to the demo's 5000 online steps (label: scaled, not DPPO's):
+# update_after and actor_start at 1/80 of DPPO's 80000 / 400000 scaled to 1000 / 2000 env steps, batch 256 (not
+# 1000) and replay_ratio 128 as DPPO (0.25 updates per env step at act_steps 2, against DPPO's 0.032 at batch
+# 1000 and act_steps 4), critics 128 wide (not 256), online_ratio 0.5 (the first online decisions are too few to
+# fill a batch alone). `test`: tiny, for the contract tests.
+_DEMO = {"idql": {"critic": {"hidden": [128, 128, 128]}, "batch_size": 256, "update_after": 1000,
+                  "actor_start": 2000, "online_ratio": 0.5}}
+_TEST = {"idql": {"critic": {"hidden": [32, 32, 32]}, "batch_size": 32, "replay_ratio": 64, "samples": 4,
+                  "update_after": 0, "actor_start": 0, "online_ratio": 0.5}}
+
+
+@register("idql")
+class IDQL(DPMethod):
+    Config = IdqlConfig
+    rollout_kind = "off_policy"
+    uses_pretrained_dp = True
+    actors = ("resample", "dp")
+    train_actor = "resample"
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"demo": _DEMO, "test": _TEST}
+
+    def __init__(self, cfg: IdqlConfig, ctx: MethodContext):
+        super().__init__(cfg, ctx)
+        self.critics = IQLCritics(self.spaces.obs_dim, self.act_steps * self.spaces.act_dim, cfg.critic,
+                                  self.spaces.gamma).to(self.device)
+        self.finetuning = False  # set by end_pretrain: the DP's fine-tuning lr and weight decay apply from then on
+
+    # ---- data ----------------------------------------------------------------------------------------------
+    def pretrain_batch_size(self) -> int:
+        return int(self.cfg.batch_size)
+
+    def pretrain_batch(self):
+        return None  # pretrain_step draws its decision transitions itself
+
+    def decisions(self, n: int, source: str, online_ratio: float | None = None) -> dict[str, torch.Tensor]:
+        """n decision transitions (normalised; the critic's flattened action chunk; scaled rewards; the
+        discount of each) and the DP's Ta-chunk from the same start states."""
+        k, gamma = self.act_steps, float(self.spaces.gamma)
+        step = self.cfg.chunk_gamma == "step"
+        d = self.buffer.sample_decisions(n, k, source=source, device=self.device, online_ratio=online_ratio,
+                                         step_gamma=gamma if step else 1.0)
+        chunks = self.buffer.sample_chunks(n, self.chunk, device=self.device, idx=d["index"].cpu().numpy())
+        discount = gamma ** d["steps"].float() if step else torch.full_like(d["reward"], gamma)
+        return {"obs": self.normalizer.norm_obs(d["obs"]), "next_obs": self.normalizer.norm_obs(d["next_obs"]),
+                "action": self.normalizer.norm_act(d["action_chunk"]), "reward": d["reward"] * self.cfg.reward_scale,
+                "terminal": d["terminal"], "discount": discount,
+                "dp_chunk": self.normalizer.norm_act(chunks["action_chunk"])}
+
+    # ---- updates -------------------------------------------------------------------------------------------
+    def _critic_update(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
+        return self.critics.update(b["obs"], b["action"], b["reward"], b["next_obs"], b["terminal"], b["discount"])
+
+    def pretrain_step(self, batch=None) -> dict[str, float]:
+        m = self._critic_update(self.decisions(self.cfg.batch_size, "offline"))
+        self.grad_steps += 1
+        return m
+
+    def end_pretrain(self) -> None:
+        self.dp.reset_to_ema()  # fine-tuning starts from the common start's EMA weights (protocol rule)
+        self.finetuning = True
+        self._set_actor_hparams()
+
+    def _set_actor_hparams(self) -> None:
+        for group in self.dp.optim.param_groups:
+            group["lr"] = self.cfg.actor_lr
+            group["weight_decay"] = self.cfg.actor_weight_decay
+
+    def update_rate(self) -> float:
+        """Updates per env step: replay_ratio / (batch_size · act_steps) (see the module doc)."""
+        return float(self.cfg.replay_ratio) / (self.cfg.batch_size * self.act_steps)
+
+    def updates_due(self, env_step: int) -> int:
+        if env_step <= self.cfg.update_after:
+            return 0
+        r = self.update_rate()
+        return int(math.floor(r * env_step) - math.floor(r * (env_step - 1)))
+
+    def finetune_step(self) -> dict[str, float]:
+        b = self.decisions(self.cfg.batch_size, "mixed", self.cfg.online_ratio)
+        m = self._critic_update(b)
+        if self.buffer.n_online >= self.cfg.actor_start:
+            m["loss/dp_bc"] = self.dp.train_step(b["dp_chunk"], b["obs"], update_ema=False,
+                                                 grad_clip=self.cfg.actor_grad_clip)
+        self.grad_steps += 1
+        return m
+
+    # ---- acting --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def select(self, obs: np.ndarray, state: ActorState, eval_mode: bool) -> tuple[torch.Tensor, dict[str, float]]:
+        """The resampled DP: `samples` normalised chunks per state, one kept per state (B, Ta, act_dim)."""
+        o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        s = self.normalizer.norm_obs(o)
+        n, b = self.cfg.samples, s.shape[0]
+        s_rep = s.repeat(n, 1)  # sample j of state i at row j * B + i (DPPO's repeat along a leading dim)
+        sampler = self.dp_cfg.eval_sampler if eval_mode else self.dp_cfg.sampler
+        chunks = self.dp.policy.sample(s_rep, generator=state.generator, sampler=sampler)
+        q = self.critics.target_min(s_rep, self.executed(chunks)).view(n, b)
+        if eval_mode or not self.cfg.expectile_exploration:
+            pick = q.argmax(0)
+        else:
+            adv = q - self.critics.value(s_rep).view(n, b)
+            tau = self.cfg.exploration_tau
+            w = torch.where(adv > 0, tau, 1.0 - tau)
+            pick = torch.multinomial((w / w.sum(0)).T, 1, generator=state.generator).squeeze(1)
+        chosen = chunks.view(n, b, *chunks.shape[1:])[pick, torch.arange(b, device=self.device)]
+        return chosen, {}
+
+    def act(self, obs, actor: str, state: ActorState, eval_mode: bool) -> np.ndarray:
+        if actor == "dp":
+            return self.act_dp(obs, state, eval_mode, policy=self.dp.policy)
+        if actor == "resample":
+            chosen, _ = self.select(obs, state, eval_mode)
+            return self.normalizer.unnorm_act(self.executed(chosen)).cpu().numpy()
+        raise ValueError(f"idql has actors {self.actors}, not '{actor}'")
+
+    # ---- timing --------------------------------------------------------------------------------------------
+    def cost_settings(self) -> dict[str, Any]:
+        sampler = self.dp_cfg.eval_sampler
+        steps = self.dp_cfg.ddim_steps if sampler == "ddim" else self.dp_cfg.denoising_steps
+        return {"samples": self.cfg.samples, "denoising_steps": steps, "horizon": 0}
+
+    def timed_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
+        if self.buffer is not None and self.buffer.size >= batch_size:
+            obs = self.buffer.offline_stats(("obs",), limit=batch_size)["obs"]
+        else:
+            obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
+        rs, ds = ActorState.create(0, self.device), ActorState.create(1, self.device)
+        comps = {"resample_act": TimedComponent(lambda: self.act(obs, "resample", rs, True), ComponentKind.ACT,
+                                                actor="resample", actions_per_call=self.act_steps),
+                 "dp_act": TimedComponent(lambda: self.act(obs, "dp", ds, True), ComponentKind.ACT, actor="dp",
+                                          actions_per_call=self.act_steps)}
+        if self.buffer is not None:
+            comps["update"] = TimedComponent(self._timed_update, ComponentKind.UPDATE,
+                                             updates_per_env_step=self.update_rate())
+        return comps
+
+    def _timed_update(self) -> dict[str, float]:
+        """A fine-tune update with its DP step (the cost of a run past actor_start)."""
+        b = self.decisions(self.cfg.batch_size, "mixed", self.cfg.online_ratio)
+        m = self._critic_update(b)
+        m["loss/dp_bc"] = self.dp.train_step(b["dp_chunk"], b["obs"], update_ema=False,
+                                             grad_clip=self.cfg.actor_grad_clip)
+        return m
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------
+    def modules(self):
+        return {"dp": self.dp.policy, "dp_optim": self.dp.optim, "dp_ema": self.dp.ema.module,
+                "critics": self.critics, **self.critics.optimizers()}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"finetuning": self.finetuning}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.finetuning = bool(state.get("finetuning", False))
+        if self.finetuning:
+            self._set_actor_hparams()

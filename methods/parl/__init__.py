@@ -1,0 +1,257 @@
+"""PA-RL (Policy Agnostic RL; Mark et al., arXiv 2412.06685): critic-optimised actions distilled into the DP.
+
+Why: it is MODIP with the world model and the MPC replaced by critic-guided action optimisation, the control
+that asks whether planning in a model beats optimising against a critic. MODIP's design grew from it. Sources:
+the official code (MaxSobolMark/PolicyAgnosticRL, "PA-RL" below): jaxrl_m/agents/continuous/parl_iql.py,
+action_optimization.py, iql.py, configs/base_config.py, train.py.
+
+- critics (methods/common/iql.py, shared with IDQL): PA-RL's IQL variant trains IQL's V and Q on replay and
+  dataset actions and never its Gaussian actor (parl_iql.py `update`, train_actor=False); the action optimisation
+  enters no TD target. Here Q is the same chunk critic as IDQL's, over the executed actions of a decision
+  (PA-RL's state configs act one action at a time; a chunk critic is what lets PA-RL, IDQL and MODIP share the
+  DP's chunks). PA-RL's IQL defaults: expectile 0.7, target rate 0.002, lr 3e-4, (256, 256) MLPs with layer norm
+  and swish (configs/base_config.py BASE_PARL_IQL_CONFIG; iql.py `get_default_config`). Its critic there is
+  distributional (HL-Gauss over 128 bins in [-100, 0]); ours regresses the value (MSE), with 2 heads (iql.py
+  hard-codes 2 without the distributional critic). The Cal-QL variant (parl_calql.py, where the optimised action
+  is CQL's policy inside every TD target) is not built; `variant` names the one that is.
+  Note: the IQL path in the official repo does not run as committed (base_config.py sets BASE_PARL_IQL_CONFIG to
+  the None that dict.update returns; parl_iql.py calls an unbound super()), so its values are the code's intent.
+- action optimisation (action_opt.py): N = `samples` 32 DP samples per state, the top `keep` 10 by mean Q,
+  `opt_steps` 10 steps of size 3e-4 of plain gradient ascent on mean Q, clipped to the box (base_config.py
+  parl_config; parl_iql.py constructor defaults).
+- actors: `dp` (the product: the distilled DP alone, EMA weights) and `rerank` (the DP's samples reranked and
+  optimised, the argmax executed: PA-RL's `evaluation_particle_choosing_strategy: max_q_value`, which train.py
+  also uses to collect data). Training collects with `rerank`.
+- distillation: on a batch of buffer states (offline and online data uniformly, as PA-RL's DP batch is the
+  offline share offline / (offline + online)), the worst kept candidate is replaced by the dataset's chunk, all
+  k are optimised, one is sampled from softmax(Q / distill_temperature) (`distill_argmax: False`), and the DP
+  takes one step of its ordinary denoising loss on it. lr 5e-5 after a 2000-step linear warm-up, no clipping
+  (base_config.py's DP fine-tuning optimiser). DP samples are drawn fresh for every batch, all B · N in one
+  batched chain (PA-RL: `add_base_policy_actions_to_batch` draws N per state per batch; nothing is cached).
+- updates: per env step, `distill_updates` DP steps and `critic_updates` critic steps (PA-RL's base_policy_utd
+  and critic_utd, both 1; it runs them in a block after each collected episode, distillation first; here they
+  are spread over env steps in the same order), from `update_after` env steps on (PA-RL collects one episode of
+  up to 1000 steps before its first online update). Critic batches are half offline, half online (mixing_ratio
+  0.5). At the switch to online the critics' optimiser moments are reset (train.py).
+- the offline phase (`pretrain.steps`): the critics on the dataset (PA-RL: 1M offline critic steps); the DP is the
+  common start (PA-RL BC-pretrains its own DP separately, 3000 epochs).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+
+from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
+from methods.common.dp_method import DPMethod
+from methods.common.iql import IQLConfig, IQLCritics
+from methods.config import ConfigError
+from methods.parl.action_opt import ascend, choose, rerank
+
+
+def _parl_critic() -> IQLConfig:
+    return IQLConfig(hidden=[256, 256], v_residual=False, q_residual=False, activation="silu", layer_norm=True,
+                     q_members=2, lr=3e-4, expectile=0.7, target_tau=0.002)
+
+
+@dataclasses.dataclass
+class ParlConfig:
+    critic: IQLConfig = dataclasses.field(default_factory=_parl_critic)
+    variant: Literal["iql"] = "iql"  # the critic family (Cal-QL is not built)
+    samples: int = 32  # num_base_policy_actions
+    keep: int = 10  # num_actions_to_keep
+    opt_steps: int = 10  # num_steps of local_optimization_steps
+    step_size: float = 3e-4  # step_size (on the raw gradient of Q, in the critic's units)
+    distill_argmax: bool = False  # base_config.py distill_argmax (state configs): sample from softmax(Q)
+    distill_temperature: float = 1.0  # the softmax over raw Q (temperature 1 there)
+    batch_size: int = 256  # batch_size (critic and DP)
+    online_ratio: float = 0.5  # mixing_ratio: the online share of a critic batch
+    update_every: int = 1  # env steps between updates
+    critic_updates: int = 1  # critic_utd
+    distill_updates: int = 1  # base_policy_utd
+    distill_lr: float = 5e-5  # the DP's fine-tuning lr
+    distill_warmup: int = 2000  # its linear warm-up, in distillation steps
+    # The sampler of the DP proposals inside an update ("" = dp.sampler): PA-RL's own DP has 5 denoising steps.
+    distill_sampler: Literal["", "ddpm", "ddim"] = ""
+    update_after: int = 1000  # env steps before the first update (one PA-RL warm-up episode of <= 1000 steps)
+    reward_scale: float = 1.0  # PA-RL: reward_scale 1 (and a per-task bias: -1 on antmaze)
+
+    def validate(self) -> None:
+        if not 1 <= self.keep <= self.samples:
+            raise ConfigError(f"config keys 'parl.keep'={self.keep} must be in [1, parl.samples={self.samples}]")
+        if self.opt_steps < 0 or self.step_size < 0 or not self.distill_temperature > 0:
+            raise ConfigError("config keys 'parl.opt_steps' >= 0, 'parl.step_size' >= 0, "
+                              "'parl.distill_temperature' > 0")
+        for key in ("batch_size", "update_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"config key 'parl.{key}' must be >= 1, got {getattr(self, key)}")
+        for key in ("critic_updates", "distill_updates", "distill_warmup", "update_after"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"config key 'parl.{key}' must be >= 0, got {getattr(self, key)}")
+        if not 0.0 <= self.online_ratio <= 1.0:
+            raise ConfigError(f"config key 'parl.online_ratio' must be in [0, 1], got {self.online_ratio}")
+        if not self.distill_lr > 0 or not self.reward_scale > 0:
+            raise ConfigError("config keys 'parl.distill_lr' and 'parl.reward_scale' must be > 0")
+
+
+# Labelled presets. `demo` lowers PA-RL's costs to the demo's budget (label: lowered, not PA-RL's): 8 samples,
+# 4 kept, 5 optimisation steps (not 32 / 10 / 10), DDIM proposals inside updates, batch 128, an update every 2
+# env steps, critics 128 wide, update_after 200 (one demo episode), a 200-step lr warm-up (not 2000), and
+# step_size 3e-2: the critic's Q is in return units (~10 per step on the demo, Q ~ 10^2-10^3), where PA-RL's
+# 3e-4 moves an action by ~1e-3 of its box. `test`: tiny, for the contract tests.
+_DEMO = {"parl": {"critic": {"hidden": [128, 128]}, "samples": 8, "keep": 4, "opt_steps": 5,
+                  "distill_sampler": "ddim", "batch_size": 128, "update_every": 2, "update_after": 200,
+                  "distill_warmup": 200, "step_size": 3e-2}}
+_TEST = {"parl": {"critic": {"hidden": [32, 32]}, "samples": 4, "keep": 2, "opt_steps": 2, "batch_size": 32,
+                  "update_every": 4, "update_after": 0, "distill_warmup": 10}}
+
+
+@register("parl")
+class PARL(DPMethod):
+    Config = ParlConfig
+    rollout_kind = "off_policy"
+    uses_pretrained_dp = True
+    actors = ("dp", "rerank")
+    train_actor = "rerank"
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"demo": _DEMO, "test": _TEST}
+
+    def __init__(self, cfg: ParlConfig, ctx: MethodContext):
+        super().__init__(cfg, ctx)
+        self.critics = IQLCritics(self.spaces.obs_dim, self.act_steps * self.spaces.act_dim, cfg.critic,
+                                  self.spaces.gamma).to(self.device)
+        self.finetuning = False
+        self.distill_steps = 0
+
+    # ---- data ----------------------------------------------------------------------------------------------
+    def pretrain_batch_size(self) -> int:
+        return int(self.cfg.batch_size)
+
+    def pretrain_batch(self):
+        return None
+
+    def decisions(self, n: int, source: str, online_ratio: float | None = None) -> dict[str, torch.Tensor]:
+        d = self.buffer.sample_decisions(n, self.act_steps, source=source, device=self.device,
+                                         online_ratio=online_ratio)
+        return {"obs": self.normalizer.norm_obs(d["obs"]), "next_obs": self.normalizer.norm_obs(d["next_obs"]),
+                "action": self.normalizer.norm_act(d["action_chunk"]), "reward": d["reward"] * self.cfg.reward_scale,
+                "terminal": d["terminal"]}
+
+    def q_mean(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The ensemble mean of Q over the executed chunk a (B, act_steps, A): what PA-RL optimises."""
+        return self.critics.q.mean(s, a)
+
+    # ---- updates -------------------------------------------------------------------------------------------
+    def _critic_step(self, source: str, online_ratio: float | None) -> dict[str, float]:
+        b = self.decisions(self.cfg.batch_size, source, online_ratio)
+        return self.critics.update(b["obs"], b["action"], b["reward"], b["next_obs"], b["terminal"])
+
+    def pretrain_step(self, batch=None) -> dict[str, float]:
+        m = self._critic_step("offline", None)
+        self.grad_steps += 1
+        return m
+
+    def end_pretrain(self) -> None:
+        self.dp.reset_to_ema()
+        for opt in self.critics.optimizers().values():  # PA-RL resets the critic optimiser at the switch
+            opt.state.clear()
+        self.dp.reset_optimizer_moments()
+        self.finetuning = True
+
+    def updates_due(self, env_step: int) -> int:
+        return 1 if env_step > self.cfg.update_after and env_step % self.cfg.update_every == 0 else 0
+
+    @torch.no_grad()
+    def proposals(self, s: torch.Tensor, n: int, generator: torch.Generator | None, sampler: str) -> torch.Tensor:
+        """n chunks of the EMA DP at each normalised state, in one batched chain: (B, n, Ta, A)."""
+        chunks = self.dp.ema.module.sample(s.repeat_interleave(n, 0), generator=generator, sampler=sampler)
+        return chunks.view(s.shape[0], n, *chunks.shape[1:])
+
+    def distill_targets(self, s: torch.Tensor, data_chunk: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """PA-RL's distillation targets at normalised states s, with the dataset's chunks there."""
+        cfg, k = self.cfg, self.act_steps
+        sampler = cfg.distill_sampler or self.dp_cfg.sampler
+        kept = rerank(self.q_mean, s, self.proposals(s, cfg.samples, None, sampler), cfg.keep, k)
+        cands = torch.cat([kept[:, 1:], data_chunk[:, None]], dim=1)  # the worst kept one out, the data in
+        with torch.no_grad():
+            q0 = self.q_mean(s, kept[:, -1, :k])
+        opt, q = ascend(self.q_mean, s, cands, cfg.opt_steps, cfg.step_size, k)
+        target = choose(opt, q, cfg.distill_argmax, cfg.distill_temperature)
+        stats = {"parl/q_gain": float((q.max(1).values - q0).mean()),
+                 "parl/data_chosen": float((target == data_chunk).all(-1).all(-1).float().mean())}
+        return target, stats
+
+    def _distill_step(self) -> dict[str, float]:
+        n_off, n_on = self.buffer.n_offline, self.buffer.n_online
+        b = self.buffer.sample_chunks(self.cfg.batch_size, self.chunk, source="mixed", device=self.device,
+                                      online_ratio=n_on / max(1, n_off + n_on))
+        s, data = self.normalizer.norm_obs(b["obs"]), self.normalizer.norm_act(b["action_chunk"])
+        target, stats = self.distill_targets(s, data)
+        warm = min(1.0, (self.distill_steps + 1) / self.cfg.distill_warmup) if self.cfg.distill_warmup else 1.0
+        for group in self.dp.optim.param_groups:
+            group["lr"] = self.cfg.distill_lr * warm
+        stats["loss/dp_distill"] = self.dp.train_step(target, s, grad_clip=0)
+        self.distill_steps += 1
+        return stats
+
+    def finetune_step(self) -> dict[str, float]:
+        acc: dict[str, list[float]] = {}
+        steps = [self._distill_step] * self.cfg.distill_updates
+        steps += [lambda: self._critic_step("mixed", self.cfg.online_ratio)] * self.cfg.critic_updates
+        for step in steps:  # distillation first, then the critics (PA-RL's order)
+            for key, v in step().items():
+                acc.setdefault(key, []).append(v)
+        self.grad_steps += 1
+        return {key: float(np.mean(v)) for key, v in acc.items()}
+
+    # ---- acting --------------------------------------------------------------------------------------------
+    def act_rerank(self, obs, state: ActorState, eval_mode: bool) -> np.ndarray:
+        cfg, k = self.cfg, self.act_steps
+        s = self.normalizer.norm_obs(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+        sampler = self.dp_cfg.eval_sampler if eval_mode else self.dp_cfg.sampler
+        kept = rerank(self.q_mean, s, self.proposals(s, cfg.samples, state.generator, sampler), cfg.keep, k)
+        opt, q = ascend(self.q_mean, s, kept, cfg.opt_steps, cfg.step_size, k)
+        chosen = choose(opt, q, argmax=True)
+        return self.normalizer.unnorm_act(self.executed(chosen)).detach().cpu().numpy()
+
+    def act(self, obs, actor: str, state: ActorState, eval_mode: bool) -> np.ndarray:
+        if actor == "dp":
+            return self.act_dp(obs, state, eval_mode)
+        if actor == "rerank":
+            return self.act_rerank(obs, state, eval_mode)
+        raise ValueError(f"parl has actors {self.actors}, not '{actor}'")
+
+    # ---- timing --------------------------------------------------------------------------------------------
+    def cost_settings(self) -> dict[str, Any]:
+        sampler = self.dp_cfg.eval_sampler
+        steps = self.dp_cfg.ddim_steps if sampler == "ddim" else self.dp_cfg.denoising_steps
+        return {"samples": self.cfg.samples, "keep": self.cfg.keep, "iterations": self.cfg.opt_steps,
+                "denoising_steps": steps, "horizon": 0}
+
+    def timed_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
+        if self.buffer is not None and self.buffer.size >= batch_size:
+            obs = self.buffer.offline_stats(("obs",), limit=batch_size)["obs"]
+        else:
+            obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
+        rs, ds = ActorState.create(0, self.device), ActorState.create(1, self.device)
+        comps = {"rerank_act": TimedComponent(lambda: self.act(obs, "rerank", rs, True), ComponentKind.ACT,
+                                              actor="rerank", actions_per_call=self.act_steps),
+                 "dp_act": TimedComponent(lambda: self.act(obs, "dp", ds, True), ComponentKind.ACT, actor="dp",
+                                          actions_per_call=self.act_steps)}
+        if self.buffer is not None:
+            comps["update"] = TimedComponent(self.finetune_step, ComponentKind.UPDATE,
+                                             updates_per_env_step=1.0 / self.cfg.update_every)
+        return comps
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------
+    def modules(self):
+        return {"dp": self.dp.policy, "dp_optim": self.dp.optim, "dp_ema": self.dp.ema.module,
+                "critics": self.critics, **self.critics.optimizers()}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"finetuning": self.finetuning, "distill_steps": int(self.distill_steps)}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.finetuning = bool(state.get("finetuning", False))
+        self.distill_steps = int(state.get("distill_steps", 0))
