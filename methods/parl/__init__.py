@@ -51,14 +51,23 @@ from methods.config import ConfigError
 from methods.parl.action_opt import ascend, choose, rerank
 
 
-def _parl_critic() -> IQLConfig:
-    return IQLConfig(hidden=[256, 256], v_residual=False, q_residual=False, activation="silu", layer_norm=True,
-                     q_members=2, lr=3e-4, expectile=0.7, target_tau=0.002)
+@dataclasses.dataclass
+class ParlCriticConfig(IQLConfig):
+    """IQL's critics at PA-RL's defaults (configs/base_config.py BASE_PARL_IQL_CONFIG, over iql.py's)."""
+
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])  # critic/value MLP (256, 256)
+    v_residual: bool = False
+    q_residual: bool = False
+    activation: Literal["mish", "relu", "gelu", "elu", "tanh", "softplus", "silu"] = "silu"  # swish
+    layer_norm: bool = True
+    lr: float = 3e-4  # value / critic lr
+    expectile: float = 0.7
+    target_tau: float = 0.002  # iql.py target_update_rate (not overridden by PA-RL)
 
 
 @dataclasses.dataclass
 class ParlConfig:
-    critic: IQLConfig = dataclasses.field(default_factory=_parl_critic)
+    critic: ParlCriticConfig = dataclasses.field(default_factory=ParlCriticConfig)
     variant: Literal["iql"] = "iql"  # the critic family (Cal-QL is not built)
     samples: int = 32  # num_base_policy_actions
     keep: int = 10  # num_actions_to_keep
