@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from typing import Any
 
@@ -56,6 +57,31 @@ def line_label(method: Any, variant: Any = None, actor: Any = None) -> str:
     return label
 
 
+_SETTING_SPLIT = re.compile(r",(?=[A-Za-z_][\w.]*=)")  # a comma that starts the next key=value (not one in a list)
+
+
+def variant_settings(variant: Any) -> list[str]:
+    """The `key=value` settings of a variant label, in order (list values keep their commas)."""
+    return list(_SETTING_SPLIT.split(variant)) if isinstance(variant, str) and variant else []
+
+
+def shared_settings(variants) -> list[str]:
+    """Settings that every variant carrying the key agrees on, carried by at least two distinct variants: a
+    sweep's protocol (e.g. its DP section, set for every method that has a DP), not what tells lines apart."""
+    parsed = [dict(part.partition("=")[::2] for part in variant_settings(v)) for v in set(variants)]
+    out = []
+    for key in sorted({k for p in parsed for k in p}):
+        values = {p[key] for p in parsed if key in p}
+        if len(values) == 1 and sum(key in p for p in parsed) >= 2:
+            out.append(f"{key}={values.pop()}")
+    return out
+
+
+def strip_settings(variant: Any, shared: list[str]) -> str:
+    """`variant` without the shared settings."""
+    return ",".join(p for p in variant_settings(variant) if p not in set(shared))
+
+
 @dataclasses.dataclass
 class SweepData:
     sweep_id: str
@@ -64,6 +90,7 @@ class SweepData:
     curves: pd.DataFrame  # curve rows of finished runs, with method, variant, task, seed and `line`
     timings: pd.DataFrame  # timing rows of finished runs
     notes: Notes
+    shared: list[str] = dataclasses.field(default_factory=list)  # settings left out of the line names
 
 
 def load_sweep(store_root, sweep_id: str, notes: Notes | None = None) -> SweepData:
@@ -83,16 +110,17 @@ def load_sweep(store_root, sweep_id: str, notes: Notes | None = None) -> SweepDa
     ids = list(finished["run_id"]) if not finished.empty else []
     curves = store.curves(sweep=sweep_id, run_ids=ids) if ids else store.curves(sweep=sweep_id, run_ids=[])
     timings = store.timings(sweep=sweep_id, run_ids=ids) if ids else store.timings(sweep=sweep_id, run_ids=[])
+    shared = shared_settings(finished["variant"].fillna("")) if not finished.empty else []
     if not curves.empty:
-        curves["variant"] = curves["variant"].fillna("")
+        curves["variant"] = [strip_settings(v, shared) for v in curves["variant"].fillna("")]
         curves["line"] = [line_label(m, v, a) for m, v, a in zip(curves["method"], curves["variant"], curves["actor"])]
     if not timings.empty:
-        timings["variant"] = timings["variant"].fillna("")
+        timings["variant"] = [strip_settings(v, shared) for v in timings["variant"].fillna("")]
     timings = timing_metadata(timings)
     missing = set(ids) - set(curves["run_id"]) if not curves.empty else set(ids)
     if missing:
         notes.warn(f"{len(missing)} finished run(s) have no curve rows and are left out of the curves")
-    return SweepData(sweep_id, runs, finished, curves, timings, notes)
+    return SweepData(sweep_id, runs, finished, curves, timings, notes, shared)
 
 
 def eval_points(curves: pd.DataFrame, metric: str = SCORE_METRIC) -> pd.DataFrame:

@@ -97,6 +97,21 @@ def per_action_latency(timings: pd.DataFrame, scores: pd.DataFrame, notes: Notes
 
 
 # ------------------------------------------------------------------------------------------------- report
+def poi_display(poi: pd.DataFrame, matrices: dict) -> pd.DataFrame:
+    """The probability-of-improvement table as printed: a bootstrap interval that collapsed to a point (every pair
+    of runs ordered the same way, so resampling cannot move it) is said to be degenerate, not printed as
+    [1.000, 1.000]; with n and m runs there are only n·m pairs behind the estimate."""
+    rows = []
+    for r in poi.itertuples():
+        n, m = matrices[r.x].shape[0], matrices[r.y].shape[0]
+        if abs(r.high - r.low) < 5e-4:
+            ci = f"degenerate: all {n}x{m} run pairs agree; not a 95% CI"
+        else:
+            ci = f"[{r.low:.3f}, {r.high:.3f}]"
+        rows.append({"pair": r.pair, "P(x > y)": f"{r.estimate:.3f}", "95% CI": ci, "runs": f"{n} vs {m}"})
+    return pd.DataFrame(rows)
+
+
 def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET_METHOD,
                  reps: int = BOOTSTRAP_REPS) -> Path:
     """Write report.md and report.html (and figures/, tables/) for one sweep; return report.md's path."""
@@ -110,6 +125,9 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
              "headline; `best` (the max over evals) is optimistic. Per-cell intervals are 95% Student-t over "
              "seeds; aggregates over tasks are rliable IQM with 95% stratified-bootstrap CIs "
              f"({reps} reps). {tables.FLAG_NOTE}")
+    if sweep.shared:
+        doc.para("Settings shared by every line that has them, left out of the line names: "
+                 + ", ".join(f"`{s}`" for s in sweep.shared) + ".")
 
     metric = SCORE_METRIC
     raw = eval_points(sweep.curves, metric)
@@ -181,8 +199,9 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
         elif poi.empty:
             doc.para("_Probability of improvement: the sweep has no lines of two different methods to compare._")
         else:
-            md = poi.to_markdown(index=False, floatfmt=".3f")
-            doc.table(poi.round(3), md, index=False)
+            shown = poi_display(poi, matrices)
+            md = shown.to_markdown(index=False)
+            doc.table(shown, md, index=False)
             doc.links(save_table(out_dir, "probability_of_improvement", md, None, poi))
             doc.figure(figures.probability_of_improvement(poi), "probability_of_improvement",
                        (f"Probability that {target} beats each baseline on a task (final score), 95% CI" if target

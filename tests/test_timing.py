@@ -181,9 +181,13 @@ def test_every_registered_method_declares_its_components_from_its_config():
     want = {"bc_gauss": {"act": ("act", "policy", 1)},
             "bc_dp": {"act": ("act", "dp", 4)},
             "dppo": {"act": ("act", "dp", 4)},
-            "tdmpc2": {"plan": ("plan", "mpc", 1)},
-            "modip": {"plan": ("plan", "mpc", 3), "plan_chunk": ("plan", "mpc_chunk", 4), "dp_act": ("act", "dp", 4)}}
+            "tdmpc2": {"plan": ("plan", "mpc", 1), "pi_act": ("act", "pi", 1)},
+            "modip": {"plan": ("plan", "mpc", 3), "plan_chunk": ("plan", "mpc_chunk", 4), "dp_act": ("act", "dp", 4)},
+            "idql": {"resample_act": ("act", "resample", 2), "dp_act": ("act", "dp", 2)},
+            "parl": {"rerank_act": ("act", "rerank", 4), "dp_act": ("act", "dp", 4)}}
     over = {"dppo": ["preset=test"], "tdmpc2": ["preset=test", "tdmpc2.utd=0.5"],
+            "idql": ["preset=test", "dp.act_steps=2", "idql.batch_size=100", "idql.replay_ratio=50"],
+            "parl": ["preset=test", "parl.update_every=4"],
             "modip": ["preset=test", "modip.planner.replan_every=3", "modip.update_every=4",
                       "modip.updates_per_round=2"]}
     for name, acts in want.items():
@@ -193,7 +197,8 @@ def test_every_registered_method_declares_its_components_from_its_config():
         got = {k: (c.kind.value, c.actor, c.actions_per_call) for k, c in comps.items() if c.kind != ComponentKind.UPDATE}
         assert got == acts, name
         ups = comps["update"].updates_per_env_step
-        expected = {"bc_gauss": None, "bc_dp": None, "tdmpc2": 0.5, "modip": 0.5,
+        expected = {"bc_gauss": None, "bc_dp": None, "tdmpc2": 0.5, "modip": 0.5, "idql": 50 / (100 * 2),
+                    "parl": 0.25,
                     # preset test: 3 envs x 8 decisions x 4 actions; 2 epochs x max(1, 24 * 4 // 64) minibatches
                     "dppo": 2 * 1 / (3 * 8 * 4)}[name]
         assert ups == (pytest.approx(expected) if expected is not None else None), name

@@ -478,8 +478,11 @@ class TDMPC2(Method):
         except (AttributeError, RuntimeError):  # no buffer (mbench time) or no sequence yet: synthetic data
             batch = {k: v.to(self.device) for k, v in self._synthetic_batch(self.cfg.batch_size).items()}
         # A plan yields one env action (B, 1, act_dim); `utd` updates per env step (after the seed steps).
+        pi_state = ActorState.create(1, self.device)
         return {"plan": TimedComponent(lambda: self.act(obs, "mpc", state, True), ComponentKind.PLAN, actor="mpc",
                                        actions_per_call=1),
+                "pi_act": TimedComponent(lambda: self.act(obs, "pi", pi_state, True), ComponentKind.ACT, actor="pi",
+                                         actions_per_call=1),
                 "update": TimedComponent(lambda: self._step(batch), ComponentKind.UPDATE,
                                          updates_per_env_step=float(self.cfg.utd))}
 
