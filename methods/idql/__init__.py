@@ -37,9 +37,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
-from methods.common.dp_method import DPMethod
-from methods.common.iql import IQLConfig, IQLCritics
+from methods.base import ActorState, ComponentKind, TimedComponent, register
+from methods.common.critic_dp import CriticDPMethod
+from methods.common.iql import IQLConfig
 from methods.config import ConfigError
 
 
@@ -94,49 +94,24 @@ _TEST = {"idql": {"critic": {"hidden": [32, 32, 32]}, "batch_size": 32, "replay_
 
 
 @register("idql")
-class IDQL(DPMethod):
+class IDQL(CriticDPMethod):
     Config = IdqlConfig
-    rollout_kind = "off_policy"
-    uses_pretrained_dp = True
     actors = ("resample", "dp")
     train_actor = "resample"
     presets: ClassVar[dict[str, dict[str, Any]]] = {"demo": _DEMO, "test": _TEST}
 
-    def __init__(self, cfg: IdqlConfig, ctx: MethodContext):
-        super().__init__(cfg, ctx)
-        self.critics = IQLCritics(self.spaces.obs_dim, self.act_steps * self.spaces.act_dim, cfg.critic,
-                                  self.spaces.gamma).to(self.device)
-        self.finetuning = False  # set by end_pretrain: the DP's fine-tuning lr and weight decay apply from then on
-
     # ---- data ----------------------------------------------------------------------------------------------
-    def pretrain_batch_size(self) -> int:
-        return int(self.cfg.batch_size)
-
-    def pretrain_batch(self):
-        return None  # pretrain_step draws its decision transitions itself
-
-    def decisions(self, n: int, source: str, online_ratio: float | None = None) -> dict[str, torch.Tensor]:
-        """n decision transitions (normalised; the critic's flattened action chunk; scaled rewards; the
-        discount of each) and the DP's Ta-chunk from the same start states."""
-        k, gamma = self.act_steps, float(self.spaces.gamma)
-        step = self.cfg.chunk_gamma == "step"
-        d = self.buffer.sample_decisions(n, k, source=source, device=self.device, online_ratio=online_ratio,
-                                         step_gamma=gamma if step else 1.0)
-        chunks = self.buffer.sample_chunks(n, self.chunk, device=self.device, idx=d["index"].cpu().numpy())
-        discount = gamma ** d["steps"].float() if step else torch.full_like(d["reward"], gamma)
-        return {"obs": self.normalizer.norm_obs(d["obs"]), "next_obs": self.normalizer.norm_obs(d["next_obs"]),
-                "action": self.normalizer.norm_act(d["action_chunk"]), "reward": d["reward"] * self.cfg.reward_scale,
-                "terminal": d["terminal"], "discount": discount,
-                "dp_chunk": self.normalizer.norm_act(chunks["action_chunk"])}
+    def decisions(self, n: int, source: str, online_ratio: float | None = None,
+                  per_step_discount: bool | None = None) -> dict[str, torch.Tensor]:
+        """Decision transitions (CriticDPMethod.decisions, discounted as `chunk_gamma` says) with the DP's Ta-chunk
+        from the same start states (`dp_chunk`)."""
+        step = self.cfg.chunk_gamma == "step" if per_step_discount is None else per_step_discount
+        b = super().decisions(n, source, online_ratio, per_step_discount=step)
+        chunks = self.buffer.sample_chunks(n, self.chunk, device=self.device, idx=b["index"].cpu().numpy())
+        b["dp_chunk"] = self.normalizer.norm_act(chunks["action_chunk"])
+        return b
 
     # ---- updates -------------------------------------------------------------------------------------------
-    def _critic_update(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
-        return self.critics.update(b["obs"], b["action"], b["reward"], b["next_obs"], b["terminal"], b["discount"])
-
-    def pretrain_step(self, batch=None) -> dict[str, float]:
-        m = self._critic_update(self.decisions(self.cfg.batch_size, "offline"))
-        self.grad_steps += 1
-        return m
 
     def end_pretrain(self) -> None:
         self.dp.reset_to_ema()  # fine-tuning starts from the common start's EMA weights (protocol rule)
@@ -160,7 +135,7 @@ class IDQL(DPMethod):
 
     def finetune_step(self) -> dict[str, float]:
         b = self.decisions(self.cfg.batch_size, "mixed", self.cfg.online_ratio)
-        m = self._critic_update(b)
+        m = self.critic_update(b)
         if self.buffer.n_online >= self.cfg.actor_start:
             m["loss/dp_bc"] = self.dp.train_step(b["dp_chunk"], b["obs"], update_ema=False,
                                                  grad_clip=self.cfg.actor_grad_clip)
@@ -198,15 +173,10 @@ class IDQL(DPMethod):
 
     # ---- timing --------------------------------------------------------------------------------------------
     def cost_settings(self) -> dict[str, Any]:
-        sampler = self.dp_cfg.eval_sampler
-        steps = self.dp_cfg.ddim_steps if sampler == "ddim" else self.dp_cfg.denoising_steps
-        return {"samples": self.cfg.samples, "denoising_steps": steps, "horizon": 0}
+        return {"samples": self.cfg.samples, "denoising_steps": self.denoising_steps(), "horizon": 0}
 
     def timed_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
-        if self.buffer is not None and self.buffer.size >= batch_size:
-            obs = self.buffer.offline_stats(("obs",), limit=batch_size)["obs"]
-        else:
-            obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
+        obs = self.timing_obs(batch_size)
         rs, ds = ActorState.create(0, self.device), ActorState.create(1, self.device)
         comps = {"resample_act": TimedComponent(lambda: self.act(obs, "resample", rs, True), ComponentKind.ACT,
                                                 actor="resample", actions_per_call=self.act_steps),
@@ -220,20 +190,13 @@ class IDQL(DPMethod):
     def _timed_update(self) -> dict[str, float]:
         """A fine-tune update with its DP step (the cost of a run past actor_start)."""
         b = self.decisions(self.cfg.batch_size, "mixed", self.cfg.online_ratio)
-        m = self._critic_update(b)
+        m = self.critic_update(b)
         m["loss/dp_bc"] = self.dp.train_step(b["dp_chunk"], b["obs"], update_ema=False,
                                              grad_clip=self.cfg.actor_grad_clip)
         return m
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
-    def modules(self):
-        return {"dp": self.dp.policy, "dp_optim": self.dp.optim, "dp_ema": self.dp.ema.module,
-                "critics": self.critics, **self.critics.optimizers()}
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"finetuning": self.finetuning}
-
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.finetuning = bool(state.get("finetuning", False))
+        super().load_extra_state(state)
         if self.finetuning:
             self._set_actor_hparams()

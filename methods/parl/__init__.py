@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
-from methods.common.dp_method import DPMethod
-from methods.common.iql import IQLConfig, IQLCritics
+from methods.common.critic_dp import CriticDPMethod
+from methods.common.iql import IQLConfig
 from methods.config import ConfigError
 from methods.parl.action_opt import ascend, choose, rerank
 
@@ -121,34 +121,15 @@ _TEST = {"parl": {"critic": {"hidden": [32, 32]}, "samples": 4, "keep": 2, "opt_
 
 
 @register("parl")
-class PARL(DPMethod):
+class PARL(CriticDPMethod):
     Config = ParlConfig
-    rollout_kind = "off_policy"
-    uses_pretrained_dp = True
     actors = ("dp", "rerank")
     train_actor = "rerank"
     presets: ClassVar[dict[str, dict[str, Any]]] = {"demo": _DEMO, "test": _TEST}
 
     def __init__(self, cfg: ParlConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)
-        self.critics = IQLCritics(self.spaces.obs_dim, self.act_steps * self.spaces.act_dim, cfg.critic,
-                                  self.spaces.gamma).to(self.device)
-        self.finetuning = False
         self.distill_steps = 0
-
-    # ---- data ----------------------------------------------------------------------------------------------
-    def pretrain_batch_size(self) -> int:
-        return int(self.cfg.batch_size)
-
-    def pretrain_batch(self):
-        return None
-
-    def decisions(self, n: int, source: str, online_ratio: float | None = None) -> dict[str, torch.Tensor]:
-        d = self.buffer.sample_decisions(n, self.act_steps, source=source, device=self.device,
-                                         online_ratio=online_ratio)
-        return {"obs": self.normalizer.norm_obs(d["obs"]), "next_obs": self.normalizer.norm_obs(d["next_obs"]),
-                "action": self.normalizer.norm_act(d["action_chunk"]), "reward": d["reward"] * self.cfg.reward_scale,
-                "terminal": d["terminal"]}
 
     def q_mean(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """The ensemble mean of Q over the executed chunk a (B, act_steps, A): what PA-RL optimises."""
@@ -156,13 +137,7 @@ class PARL(DPMethod):
 
     # ---- updates -------------------------------------------------------------------------------------------
     def _critic_step(self, source: str, online_ratio: float | None) -> dict[str, float]:
-        b = self.decisions(self.cfg.batch_size, source, online_ratio)
-        return self.critics.update(b["obs"], b["action"], b["reward"], b["next_obs"], b["terminal"])
-
-    def pretrain_step(self, batch=None) -> dict[str, float]:
-        m = self._critic_step("offline", None)
-        self.grad_steps += 1
-        return m
+        return self.critic_update(self.decisions(self.cfg.batch_size, source, online_ratio))
 
     def end_pretrain(self) -> None:
         self.dp.reset_to_ema()
@@ -236,16 +211,11 @@ class PARL(DPMethod):
 
     # ---- timing --------------------------------------------------------------------------------------------
     def cost_settings(self) -> dict[str, Any]:
-        sampler = self.dp_cfg.eval_sampler
-        steps = self.dp_cfg.ddim_steps if sampler == "ddim" else self.dp_cfg.denoising_steps
         return {"samples": self.cfg.samples, "keep": self.cfg.keep, "iterations": self.cfg.opt_steps,
-                "denoising_steps": steps, "horizon": 0}
+                "denoising_steps": self.denoising_steps(), "horizon": 0}
 
     def timed_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
-        if self.buffer is not None and self.buffer.size >= batch_size:
-            obs = self.buffer.offline_stats(("obs",), limit=batch_size)["obs"]
-        else:
-            obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
+        obs = self.timing_obs(batch_size)
         rs, ds = ActorState.create(0, self.device), ActorState.create(1, self.device)
         comps = {"rerank_act": TimedComponent(lambda: self.act(obs, "rerank", rs, True), ComponentKind.ACT,
                                               actor="rerank", actions_per_call=self.act_steps),
@@ -257,13 +227,9 @@ class PARL(DPMethod):
         return comps
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
-    def modules(self):
-        return {"dp": self.dp.policy, "dp_optim": self.dp.optim, "dp_ema": self.dp.ema.module,
-                "critics": self.critics, **self.critics.optimizers()}
-
     def extra_state(self) -> dict[str, Any]:
-        return {"finetuning": self.finetuning, "distill_steps": int(self.distill_steps)}
+        return {**super().extra_state(), "distill_steps": int(self.distill_steps)}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.finetuning = bool(state.get("finetuning", False))
+        super().load_extra_state(state)
         self.distill_steps = int(state.get("distill_steps", 0))
