@@ -200,7 +200,7 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
             doc.para("_Probability of improvement: the sweep has no lines of two different methods to compare._")
         else:
             shown = poi_display(poi, matrices)
-            md = shown.to_markdown(index=False)
+            md = shown.to_markdown(index=False, disable_numparse=True)
             doc.table(shown, md, index=False)
             doc.links(save_table(out_dir, "probability_of_improvement", md, None, poi))
             doc.figure(figures.probability_of_improvement(poi), "probability_of_improvement",
