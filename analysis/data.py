@@ -79,7 +79,8 @@ def shared_settings(variants) -> list[str]:
 
 def strip_settings(variant: Any, shared: list[str]) -> str:
     """`variant` without the shared settings."""
-    return ",".join(p for p in variant_settings(variant) if p not in set(shared))
+    drop = set(shared)
+    return ",".join(p for p in variant_settings(variant) if p not in drop)
 
 
 @dataclasses.dataclass

@@ -24,10 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def parse_seeds(text: str) -> list[int]:
-    a, _, b = text.partition("-")
-    return list(range(int(a), int(b) + 1)) if b else [int(s) for s in a.split(",")]
+from benchmarks.modip_distill import parse_seeds  # the seed syntax every benchmark takes
 
 
 def main() -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import json
 import typing
 from typing import Any
@@ -121,8 +122,6 @@ def from_dict(cls, data: dict | None, prefix: str = ""):
         raise ConfigError(f"config section '{prefix.rstrip('.') or cls.__name__}': {e}") from None
     validate = getattr(obj, "validate", None)
     if callable(validate):
-        import inspect
-
         # a section shared by several methods (e.g. IQL's critics) takes the key prefix to name its keys
         if "prefix" in inspect.signature(validate).parameters:
             validate(prefix=prefix.rstrip("."))

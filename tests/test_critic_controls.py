@@ -53,6 +53,20 @@ def bimodal_buffer(m, n: int = 2000, seed: int = 0) -> ReplayBuffer:
     return buf
 
 
+def trained_on_bimodal(method: str, overrides: dict, critic_steps: int):
+    """`method` on the bimodal data: a BC-trained bimodal DP (600 steps), `critic_steps` offline critic steps, then
+    the switch to fine-tuning (fixed seed)."""
+    torch.manual_seed(0)
+    m = build(method, overrides)
+    bimodal_buffer(m)
+    for _ in range(600):
+        m.bc_step(64)
+    for _ in range(critic_steps):
+        m.pretrain_step()
+    m.end_pretrain()
+    return m
+
+
 def share_good(m, probe: torch.Tensor) -> float:
     with torch.no_grad():
         a = m.dp.ema.module.sample(probe, generator=torch.Generator().manual_seed(3))[:, 0, 0]
@@ -119,15 +133,8 @@ def test_iql_update_fits_v_to_an_expectile_of_the_target_q():
 
 # ---- IDQL --------------------------------------------------------------------------------------------------
 def test_idql_selects_the_mode_its_critic_prefers_and_explores_by_advantage():
-    torch.manual_seed(0)
-    m = build("idql", {"samples": 16, "critic.target_tau": 0.05, "critic.lr": 3e-3, "batch_size": 128,
-                       "reward_scale": 1.0})
-    bimodal_buffer(m)
-    for _ in range(600):
-        m.bc_step(64)
-    for _ in range(400):
-        m.pretrain_step()
-    m.end_pretrain()
+    m = trained_on_bimodal("idql", {"samples": 16, "critic.target_tau": 0.05, "critic.lr": 3e-3, "batch_size": 128,
+                                    "reward_scale": 1.0}, critic_steps=400)
     rng = np.random.default_rng(1)
     obs = rng.normal(size=(200, 3)).astype(np.float32)
     dp = m.act(obs, "dp", ActorState.create(0), True)[:, 0, 0]
@@ -176,15 +183,9 @@ def test_action_optimisation_climbs_q_inside_the_box():
 def test_parl_distillation_moves_the_dp_to_the_better_mode():
     """The critic learned on the bimodal data prefers +0.6; PA-RL's distillation moves >= 70% of the DP's samples
     there within 300 updates (fixed seed)."""
-    torch.manual_seed(0)
-    m = build("parl", {"samples": 8, "keep": 4, "opt_steps": 2, "step_size": 1e-2, "batch_size": 64,
-                       "critic.target_tau": 0.05, "critic.lr": 3e-3, "distill_lr": 1e-3, "distill_warmup": 0})
-    bimodal_buffer(m)
-    for _ in range(600):
-        m.bc_step(64)
-    for _ in range(300):
-        m.pretrain_step()
-    m.end_pretrain()
+    m = trained_on_bimodal("parl", {"samples": 8, "keep": 4, "opt_steps": 2, "step_size": 1e-2, "batch_size": 64,
+                                    "critic.target_tau": 0.05, "critic.lr": 3e-3, "distill_lr": 1e-3,
+                                    "distill_warmup": 0}, critic_steps=300)
     probe = torch.as_tensor(np.random.default_rng(2).normal(size=(256, 3)).astype(np.float32))
     start = share_good(m, probe)
     assert 0.2 < start < 0.8

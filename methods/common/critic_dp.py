@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from methods.base import MethodContext
+from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent
 from methods.common.dp_method import DPMethod
 from methods.common.iql import IQLCritics
 
@@ -57,11 +57,29 @@ class CriticDPMethod(DPMethod):
         return m
 
     # ---- timing --------------------------------------------------------------------------------------------
-    def timing_obs(self, batch_size: int) -> np.ndarray:
-        """Observations to time acting on: offline states where there is a buffer, else zeros."""
+    def update_rate(self) -> float:
+        """Fine-tune updates per env step (the timed update's metadata)."""
+        raise NotImplementedError
+
+    def timed_update(self) -> dict[str, float]:
+        """The update the timing harness measures (a fine-tune update by default)."""
+        return self.finetune_step()
+
+    def timed_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
+        """`<actor>_act` for every actor (act_steps actions per call) and `update`."""
         if self.buffer is not None and self.buffer.size >= batch_size:
-            return self.buffer.offline_stats(("obs",), limit=batch_size)["obs"]
-        return np.zeros((batch_size, self.spaces.obs_dim), np.float32)
+            obs = self.buffer.offline_stats(("obs",), limit=batch_size)["obs"]
+        else:
+            obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
+        comps = {}
+        for i, actor in enumerate(self.actors):
+            state = ActorState.create(i, self.device)
+            comps[f"{actor}_act"] = TimedComponent(lambda a=actor, st=state: self.act(obs, a, st, True),
+                                                   ComponentKind.ACT, actor=actor, actions_per_call=self.act_steps)
+        if self.buffer is not None:
+            comps["update"] = TimedComponent(self.timed_update, ComponentKind.UPDATE,
+                                             updates_per_env_step=self.update_rate())
+        return comps
 
     def denoising_steps(self) -> int:
         """Denoising steps of one DP sample at evaluation."""

@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from methods.base import ActorState, ComponentKind, TimedComponent, register
+from methods.base import ActorState, register
 from methods.common.critic_dp import CriticDPMethod
 from methods.common.iql import IQLConfig
 from methods.config import ConfigError
@@ -133,12 +133,17 @@ class IDQL(CriticDPMethod):
         r = self.update_rate()
         return int(math.floor(r * env_step) - math.floor(r * (env_step - 1)))
 
-    def finetune_step(self) -> dict[str, float]:
+    def _update(self, train_dp: bool) -> dict[str, float]:
+        """One IQL update of the critics, then (train_dp) one BC step of the DP on the same start states."""
         b = self.decisions(self.cfg.batch_size, "mixed", self.cfg.online_ratio)
         m = self.critic_update(b)
-        if self.buffer.n_online >= self.cfg.actor_start:
+        if train_dp:
             m["loss/dp_bc"] = self.dp.train_step(b["dp_chunk"], b["obs"], update_ema=False,
                                                  grad_clip=self.cfg.actor_grad_clip)
+        return m
+
+    def finetune_step(self) -> dict[str, float]:
+        m = self._update(train_dp=self.buffer.n_online >= self.cfg.actor_start)
         self.grad_steps += 1
         return m
 
@@ -175,25 +180,9 @@ class IDQL(CriticDPMethod):
     def cost_settings(self) -> dict[str, Any]:
         return {"samples": self.cfg.samples, "denoising_steps": self.denoising_steps(), "horizon": 0}
 
-    def timed_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
-        obs = self.timing_obs(batch_size)
-        rs, ds = ActorState.create(0, self.device), ActorState.create(1, self.device)
-        comps = {"resample_act": TimedComponent(lambda: self.act(obs, "resample", rs, True), ComponentKind.ACT,
-                                                actor="resample", actions_per_call=self.act_steps),
-                 "dp_act": TimedComponent(lambda: self.act(obs, "dp", ds, True), ComponentKind.ACT, actor="dp",
-                                          actions_per_call=self.act_steps)}
-        if self.buffer is not None:
-            comps["update"] = TimedComponent(self._timed_update, ComponentKind.UPDATE,
-                                             updates_per_env_step=self.update_rate())
-        return comps
-
-    def _timed_update(self) -> dict[str, float]:
+    def timed_update(self) -> dict[str, float]:
         """A fine-tune update with its DP step (the cost of a run past actor_start)."""
-        b = self.decisions(self.cfg.batch_size, "mixed", self.cfg.online_ratio)
-        m = self.critic_update(b)
-        m["loss/dp_bc"] = self.dp.train_step(b["dp_chunk"], b["obs"], update_ema=False,
-                                             grad_clip=self.cfg.actor_grad_clip)
-        return m
+        return self._update(train_dp=True)
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def load_extra_state(self, state: dict[str, Any]) -> None:

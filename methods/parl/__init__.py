@@ -44,7 +44,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
+from methods.base import ActorState, MethodContext, register
 from methods.common.critic_dp import CriticDPMethod
 from methods.common.iql import IQLConfig
 from methods.config import ConfigError
@@ -214,17 +214,8 @@ class PARL(CriticDPMethod):
         return {"samples": self.cfg.samples, "keep": self.cfg.keep, "iterations": self.cfg.opt_steps,
                 "denoising_steps": self.denoising_steps(), "horizon": 0}
 
-    def timed_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
-        obs = self.timing_obs(batch_size)
-        rs, ds = ActorState.create(0, self.device), ActorState.create(1, self.device)
-        comps = {"rerank_act": TimedComponent(lambda: self.act(obs, "rerank", rs, True), ComponentKind.ACT,
-                                              actor="rerank", actions_per_call=self.act_steps),
-                 "dp_act": TimedComponent(lambda: self.act(obs, "dp", ds, True), ComponentKind.ACT, actor="dp",
-                                          actions_per_call=self.act_steps)}
-        if self.buffer is not None:
-            comps["update"] = TimedComponent(self.finetune_step, ComponentKind.UPDATE,
-                                             updates_per_env_step=1.0 / self.cfg.update_every)
-        return comps
+    def update_rate(self) -> float:
+        return 1.0 / self.cfg.update_every
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
