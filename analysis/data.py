@@ -92,6 +92,27 @@ class SweepData:
     timings: pd.DataFrame  # timing rows of finished runs
     notes: Notes
     shared: list[str] = dataclasses.field(default_factory=list)  # settings left out of the line names
+    # Lines exempt from the one sampling rule (`eval.sampler`), with how they sample, as the runs recorded it.
+    sampling: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def actor_sampling(runs: pd.DataFrame, shared: list[str]) -> dict[str, str]:
+    """{line: how it samples} for the actors that the runs record as exempt from `eval.sampler` (each run's
+    provenance, `actor_sampling`); distinct descriptions of one line are joined."""
+    out: dict[str, set[str]] = {}
+    if runs.empty or "extra_json" not in runs:
+        return {}
+    for run in runs.itertuples():
+        try:
+            extra = json.loads(run.extra_json or "{}")
+            prov = extra.get("provenance_json", {})
+            prov = json.loads(prov) if isinstance(prov, str) else prov
+        except (TypeError, ValueError):
+            continue
+        variant = strip_settings(run.variant if isinstance(run.variant, str) else "", shared)
+        for actor, how in (prov.get("actor_sampling") or {}).items():
+            out.setdefault(line_label(run.method, variant, actor), set()).add(str(how))
+    return {k: "; ".join(sorted(v)) for k, v in sorted(out.items())}
 
 
 def load_sweep(store_root, sweep_id: str, notes: Notes | None = None) -> SweepData:
@@ -121,7 +142,7 @@ def load_sweep(store_root, sweep_id: str, notes: Notes | None = None) -> SweepDa
     missing = set(ids) - set(curves["run_id"]) if not curves.empty else set(ids)
     if missing:
         notes.warn(f"{len(missing)} finished run(s) have no curve rows and are left out of the curves")
-    return SweepData(sweep_id, runs, finished, curves, timings, notes, shared)
+    return SweepData(sweep_id, runs, finished, curves, timings, notes, shared, actor_sampling(finished, shared))
 
 
 def eval_points(curves: pd.DataFrame, metric: str = SCORE_METRIC) -> pd.DataFrame:

@@ -128,6 +128,10 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
     if sweep.shared:
         doc.para("Settings shared by every line that has them, left out of the line names: "
                  + ", ".join(f"`{s}`" for s in sweep.shared) + ".")
+    if sweep.sampling:
+        doc.para("Every DP line samples its DP through `eval.sampler` at evaluation, except these, whose sampling "
+                 "is their method (recorded by each run): "
+                 + "; ".join(f"`{line}`: {how}" for line, how in sweep.sampling.items()) + ".")
 
     metric = SCORE_METRIC
     raw = eval_points(sweep.curves, metric)

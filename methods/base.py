@@ -258,6 +258,12 @@ class Method(abc.ABC):
         """Settings that drive inference cost (horizon, samples, iterations, denoising_steps, terminal)."""
         return {}
 
+    def actor_sampling(self) -> dict[str, str]:
+        """Actors exempt from the harness's one sampling rule (every DP method samples its DP through
+        `eval.sampler`), each with how it samples instead; the run records it and the report lists it. Empty
+        (default): every actor follows the rule."""
+        return {}
+
     # ---- checkpoints ------------------------------------------------------------------------------------
     @abc.abstractmethod
     def modules(self) -> dict[str, torch.nn.Module | torch.optim.Optimizer]:
@@ -342,7 +348,7 @@ def register(name: str):
 def _load_builtin() -> None:
     import importlib
 
-    for mod in ("bc_gauss", "bc_dp", "modip", "dppo", "tdmpc2", "idql", "parl"):
+    for mod in ("bc_gauss", "bc_dp", "modip", "dppo", "tdmpc2", "idql", "parl", "dsrl"):
         try:
             importlib.import_module(f"methods.{mod}")
         except ModuleNotFoundError as e:

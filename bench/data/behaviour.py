@@ -7,7 +7,8 @@ the full state (networks, optimisers, replay, RNG, counters) is saved atomically
 killed make continues from its last save.
 
 SAC as in Haarnoja et al. 2018 (v2): twin Q critics with Polyak targets, a tanh-squashed Gaussian actor, and a
-learned temperature with target entropy -|A|.
+learned temperature with target entropy -|A|. The actor and the actor's and temperature's losses are the shared
+SAC pieces (methods/common/sac.py), which DSRL's noise policy uses too; the critics and the loop are this agent's.
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from methods.common.networks import mlp
+from methods.common.sac import SquashedGaussianActor, actor_loss, temperature_loss
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -41,41 +45,18 @@ class SACConfig:
     eval_episodes: int = 5
 
 
-def mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
-    mods: list[nn.Module] = []
-    d = inp
-    for _ in range(layers):
-        mods += [nn.Linear(d, hidden), nn.ReLU()]
-        d = hidden
-    mods.append(nn.Linear(d, out))
-    return nn.Sequential(*mods)
-
-
-class Actor(nn.Module):
-    """Tanh-squashed Gaussian policy; actions in [-1, 1] are rescaled to the env's bounds outside."""
-
-    def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int):
-        super().__init__()
-        self.net = mlp(obs_dim, 2 * act_dim, hidden, layers)
-
-    def forward(self, obs: torch.Tensor, deterministic: bool = False, with_log_prob: bool = True):
-        mean, log_std = self.net(obs).chunk(2, dim=-1)
-        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-        std = log_std.exp()
-        pre = mean if deterministic else mean + std * torch.randn_like(mean)
-        act = torch.tanh(pre)
-        if not with_log_prob:
-            return act, None
-        log_prob = (-0.5 * ((pre - mean) / std) ** 2 - log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
-        log_prob = log_prob - (2 * (np.log(2) - pre - F.softplus(-2 * pre))).sum(-1)  # tanh Jacobian
-        return act, log_prob
+def Actor(obs_dim: int, act_dim: int, hidden: int, layers: int) -> SquashedGaussianActor:
+    """The behaviour policy: the shared tanh-squashed Gaussian actor (methods/common/sac.py), ReLU MLP, log std in
+    [-5, 2]; actions in [-1, 1] are rescaled to the env's bounds outside."""
+    return SquashedGaussianActor(obs_dim, act_dim, [hidden] * layers, act=nn.ReLU, log_std_min=LOG_STD_MIN,
+                                 log_std_max=LOG_STD_MAX)
 
 
 class TwinQ(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int):
         super().__init__()
-        self.q1 = mlp(obs_dim + act_dim, 1, hidden, layers)
-        self.q2 = mlp(obs_dim + act_dim, 1, hidden, layers)
+        self.q1 = mlp(obs_dim + act_dim, [hidden] * layers, 1, act=nn.ReLU)
+        self.q2 = mlp(obs_dim + act_dim, [hidden] * layers, 1, act=nn.ReLU)
 
     def forward(self, obs, act):
         x = torch.cat([obs, act], -1)
@@ -185,20 +166,20 @@ class SACAgent:
 
         pact, logp = self.actor(obs)
         self.critic.requires_grad_(False)
-        actor_loss = (alpha * logp - torch.min(*self.critic(obs, pact))).mean()
+        pi_loss = actor_loss(alpha, logp, torch.min(*self.critic(obs, pact)))
         self.critic.requires_grad_(True)
         self.actor_opt.zero_grad()
-        actor_loss.backward()
+        pi_loss.backward()
         self.actor_opt.step()
 
-        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        alpha_loss = temperature_loss(self.log_alpha, logp, self.target_entropy)
         self.alpha_opt.zero_grad()
         alpha_loss.backward()
         self.alpha_opt.step()
         with torch.no_grad():
             for p, tp in zip(self.critic.parameters(), self.critic_target.parameters()):
                 tp.lerp_(p, cfg.tau)
-        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "alpha": alpha.item()}
+        return {"critic_loss": critic_loss.item(), "actor_loss": pi_loss.item(), "alpha": alpha.item()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
@@ -347,7 +328,7 @@ class BehaviourTrainer:
         eval_env.close()
         return self.checkpoints
 
-    def load_policy(self, checkpoint: dict[str, Any]) -> Actor:
+    def load_policy(self, checkpoint: dict[str, Any]) -> SquashedGaussianActor:
         actor = Actor(self.obs_dim, self.act_dim, self.cfg.hidden, self.cfg.layers)
         actor.load_state_dict(torch.load(self.workdir / checkpoint["file"], weights_only=True))
         actor.eval()

@@ -184,7 +184,9 @@ class Run:
                 "dataset_provenance": ds.provenance if ds is not None else {},
                 "env_id": self.task.env_id, "ref_min": self.task.ref_min, "ref_max": self.task.ref_max,
                 "ref_source": self.task.ref_source, "torch_threads": torch.get_num_threads(),
-                "parameter_counts": params, "seeds": {"run": int(cfg["seed"]), "eval": self.eval_seeds
+                "parameter_counts": params,
+                "actor_sampling": self.method.actor_sampling() if hasattr(self, "method") else {},
+                "seeds": {"run": int(cfg["seed"]), "eval": self.eval_seeds
                                                       if hasattr(self, "eval_seeds") else []},
             }, default=str),
             "started_at": self.started_at, "finished_at": now() if status in ("finished", "failed") else None,

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent
+from methods.base import ComponentKind, MethodContext, TimedComponent
 from methods.common.dp_method import DPMethod
 from methods.common.iql import IQLCritics
 
@@ -67,15 +66,7 @@ class CriticDPMethod(DPMethod):
 
     def timed_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
         """`<actor>_act` for every actor (act_steps actions per call) and `update`."""
-        if self.buffer is not None and self.buffer.size >= batch_size:
-            obs = self.buffer.offline_stats(("obs",), limit=batch_size)["obs"]
-        else:
-            obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
-        comps = {}
-        for i, actor in enumerate(self.actors):
-            state = ActorState.create(i, self.device)
-            comps[f"{actor}_act"] = TimedComponent(lambda a=actor, st=state: self.act(obs, a, st, True),
-                                                   ComponentKind.ACT, actor=actor, actions_per_call=self.act_steps)
+        comps = self.actor_components(batch_size)
         if self.buffer is not None:
             comps["update"] = TimedComponent(self.timed_update, ComponentKind.UPDATE,
                                              updates_per_env_step=self.update_rate())

@@ -9,7 +9,8 @@ TD on r + γV̄(s'); IQL's V is expectile regression on min Q̄(s, a) - V(s)). W
 - `QEnsemble`: K critics Q_k(s, a) over the observation and a flattened action or action chunk (DPPO's
   `CriticObsAct` with `action_steps`: the chunk is flattened into the input). Plain members run as one batched
   ensemble (`EnsembleMLP`, cheap at batch 1 inside a planner); residual members (DPPO's `residual_style`) are K
-  separate `ResidualMLP`s.
+  separate `ResidualMLP`s. `member_norms` gives each plain member its own layer-norm gain and bias (see
+  `EnsembleMLP`; DSRL's critics, as SB3's separate critic networks).
 - `value_net`: V(s), a plain or residual MLP with one output (DPPO's `CriticObs`).
 """
 from __future__ import annotations
@@ -31,14 +32,16 @@ class QEnsemble(nn.Module):
     """K critics over (s, a) with a ∈ R^{action_dim} (a single action or a flattened chunk): forward -> (K, B)."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: Sequence[int], members: int = 2,
-                 act: type[nn.Module] = nn.Mish, layer_norm: bool = False, residual: bool = False):
+                 act: type[nn.Module] = nn.Mish, layer_norm: bool = False, residual: bool = False,
+                 member_norms: bool = False):
         super().__init__()
         self.members, self.action_dim, self.residual = members, action_dim, residual
         if residual:
             self.nets = nn.ModuleList(build_mlp(obs_dim + action_dim, hidden, 1, act, residual=True,
                                                 layer_norm=layer_norm) for _ in range(members))
         else:
-            self.net = EnsembleMLP(members, obs_dim + action_dim, hidden, 1, act=act, layer_norm=layer_norm)
+            self.net = EnsembleMLP(members, obs_dim + action_dim, hidden, 1, act=act, layer_norm=layer_norm,
+                                   member_norms=member_norms)
 
     def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         x = torch.cat([s, a.reshape(*a.shape[: s.dim() - 1], -1)], dim=-1)

@@ -275,16 +275,43 @@ class DiffusionPolicy(nn.Module):
         return x.clamp(-1.0, 1.0)
 
     def _ddim(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        # eta = 0 DDIM on an evenly spaced subsequence of the T training steps.
-        steps = torch.linspace(self.T - 1, 0, self.cfg.ddim_steps).round().long().tolist()
+        # eta = 0 DDIM on an evenly spaced subsequence of the T training steps, from pure noise at T - 1.
+        return self.ddim_from(x, cond, self.ddim_timesteps(self.cfg.ddim_steps, "linspace"))
+
+    def ddim_timesteps(self, steps: int, schedule: str = "linspace") -> list[int]:
+        """The descending training steps an eta = 0 DDIM chain of `steps` steps visits.
+
+        linspace: evenly spaced from T - 1 to 0 (this DP's `ddim` sampler; it starts at pure noise).
+        leading: DPPO's DDIM schedule (model/diffusion/diffusion.py, `ddim_discretize: uniform`): step ratio
+        T // steps, t = ratio · (steps - 1), ..., ratio, 0; with T 20 and 5 steps, 16, 12, 8, 4, 0 (it starts at
+        t = 16, ᾱ ≈ 0.054, not at t = T - 1)."""
+        if not 1 <= steps <= self.T:
+            raise ValueError(f"a DDIM chain needs 1 to {self.T} steps, got {steps}")
+        if schedule == "linspace":
+            return torch.linspace(self.T - 1, 0, steps).round().long().tolist()
+        if schedule == "leading":
+            ratio = self.T // steps
+            return [ratio * k for k in reversed(range(steps))]
+        raise ValueError(f"unknown DDIM schedule '{schedule}' (linspace or leading)")
+
+    def ddim_from(self, x: torch.Tensor, cond: torch.Tensor, timesteps: list[int],
+                  recompute_eps: bool = False) -> torch.Tensor:
+        """The deterministic (eta = 0) DDIM chain from x at timesteps[0] (B, Ta, act_dim) through `timesteps`
+        (descending): a = DP(s, x), a function of the state and the initial noise. Each step predicts x0 (clamped
+        to [-1, 1]) and steps along the predicted noise; the output is the last step's x0. recompute_eps: the
+        noise is re-derived from the clamped x0, (x - √ᾱ x0) / √(1 - ᾱ), as DPPO's DDIM does (p_mean_var:
+        "re-calculate noise based on clamped x_recon"); otherwise the network's prediction is used."""
         b = x.shape[0]
-        for k, i in enumerate(steps):
+        for k, i in enumerate(timesteps):
             t = torch.full((b,), i, device=x.device, dtype=torch.long)
             x0, eps = self.predict_x0(x, t, cond)
-            if k == len(steps) - 1:
+            if recompute_eps:
+                ab = self.alphas_bar[i]
+                eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+            if k == len(timesteps) - 1:
                 x = x0
             else:
-                ab_prev = self.alphas_bar[steps[k + 1]]
+                ab_prev = self.alphas_bar[timesteps[k + 1]]
                 x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
         return x.clamp(-1.0, 1.0)
 

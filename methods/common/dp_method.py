@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from methods.base import ActorState, Method, MethodContext
+from methods.base import ActorState, ComponentKind, Method, MethodContext, TimedComponent
 from methods.common.diffusion import DPConfig, DPModule
 
 
@@ -64,6 +64,22 @@ class DPMethod(Method):
         `policy`)."""
         chunk = self.dp_sample(obs, state.generator, eval_mode, policy=policy)
         return self.normalizer.unnorm_act(self.executed(chunk)).cpu().numpy()
+
+    def probe_obs(self, batch_size: int) -> np.ndarray:
+        """Observations for timing an actor: the first offline states of the buffer (zeros without one)."""
+        if self.buffer is not None and self.buffer.size >= batch_size:
+            return self.buffer.offline_stats(("obs",), limit=batch_size)["obs"]
+        return np.zeros((batch_size, self.spaces.obs_dim), np.float32)
+
+    def actor_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
+        """`<actor>_act` for every actor: one evaluation-mode call on `batch_size` states (act_steps actions)."""
+        obs = self.probe_obs(batch_size)
+        comps = {}
+        for i, actor in enumerate(self.actors):
+            state = ActorState.create(i, self.device)
+            comps[f"{actor}_act"] = TimedComponent(lambda a=actor, st=state: self.act(obs, a, st, True),
+                                                   ComponentKind.ACT, actor=actor, actions_per_call=self.act_steps)
+        return comps
 
     def export_pretrained_dp(self) -> dict:
         """This method's DP as a common-start state (the format load_pretrained_dp takes)."""

@@ -93,16 +93,39 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+class EnsembleLayerNorm(nn.Module):
+    """K independent layer norms over (K, B, width): each member has its own gain and bias."""
+
+    def __init__(self, members: int, width: int, eps: float = 1e-5):
+        super().__init__()
+        self.width, self.eps = width, eps
+        self.weight = nn.Parameter(torch.ones(members, 1, width))
+        self.bias = nn.Parameter(torch.zeros(members, 1, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.layer_norm(x, (self.width,), eps=self.eps) * self.weight + self.bias
+
+
 class EnsembleMLP(nn.Module):
-    """K MLPs in parallel. Input (B, in) is broadcast to every member, or (K, B, in) gives each its own."""
+    """K MLPs in parallel. Input (B, in) is broadcast to every member, or (K, B, in) gives each its own.
+
+    layer_norm: a layer norm after every hidden linear layer. With member_norms=False (the default, which MODIP's
+    and PA-RL's critics were measured with) one LayerNorm's gain and bias are shared by all K members; with
+    member_norms=True each member has its own (`EnsembleLayerNorm`), so the members are K independent MLPs."""
 
     def __init__(self, members: int, in_dim: int, hidden: Sequence[int], out_dim: int,
-                 act: type[nn.Module] = nn.SiLU, layer_norm: bool = False):
+                 act: type[nn.Module] = nn.SiLU, layer_norm: bool = False, member_norms: bool = False):
         super().__init__()
         self.members = members
         dims = [in_dim, *hidden]
         self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:]))
-        self.norms = nn.ModuleList(nn.LayerNorm(h) if layer_norm else nn.Identity() for h in hidden)
+
+        def norm(h: int) -> nn.Module:
+            if not layer_norm:
+                return nn.Identity()
+            return EnsembleLayerNorm(members, h) if member_norms else nn.LayerNorm(h)
+
+        self.norms = nn.ModuleList(norm(h) for h in hidden)
         self.act = act()
         self.out = EnsembleLinear(members, dims[-1], out_dim)
 

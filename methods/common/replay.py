@@ -185,14 +185,24 @@ class ReplayBuffer:
         labels; mixed = all of them), and recent=k only among the last k stored transitions (0 = no limit).
         groups=g draws n // g transitions g times, each block with its own offline/online mix."""
         if require is not None:
-            pool = self._carrying(require, source, recent)
-            if len(pool) == 0:
-                raise RuntimeError(f"no transitions with '{require}' yet")
-            idx = pool[self._rng.integers(0, len(pool), size=n)]
+            idx = self.draw_carrying(n, require, source, recent)
         else:
             idx = self._indices(n, source, online_ratio, groups)
         fields = fields or (*CORE_FIELDS, *self.extras_spec, *("has_" + k for k in self.extras_spec))
         return self._to(idx, fields, device)
+
+    def draw_carrying(self, n: int, extra: str, source: str = "mixed", recent: int = 0) -> np.ndarray:
+        """n indices drawn uniformly among the transitions of `source` (within the last `recent`) that carry
+        `extra`."""
+        pool = self._carrying(extra, source, recent)
+        if len(pool) == 0:
+            raise RuntimeError(f"no transitions with '{extra}' yet")
+        return pool[self._rng.integers(0, len(pool), size=n)]
+
+    def fields_at(self, idx: np.ndarray, fields: tuple[str, ...],
+                  device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """The stored `fields` (core fields or extras) of transitions `idx`."""
+        return self._to(np.asarray(idx), fields, device)
 
     def carries(self, extra: str, source: str = "mixed", recent: int = 0) -> bool:
         """Whether `sample(require=extra, source=source, recent=recent)` has anything to draw from."""
