@@ -205,7 +205,7 @@ def test_plain_dp_equals_bc_dp_at_step_0_and_the_run_records_its_sampling(demo_d
     from analysis.data import load_sweep
 
     listed = load_sweep(store_root, "d").sampling  # what the report lists
-    assert list(listed) == ["dsrl/steered"] and "DDIM" in listed["dsrl/steered"]
+    assert list(listed) == ["dsrl[preset=test]/steered"] and "DDIM" in listed["dsrl[preset=test]/steered"]
     c = store.curves(sweep="d")
     score = c[(c.metric == "normalized_score") & (c.env_step == 0)]
     plain = score[(score.run_id == rid) & (score.actor == "dp")].value
