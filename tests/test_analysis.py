@@ -489,7 +489,7 @@ def test_ablation_reads_its_method_axes_and_reference_from_the_sweep_file(tmp_pa
 
 def test_shipped_ablation_sweep_file_names_its_axes():
     spec = ablate.ablation_from_file(ROOT / "sweeps" / "ablate-modip.yaml")
-    assert spec.method == "modip" and spec.reference == ("bc_dp", "idql", "parl")
+    assert spec.method == "modip" and spec.reference == ("bc_dp", "idql", "parl", "dsrl")
     assert [(a.key, a.values) for a in spec.axes] == [("modip.planner.terminal", ("v", "q")),
                                                       ("modip.critic.target", ("indep", "policy"))]
     assert spec.baseline_cell() == "terminal=v, target=indep"

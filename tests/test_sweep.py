@@ -71,7 +71,7 @@ def test_shipped_sweep_files_load_and_expand(path):
     runs = spec.expand()
     assert runs
     if spec.tune is None and spec.name.startswith("paper-"):
-        assert set(spec.methods) == {"bc_dp", "dppo", "tdmpc2", "modip", "idql", "parl"} and len(spec.seeds) >= 5
+        assert set(spec.methods) == {"bc_dp", "dppo", "tdmpc2", "modip", "idql", "parl", "dsrl"} and len(spec.seeds) >= 5
     if spec.tune is not None:
         assert min(spec.seeds) >= TUNE_SEED_BASE
     if spec.name == "ablate-modip":

@@ -184,10 +184,12 @@ def test_every_registered_method_declares_its_components_from_its_config():
             "tdmpc2": {"plan": ("plan", "mpc", 1), "pi_act": ("act", "pi", 1)},
             "modip": {"plan": ("plan", "mpc", 3), "plan_chunk": ("plan", "mpc_chunk", 4), "dp_act": ("act", "dp", 4)},
             "idql": {"resample_act": ("act", "resample", 2), "dp_act": ("act", "dp", 2)},
-            "parl": {"rerank_act": ("act", "rerank", 4), "dp_act": ("act", "dp", 4)}}
+            "parl": {"rerank_act": ("act", "rerank", 4), "dp_act": ("act", "dp", 4)},
+            "dsrl": {"steered_act": ("act", "steered", 4), "dp_act": ("act", "dp", 4)}}
     over = {"dppo": ["preset=test"], "tdmpc2": ["preset=test", "tdmpc2.utd=0.5"],
             "idql": ["preset=test", "dp.act_steps=2", "idql.batch_size=100", "idql.replay_ratio=50"],
             "parl": ["preset=test", "parl.update_every=4"],
+            "dsrl": ["preset=test", "dsrl.train_freq=3"],
             "modip": ["preset=test", "modip.planner.replan_every=3", "modip.update_every=4",
                       "modip.updates_per_round=2"]}
     for name, acts in want.items():
@@ -199,6 +201,8 @@ def test_every_registered_method_declares_its_components_from_its_config():
         ups = comps["update"].updates_per_env_step
         expected = {"bc_gauss": None, "bc_dp": None, "tdmpc2": 0.5, "modip": 0.5, "idql": 50 / (100 * 2),
                     "parl": 0.25,
+                    # a train call every train_freq 3 vector steps of n_envs 4 decisions of 4 actions
+                    "dsrl": 1 / (3 * 4 * 4),
                     # preset test: 3 envs x 8 decisions x 4 actions; 2 epochs x max(1, 24 * 4 // 64) minibatches
                     "dppo": 2 * 1 / (3 * 8 * 4)}[name]
         assert ups == (pytest.approx(expected) if expected is not None else None), name

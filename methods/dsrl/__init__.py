@@ -124,6 +124,16 @@ class DSRL(DPMethod):
     actors = ("steered", "dp")
     train_actor = "steered"
     presets: ClassVar[dict[str, dict[str, Any]]] = {"demo": _DEMO, "test": _TEST}
+    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        # cfg/gym/dsrl_hopper.yaml is the class defaults. dsrl_halfcheetah.yaml and dsrl_walker.yaml differ in
+        # layer_size (1024, 2048) and walker's action_magnitude 2.5 (DSRL-SAC only): set those per task.
+        "d4rl": {},
+        # cfg/robomimic/dsrl_can.yaml (lift: utd 30; square: init_rollout_steps 2001, discount 0.999;
+        # transport: layer_size 128, algorithm dsrl_sac, act_steps 8, action_magnitude 1, ddim_steps 100).
+        "robomimic": {"hidden": [2048, 2048, 2048], "train_freq": 1, "init_rollout_steps": 1501, "ddim_steps": 8},
+        # No official kitchen config: the gym values.
+        "kitchen": {},
+    }
 
     def __init__(self, cfg: DsrlConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)
