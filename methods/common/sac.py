@@ -36,6 +36,8 @@ class SquashedGaussianActor(nn.Module):
         self.act_dim, self.scale = act_dim, float(scale)
         self.log_std_min, self.log_std_max = float(log_std_min), float(log_std_max)
         self.net = mlp(obs_dim, list(hidden), 2 * act_dim, act=act, layer_norm=layer_norm)
+        # 0: the exact tanh Jacobian. > 0: SB3's log(1 - tanh² + tanh_eps) (1e-6 there), for comparisons with it.
+        self.tanh_eps = 0.0
 
     def dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log std) of the pre-tanh Gaussian, log std clamped."""
@@ -58,7 +60,10 @@ class SquashedGaussianActor(nn.Module):
         if not with_log_prob:
             return act, None
         log_prob = (-0.5 * ((pre - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)  # tanh Jacobian
+        if self.tanh_eps > 0:  # SB3's form, log(1 - tanh² + eps)
+            log_prob = log_prob - torch.log(1 - torch.tanh(pre) ** 2 + self.tanh_eps).sum(-1)
+        else:
+            log_prob = log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)  # tanh Jacobian
         return act, log_prob
 
 
