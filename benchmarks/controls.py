@@ -11,8 +11,8 @@ method and actor it prints:
   timing rows) and the update time (p50 ms per update, and ms per env step with the method's updates per env step).
 bc_dp is every DP method's `dp` actor at env step 0 (a test checks that they are equal), and is also run itself.
 
-    MINARI_DATASETS_PATH=D python benchmarks/controls.py --seeds 100-104 --methods bc_dp,modip,idql,parl --store S
-    MINARI_DATASETS_PATH=D python benchmarks/controls.py --seeds 10-14 --methods idql,parl --store S   # tuning
+    MINARI_DATASETS_PATH=D python benchmarks/controls.py --seeds 100-104 --methods bc_dp,modip,idql,parl,dsrl --store S
+    MINARI_DATASETS_PATH=D python benchmarks/controls.py --seeds 10-14 --methods idql,parl,dsrl --store S   # tuning
 Seeds 10-19 are tuning seeds (eval seed set `tune`); others are reported with the `report` eval seeds.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from benchmarks.modip_distill import parse_seeds  # the seed syntax every benchm
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="100-104")
-    ap.add_argument("--methods", default="bc_dp,modip,idql,parl")
+    ap.add_argument("--methods", default="bc_dp,modip,idql,parl,dsrl")
     ap.add_argument("--store", default="results-controls")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override for every run")
     ap.add_argument("--workers", type=int, default=2)
