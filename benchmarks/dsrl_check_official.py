@@ -15,9 +15,9 @@ in (the critic target perturbed away from the critic, so that the check can tell
 and the same batch. The Gaussian draws are shared: the official actor's Normal.rsample and the distillation's
 randn, and ours, take the same pre-drawn tensors in the same order. One gradient step (utd 1) and one
 distillation step (noise_critic_grad_steps 1). Printed: the DP chain's max difference on 256 (s, w); each loss
-and α in both; the max abs difference of every network's parameters after the update. Then the same again with
-SB3's log-prob correction, log(1 - tanh² + 1e-6), in our actor in place of the exact tanh Jacobian (the one
-formula where the two differ on purpose).
+and α in both; the max abs difference of every network's parameters after the update. Our actor uses SB3's log-prob correction,
+log(1 - tanh² + 1e-6) (`dsrl.tanh_eps`, the default); the check is then repeated with the exact tanh Jacobian
+(`dsrl.tanh_eps=0`), to show what that one formula moves.
 
 Run it with both sources (never committed) on the path, e.g.
     git --git-dir=<dppo clone>/.git archive cc7234a model util | tar -x -C third_party/dppo
@@ -167,12 +167,12 @@ def main() -> None:
     print(f"DP chain DP(s, w) on {b} pairs: max abs diff {chain_diff:.2e}")
 
     chain_fn = (official_chain, make_ours, OfficialDSRL, configure, ReplayBufferSamples, gym)
-    loss_diff, param_diff = learner_check(chain_fn, b, tanh_eps=0.0)
-    print("\nagain, with SB3's log-prob correction log(1 - tanh² + 1e-6) in ours instead of the exact one:")
-    loss_eps, param_eps = learner_check(chain_fn, b, tanh_eps=1e-6)
+    loss_diff, param_diff = learner_check(chain_fn, b, tanh_eps=1e-6)
+    print("\nagain, with the exact tanh Jacobian in our actor (dsrl.tanh_eps=0) instead of SB3's form:")
+    loss_exact, param_exact = learner_check(chain_fn, b, tanh_eps=0.0)
     print(f"dsrl port vs official: max abs diff {chain_diff:.2e} (chain), {loss_diff:.2e} (losses), "
-          f"{param_diff:.2e} (parameters); with SB3's log-prob form {loss_eps:.2e} (losses), "
-          f"{param_eps:.2e} (parameters)")
+          f"{param_diff:.2e} (parameters); with the exact tanh Jacobian {loss_exact:.2e} (losses), "
+          f"{param_exact:.2e} (parameters)")
 
 
 def learner_check(chain_fn, b: int, tanh_eps: float) -> tuple[float, float]:

@@ -6,6 +6,9 @@
 - changing the noise policy's output changes the steered actions;
 - on a toy task where positive noise maps to the rewarded mode, the noise policy moves there (both variants);
 - the update schedule is the config's: a train call every train_freq · n_envs decisions after the initial rollouts;
+- batches start at decisions (marked by their stored noise; an open decision is left out); the TD target reads the
+  target critic, the actor the noise critic, the distillation the online Q^A; DSRL-SAC's noise is bounded by
+  action_magnitude;
 - through the runner: the plain-DP actor equals bc_dp at env step 0, the steered actor has its own step-0 score,
   and the run records the steered actor's sampling exemption.
 (Resume equals uninterrupted: tests/test_contract.py, over every registered method.)
@@ -71,13 +74,16 @@ def good_share(m, probe: torch.Tensor) -> float:
 
 
 def online_buffer(m, n: int = 400, seed: int = 0) -> ReplayBuffer:
-    """A buffer with n online transitions of random data in 4-step episodes."""
+    """A buffer with n online transitions of random data in 4-step episodes, decisions of act_steps steps, each
+    decision's noise stored with its first transition (as DSRL's act leaves it)."""
     rng = np.random.default_rng(seed)
     buf = ReplayBuffer(3, 1, extras=m.buffer_extras(), seed=seed, capacity=n + 64)
     for i in range(n):
-        buf.add({"obs": rng.normal(size=3), "action": rng.uniform(-1, 1, 1), "reward": float(rng.random()),
-                 "next_obs": rng.normal(size=3), "terminal": False, "timeout": i % 4 == 3,
-                 "noise": rng.normal(size=(4, 1))})
+        tr = {"obs": rng.normal(size=3), "action": rng.uniform(-1, 1, 1), "reward": float(rng.random()),
+              "next_obs": rng.normal(size=3), "terminal": False, "timeout": i % 4 == 3}
+        if i % m.act_steps == 0:
+            tr["noise"] = rng.normal(size=(4, 1))
+        buf.add(tr)
     m.attach_buffer(buf)
     return buf
 
@@ -137,6 +143,72 @@ def test_changing_the_noise_policy_output_changes_the_actions():
     assert np.abs(a2 - a1).max() > 1e-3
 
 
+@pytest.mark.parametrize("variant", ["na", "sac"])
+def test_batches_start_at_decisions_and_carry_their_noise(variant):
+    m = build("dsrl", {"variant": variant, "batch_size": 256})
+    buf = online_buffer(m, n=41)  # the last decision (row 40) still waits on its second step
+    b = m.batch()
+    idx = b["index"].numpy()
+    assert (idx % m.act_steps == 0).all() and idx.max() < 40 and len(set(idx.tolist())) > 10
+    if variant == "sac":  # the critic sees each decision's stored noise
+        stored = buf.fields_at(idx, ("noise",))["noise"].reshape(len(idx), -1)
+        assert torch.equal(b["x"], stored) and float(b["x"].abs().sum()) > 0
+    bare = ReplayBuffer(3, 1, extras=m.buffer_extras(), seed=0)
+    bare.add({"obs": np.zeros(3), "action": np.zeros(1), "reward": 0.0, "next_obs": np.zeros(3), "terminal": False,
+              "timeout": False})
+    m.attach_buffer(bare)
+    with pytest.raises(RuntimeError, match="carries no decision noise"):
+        m.batch()
+
+
+def test_update_uses_the_target_critic_and_the_actor_follows_the_noise_critic():
+    """NA: the TD target reads Q̄ (not Q), the actor's loss reads Q^W (not Q^A), the distillation fits Q^W to the
+    online Q^A head by head."""
+    import copy
+
+    m = build("dsrl")
+    online_buffer(m)
+    b = m.batch()
+
+    def step(learner):
+        learner = copy.deepcopy(learner)
+        return learner.gradient_step(b, m.steer, torch.Generator().manual_seed(0))
+
+    def perturbed(name):
+        learner = copy.deepcopy(m.learner)
+        with torch.no_grad():
+            for p in getattr(learner, name).parameters():
+                p.add_(0.3 * torch.randn_like(p))
+        return learner
+
+    base = step(m.learner)
+    assert step(copy.deepcopy(m.learner)) == base  # deterministic given the generator
+    target, online, noise = step(perturbed("q_target")), step(perturbed("q")), step(perturbed("qw"))
+    assert target["loss/critic"] != base["loss/critic"] and target["loss/actor"] == base["loss/actor"]
+    assert online["loss/actor"] == base["loss/actor"]  # Q^A never reaches the actor
+    assert noise["loss/actor"] != base["loss/actor"] and noise["loss/critic"] == base["loss/critic"]
+    s, w = b["obs"], torch.randn(len(b["obs"]), 4)
+    lrn = copy.deepcopy(m.learner)
+    with torch.no_grad():
+        want = lrn.q(s, m.steer(s, w))
+        got = lrn.qw(s, w)
+        expected = float(0.5 * ((got - want) ** 2).mean(1).sum())
+    assert lrn.distill_step(s, w, m.steer) == pytest.approx(expected, rel=1e-6)
+
+
+def test_sac_noise_is_bounded_by_the_action_magnitude():
+    from methods.base import ActorState
+
+    m = build("dsrl", {"variant": "sac", "init_rollout_steps": 1})
+    online_buffer(m, n=0)
+    s = torch.zeros(2000, 3)
+    w = m.noise(s, ActorState.create(0), eval_mode=False)  # initial rollouts: N(0, I) clipped to ±1.5
+    assert float(w.abs().max()) == pytest.approx(1.5) and 0.8 < float(w.std()) < 0.95  # clipped N(0, 1): 0.88
+    online_buffer(m, n=8)
+    w = m.noise(s, ActorState.create(0), eval_mode=False)  # π^W: 1.5 · tanh
+    assert 1.0 < float(w.abs().max()) <= 1.5
+
+
 def test_initial_rollouts_use_standard_noise_then_the_policy():
     from methods.base import ActorState
 
@@ -167,8 +239,7 @@ def test_noise_policy_moves_to_the_rewarded_region(variant):
     toy_rollouts(m, m.init_env_steps() + 70 * m.train_period())
     end = good_share(m, probe)
     assert start < 0.5 and end >= 0.8, (start, end)
-    if variant == "sac":  # each decision's noise is stored with its first transition
-        assert m.buffer.count_carrying("noise", "online") == m.buffer.n_online // m.act_steps
+    assert m.buffer.count_carrying("noise", "online") == m.buffer.n_online // m.act_steps  # one per decision
 
 
 def test_config_errors_name_the_key():
@@ -212,7 +283,8 @@ def test_plain_dp_equals_bc_dp_at_step_0_and_the_run_records_its_sampling(demo_d
     bc = score[score.run_id == rid_bc].value
     assert len(plain) == 1 and float(plain.iloc[0]) == float(bc.iloc[0])
     mine = c[c.run_id == rid]
-    assert len(mine[(mine.metric == "normalized_score") & (mine.actor == "steered") & (mine.env_step == 0)]) == 1
+    steered = mine[(mine.metric == "normalized_score") & (mine.actor == "steered") & (mine.env_step == 0)]
+    assert len(steered) == 1  # the untrained noise policy's own step-0 score
     for metric in ("loss/critic", "loss/actor", "loss/noise_critic", "train/alpha"):
         rows = mine[mine.metric == metric]
         assert len(rows) > 0 and np.isfinite(rows.value).all() and (rows.phase == "finetune").all(), metric

@@ -191,12 +191,18 @@ class ReplayBuffer:
         fields = fields or (*CORE_FIELDS, *self.extras_spec, *("has_" + k for k in self.extras_spec))
         return self._to(idx, fields, device)
 
-    def draw_carrying(self, n: int, extra: str, source: str = "mixed", recent: int = 0) -> np.ndarray:
+    def draw_carrying(self, n: int, extra: str, source: str = "mixed", recent: int = 0,
+                      complete: int = 0) -> np.ndarray:
         """n indices drawn uniformly among the transitions of `source` (within the last `recent`) that carry
-        `extra`."""
+        `extra`. complete=k leaves out starts whose k steps still wait on steps of the open episode (while any
+        other start remains)."""
         pool = self._carrying(extra, source, recent)
         if len(pool) == 0:
             raise RuntimeError(f"no transitions with '{extra}' yet")
+        if complete and self._open_episode is not None:
+            waiting = (pool + complete > self._size) & (self._data["episode"][pool] == self._open_episode)
+            if not waiting.all():
+                pool = pool[~waiting]
         return pool[self._rng.integers(0, len(pool), size=n)]
 
     def fields_at(self, idx: np.ndarray, fields: tuple[str, ...],
@@ -285,14 +291,7 @@ class ReplayBuffer:
         complete=True leaves out starts whose chunk still waits on steps of the open episode (while any remain)."""
         if idx is None:
             if require is not None:
-                pool = self._carrying(require, source, recent)
-                if len(pool) == 0:
-                    raise RuntimeError(f"no transitions with '{require}' yet")
-                if complete and self._open_episode is not None:
-                    waiting = (pool + chunk > self._size) & (self._data["episode"][pool] == self._open_episode)
-                    if not waiting.all():
-                        pool = pool[~waiting]
-                idx = pool[self._rng.integers(0, len(pool), size=n)]
+                idx = self.draw_carrying(n, require, source, recent, complete=chunk if complete else 0)
             else:
                 idx = self._indices(n, source, online_ratio)
         steps = idx[:, None] + np.arange(chunk)[None, :]

@@ -9,7 +9,8 @@ data maker's behaviour agent (bench/data/behaviour.py, which makes the offline d
   [log_std_min, log_std_max]; a = scale · tanh(mean + std · ε). The log-probability is that of the tanh variable
   in [-1, 1] (exact tanh Jacobian, 2 (log 2 - u - softplus(-2u))), without a term for `scale`: Stable-Baselines3
   likewise works in its [-1, 1] space and rescales outside (its SquashedDiagGaussianDistribution uses
-  log(1 - tanh² + 1e-6), which differs from the exact value by about 1e-6 / (1 - tanh²)).
+  log(1 - tanh² + 1e-6), which differs from the exact value by about 1e-6 / (1 - tanh²); `tanh_eps` > 0 selects
+  that form, which DSRL uses, as its official code does).
 - `Temperature`: log α as a parameter, α = exp(log α) read before the update, and the loss
   -log α · (log π + target entropy) (SB3's SAC.train; the behaviour agent's target entropy is -|A|, DSRL's 0).
 - `actor_loss`: E[α log π(a|s) - Q(s, a)], with Q already reduced over the critics (min in both users).
@@ -31,13 +32,13 @@ class SquashedGaussianActor(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], act: type[nn.Module] = nn.ReLU,
                  layer_norm: bool = False, log_std_min: float = -5.0, log_std_max: float = 2.0,
-                 scale: float = 1.0):
+                 scale: float = 1.0, tanh_eps: float = 0.0):
         super().__init__()
         self.act_dim, self.scale = act_dim, float(scale)
         self.log_std_min, self.log_std_max = float(log_std_min), float(log_std_max)
         self.net = mlp(obs_dim, list(hidden), 2 * act_dim, act=act, layer_norm=layer_norm)
-        # 0: the exact tanh Jacobian. > 0: SB3's log(1 - tanh² + tanh_eps) (1e-6 there), for comparisons with it.
-        self.tanh_eps = 0.0
+        # 0: the exact tanh Jacobian. > 0: SB3's log(1 - tanh² + tanh_eps) (1e-6 there).
+        self.tanh_eps = float(tanh_eps)
 
     def dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log std) of the pre-tanh Gaussian, log std clamped."""

@@ -10,7 +10,7 @@ utils.py, env_utils.py, cfg/gym/dsrl_hopper.yaml: "the config" below) and its St
 - variants (`variant`): `na` (DSRL-NA, the config's `algorithm: dsrl_na`, the default): Q^A(s, a) over actions
   learns by TD with a' = DP(s', w'), w' ~ π^W(s'); Q^W(s, w) is distilled from Q^A at w ~ N(0, I); π^W maximises
   Q^W. `sac` (DSRL-SAC): plain SAC whose action is the noise, Q(s, w), the DP inside the env (train_dsrl.py's
-  `DiffusionPolicyEnvWrapper`); the replay keeps each decision's noise.
+  `DiffusionPolicyEnvWrapper`).
 - the chain: DDIM with η = 0, `ddim_steps` 5 on DPPO's leading schedule (t = 16, 12, 8, 4, 0 of 20: w is x at
   t = 16, not pure noise at 19), the noise re-derived from each clamped x0 (DPPO's DDIM, which the fork calls
   with `controllable_noise`, x = w). It runs on the common start's EMA weights, which nothing updates.
@@ -18,11 +18,13 @@ utils.py, env_utils.py, cfg/gym/dsrl_hopper.yaml: "the config" below) and its St
   of which act_steps are executed). π^W = `bound` · tanh(N(μ(s), σ(s))): DSRL-NA's bound is the env chunk box,
   [-1, 1] (the fork's action space is the env's tiled action space; `action_magnitude` does not reach DSRL-NA in
   the code, whatever the README says: `na_noise_bound` 1); DSRL-SAC's is `action_magnitude` 1.5.
-- the critic's data: decision transitions of the executed chunk (the buffer's `sample_decisions`), rewards
-  summed, γ once per decision (the fork's ActionChunkWrapper). Two departures, both the harness's rules: a time
+- the critic's data: decision transitions from decision starts only (the replay keeps each decision's noise with
+  its first transition, which marks it; a decision still waiting on steps is left out), the executed chunk,
+  rewards summed, γ once per decision (the fork's ActionChunkWrapper, one replay entry per chunk transition). Two departures, both the harness's rules: a time
   limit is a timeout that bootstraps (the fork stores it as a terminal), and a chunk stops at its episode's end
-  (the fork steps a terminated env to the chunk's end and sums those rewards too). Replay is online only
-  (`online_ratio` 1: the config's load_offline_data False); the offline dataset is not used.
+  (the fork steps a terminated env to the chunk's end and sums those rewards too). Replay is online only (the
+  config's load_offline_data False); the offline dataset is not used. π^W's log-probability uses SB3's tanh
+  correction, log(1 - tanh² + 1e-6) (`tanh_eps`).
 - units: the config counts in vector steps of n_envs 4 envs, each a chunk transition (a decision). `train_freq` 2
   vector steps between train calls is 8 decisions; each call makes `utd` 20 gradient steps (a fresh batch of
   256 each), then `noise_critic_grad_steps` 10 distillation steps. Here a call comes every train_freq · n_envs ·
@@ -76,7 +78,9 @@ class DsrlConfig:
     ddim_steps: int = 5  # model.ddim_steps (with use_ddim True, denoising_steps 20)
     ddim_schedule: Literal["leading", "linspace"] = "leading"  # DPPO's ddim_discretize: uniform
     deterministic_eval: bool = False  # train.deterministic_eval
-    online_ratio: float = 1.0  # the online share of a batch (load_offline_data False: online only)
+    # The tanh correction of π^W's log-probability: log(1 - tanh² + tanh_eps), SB3's SquashedDiagGaussianDistribution
+    # (epsilon 1e-6); 0 = the exact Jacobian.
+    tanh_eps: float = 1e-6
     reward_scale: float = 1.0  # none in the official code
     log_std_min: float = -20.0  # SB3 sac/policies.py LOG_STD_MIN
     log_std_max: float = 2.0  # SB3 sac/policies.py LOG_STD_MAX
@@ -93,8 +97,8 @@ class DsrlConfig:
                 raise ConfigError(f"config key 'dsrl.{key}' must be > 0, got {getattr(self, key)}")
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"config key 'dsrl.tau' must be in (0, 1], got {self.tau}")
-        if not 0.0 <= self.online_ratio <= 1.0:
-            raise ConfigError(f"config key 'dsrl.online_ratio' must be in [0, 1], got {self.online_ratio}")
+        if not 0.0 <= self.tanh_eps < 1.0:
+            raise ConfigError(f"config key 'dsrl.tanh_eps' must be in [0, 1), got {self.tanh_eps}")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ConfigError(f"config key 'dsrl.hidden' must list widths >= 1, got {self.hidden}")
         if not self.log_std_min < self.log_std_max:
@@ -145,7 +149,7 @@ class DSRL(DPMethod):
         spec = LearnerSpec(variant=cfg.variant, hidden=list(cfg.hidden), activation=cfg.activation,
                            layer_norm=cfg.layer_norm, critics=cfg.critics, backup=cfg.backup, lr=cfg.lr, tau=cfg.tau,
                            ent_init=cfg.ent_init, target_entropy=cfg.target_entropy, log_std_min=cfg.log_std_min,
-                           log_std_max=cfg.log_std_max, noise_bound=cfg.noise_bound())
+                           log_std_max=cfg.log_std_max, noise_bound=cfg.noise_bound(), tanh_eps=cfg.tanh_eps)
         self.learner = DsrlLearner(self.spaces.obs_dim, noise_dim, self.act_steps * self.spaces.act_dim, spec,
                                    self.spaces.gamma).to(self.device)
         self.timesteps = self.dp.policy.ddim_timesteps(cfg.ddim_steps, cfg.ddim_schedule)
@@ -174,7 +178,9 @@ class DSRL(DPMethod):
 
     # ---- data ----------------------------------------------------------------------------------------------
     def buffer_extras(self) -> dict[str, tuple[int, ...]]:
-        return {"noise": self.noise_shape} if self.cfg.variant == "sac" else {}
+        """Each decision's initial noise, stored with its first transition: it marks where decisions start (the
+        fork's replay holds one entry per chunk transition) and is DSRL-SAC's critic input."""
+        return {"noise": self.noise_shape}
 
     def init_env_steps(self) -> int:
         """Online env steps of the DP at w ~ N(0, I) before π^W acts and training starts."""
@@ -184,23 +190,38 @@ class DSRL(DPMethod):
         """Env steps between train calls: train_freq vector steps of n_envs decisions."""
         return int(self.cfg.train_freq) * self.cfg.n_envs * self.act_steps
 
+    def decision_starts(self, n: int) -> np.ndarray | None:
+        """n buffer indices of online decision starts (the rows that carry a decision's noise) whose chunk is
+        complete; None while the buffer has no online data (a timing probe on offline data only)."""
+        if self.buffer.carries("noise", "online"):
+            return self.buffer.draw_carrying(n, "noise", "online", complete=self.act_steps)
+        if self.buffer.n_online > 0:
+            raise RuntimeError("dsrl: the online data carries no decision noise (the replay was not filled by "
+                               "DSRL's own act)")
+        return None
+
     def batch(self) -> dict[str, torch.Tensor]:
-        """`batch_size` decision transitions (normalised), with the critic's input x: the executed chunk (NA) or
-        the decision's noise (SAC)."""
-        n, gamma = self.cfg.batch_size, float(self.spaces.gamma)
-        idx = None
-        if self.cfg.variant == "sac" and self.buffer.carries("noise", "online"):
-            idx = self.buffer.draw_carrying(n, "noise", "online")  # decisions start where their noise is stored
-        d = self.buffer.sample_decisions(n, self.act_steps, source="mixed", device=self.device,
-                                         online_ratio=self.cfg.online_ratio, idx=idx)
+        """`batch_size` decision transitions from decision starts (normalised; online data only, as the fork's
+        replay), with the critic's input x: the executed chunk (NA) or the decision's noise (SAC)."""
+        n = self.cfg.batch_size
+        idx = self.decision_starts(n)
+        d = self.buffer.sample_decisions(n, self.act_steps, source="mixed", device=self.device, idx=idx)
         out = {"obs": self.normalizer.norm_obs(d["obs"]), "next_obs": self.normalizer.norm_obs(d["next_obs"]),
                "reward": d["reward"] * self.cfg.reward_scale, "terminal": d["terminal"],
-               "discount": torch.full_like(d["reward"], gamma)}
+               "discount": torch.full_like(d["reward"], float(self.spaces.gamma)), "index": d["index"]}
         if self.cfg.variant == "na":
             out["x"] = self.normalizer.norm_act(d["action_chunk"]).reshape(n, -1)
-        else:  # before any stored noise (a timing probe only) the field reads zeros
+        else:  # a timing probe on offline data reads zeros here; a run always has online decisions
             out["x"] = self.buffer.fields_at(d["index"].cpu().numpy(), ("noise",), self.device)["noise"].reshape(n, -1)
         return out
+
+    def start_states(self, n: int) -> torch.Tensor:
+        """n normalised states at decision starts (the distillation's states)."""
+        idx = self.decision_starts(n)
+        if idx is None:
+            return self.batch()["obs"]
+        obs = self.buffer.fields_at(idx, ("obs",), self.device)["obs"]
+        return self.normalizer.norm_obs(obs)
 
     # ---- updates -------------------------------------------------------------------------------------------
     def updates_due(self, env_step: int) -> int:
@@ -215,7 +236,7 @@ class DSRL(DPMethod):
                 acc.setdefault(k, []).append(v)
         if self.cfg.variant == "na":
             for _ in range(self.cfg.noise_critic_grad_steps):
-                s = self.batch()["obs"]
+                s = self.start_states(self.cfg.batch_size)
                 w = torch.randn((s.shape[0], int(np.prod(self.noise_shape))), generator=self.update_generator,
                                 device=self.device)
                 acc.setdefault("loss/noise_critic", []).append(self.learner.distill_step(s, w, self.steer))
@@ -245,7 +266,7 @@ class DSRL(DPMethod):
             raise ValueError(f"dsrl has actors {self.actors}, not '{actor}'")
         s = self.normalizer.norm_obs(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
         w = self.noise(s, state, eval_mode)
-        if not eval_mode and self.cfg.variant == "sac":
+        if not eval_mode:
             state.extras = {"noise": w.reshape(-1, *self.noise_shape).cpu().numpy()}
         return self.normalizer.unnorm_act(self.executed(self.chain(s, w))).cpu().numpy()
 

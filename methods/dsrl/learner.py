@@ -52,6 +52,7 @@ class LearnerSpec:
     log_std_min: float
     log_std_max: float
     noise_bound: float
+    tanh_eps: float = 0.0
 
 
 class DsrlLearner(nn.Module):
@@ -64,7 +65,7 @@ class DsrlLearner(nn.Module):
         act = ACTIVATIONS[spec.activation]
         self.actor = SquashedGaussianActor(obs_dim, noise_dim, spec.hidden, act=act, layer_norm=spec.layer_norm,
                                            log_std_min=spec.log_std_min, log_std_max=spec.log_std_max,
-                                           scale=spec.noise_bound)
+                                           scale=spec.noise_bound, tanh_eps=spec.tanh_eps)
         q_in = action_dim if spec.variant == "na" else noise_dim
         self.q = QEnsemble(obs_dim, q_in, spec.hidden, spec.critics, act=act, layer_norm=spec.layer_norm,
                            member_norms=True)
