@@ -110,11 +110,18 @@ class DsrlConfig:
         return float(self.na_noise_bound if self.variant == "na" else self.action_magnitude)
 
 
-# Labelled presets. `demo` (tuned on seeds 10-14, eval seed set `tune`: see the closing note of the DSRL issue)
-# scales the config's budgets to the demo's 5000 online env steps (label: scaled, not DSRL's): init_rollout_steps
-# 2001 -> 63 vector steps (252 decisions, 504 env steps at act_steps 2: 1/64 of the config's 32016 env steps at
-# act_steps 4). The rest are the config's. `test`: tiny, for the contract tests.
-_DEMO = {"dsrl": {"init_rollout_steps": 63}}
+# Labelled presets. `demo` (label: scaled and tuned, not DSRL's) on the demo's 5000 online env steps:
+# - init_rollout_steps 2001 -> 63 vector steps: 252 decisions, 504 env steps at act_steps 2 (1/64 of the config's
+#   32016 env steps at act_steps 4; one tenth of the demo's budget);
+# - reward_scale 0.1 and ent_init 0.1 (the config: none and 1.0). At the config's values the critics cannot catch
+#   up in the demo's ~5600 gradient steps (demo rewards are ~9 per env step, so Q is in the hundreds and still
+#   rising at 5000 steps, with α = 1 keeping π^W near uniform): the steered actor ended at 26.9 on seed 10, under
+#   its own step-0 score 32.3. Chosen on tuning seeds 10-14 (eval seed set `tune`, benchmarks/controls.py):
+#   final steered score, seed 10 only: config values 26.9, reward_scale 0.1 66.7, 0.01 70.3, 0.01 + ent_init 0.1
+#   73.6, 0.1 + ent_init 0.1 73.8; seeds 10-14: 0.01 69.2 ± 7.1, 0.1 + ent_init 0.1 73.9 ± 0.1 (also
+#   73.9 ± 0.1 with batches at decision starts only, as shipped; na_noise_bound 1.5 on top: 74.0 ± 2.3, not
+#   kept: the official NA bound is 1). The rest are the config's (utd 20 at train_freq 2 x 4 envs included).
+_DEMO = {"dsrl": {"init_rollout_steps": 63, "reward_scale": 0.1, "ent_init": 0.1}}
 _TEST = {"dsrl": {"hidden": [32, 32], "batch_size": 32, "utd": 2, "noise_critic_grad_steps": 2,
                   "init_rollout_steps": 4, "ddim_steps": 2}}
 
