@@ -15,9 +15,11 @@ in (the critic target perturbed away from the critic, so that the check can tell
 and the same batch. The Gaussian draws are shared: the official actor's Normal.rsample and the distillation's
 randn, and ours, take the same pre-drawn tensors in the same order. One gradient step (utd 1) and one
 distillation step (noise_critic_grad_steps 1). Printed: the DP chain's max difference on 256 (s, w); each loss
-and α in both; the max abs difference of every network's parameters after the update. Our actor uses SB3's log-prob correction,
-log(1 - tanh² + 1e-6) (`dsrl.tanh_eps`, the default); the check is then repeated with the exact tanh Jacobian
-(`dsrl.tanh_eps=0`), to show what that one formula moves.
+and α in both; the max abs difference of every network's parameters after the update. Our actor uses SB3's
+log-prob correction, log(1 - tanh² + 1e-6) (`dsrl.tanh_eps`, the default); the NA check is repeated with the
+exact tanh Jacobian (`dsrl.tanh_eps=0`), to show what that one formula moves. DSRL-SAC is checked the same way
+against the fork's `stable_baselines3/sac/sac.py` (`SAC.train`, which train_dsrl.py runs for dsrl_sac, on an
+action space of ±action_magnitude 1.5; SB3 stores the noise scaled to [-1, 1], ours as drawn).
 
 Run it with both sources (never committed) on the path, e.g.
     git --git-dir=<dppo clone>/.git archive cc7234a model util | tar -x -C third_party/dppo
@@ -25,7 +27,7 @@ Run it with both sources (never committed) on the path, e.g.
     pip install --target third_party/pydeps einops
     PYTHONPATH=third_party/pydeps .venv/bin/python benchmarks/dsrl_check_official.py \
         --dppo third_party/dppo --sb3 third_party/sb3
-Last line: `dsrl port vs official: max abs diff X (chain), Y (losses), Z (parameters)`.
+Last line: `dsrl port vs official: max abs diff X (chain), Y (losses), Z (parameters); DSRL-SAC ...`.
 """
 from __future__ import annotations
 
@@ -123,6 +125,7 @@ def main() -> None:
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.type_aliases import ReplayBufferSamples
     from stable_baselines3.dsrl.dsrl import DSRL as OfficialDSRL
+    from stable_baselines3.sac.sac import SAC as OfficialSAC
 
     from methods.base import MethodContext, TaskSpaces
     from methods.common.diffusion import DPConfig
@@ -152,9 +155,9 @@ def main() -> None:
                         max_episode_steps=1000, gamma=0.99, chunk=TA)
     norm = Normalizer(np.zeros(OBS), np.ones(OBS), spaces.act_low, spaces.act_high)
     dp_cfg = DPConfig(hidden=[512] * 3, residual=True, activation="relu", time_dim=16, denoising_steps=T)
-    def make_ours() -> DSRL:
+    def make_ours(variant: str = "na") -> DSRL:
         """Our DSRL (the config's defaults at utd 1, one distillation step) on DPPO's DP weights."""
-        m = DSRL(from_dict(DsrlConfig, {"utd": 1, "noise_critic_grad_steps": 1}),
+        m = DSRL(from_dict(DsrlConfig, {"utd": 1, "noise_critic_grad_steps": 1, "variant": variant}),
                  MethodContext(spaces=spaces, normalizer=norm, dp_cfg=dp_cfg, seed=0))
         copy_params(dppo.network, m.frozen_dp.denoiser)
         return m
@@ -166,25 +169,30 @@ def main() -> None:
     print(f"DDIM timesteps: official {[int(t) for t in dppo.ddim_t]}, ours {ours.timesteps}")
     print(f"DP chain DP(s, w) on {b} pairs: max abs diff {chain_diff:.2e}")
 
-    chain_fn = (official_chain, make_ours, OfficialDSRL, configure, ReplayBufferSamples, gym)
+    chain_fn = (official_chain, make_ours, {"na": OfficialDSRL, "sac": OfficialSAC}, configure,
+                ReplayBufferSamples, gym)
+    print("\nDSRL-NA: the fork's DSRL.train and ours")
     loss_diff, param_diff = learner_check(chain_fn, b, tanh_eps=1e-6)
-    print("\nagain, with the exact tanh Jacobian in our actor (dsrl.tanh_eps=0) instead of SB3's form:")
+    print("\nDSRL-NA again, with the exact tanh Jacobian in our actor (dsrl.tanh_eps=0) instead of SB3's form:")
     loss_exact, param_exact = learner_check(chain_fn, b, tanh_eps=0.0)
+    print("\nDSRL-SAC: the fork's SAC.train on the noise (action space ±action_magnitude 1.5) and ours")
+    loss_sac, param_sac = learner_check(chain_fn, b, tanh_eps=1e-6, variant="sac")
     print(f"dsrl port vs official: max abs diff {chain_diff:.2e} (chain), {loss_diff:.2e} (losses), "
-          f"{param_diff:.2e} (parameters); with the exact tanh Jacobian {loss_exact:.2e} (losses), "
-          f"{param_exact:.2e} (parameters)")
+          f"{param_diff:.2e} (parameters); DSRL-SAC {loss_sac:.2e} (losses), {param_sac:.2e} (parameters); "
+          f"NA with the exact tanh Jacobian {loss_exact:.2e} (losses), {param_exact:.2e} (parameters)")
 
 
-def learner_check(chain_fn, b: int, tanh_eps: float) -> tuple[float, float]:
-    """One train call of the fork's DSRL-NA and one update of ours from the same weights, batch and draws;
-    prints the losses and parameter differences and returns their maxima."""
-    official_chain, make_ours, OfficialDSRL, configure, ReplayBufferSamples, gym = chain_fn
-    ours = make_ours()
+def learner_check(chain_fn, b: int, tanh_eps: float, variant: str = "na") -> tuple[float, float]:
+    """One train call of the fork's DSRL-NA (or SAC on the noise, variant sac) and one update of ours from the
+    same weights, batch and draws; prints the losses and parameter differences and returns their maxima."""
+    official_chain, make_ours, official_cls, configure, ReplayBufferSamples, gym = chain_fn
+    ours = make_ours(variant)
+    bound = 1.0 if variant == "na" else 1.5
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(2)
     class ChunkEnv(gym.Env):
         observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS,), np.float32)
-        action_space = gym.spaces.Box(-1.0, 1.0, (NOISE,), np.float32)
+        action_space = gym.spaces.Box(-bound, bound, (NOISE,), np.float32)
 
         def reset(self, seed=None, options=None):
             return np.zeros(OBS, np.float32), {}
@@ -194,12 +202,13 @@ def learner_check(chain_fn, b: int, tanh_eps: float) -> tuple[float, float]:
 
     policy_kwargs = dict(net_arch=dict(pi=[HIDDEN] * 3, qf=[HIDDEN] * 3), activation_fn=torch.nn.Tanh,
                          log_std_init=0.0, post_linear_modules=[torch.nn.LayerNorm], n_critics=2)
-    official = OfficialDSRL("MlpPolicy", ChunkEnv(), learning_rate=3e-4, buffer_size=1000, learning_starts=1,
-                            batch_size=b, tau=0.005, gamma=0.99, train_freq=2, gradient_steps=1, action_noise=None,
-                            ent_coef="auto", target_update_interval=1, target_entropy=0.0, use_sde=False,
-                            policy_kwargs=policy_kwargs, diffusion_policy=official_chain,
-                            diffusion_act_dim=(TA, ACT), noise_critic_grad_steps=1,
-                            critic_backup_combine_type="min", device="cpu", seed=0)
+    kwargs = dict(learning_rate=3e-4, buffer_size=1000, learning_starts=1, batch_size=b, tau=0.005, gamma=0.99,
+                  train_freq=2, gradient_steps=1, action_noise=None, ent_coef="auto", target_update_interval=1,
+                  target_entropy=0.0, use_sde=False, policy_kwargs=policy_kwargs, device="cpu", seed=0)
+    if variant == "na":
+        kwargs.update(diffusion_policy=official_chain, diffusion_act_dim=(TA, ACT), noise_critic_grad_steps=1,
+                      critic_backup_combine_type="min")
+    official = official_cls[variant]("MlpPolicy", ChunkEnv(), **kwargs)
     official.set_logger(configure(None, []))
     with torch.no_grad():  # a target that differs from the critic, and α away from 1 (log α 0 zeroes α's loss)
         for p in official.critic_target.parameters():
@@ -214,10 +223,13 @@ def learner_check(chain_fn, b: int, tanh_eps: float) -> tuple[float, float]:
             m.copy_(a)
     copy_critic(official.critic, lrn.q)
     copy_critic(official.critic_target, lrn.q_target)
-    copy_critic(official.critic_noise, lrn.qw)
+    if variant == "na":
+        copy_critic(official.critic_noise, lrn.qw)
 
     obs, next_obs = torch.randn(b, OBS, generator=g), torch.randn(b, OBS, generator=g)
-    actions = torch.rand(b, NOISE, generator=g) * 2 - 1  # the executed denoised chunks in the buffer
+    # NA: the executed denoised chunks in the buffer; SAC: the noise, which SB3 stores scaled to [-1, 1] and ours
+    # stores as drawn (±1.5)
+    actions = torch.rand(b, NOISE, generator=g) * 2 - 1
     rewards = torch.randn(b, generator=g) * 3.0
     dones = (torch.rand(b, generator=g) < 0.1).float()
     draws = [torch.randn(b, NOISE, generator=g), torch.randn(b, NOISE, generator=g),
@@ -237,24 +249,25 @@ def learner_check(chain_fn, b: int, tanh_eps: float) -> tuple[float, float]:
         official.train(gradient_steps=1, batch_size=b)
         # ours: one gradient step and one distillation step on the same batch and draws
         shared = Draws(draws)
-        batch = {"obs": obs, "next_obs": next_obs, "x": actions, "reward": rewards, "terminal": dones.bool(),
-                 "discount": torch.full((b,), 0.99)}
+        batch = {"obs": obs, "next_obs": next_obs, "x": actions * bound, "reward": rewards,
+                 "terminal": dones.bool(), "discount": torch.full((b,), 0.99)}
         m = lrn.gradient_step(batch, ours.steer)
-        distill = lrn.distill_step(obs, shared.take((b, NOISE)), ours.steer)
+        distill = lrn.distill_step(obs, shared.take((b, NOISE)), ours.steer) if variant == "na" else None
     finally:
         torch.distributions.Normal.rsample, torch.randn = normal_rsample, randn
     logged = official.logger.name_to_value
-    rows = [("Q^A loss", logged["train/critic_loss"], m["loss/critic"]),
+    rows = [("Q loss" if variant == "sac" else "Q^A loss", logged["train/critic_loss"], m["loss/critic"]),
             ("actor loss", logged["train/actor_loss"], m["loss/actor"]),
-            ("Q^W loss", logged["train/noise_critic_loss"], distill),
+            *([("Q^W loss", logged["train/noise_critic_loss"], distill)] if variant == "na" else []),
             ("alpha loss", logged["train/ent_coef_loss"], m["loss/alpha"]),
             ("alpha", logged["train/ent_coef"], m["train/alpha"])]
     print(f"{'':12s} {'official':>14s} {'ours':>14s} {'abs diff':>10s}")
     for name, a, o in rows:
         print(f"{name:12s} {a:14.8f} {o:14.8f} {abs(a - o):10.2e}")
+    q_name = "Q^A" if variant == "na" else "Q"
     params = {"actor": max(float((a - o).detach().abs().max()) for a, o in actor_pairs(official.actor, lrn.actor)),
-              "Q^A": critic_diff(official.critic, lrn.q), "Q^A target": critic_diff(official.critic_target, lrn.q_target),
-              "Q^W": critic_diff(official.critic_noise, lrn.qw),
+              q_name: critic_diff(official.critic, lrn.q), f"{q_name} target": critic_diff(official.critic_target, lrn.q_target),
+              **({"Q^W": critic_diff(official.critic_noise, lrn.qw)} if variant == "na" else {}),
               "log alpha": float((official.log_ent_coef.detach().squeeze() - lrn.temperature.log_alpha.detach()).abs())}
     for name, d in params.items():
         print(f"parameters after the update, {name:10s}: max abs diff {d:.2e}")
