@@ -41,18 +41,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.idql_check_official import copy_params  # noqa: E402 (the repo root is on the path first)
+
 OBS, ACT, TA, T, HIDDEN = 11, 3, 4, 20, 128
 NOISE = TA * ACT
-
-
-def copy_params(src: torch.nn.Module, dst: torch.nn.Module) -> None:
-    """Copy parameters in order (both networks list them in the same order), shape by shape."""
-    sp, dp = list(src.parameters()), list(dst.parameters())
-    assert len(sp) == len(dp), (len(sp), len(dp))
-    with torch.no_grad():
-        for a, b in zip(sp, dp, strict=True):
-            assert a.shape == b.shape, (a.shape, b.shape)
-            b.copy_(a)
 
 
 def sb3_layers(net: torch.nn.Sequential) -> tuple[list[torch.nn.Linear], list[torch.nn.LayerNorm]]:

@@ -45,7 +45,7 @@ class SACConfig:
     eval_episodes: int = 5
 
 
-def Actor(obs_dim: int, act_dim: int, hidden: int, layers: int) -> SquashedGaussianActor:
+def behaviour_actor(obs_dim: int, act_dim: int, hidden: int, layers: int) -> SquashedGaussianActor:
     """The behaviour policy: the shared tanh-squashed Gaussian actor (methods/common/sac.py), ReLU MLP, log std in
     [-5, 2]; actions in [-1, 1] are rescaled to the env's bounds outside."""
     return SquashedGaussianActor(obs_dim, act_dim, [hidden] * layers, act=nn.ReLU, log_std_min=LOG_STD_MIN,
@@ -126,7 +126,7 @@ class SACAgent:
         self.cfg = cfg
         self.obs_dim, self.act_dim = obs_dim, act_dim
         torch.manual_seed(seed)
-        self.actor = Actor(obs_dim, act_dim, cfg.hidden, cfg.layers)
+        self.actor = behaviour_actor(obs_dim, act_dim, cfg.hidden, cfg.layers)
         self.critic = TwinQ(obs_dim, act_dim, cfg.hidden, cfg.layers)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.zeros((), requires_grad=True)
@@ -329,7 +329,7 @@ class BehaviourTrainer:
         return self.checkpoints
 
     def load_policy(self, checkpoint: dict[str, Any]) -> SquashedGaussianActor:
-        actor = Actor(self.obs_dim, self.act_dim, self.cfg.hidden, self.cfg.layers)
+        actor = behaviour_actor(self.obs_dim, self.act_dim, self.cfg.hidden, self.cfg.layers)
         actor.load_state_dict(torch.load(self.workdir / checkpoint["file"], weights_only=True))
         actor.eval()
         return actor

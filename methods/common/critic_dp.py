@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from methods.base import ComponentKind, MethodContext, TimedComponent
+from methods.base import MethodContext
 from methods.common.dp_method import DPMethod
 from methods.common.iql import IQLCritics
 
@@ -55,23 +55,7 @@ class CriticDPMethod(DPMethod):
         self.grad_steps += 1
         return m
 
-    # ---- timing --------------------------------------------------------------------------------------------
-    def update_rate(self) -> float:
-        """Fine-tune updates per env step (the timed update's metadata)."""
-        raise NotImplementedError
-
-    def timed_update(self) -> dict[str, float]:
-        """The update the timing harness measures (a fine-tune update by default)."""
-        return self.finetune_step()
-
-    def timed_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
-        """`<actor>_act` for every actor (act_steps actions per call) and `update`."""
-        comps = self.actor_components(batch_size)
-        if self.buffer is not None:
-            comps["update"] = TimedComponent(self.timed_update, ComponentKind.UPDATE,
-                                             updates_per_env_step=self.update_rate())
-        return comps
-
+    # ---- timing (DPMethod.timed_components: every actor and the update at update_rate) ---------------------
     def denoising_steps(self) -> int:
         """Denoising steps of one DP sample at evaluation."""
         return self.dp_cfg.ddim_steps if self.dp_cfg.eval_sampler == "ddim" else self.dp_cfg.denoising_steps

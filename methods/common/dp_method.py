@@ -81,6 +81,23 @@ class DPMethod(Method):
                                                    ComponentKind.ACT, actor=actor, actions_per_call=self.act_steps)
         return comps
 
+    def update_rate(self) -> float:
+        """Fine-tune updates per env step (the timed update's metadata; a method with an `update` component)."""
+        raise NotImplementedError(f"{self.name} times an update but has no update_rate")
+
+    def timed_update(self) -> dict[str, float]:
+        """The update the timing harness measures (a fine-tune update by default)."""
+        return self.finetune_step()
+
+    def timed_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
+        """`<actor>_act` for every actor (act_steps actions per call) and, with a buffer, `update` (`timed_update`
+        at `update_rate()` per env step). Methods that time something else override this."""
+        comps = self.actor_components(batch_size)
+        if self.buffer is not None:
+            comps["update"] = TimedComponent(self.timed_update, ComponentKind.UPDATE,
+                                             updates_per_env_step=self.update_rate())
+        return comps
+
     def export_pretrained_dp(self) -> dict:
         """This method's DP as a common-start state (the format load_pretrained_dp takes)."""
         return {"dp": self.dp.state_dict(), "normalizer": self.normalizer.state_dict(), "chunk": self.chunk}

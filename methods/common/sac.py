@@ -55,14 +55,13 @@ class SquashedGaussianActor(nn.Module):
             pre = mean
         else:
             pre = mean + std * torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
-        act = torch.tanh(pre)
-        if self.scale != 1.0:
-            act = act * self.scale
+        squashed = torch.tanh(pre)
+        act = squashed * self.scale if self.scale != 1.0 else squashed
         if not with_log_prob:
             return act, None
         log_prob = (-0.5 * ((pre - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         if self.tanh_eps > 0:  # SB3's form, log(1 - tanh² + eps)
-            log_prob = log_prob - torch.log(1 - torch.tanh(pre) ** 2 + self.tanh_eps).sum(-1)
+            log_prob = log_prob - torch.log(1 - squashed ** 2 + self.tanh_eps).sum(-1)
         else:
             log_prob = log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)  # tanh Jacobian
         return act, log_prob

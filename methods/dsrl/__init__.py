@@ -46,7 +46,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
+from methods.base import ActorState, MethodContext, register
 from methods.common.diffusion import ACTIVATIONS
 from methods.common.dp_method import DPMethod
 from methods.config import ConfigError
@@ -152,7 +152,7 @@ class DSRL(DPMethod):
             raise ConfigError(f"config key 'dsrl.ddim_steps'={cfg.ddim_steps} exceeds the DP's "
                               f"dp.denoising_steps={self.dp_cfg.denoising_steps}")
         self.noise_shape = (self.chunk, self.spaces.act_dim)
-        noise_dim = self.chunk * self.spaces.act_dim
+        self.noise_dim = noise_dim = self.chunk * self.spaces.act_dim
         spec = LearnerSpec(variant=cfg.variant, hidden=list(cfg.hidden), activation=cfg.activation,
                            layer_norm=cfg.layer_norm, critics=cfg.critics, backup=cfg.backup, lr=cfg.lr, tau=cfg.tau,
                            ent_init=cfg.ent_init, target_entropy=cfg.target_entropy, log_std_min=cfg.log_std_min,
@@ -200,12 +200,13 @@ class DSRL(DPMethod):
     def decision_starts(self, n: int) -> np.ndarray | None:
         """n buffer indices of online decision starts (the rows that carry a decision's noise) whose chunk is
         complete; None while the buffer has no online data (a timing probe on offline data only)."""
-        if self.buffer.carries("noise", "online"):
+        if self.buffer.n_online == 0:
+            return None
+        try:
             return self.buffer.draw_carrying(n, "noise", "online", complete=self.act_steps)
-        if self.buffer.n_online > 0:
+        except RuntimeError as e:
             raise RuntimeError("dsrl: the online data carries no decision noise (the replay was not filled by "
-                               "DSRL's own act)")
-        return None
+                               "DSRL's own act)") from e
 
     def batch(self) -> dict[str, torch.Tensor]:
         """`batch_size` decision transitions from decision starts (normalised; online data only, as the fork's
@@ -244,7 +245,7 @@ class DSRL(DPMethod):
         if self.cfg.variant == "na":
             for _ in range(self.cfg.noise_critic_grad_steps):
                 s = self.start_states(self.cfg.batch_size)
-                w = torch.randn((s.shape[0], int(np.prod(self.noise_shape))), generator=self.update_generator,
+                w = torch.randn((s.shape[0], self.noise_dim), generator=self.update_generator,
                                 device=self.device)
                 acc.setdefault("loss/noise_critic", []).append(self.learner.distill_step(s, w, self.steer))
         self.grad_steps += 1
@@ -257,7 +258,7 @@ class DSRL(DPMethod):
         (clipped to ±action_magnitude for SAC), then π^W (tanh(mean) at evaluation if deterministic_eval)."""
         b = s.shape[0]
         if not eval_mode and self.buffer is not None and self.buffer.n_online < self.init_env_steps():
-            w = torch.randn((b, int(np.prod(self.noise_shape))), generator=state.generator,
+            w = torch.randn((b, self.noise_dim), generator=state.generator,
                             device=state.generator.device).to(self.device)
             if self.cfg.variant == "sac":
                 w = w.clamp(-self.cfg.action_magnitude, self.cfg.action_magnitude)
@@ -278,17 +279,10 @@ class DSRL(DPMethod):
         return self.normalizer.unnorm_act(self.executed(self.chain(s, w))).cpu().numpy()
 
     # ---- timing --------------------------------------------------------------------------------------------
+    # DPMethod.timed_components: `steered_act` (π^W and the chain), `dp_act`, and `update` (one train call).
     def update_rate(self) -> float:
         """Train calls per env step."""
         return 1.0 / self.train_period()
-
-    def timed_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
-        """`steered_act` (π^W and the chain), `dp_act`, and `update` (one train call)."""
-        comps = self.actor_components(batch_size)
-        if self.buffer is not None:
-            comps["update"] = TimedComponent(self.finetune_step, ComponentKind.UPDATE,
-                                             updates_per_env_step=self.update_rate())
-        return comps
 
     def cost_settings(self) -> dict[str, Any]:
         return {"samples": 1, "denoising_steps": self.cfg.ddim_steps, "horizon": 0}
