@@ -1,4 +1,4 @@
-"""BC score against pretraining steps (the plateau rule), and bc_dp's score against act_steps, on the demo task.
+"""BC score against pretraining steps (the plateau rule), and bc_dp's score against act_steps, on a task (demo).
 
 Issue 14's protocol: the demo's bc_dp (the common start of every DP method) must be trained to a plateau:
 doubling the pretraining steps moves the tuning-seed score by less than its CI half-width. This script trains
@@ -7,7 +7,7 @@ default) with the tuning eval seeds (eval.seed_set=tune), and evaluates bc_dp's 
 chunk. Runs go through the sweep launcher's local pool (2 workers, one thread each), into a store of their own;
 a re-run skips finished runs.
 
-    python benchmarks/bc_plateau.py --store results-plateau [--steps 750,1500,3000,6000] [--seeds 10-14]
+    python benchmarks/bc_plateau.py --store results-plateau [--task demo] [--steps 750,1500,3000,6000] [--seeds 10-14]
         [--act-steps 1,2,4] [--set dp.hidden=[256,256,256] ...]
 
 It prints one table per method (mean ± 95% t-CI over seeds, n) and, last, the first budget at which doubling
@@ -32,6 +32,7 @@ def parse_seeds(text: str) -> list[int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", default="results-plateau")
+    ap.add_argument("--task", default="demo", help="the task (hopper-medium: the hopper issue's part B1)")
     ap.add_argument("--steps", default="750,1500,3000,6000")
     ap.add_argument("--seeds", default="10-14", help="tuning seeds only (issue 14's protocol): 10-19")
     ap.add_argument("--act-steps", default="1,2,4", help="bc_dp's executed actions per chunk, at every budget")
@@ -64,7 +65,7 @@ def main() -> int:
     for m in methods:
         over = {k: v for k, v in base.items() if m != "bc_gauss" or not k.startswith(("dp.", "common_start."))}
         grid = {"pretrain.steps": steps} if m == "bc_gauss" else {"common_start.steps": steps, "dp.act_steps": acts}
-        sweeps.append({"name": name, "methods": [m], "tasks": ["demo"], "seeds": seeds, "overrides": over,
+        sweeps.append({"name": name, "methods": [m], "tasks": [args.task], "seeds": seeds, "overrides": over,
                        "grid": grid, "executor": "local",
                        "resources": {"cpus": 1, "time": 120, "array_parallelism": args.workers}})
     if not args.report_only:
@@ -86,7 +87,7 @@ def main() -> int:
         rows.append((m, n, a, cfg["seed"], score.get(rid, np.nan)))
     if extra:
         print("settings: " + ", ".join(f"{k}={v}" for k, v in extra.items()))
-    print(f"demo task, tuning seeds {seeds}, eval seed set 'tune' (10 episodes), normalized score, mean ± 95% t-CI")
+    print(f"{args.task} task, tuning seeds {seeds}, eval seed set 'tune' (10 episodes), normalized score, mean ± 95% t-CI")
     verdicts = []
     for m in methods:
         for a in (acts if m == "bc_dp" else [None]):
