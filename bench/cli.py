@@ -7,20 +7,15 @@ line naming the problem and the fix, and exit 2; nothing is recorded as a finish
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import sys
-import types
-import typing
-from typing import Any
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from bench.data import DatasetError
     from bench.tasks import TaskError
     from methods.base import MethodError
-    from methods.config import ConfigError
+    from methods.common.section import ConfigError
     from results.store import StoreError
 
     return (ConfigError, TaskError, MethodError, DatasetError, StoreError, FileNotFoundError, ValueError,
@@ -50,7 +45,9 @@ def _cmd_list(args) -> int:
 def _cmd_run(args) -> int:
     import pandas as pd
 
-    from bench.runner import resolve_config, run_id_of, run_one
+    from bench.config.layers import resolve_config
+    from bench.config.run import run_id_of
+    from bench.runner.lifecycle import run_one
     from results.store import Store
 
     cfg = resolve_config(args.method, args.task, args.seed, args.set or [])
@@ -81,76 +78,17 @@ def _cmd_run(args) -> int:
     return 0 if row.status == "finished" else 1
 
 
-# ---- mbench config METHOD ------------------------------------------------------------------------------------
-def config_keys(method: str) -> list[tuple[str, str, str]]:
-    """(dotted key, type, default) of every config key of a run of `method`: the harness's sections, the
-    common start where the method starts from it, `dp.*` for DP methods, and the method's own section."""
-    from bench.runner.config import RunConfig
-    from methods.base import get_method_class
-    from methods.common.diffusion import DPConfig
-
-    try:
-        from methods.common.common_start import CommonStartConfig
-    except ImportError:
-        CommonStartConfig = None  # a tree without the common start section
-
-    cls = get_method_class(method)
-    uses_common_start = bool(getattr(cls, "uses_pretrained_dp", False))
-    harness = {f.name for f in dataclasses.fields(RunConfig)}
-    skip = {"method", "task"} | (set() if uses_common_start else {"common_start"})
-    out = _dataclass_keys(RunConfig(), "", skip)
-    if uses_common_start and "common_start" not in harness and CommonStartConfig is not None:
-        out += _dataclass_keys(CommonStartConfig(), "common_start.")
-    if getattr(cls, "uses_dp", False):
-        # dp.eval_sampler is not a key to set: the resolved config copies eval.sampler into it.
-        out += _dataclass_keys(DPConfig(), "dp.", {"eval_sampler"})
-    out += _dataclass_keys(cls.Config(), f"{method}.")
-    return out
-
-
-def _dataclass_keys(obj: Any, prefix: str, skip: set[str] = frozenset()) -> list[tuple[str, str, str]]:
-    hints = typing.get_type_hints(type(obj))
-    scalars, sections = [], []
-    for f in dataclasses.fields(obj):
-        if f.name in skip:
-            continue
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            sections += _dataclass_keys(value, f"{prefix}{f.name}.")
-        else:
-            scalars.append((prefix + f.name, _type_name(hints.get(f.name, f.type)), _default_text(value)))
-    return scalars + sections
-
-
-def _type_name(tp: Any) -> str:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Literal:
-        return "|".join(str(a) for a in args)
-    if origin is typing.Union or origin is types.UnionType:
-        return " | ".join(_type_name(a) for a in args)
-    if tp is type(None):
-        return "None"
-    if origin is not None:
-        inner = ", ".join("..." if a is Ellipsis else _type_name(a) for a in args)
-        return f"{getattr(origin, '__name__', str(origin))}[{inner}]" if args else getattr(origin, "__name__", str(origin))
-    if isinstance(tp, type):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
-
-
-def _default_text(value: Any) -> str:
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
 def _cmd_config(args) -> int:
-    rows = config_keys(args.method)
-    wk = max(len(k) for k, _, _ in rows)
-    wt = max(len(t) for _, t, _ in rows)
-    for key, tp, default in rows:
-        print(f"{key:<{wk}}  {tp:<{wt}}  {default}")
+    from bench.config.show import config_rows, format_rows
+
+    overrides = list(args.set or [])
+    if args.preset:
+        if args.task is None:
+            raise ValueError("--preset needs --task: a preset's values are shown resolved on a task")
+        overrides.insert(0, f"preset={args.preset}")
+    if overrides and args.task is None:
+        raise ValueError("--set needs --task: the values are shown resolved on a task")
+    print(format_rows(config_rows(args.method, args.task, overrides)))
     return 0
 
 
@@ -197,8 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store(sp)
     sp.set_defaults(func=_cmd_run)
 
-    sp = sub.add_parser("config", help="list a method's config keys with their types and defaults")
+    sp = sub.add_parser("config", help="a method's config keys with their types and defaults; with --task, every "
+                                       "resolved value and the layer that set it")
     sp.add_argument("method", help="method name (mbench list methods)")
+    sp.add_argument("--task", default=None, help="resolve on this task (suite defaults, preset, --set)")
+    sp.add_argument("--preset", default=None, help="the method's labelled preset (e.g. demo)")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
     sp.set_defaults(func=_cmd_config)
 
     sp = sub.add_parser("demo", help="the embedded default, end to end")

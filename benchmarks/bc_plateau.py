@@ -47,7 +47,7 @@ def main() -> int:
     from analysis.stats import mean_ci
     from bench.sweep.launch import launch
     from bench.sweep.spec import parse_sweep
-    from methods.config import parse_value
+    from bench.config.dotted import parse_value
     from results.store import Store
 
     steps = [int(s) for s in args.steps.split(",")]

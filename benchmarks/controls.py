@@ -43,7 +43,7 @@ def main() -> int:
     from bench.sweep.launch import launch
     from bench.sweep.spec import parse_sweep
     from methods.base import get_method_class
-    from methods.config import parse_value
+    from bench.config.dotted import parse_value
     from results.store import Store
 
     seeds = parse_seeds(args.seeds)

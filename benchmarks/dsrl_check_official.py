@@ -119,10 +119,10 @@ def main() -> None:
     from stable_baselines3.dsrl.dsrl import DSRL as OfficialDSRL
     from stable_baselines3.sac.sac import SAC as OfficialSAC
 
+    from bench.config.parse import parse_section
     from methods.base import MethodContext, TaskSpaces
     from methods.common.diffusion import DPConfig
     from methods.common.normalize import Normalizer
-    from methods.config import from_dict
     from methods.dsrl import DSRL, DsrlConfig
 
     torch.manual_seed(0)
@@ -149,7 +149,8 @@ def main() -> None:
     dp_cfg = DPConfig(hidden=[512] * 3, residual=True, activation="relu", time_dim=16, denoising_steps=T)
     def make_ours(variant: str = "na") -> DSRL:
         """Our DSRL (the config's defaults at utd 1, one distillation step) on DPPO's DP weights."""
-        m = DSRL(from_dict(DsrlConfig, {"utd": 1, "noise_critic_grad_steps": 1, "variant": variant}),
+        section = {"utd": 1, "noise_critic_grad_steps": 1, "variant": variant}
+        m = DSRL(parse_section(DsrlConfig, section, "dsrl."),
                  MethodContext(spaces=spaces, normalizer=norm, dp_cfg=dp_cfg, seed=0))
         copy_params(dppo.network, m.frozen_dp.denoiser)
         return m

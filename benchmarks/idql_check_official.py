@@ -70,10 +70,10 @@ def main() -> None:
     from model.diffusion.diffusion_idql import IDQLDiffusion
     from model.diffusion.mlp_diffusion import DiffusionMLP
 
+    from bench.config.parse import parse_section
     from methods.base import MethodContext, TaskSpaces
     from methods.common.diffusion import DPConfig
     from methods.common.normalize import Normalizer
-    from methods.config import from_dict
     from methods.idql import IDQL, IdqlConfig
 
     torch.manual_seed(0)
@@ -94,7 +94,8 @@ def main() -> None:
                         max_episode_steps=1000, gamma=0.99, chunk=TA)
     norm = Normalizer(np.zeros(OBS), np.ones(OBS), spaces.act_low, spaces.act_high)
     dp_cfg = DPConfig(hidden=[512] * 3, residual=True, activation="relu", time_dim=16, denoising_steps=T)
-    ours = IDQL(from_dict(IdqlConfig, {}), MethodContext(spaces=spaces, normalizer=norm, dp_cfg=dp_cfg, seed=0))
+    ours = IDQL(parse_section(IdqlConfig, {}, "idql."),
+                MethodContext(spaces=spaces, normalizer=norm, dp_cfg=dp_cfg, seed=0))
     ours._set_actor_hparams()
     copy_params(official.actor, ours.dp.policy.denoiser)
     copy_params(official.critic_v, ours.critics.v)

@@ -67,7 +67,7 @@ def main() -> int:
     from bench.demo import demo_spec, ensure_demo_dataset
     from bench.sweep.launch import launch
     from bench.sweep.spec import parse_sweep
-    from methods.config import parse_value
+    from bench.config.dotted import parse_value
     from results.store import Store
 
     seeds = parse_seeds(args.seeds)

@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.runner.config import method_config, resolve_config
+from bench.config.layers import resolve_config
 from bench.timing import time_callable
 from methods.base import ActorState, MethodContext, TaskSpaces
 from methods.common.normalize import Normalizer
@@ -62,7 +62,9 @@ def task_spaces(name: str) -> TaskSpaces:
 def build(overrides: dict, device: str):
     task = "demo" if overrides.get("preset") == "demo" else TASK
     cfg = resolve_config("modip", task, 0, {**overrides, "device": device})
-    cls, mcfg, dp_cfg, _ = method_config(cfg)
+    from methods.base import get_method_class
+
+    cls, mcfg, dp_cfg = get_method_class("modip"), cfg.section, cfg.dp
     spaces = task_spaces(task)
     norm = Normalizer(np.zeros(spaces.obs_dim), np.ones(spaces.obs_dim), spaces.act_low, spaces.act_high)
     return cls(mcfg, MethodContext(spaces=spaces, normalizer=norm, device=device, seed=0, dp_cfg=dp_cfg))

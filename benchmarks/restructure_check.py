@@ -51,7 +51,8 @@ def collect(root: Path) -> dict:
 
     torch.set_num_threads(1)
     from bench.data.make import make_dataset
-    from bench.runner import resolve_config, run_one
+    from bench.config.layers import resolve_config
+    from bench.runner import run_one
     from bench.tasks.demo import DEMO_DATASET
     from methods.base import registered_methods
     from results.store import Store

@@ -31,6 +31,7 @@ import torch
 
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
+from methods.common.section import Section
 
 
 class MethodError(ValueError):
@@ -131,8 +132,8 @@ class Method(abc.ABC):
 
     name: ClassVar[str] = "base"
     """The registry name (set by @register)."""
-    Config: ClassVar[type] = object
-    """The dataclass of the method's config section."""
+    Config: ClassVar[type] = Section
+    """The model of the method's config section (a Section, in the method's torch-free config.py)."""
     rollout_kind: ClassVar[RolloutKind] = RolloutKind.OFF_POLICY
     """Which online loop the harness runs (off-policy: observe/finetune_step; on-policy: rollouts; none)."""
     actors: ClassVar[tuple[str, ...]] = ("policy",)
@@ -309,8 +310,8 @@ def contract_violations(cls: type[Method]) -> list[str]:
         out.append("actors must be a non-empty tuple of names")
     if cls.train_actor not in cls.actors:
         out.append(f"train_actor '{cls.train_actor}' is not one of its actors {cls.actors}")
-    if not dataclasses.is_dataclass(cls.Config):
-        out.append("Config must be a dataclass")
+    if not (isinstance(cls.Config, type) and issubclass(cls.Config, Section)):
+        out.append("Config must be a Section (methods/common/section.py)")
     need: list[tuple[str, bool]] = [
         ("pretrain_step", cls.pretrains_offline and not cls.common_start_is_product),
         ("load_pretrained_dp", cls.uses_pretrained_dp),

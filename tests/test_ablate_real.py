@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import ablate
-from bench.runner import resolve_config, run_one
+from bench.config.layers import resolve_config
+from bench.runner import run_one
 from results.store import Store
 from tests.conftest import TINY
 

@@ -136,7 +136,7 @@ class FakeRunner:
         self.write, self.status, self.calls = write, status, []
 
     def __call__(self, cfg, store_root, sweep_id, resume=True, progress=True, rerun=False):
-        from bench.runner import run_id_of
+        from bench.config.run import run_id_of
 
         rid = run_id_of(cfg)
         self.calls.append({"resume": resume, "rerun": rerun})

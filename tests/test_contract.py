@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.runner import Preempted, request_stop_at, resolve_config, run_id_of, run_one
+from bench.config.layers import resolve_config
+from bench.config.run import run_id_of
+from bench.runner import Preempted, request_stop_at, run_one
 from methods.base import registered_methods
 from results.store import Store
 from tests.conftest import tiny
@@ -58,11 +60,11 @@ def test_tiny_run_lands_in_store(method, demo_dataset, store_root):
     if cls.rollout_kind != "none":
         # evals on the grid (first chunk boundary at or after each grid step) plus the final one
         steps = sorted(scores[scores.actor == cls.actors[0]].env_step)
-        assert steps[-1] >= cfg["online"]["steps"] and len(steps) >= 3
-        assert int(row.env_steps) >= cfg["online"]["steps"]
+        assert steps[-1] >= cfg.online.steps and len(steps) >= 3
+        assert int(row.env_steps) >= cfg.online.steps
     losses = c[c.metric.str.startswith("loss")]
     assert len(losses) > 0 and np.isfinite(losses.value).all()
-    assert (scores.n_episodes == cfg["eval"]["episodes"]).all()
+    assert (scores.n_episodes == cfg.eval.episodes).all()
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -72,9 +74,9 @@ def test_resume_equals_uninterrupted(method, demo_dataset, tmp_path):
     a = run_one(cfg, store_root=tmp_path / "a", sweep_id="r", progress=False)
     # interrupt: online methods mid-online, the others right after pretraining
     if cls.rollout_kind == "none":
-        request_stop_at(grad_step=cfg["pretrain"]["steps"])
+        request_stop_at(grad_step=cfg.pretrain.steps)
     else:
-        request_stop_at(env_step=cfg["online"]["steps"] // 2)
+        request_stop_at(env_step=cfg.online.steps // 2)
     with pytest.raises(Preempted):
         run_one(cfg, store_root=tmp_path / "b", sweep_id="r", progress=False)
     st = Store(tmp_path / "b").runs(sweep="r")

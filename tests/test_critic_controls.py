@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
+from bench.config.parse import parse_section
 from methods.base import ActorState, MethodContext, TaskSpaces, get_method_class
 from methods.common.critics import QEnsemble, expectile_loss
 from methods.common.diffusion import DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
-from methods.config import ConfigError, from_dict
+from methods.common.section import ConfigError
 
 
 def build(method: str, overrides: dict | None = None, obs_dim: int = 3, act_steps: int = 2, seed: int = 0):
@@ -32,7 +33,7 @@ def build(method: str, overrides: dict | None = None, obs_dim: int = 3, act_step
             node[p] = dict(node.get(p, {}))
             node = node[p]
         node[parts[-1]] = value
-    cfg = from_dict(cls.Config, section, prefix=f"{method}.")
+    cfg = parse_section(cls.Config, section, f"{method}.")
     spaces = TaskSpaces(obs_dim=obs_dim, act_dim=1, act_low=np.array([-1.0]), act_high=np.array([1.0]),
                         max_episode_steps=200, gamma=0.9, chunk=4)
     normalizer = Normalizer(np.zeros(obs_dim), np.ones(obs_dim), spaces.act_low, spaces.act_high)
@@ -197,7 +198,7 @@ def test_parl_distillation_moves_the_dp_to_the_better_mode():
 def test_parl_critic_keeps_pa_rls_defaults_when_one_key_is_set():
     from methods.parl import ParlConfig
 
-    cfg = from_dict(ParlConfig, {"critic": {"hidden": [64, 64]}}, prefix="parl.")
+    cfg = parse_section(ParlConfig, {"critic": {"hidden": [64, 64]}}, "parl.")
     assert cfg.critic.hidden == [64, 64] and cfg.critic.expectile == 0.7 and cfg.critic.target_tau == 0.002
     assert not cfg.critic.v_residual and cfg.critic.layer_norm and cfg.critic.activation == "silu"
 
@@ -213,7 +214,8 @@ def test_parl_rerank_actor_acts_in_the_box_and_keep_cannot_exceed_samples():
 # ---- through the runner -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["idql", "parl"])
 def test_plain_dp_actor_equals_bc_dp_at_step_0_and_rows_land(method, demo_dataset, store_root):
-    from bench.runner import resolve_config, run_one
+    from bench.config.layers import resolve_config
+    from bench.runner import run_one
     from results.store import Store
     from tests.conftest import tiny
 

@@ -14,7 +14,7 @@ from methods.common.common_start import CommonStartConfig, lr_at, train_common_s
 from methods.common.diffusion import DiffusionPolicy, DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
-from methods.config import ConfigError
+from methods.common.section import ConfigError
 
 
 # ---- the denoiser ------------------------------------------------------------------------------------------
@@ -78,14 +78,14 @@ def test_kitchen_denoiser_encodes_the_observation_first():
 
 
 def test_residual_needs_an_odd_number_of_equal_widths():
-    from methods.config import from_dict
+    from bench.config.parse import parse_section
 
     for hidden in ([32, 32], [64, 32, 32], []):
         with pytest.raises(ConfigError, match="dp.residual"):
-            from_dict(DPConfig, {"residual": True, "hidden": hidden}, prefix="dp.")
-    from_dict(DPConfig, {"residual": True, "hidden": [32] * 5}, prefix="dp.")  # two blocks
+            parse_section(DPConfig, {"residual": True, "hidden": hidden}, "dp.")
+    parse_section(DPConfig, {"residual": True, "hidden": [32] * 5}, "dp.")  # two blocks
     with pytest.raises(ConfigError, match="dp.activation"):
-        from_dict(DPConfig, {"activation": "swish2"}, prefix="dp.")
+        parse_section(DPConfig, {"activation": "swish2"}, "dp.")
 
 
 # ---- the common start's schedules --------------------------------------------------------------------------
@@ -199,10 +199,10 @@ def test_modip_dp_actor_executes_act_steps():
 
 
 def test_act_steps_is_validated_against_the_chunk():
-    from bench.runner.config import resolve_config
+    from bench.config.layers import resolve_config
     from methods.bc_dp import BCDP, BCDPConfig
 
-    assert resolve_config("bc_dp", "demo", 0, {"dp.act_steps": 2})["dp"]["act_steps"] == 2
+    assert resolve_config("bc_dp", "demo", 0, {"dp.act_steps": 2}).to_json()["dp"]["act_steps"] == 2
     for bad in (5, -1):
         with pytest.raises(ConfigError, match="dp.act_steps"):
             resolve_config("bc_dp", "demo", 0, {"dp.act_steps": bad})
@@ -216,9 +216,9 @@ def test_act_steps_is_validated_against_the_chunk():
 
 # ---- suite defaults ------------------------------------------------------------------------------------------
 def test_dppo_design_is_the_default_on_the_paper_suites_not_on_demo():
-    from bench.runner.config import resolve_config
+    from bench.config.layers import resolve_config
 
-    hop = resolve_config("bc_dp", "hopper-medium", 0, {})
+    hop = resolve_config("bc_dp", "hopper-medium", 0, {}).to_json()
     assert {k: hop["dp"][k] for k in ("hidden", "residual", "activation", "time_dim", "layernorm")} == \
         {"hidden": [512, 512, 512], "residual": True, "activation": "relu", "time_dim": 16, "layernorm": False}
     cs = hop["common_start"]
@@ -228,27 +228,27 @@ def test_dppo_design_is_the_default_on_the_paper_suites_not_on_demo():
     assert hop["dp"]["lr"] == DPConfig().lr and hop["dp"]["grad_clip"] == 1.0  # fine-tuning values unchanged
     assert hop["variant"] == ""  # defaults are not a variant
     for m in ("dppo", "modip"):  # every DP method gets the same DP and common start (one cached common start)
-        other = resolve_config(m, "hopper-medium", 0, {})
+        other = resolve_config(m, "hopper-medium", 0, {}).to_json()
         assert other["dp"] == hop["dp"] and other["common_start"] == cs
-    assert "dp" not in resolve_config("bc_gauss", "hopper-medium", 0, {})  # no dp section leaks to non-DP methods
+    assert "dp" not in resolve_config("bc_gauss", "hopper-medium", 0, {}).to_json()  # no dp section leaks to non-DP methods
 
-    demo = resolve_config("bc_dp", "demo", 0, {})
-    want = dict(vars(DPConfig()), eval_sampler=demo["eval"]["sampler"])
+    demo = resolve_config("bc_dp", "demo", 0, {}).to_json()
+    want = dict(DPConfig().model_dump(), eval_sampler=demo["eval"]["sampler"])
     assert demo["dp"] == want and demo["dp"]["hidden"] == [256, 256, 256] and not demo["dp"]["residual"]
-    assert demo["common_start"] == vars(CommonStartConfig())
+    assert demo["common_start"] == CommonStartConfig().model_dump()
 
-    kit = resolve_config("bc_dp", "kitchen-complete", 0, {})
+    kit = resolve_config("bc_dp", "kitchen-complete", 0, {}).to_json()
     assert kit["dp"]["cond_hidden"] == [128, 32] and kit["dp"]["activation"] == "mish" and kit["dp"]["residual"]
-    lift = resolve_config("bc_dp", "lift-ph", 0, {})
+    lift = resolve_config("bc_dp", "lift-ph", 0, {}).to_json()
     assert lift["common_start"]["lr"] == 1e-4 and lift["common_start"]["batch_size"] == 256
 
 
 def test_user_overrides_win_over_the_suite_defaults():
-    from bench.runner.config import resolve_config
+    from bench.config.layers import resolve_config
 
     cfg = resolve_config("bc_dp", "hopper-medium", 0, {"dp.residual": False, "dp.hidden": [256, 256],
                                                        "dp.activation": "mish", "common_start.batch_size": 64,
-                                                       "common_start.ema_start": 500, "common_start.lr": 3e-4})
+                                                       "common_start.ema_start": 500, "common_start.lr": 3e-4}).to_json()
     assert (cfg["dp"]["residual"], cfg["dp"]["hidden"], cfg["dp"]["activation"]) == (False, [256, 256], "mish")
     cs = cfg["common_start"]
     assert (cs["batch_size"], cs["ema_start"], cs["lr"], cs["ema_every"]) == (64, 500, 3e-4, 10)

@@ -13,12 +13,14 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.runner import Preempted, request_stop_at, resolve_config, run_id_of, run_one
+from bench.config.layers import resolve_config
+from bench.config.parse import parse_section
+from bench.config.run import run_id_of
+from bench.runner import Preempted, request_stop_at, run_one
 from bench.runner.on_policy import collect_rollout, make_vector_env
 from methods.base import ActorState, MethodContext, TaskSpaces
 from methods.common.diffusion import DPConfig, cosine_betas
 from methods.common.normalize import Normalizer
-from methods.config import from_dict
 from methods.dppo import DPPO, DPPOConfig, RunningRewardScaler, gae
 from methods.dppo.ppo import clipped_surrogate
 from results.store import Store
@@ -32,8 +34,8 @@ def _method(ft_steps: int = 4, T: int = 8, **cfg) -> DPPO:
     spaces = TaskSpaces(obs_dim=OBS, act_dim=ACT, act_low=-np.ones(ACT, np.float32),
                         act_high=np.ones(ACT, np.float32), max_episode_steps=20, chunk=TA)
     norm = Normalizer(np.zeros(OBS), np.ones(OBS), -np.ones(ACT), np.ones(ACT))
-    c = from_dict(DPPOConfig, dict({"ft_denoising_steps": ft_steps, "n_envs": 3, "n_steps": 6, "batch_size": 16,
-                                    "update_epochs": 2, "critic_hidden": [16]}, **cfg))
+    c = parse_section(DPPOConfig, dict({"ft_denoising_steps": ft_steps, "n_envs": 3, "n_steps": 6, "batch_size": 16,
+                                        "update_epochs": 2, "critic_hidden": [16]}, **cfg), "dppo.")
     return DPPO(c, MethodContext(spaces=spaces, normalizer=norm, seed=0,
                                  dp_cfg=DPConfig(denoising_steps=T, hidden=[32, 32], time_dim=8)))
 
@@ -232,7 +234,7 @@ def test_tiny_run_on_demo_task_and_common_start(demo_dataset, store_root):
     store = Store(store_root)
     runs = store.runs(sweep="d").set_index("run_id")
     assert runs.loc[rid, "status"] == "finished" and runs.loc[rid_bc, "status"] == "finished"
-    assert int(runs.loc[rid, "env_steps"]) >= cfg["online"]["steps"]
+    assert int(runs.loc[rid, "env_steps"]) >= cfg.online.steps
     c = store.curves(sweep="d")
     score = c[c.metric == "normalized_score"]
     s0 = score[(score.env_step == 0)].set_index("run_id").value
@@ -243,18 +245,18 @@ def test_tiny_run_on_demo_task_and_common_start(demo_dataset, store_root):
     assert mine[mine.metric == "ppo/ratio"].shape[0] >= 2
     # Evals land on the grid (first decision boundary at or after each grid step) and at the end.
     steps = sorted(score[(score.run_id == rid)].env_step)
-    every = cfg["eval"]["every"]
-    assert steps[0] == 0 and steps[1] >= every and steps[1] < every + 3 * 4 and steps[-1] >= cfg["online"]["steps"]
+    every = cfg.eval.every
+    assert steps[0] == 0 and steps[1] >= every and steps[1] < every + 3 * 4 and steps[-1] >= cfg.online.steps
 
 
 def test_suite_defaults_sit_under_presets_and_overrides():
-    lift = resolve_config("dppo", "lift-ph", 0, {})["dppo"]
+    lift = resolve_config("dppo", "lift-ph", 0, {}).to_json()["dppo"]
     assert lift["gamma"] == 0.999 and lift["n_critic_warmup_itr"] == 2 and lift["n_envs"] == 50
-    hopper = resolve_config("dppo", "hopper-medium", 0, {})["dppo"]
+    hopper = resolve_config("dppo", "hopper-medium", 0, {}).to_json()["dppo"]
     assert hopper["gamma"] == 0.99 and hopper["n_steps"] == 500 and hopper["ft_denoising_steps"] == 10
-    assert resolve_config("dppo", "lift-ph", 0, {"dppo.gamma": 0.9})["dppo"]["gamma"] == 0.9
-    assert resolve_config("dppo", "lift-ph", 0, {"preset": "demo"})["dppo"]["n_envs"] == 8
-    assert resolve_config("dppo", "kitchen-mixed", 0, {})["dppo"]["n_steps"] == 70
+    assert resolve_config("dppo", "lift-ph", 0, {"dppo.gamma": 0.9}).to_json()["dppo"]["gamma"] == 0.9
+    assert resolve_config("dppo", "lift-ph", 0, {"preset": "demo"}).to_json()["dppo"]["n_envs"] == 8
+    assert resolve_config("dppo", "kitchen-mixed", 0, {}).to_json()["dppo"]["n_steps"] == 70
 
 
 # ---- reward scaling as DPPO does it ------------------------------------------------------------------------
@@ -337,6 +339,7 @@ def test_resume_mid_episode_equals_uninterrupted(demo_dataset, tmp_path, monkeyp
     first flags, and the reward scaler's running return, all from the checkpoint)."""
     from bench.runner import on_policy
     from bench.runner.checkpoints import load_checkpoint
+    from bench.tasks.env_state import sub_env_state
 
     # Watch the uninterrupted run's rollout boundaries, to stop at one where an env is mid-episode.
     boundaries = []
@@ -344,7 +347,7 @@ def test_resume_mid_episode_equals_uninterrupted(demo_dataset, tmp_path, monkeyp
 
     def spy(envs, method, state, carry, *a, **k):
         ro, stats = collect(envs, method, state, carry, *a, **k)
-        elapsed = [on_policy.sub_env_state(e)["elapsed_steps"] for e in envs.envs]
+        elapsed = [sub_env_state(on_policy.task_env(e))["elapsed_steps"] for e in envs.envs]
         boundaries.append((stats["env_steps"], elapsed, carry.prev_done.copy()))
         return ro, stats
 
@@ -373,7 +376,7 @@ def test_resume_mid_episode_equals_uninterrupted(demo_dataset, tmp_path, monkeyp
     mid = [i for i, e in enumerate(envs["envs"]) if e["elapsed_steps"] > 0 and not bool(envs["autoreset"][i])]
     assert mid and not envs["first"][mid].any()
     ret = ckpt["method"]["extra"]["reward_scaler"]["ret"]
-    assert ret.shape == (cfg["dppo"]["n_envs"],) and all(float(ret[i]) != 0.0 for i in mid)
+    assert ret.shape == (cfg.section.n_envs,) and all(float(ret[i]) != 0.0 for i in mid)
     b = run_one(cfg, store_root=tmp_path / "b", sweep_id="r", progress=False)
     assert a == b
     rb = Store(tmp_path / "b").runs(sweep="r").iloc[0]
@@ -408,7 +411,7 @@ def test_act_steps_executes_the_first_actions_of_each_chunk(demo_dataset, store_
     rid = run_one(cfg, store_root=store_root, sweep_id="a", progress=False)
     store = Store(store_root)
     run = store.runs(sweep="a").set_index("run_id").loc[rid]
-    assert run.status == "finished" and int(run.env_steps) == cfg["online"]["steps"]
+    assert run.status == "finished" and int(run.env_steps) == cfg.online.steps
     assert seen and shapes
     for act_steps, chunk, most, chain_shape in seen:
         assert (act_steps, chunk) == (2, 4) and most == 2
@@ -420,7 +423,7 @@ def test_act_steps_executes_the_first_actions_of_each_chunk(demo_dataset, store_
     upd = t[t.kind == "update"]
     assert len(upd), t[["component", "kind"]]
     # Updates per env step: a rollout's nominal minibatch steps over its decisions x act_steps env steps.
-    m_cfg = cfg["dppo"]
+    m_cfg = cfg.to_json()["dppo"]
     decisions = m_cfg["n_envs"] * m_cfg["n_steps"]
     grad = m_cfg["update_epochs"] * max(1, decisions * m_cfg["ft_denoising_steps"] // m_cfg["batch_size"])
     assert np.allclose(upd.updates_per_env_step.astype(float), grad / (decisions * 2))

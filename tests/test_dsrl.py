@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from methods.common.replay import ReplayBuffer
-from methods.config import ConfigError
+from methods.common.section import ConfigError
 from tests.test_critic_controls import bimodal_buffer, build
 
 
@@ -259,7 +259,8 @@ def provenance(run) -> dict:
 
 
 def test_plain_dp_equals_bc_dp_at_step_0_and_the_run_records_its_sampling(demo_dataset, store_root):
-    from bench.runner import resolve_config, run_one
+    from bench.config.layers import resolve_config
+    from bench.runner import run_one
     from results.store import Store
     from tests.conftest import tiny
 

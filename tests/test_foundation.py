@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.runner import resolve_config, run_one
+from bench.config.layers import resolve_config
+from bench.runner import run_one
 from methods.common.diffusion import DiffusionPolicy, DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
-from methods.config import ConfigError
+from methods.common.section import ConfigError
 from results.store import Store
 from tests.conftest import TINY
 
@@ -115,7 +116,7 @@ def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="'dp' does not apply"):
         resolve_config("bc_gauss", "demo", 0, ["dp.sampler=ddim"])
     cfg = resolve_config("bc_dp", "demo", 0, ["eval.sampler=ddim"])
-    assert cfg["dp"]["eval_sampler"] == "ddim"
+    assert cfg.dp.eval_sampler == "ddim"
 
 
 @pytest.mark.parametrize("method", ["bc_gauss", "bc_dp"])

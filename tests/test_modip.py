@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.config.parse import parse_section
 from methods.base import ActorState, MethodContext, TaskSpaces, get_method_class
 from methods.common.diffusion import DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
-from methods.config import from_dict
 from methods.modip import spearman
 from methods.modip.planner import PlanModels, PlannerConfig, plan
 
@@ -93,7 +93,7 @@ def build(overrides: dict | None = None, obs_dim: int = 3, seed: int = 0, normal
             node[p] = dict(node.get(p, {}))
             node = node[p]
         node[parts[-1]] = value
-    cfg = from_dict(cls.Config, section)
+    cfg = parse_section(cls.Config, section, "modip.")
     spaces = TaskSpaces(obs_dim=obs_dim, act_dim=1, act_low=np.array([-1.0]), act_high=np.array([1.0]),
                         max_episode_steps=200, gamma=GAMMA, chunk=4)
     normalizer = normalizer or Normalizer(np.zeros(obs_dim), np.ones(obs_dim), spaces.act_low, spaces.act_high)
@@ -550,7 +550,7 @@ def test_distill_hyperparameters_apply_from_fine_tuning_on():
 
 # ---- end to end, through the runner -------------------------------------------------------------------------
 def tiny_cfg(method: str, seed: int = 0, **extra):
-    from bench.runner import resolve_config
+    from bench.config.layers import resolve_config
     from tests.conftest import tiny
 
     over = tiny(method)

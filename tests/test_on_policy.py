@@ -19,13 +19,13 @@ import torch
 
 from bench.runner.on_policy import (
     EnvCarry,
-    EnvStateError,
     capture_envs,
     collect_rollout,
     make_vector_env,
     restore_envs,
     run_on_policy,
 )
+from bench.tasks.sim_state import EnvStateError
 from methods.base import ActorState
 
 

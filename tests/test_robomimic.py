@@ -222,7 +222,8 @@ def test_success_metric_success_and_failure(robomimic_root):
 
 
 def test_tiny_bc_dp_run(robomimic_root, tmp_path):
-    from bench.runner import resolve_config, run_one
+    from bench.config.layers import resolve_config
+    from bench.runner import run_one
     from results.store import Store
 
     over = dict(TINY, **TINY_CS, **{"eval.episodes": 2})

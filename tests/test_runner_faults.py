@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.runner import Preempted, request_stop_at, resolve_config, run_id_of, run_one
+from bench.config.layers import resolve_config
+from bench.config.run import run_id_of
+from bench.runner import Preempted, request_stop_at, run_one
 from bench.runner.checkpoints import CheckpointError
 from results.store import Store
 from tests.conftest import TINY
@@ -86,7 +88,7 @@ def test_unreadable_attempt_file_is_counted_and_never_overwritten(demo_dataset, 
                                        ("eval.dense_every", -1), ("modip.label_ramp", -3),
                                        ("modip.planner.temperature", 0.0), ("modip.awr_max_weight", 0.5)])
 def test_bad_values_are_named_before_any_work(key, value):
-    from methods.config import ConfigError
+    from methods.common.section import ConfigError
 
     method = key.split(".")[0] if key.startswith("modip.") else "bc_gauss"
     with pytest.raises(ConfigError, match=key.split(".")[-1]):
@@ -94,7 +96,7 @@ def test_bad_values_are_named_before_any_work(key, value):
 
 
 def test_the_eval_grid_has_an_optional_dense_start():
-    from methods.config import ConfigError
+    from methods.common.section import ConfigError
 
     from bench.runner.evaluation import advance_grid
 
@@ -117,7 +119,7 @@ def test_the_eval_grid_has_an_optional_dense_start():
 
 
 def test_negative_seed_and_missing_cuda_are_one_line_errors(demo_dataset, store_root):
-    from methods.config import ConfigError
+    from methods.common.section import ConfigError
 
     with pytest.raises(ConfigError, match="seed"):
         resolve_config("bc_gauss", "demo", -1)
@@ -223,7 +225,7 @@ def test_common_start_settings_are_honoured_and_keyed(demo_dataset, store_root):
 
 
 def test_common_start_section_only_applies_where_used():
-    from methods.config import ConfigError
+    from methods.common.section import ConfigError
 
     with pytest.raises(ConfigError, match="common_start"):
         resolve_config("bc_gauss", "demo", 0, {"common_start.steps": 10})

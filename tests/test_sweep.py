@@ -58,10 +58,10 @@ def test_grid_expansion_scopes_method_keys_and_dedupes():
     by_method = {m: [r for r in runs if r.method == m] for m in spec.methods}
     # the 2x2 grid multiplies modip's runs only; other methods are not duplicated
     assert len(by_method["modip"]) == 2 * 4 and len(by_method["bc_gauss"]) == 2 and len(by_method["bc_dp"]) == 2
-    assert {(r.cfg["modip"]["planner"]["terminal"], r.cfg["modip"]["critic"]["target"])
+    assert {(r.cfg.section.planner.terminal, r.cfg.section.critic.target)
             for r in by_method["modip"]} == {("v", "indep"), ("v", "policy"), ("q", "indep"), ("q", "policy")}
     assert "dp" not in by_method["bc_gauss"][0].cfg  # dp. keys only reach DP methods
-    assert all(r.cfg["pretrain"]["steps"] == 7 for r in by_method["bc_dp"])
+    assert all(r.cfg.pretrain.steps == 7 for r in by_method["bc_dp"])
     assert len({r.run_id for r in runs}) == len(runs)
 
 
@@ -75,7 +75,7 @@ def test_shipped_sweep_files_load_and_expand(path):
     if spec.tune is not None:
         assert min(spec.seeds) >= TUNE_SEED_BASE
     if spec.name == "ablate-modip":
-        combos = {(r.cfg["modip"]["planner"]["terminal"], r.cfg["modip"]["critic"]["target"]) for r in runs
+        combos = {(r.cfg.section.planner.terminal, r.cfg.section.critic.target) for r in runs
                   if r.method == "modip"}
         assert combos == {("v", "indep"), ("v", "policy"), ("q", "indep"), ("q", "policy")}
 
@@ -139,7 +139,7 @@ def test_tune_uses_disjoint_seeds_final_score_and_resumes(demo_dataset, store_ro
     for t in complete:
         row = runs[runs.run_id == t.user_attrs["run_id"]].iloc[0]
         cfg = json.loads(row.config_json)
-        assert cfg["eval"]["seed_set"] == "tune"
+        assert cfg.eval.seed_set == "tune"
         seeds = json.loads(row.provenance_json)["seeds"]["eval"] if "provenance_json" in row else None
         if seeds:
             assert set(seeds) <= set(TUNE_EVAL_SEEDS) and not set(seeds) & set(EVAL_SEEDS)

@@ -23,9 +23,10 @@ def _method(obs_dim=17, act_dim=6, episode=1000, **cfg):
 @pytest.mark.parametrize("size,expected", [(5, 4_958_826), (1, 1_212_859)])
 def test_parameter_counts_equal_official(size, expected):
     # measured on the official code at e9f5932 with cheetah-run's shapes (obs 17, act 6, episodic off)
-    assert WorldModel(model_dims(17, 6, size, episodic=False)).trainable_parameters() == expected
+    official = model_dims(17, 6, TDMPC2Config(model_size=size, episodic=False))
+    assert WorldModel(official).trainable_parameters() == expected
     # the termination head adds one more MLP (latent -> 2 x mlp_dim -> 1)
-    d = model_dims(17, 6, size)
+    d = model_dims(17, 6, TDMPC2Config(model_size=size))
     extra = WorldModel(d).trainable_parameters() - expected
     assert extra == (d.latent_dim + 3) * d.mlp_dim + (d.mlp_dim + 3) * d.mlp_dim + d.mlp_dim + 1
 
@@ -51,7 +52,7 @@ def test_simnorm_groups_sum_to_one():
     groups = y.view(4, 3, 8, 8).sum(-1)
     assert torch.allclose(groups, torch.ones_like(groups), atol=1e-6)
     assert (y >= 0).all()
-    z = WorldModel(model_dims(5, 2, 1)).encode(torch.randn(7, 5))
+    z = WorldModel(model_dims(5, 2, TDMPC2Config(model_size=1))).encode(torch.randn(7, 5))
     assert torch.allclose(z.view(7, -1, 8).sum(-1), torch.ones(7, z.shape[-1] // 8), atol=1e-5)
 
 
@@ -124,12 +125,13 @@ def test_updates_reduce_losses(terminal):
 
 
 def test_tiny_offline_then_online_run(demo_dataset, store_root):
-    from bench.runner import resolve_config, run_one
+    from bench.config.layers import resolve_config
+    from bench.runner import run_one
     from results.store import Store
     from tests.conftest import TINY
 
     cfg = resolve_config("tdmpc2", "demo", 0, {**TINY, "preset": "test", "tdmpc2.online_ratio": 0.25})
-    assert cfg["tdmpc2"]["planner"]["terminal"] == "q" and cfg["tdmpc2"]["online_ratio"] == 0.25
+    assert cfg.section.planner.terminal == "q" and cfg.section.online_ratio == 0.25
     rid = run_one(cfg, store_root=store_root, sweep_id="t", progress=False)
     store = Store(store_root)
     row = store.runs(sweep="t").iloc[0]

@@ -313,7 +313,7 @@ def test_run_checkpoint_takes_its_config_from_the_store(tmp_path):
     """A run's last.pt names its run_id; `mbench time --checkpoint` rebuilds that run's config from the store."""
     import json
 
-    from bench.runner.config import resolve_config
+    from bench.config.layers import resolve_config
     from bench.timing.cli import measure
     from bench.timing.synthetic import build_subject
     from results.store import Store
@@ -326,9 +326,9 @@ def test_run_checkpoint_takes_its_config_from_the_store(tmp_path):
                 "normalizer": src.method.normalizer.state_dict()}, ckpt)
     cfg = resolve_config("bc_dp", "demo", 0, over)
     Store(tmp_path / "store").write_run({"run_id": "run0", "sweep_id": "s", "method": "bc_dp", "task": "demo",
-                                         "seed": 0, "config_json": json.dumps(cfg), "status": "finished",
+                                         "seed": 0, "config_json": json.dumps(cfg.to_json()), "status": "finished",
                                          "attempt": 1})
     _, got_cfg, rows = measure("bc_dp", "demo", checkpoint=str(ckpt), store_root=str(tmp_path / "store"),
                                batch=2, reps=2, warmup=0)
-    assert got_cfg["dp"]["hidden"] == [32, 32] and {r["denoising_steps"] for r in rows} == {5}
+    assert got_cfg.dp.hidden == [32, 32] and {r["denoising_steps"] for r in rows} == {5}
     assert {r["checkpoint_kind"] for r in rows} == {"run"}

@@ -7,25 +7,23 @@ One concept per file:
 - evaluation.py: every actor on the fixed eval seeds, isolated from training, and the eval grid;
 - checkpoints.py: atomic save and load of a run's state, RNG states;
 - common_start.py: the common-start DP, built once per key, cached and locked;
-- provenance.py: git state, package versions, timestamps;
-- config.py: the run config, resolved, validated and hashed into the run_id.
+- provenance.py: git state, package versions, timestamps.
+The run config (resolved, validated and hashed into the run id) is bench/config.
 
-The names below load their module on first use (PEP 562), so that importing one light part (provenance,
-config) does not import the env stack (a bare GPU machine may run `mbench time` without gymnasium).
+The names below load their module on first use (PEP 562), so that importing one light part (provenance)
+does not import the env stack (a bare GPU machine may run `mbench time` without gymnasium).
 """
 from __future__ import annotations
 
 import importlib
 
 _EXPORTS = {
-    "ConfigError": "bench.runner.config", "resolve_config": "bench.runner.config", "run_id_of": "bench.runner.config",
     "evaluate_actor": "bench.runner.evaluation",
     "Preempted": "bench.runner.lifecycle", "Run": "bench.runner.lifecycle", "RunContext": "bench.runner.lifecycle",
     "request_stop": "bench.runner.lifecycle", "request_stop_at": "bench.runner.lifecycle",
     "run": "bench.runner.lifecycle", "run_one": "bench.runner.lifecycle",
 }
-__all__ = ["ConfigError", "Preempted", "Run", "RunContext", "evaluate_actor", "request_stop", "request_stop_at",
-           "resolve_config", "run", "run_id_of", "run_one"]
+__all__ = ["Preempted", "Run", "RunContext", "evaluate_actor", "request_stop", "request_stop_at", "run", "run_one"]
 
 
 def __getattr__(name: str):

@@ -23,17 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.runner.checkpoints import CheckpointError, atomic_torch_save, load_checkpoint
+from bench.config.run import RunConfig
 from methods.common.common_start import train_common_start
+from methods.common.dp_config import DPConfig
 
 CACHE_VERSION = 1
 
 
-def cache_key(cfg: dict[str, Any], dataset_hash: str, chunk: int) -> str:
-    from methods.common.diffusion import DPConfig
-
-    keyed = {"version": CACHE_VERSION, "common_start": cfg["common_start"], "dataset": dataset_hash,
-             "chunk": int(chunk), "seed": int(cfg["seed"]),
-             "dp": {k: v for k, v in cfg["dp"].items() if k not in DPConfig.SAMPLING_KEYS}}
+def cache_key(cfg: RunConfig, dataset_hash: str, chunk: int) -> str:
+    dp = cfg.dp.model_dump(mode="json", exclude=set(DPConfig.SAMPLING_KEYS))
+    keyed = {"version": CACHE_VERSION, "common_start": cfg.common_start.model_dump(mode="json"),
+             "dataset": dataset_hash, "chunk": int(chunk), "seed": cfg.seed, "dp": dp}
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -78,7 +78,7 @@ def obtain(run, on_step: Callable[[int], None] | None = None,
                 on_step(n)
 
         state, losses = train_common_start(cs, dp_cfg, run.spaces.obs_dim, run.spaces.act_dim, chunk,
-                                           run.normalizer, run.buffer, int(run.cfg["seed"]), run.device, step)
+                                           run.normalizer, run.buffer, run.cfg.seed, run.device, step)
         curve = [{"run_id": "", "phase": "pretrain", "env_step": 0, "grad_step": r["grad_step"],
                   "wall_s": walls.get(r["grad_step"], 0.0), "actor": "", "metric": "loss/denoise",
                   "value": r["loss/denoise"], "n_episodes": 0} for r in losses]

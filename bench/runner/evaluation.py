@@ -86,8 +86,3 @@ def advance_grid(next_eval: int, env_step: int, every: int, dense_every: int = 0
             nxt = min(nxt, dense)
     return nxt
 
-
-def grid_args(cfg: dict) -> tuple[int, int, int]:
-    """(every, dense_every, dense_until) of a resolved run config's eval section."""
-    ev = cfg["eval"]
-    return int(ev["every"]), int(ev.get("dense_every", 0)), int(ev.get("dense_until", 0))

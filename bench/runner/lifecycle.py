@@ -25,12 +25,14 @@ import torch
 
 from bench.data import DatasetError
 from bench.runner import checkpoints, common_start
-from bench.runner.config import ConfigError, check_device, method_config, resolve_config, run_id_of
-from bench.runner.evaluation import advance_grid, evaluate, grid_args
+from bench.config.layers import resolve_config
+from bench.config.run import RunConfig, run_id_of
+from methods.common.section import ConfigError
+from bench.runner.evaluation import advance_grid, evaluate
 from bench.runner.off_policy import run_off_policy
 from bench.runner.on_policy import run_on_policy
 from bench.runner.provenance import git_state, now, package_versions
-from methods.base import ActorState, Method, MethodContext, RolloutKind, TaskSpaces
+from methods.base import ActorState, Method, MethodContext, RolloutKind, TaskSpaces, get_method_class
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
 
@@ -83,7 +85,7 @@ class _LazyBar:
 
 @dataclasses.dataclass
 class RunContext:
-    cfg: dict[str, Any]
+    cfg: RunConfig
     run_id: str
     sweep_id: str
     store_root: Path
@@ -102,9 +104,10 @@ class Run:
         self.cfg = cfg = ctx.cfg
         from bench.tasks import get_task
 
-        self.task = get_task(cfg["task"])
-        self.cls, self.mcfg, self.dp_cfg, self.cs_cfg = method_config(cfg)
-        self.device = torch.device(cfg["device"])
+        self.task = get_task(cfg.task)
+        self.cls = get_method_class(cfg.method)
+        self.mcfg, self.dp_cfg, self.cs_cfg = cfg.section, cfg.dp, cfg.common_start
+        self.device = torch.device(cfg.device)
         self.curve: list[dict[str, Any]] = []
         self.counters = {"phase": "pretrain", "grad_step": 0, "env_step": 0, "episode": 0, "next_eval": 0,
                          "last_ckpt_env_step": 0, "wall_s": 0.0, "attempt": None, "pretrain_done": False}
@@ -121,12 +124,12 @@ class Run:
         from bench.data.loaders import load_dataset
 
         cfg = self.cfg
-        check_device(cfg["device"])
-        torch.set_num_threads(int(cfg["threads"]))
-        if cfg["deterministic"]:
+        cfg.check_device()
+        torch.set_num_threads(cfg.threads)
+        if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        checkpoints.seed_everything(cfg["seed"])
-        source = cfg["dataset_path"] or self.task.dataset_id
+        checkpoints.seed_everything(cfg.seed)
+        source = cfg.dataset_path or self.task.dataset_id
         self.task = self.task.for_dataset(source)  # e.g. robomimic: the env comes from the dataset's env_args
         env = self.task.make_env()
         obs_dim = int(np.prod(env.observation_space.shape))
@@ -146,22 +149,22 @@ class Run:
                                             self.dataset.ref_source or "dataset metadata")
         self.spaces = TaskSpaces(obs_dim=obs_dim, act_dim=act_dim, act_low=self.act_low, act_high=self.act_high,
                                  max_episode_steps=self.task.max_episode_steps, gamma=self.task.gamma,
-                                 chunk=self.task.chunk, reward_scale=float(cfg["reward_scale"]))
+                                 chunk=self.task.chunk, reward_scale=cfg.reward_scale)
         self.normalizer = Normalizer.fit(self.dataset.observations, self.act_low, self.act_high)
         self.method: Method = self.cls(self.mcfg, MethodContext(
             spaces=self.spaces, normalizer=self.normalizer, dp_cfg=self.dp_cfg, device=self.device,
-            seed=int(cfg["seed"]), common_start=self.cs_cfg))
-        self.buffer = ReplayBuffer(obs_dim, act_dim, extras=self.method.buffer_extras(), seed=cfg["seed"],
+            seed=cfg.seed, common_start=self.cs_cfg))
+        self.buffer = ReplayBuffer(obs_dim, act_dim, extras=self.method.buffer_extras(), seed=cfg.seed,
                                    capacity=len(self.dataset) + 1024)
         d = self.dataset
-        self.buffer.add_offline(d.observations, d.actions, d.rewards * float(cfg["reward_scale"]),
+        self.buffer.add_offline(d.observations, d.actions, d.rewards * cfg.reward_scale,
                                 d.next_observations, d.terminals, d.timeouts)
         self.method.attach_buffer(self.buffer)
-        self.train_state = ActorState.create(cfg["seed"] * 7919 + 1, self.device)
+        self.train_state = ActorState.create(cfg.seed * 7919 + 1, self.device)
         from bench.tasks import TUNE_EVAL_SEEDS
 
-        self.eval_seeds = list(self.task.eval_seeds if cfg["eval"]["seed_set"] == "report" else TUNE_EVAL_SEEDS)
-        n_eval = int(cfg["eval"]["episodes"])
+        self.eval_seeds = list(self.task.eval_seeds if cfg.eval.seed_set == "report" else TUNE_EVAL_SEEDS)
+        n_eval = cfg.eval.episodes
         if n_eval > len(self.eval_seeds):
             raise ConfigError(f"config key 'eval.episodes'={n_eval} exceeds the task's {len(self.eval_seeds)} eval seeds")
         self.eval_seeds = self.eval_seeds[:n_eval]
@@ -173,10 +176,10 @@ class Run:
         params = self.method.parameter_counts() if hasattr(self, "method") else {}
         ds = getattr(self, "dataset", None)
         return {
-            "run_id": self.ctx.run_id, "sweep_id": self.ctx.sweep_id, "method": cfg["method"],
-            "variant": cfg["variant"], "suite": self.task.suite, "task": cfg["task"],
-            "dataset": cfg["dataset_path"] or self.task.dataset_id, "seed": int(cfg["seed"]),
-            "config_json": json.dumps(cfg, sort_keys=True), "status": status, "error": error,
+            "run_id": self.ctx.run_id, "sweep_id": self.ctx.sweep_id, "method": cfg.method,
+            "variant": cfg.variant, "suite": self.task.suite, "task": cfg.task,
+            "dataset": cfg.dataset_path or self.task.dataset_id, "seed": cfg.seed,
+            "config_json": json.dumps(cfg.to_json(), sort_keys=True), "status": status, "error": error,
             "git_sha": sha, "git_dirty": dirty, "host": socket.gethostname(), "device": str(self.device),
             "versions": json.dumps(package_versions()),
             "provenance_json": json.dumps({
@@ -186,7 +189,7 @@ class Run:
                 "ref_source": self.task.ref_source, "torch_threads": torch.get_num_threads(),
                 "parameter_counts": params,
                 "actor_sampling": self.method.actor_sampling() if hasattr(self, "method") else {},
-                "seeds": {"run": int(cfg["seed"]), "eval": self.eval_seeds
+                "seeds": {"run": cfg.seed, "eval": self.eval_seeds
                                                       if hasattr(self, "eval_seeds") else []},
             }, default=str),
             "started_at": self.started_at, "finished_at": now() if status in ("finished", "failed") else None,
@@ -259,10 +262,10 @@ class Run:
     # ---- phases ----
     def pretrain(self, bar) -> None:
         cfg, c, method = self.cfg, self.counters, self.method
-        steps = int(cfg["pretrain"]["steps"])
+        steps = cfg.pretrain.steps
         if method.uses_pretrained_dp and c["grad_step"] == 0 and not c.get("dp_loaded"):
             rng_before = self.buffer.get_rng_state()
-            with _LazyBar(total=int(self.cs_cfg.steps), desc=f"{cfg['method']} common start",
+            with _LazyBar(total=int(self.cs_cfg.steps), desc=f"{cfg.method} common start",
                           disable=not self.ctx.progress) as cs_bar:
                 dp_state, dp_curve, built = common_start.obtain(self, on_step=cs_bar.step,
                                                                 rebuild_unreadable=self.ctx.restart)
@@ -270,7 +273,7 @@ class Run:
                 self.say(f"common start: cached DP ({self.cs_cfg.steps} BC steps)")
             # A cache hit and a cache miss must leave every RNG in the same state.
             self.buffer.set_rng_state(rng_before)
-            checkpoints.seed_everything(cfg["seed"] + 1)
+            checkpoints.seed_everything(cfg.seed + 1)
             method.load_pretrained_dp(dp_state)
             if method.common_start_is_product:
                 self.curve.extend(dict(r, run_id=self.ctx.run_id) for r in dp_curve)
@@ -278,7 +281,7 @@ class Run:
             c["dp_loaded"] = True
         if method.pretrains_offline:
             acc: dict[str, list[float]] = {}
-            log_every = max(1, int(cfg["pretrain"]["log_every"]))
+            log_every = max(1, cfg.pretrain.log_every)
             while c["grad_step"] < steps:
                 metrics = method.pretrain_step(method.pretrain_batch())
                 c["grad_step"] += 1
@@ -290,14 +293,14 @@ class Run:
                     if _Stop.requested:  # a log boundary holds no pending state: safe to stop here
                         self.maybe_stop()
                 bar.update(1)
-                if c["grad_step"] % int(cfg["pretrain"]["checkpoint_every"]) == 0:
+                if c["grad_step"] % cfg.pretrain.checkpoint_every == 0:
                     checkpoints.save_run(self)
                     self.maybe_stop()
         method.end_pretrain()
         c["pretrain_done"] = True
         c["phase"] = "finetune"
         evaluate(self, "pretrain")
-        c["next_eval"] = advance_grid(0, 0, *grid_args(cfg))
+        c["next_eval"] = advance_grid(0, 0, *cfg.eval.grid())
         checkpoints.save_run(self)
         self.write_progress("running")
         self.maybe_stop()
@@ -306,7 +309,7 @@ class Run:
         last_eval = max((r["env_step"] for r in self.curve if r["metric"] == "return" and r["actor"]), default=-1)
         if last_eval < self.counters["env_step"]:
             evaluate(self, "finetune" if self.counters["env_step"] > 0 else "pretrain")
-        if self.cfg["eval"]["timing"]:
+        if self.cfg.eval.timing:
             self.write_timings()
 
     def write_timings(self) -> None:
@@ -314,9 +317,9 @@ class Run:
         from bench.timing import time_components
         from results.store import Store
 
-        ev = self.cfg["eval"]
-        self.say(f"timing the method's components at batch 1 and {ev['timing_batch']} ({ev['timing_reps']} reps)")
-        rows = time_components(self.method, (1, int(ev["timing_batch"])), warmup=2, reps=int(ev["timing_reps"]),
+        ev = self.cfg.eval
+        self.say(f"timing the method's components at batch 1 and {ev.timing_batch} ({ev.timing_reps} reps)")
+        rows = time_components(self.method, (1, ev.timing_batch), warmup=2, reps=ev.timing_reps,
                                device=self.device)
         for row in rows:
             row["run_id"] = self.ctx.run_id
@@ -344,13 +347,13 @@ class Run:
         disable = not self.ctx.progress
         if not self.counters["pretrain_done"]:
             own = self.method.pretrains_offline
-            total = int(cfg["pretrain"]["steps"]) if own else 0
+            total = cfg.pretrain.steps if own else 0
             with tqdm(total=total, initial=min(self.counters["grad_step"], total),
-                      desc=f"{cfg['method']} pretrain", disable=disable or not own, leave=False) as bar:
+                      desc=f"{cfg.method} pretrain", disable=disable or not own, leave=False) as bar:
                 self.pretrain(bar)
         kind = self.method.rollout_kind
-        online_total = int(cfg["online"]["steps"]) if kind is not RolloutKind.NONE else 0
-        with tqdm(total=online_total, initial=self.counters["env_step"], desc=f"{cfg['method']} online",
+        online_total = cfg.online.steps if kind is not RolloutKind.NONE else 0
+        with tqdm(total=online_total, initial=self.counters["env_step"], desc=f"{cfg.method} online",
                   disable=disable or online_total == 0, leave=False) as bar:
             if kind is RolloutKind.ON_POLICY:
                 run_on_policy(self, bar)
@@ -372,7 +375,7 @@ def finished_attempt(store_root: Path, sweep_id: str, run_id: str) -> int | None
     return int(runs.attempt.iloc[-1]) if len(runs) else None
 
 
-def run_one(cfg: dict[str, Any], store_root: str | os.PathLike = "results", sweep_id: str = "adhoc",
+def run_one(cfg: RunConfig, store_root: str | os.PathLike = "results", sweep_id: str = "adhoc",
             ckpt_dir: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
             on_start: Callable[[Run, bool], None] | None = None, rerun: bool = False) -> str:
     """Run one resolved config end to end; returns its run_id. Failures are recorded as status=failed.
@@ -387,7 +390,7 @@ def run_one(cfg: dict[str, Any], store_root: str | os.PathLike = "results", swee
     if resume and not rerun:
         done = finished_attempt(store_root, sweep_id, rid)
         if done is not None:
-            print(f"run {rid} ({cfg['method']} on {cfg['task']}, seed {cfg['seed']}) already finished in sweep "
+            print(f"run {rid} ({cfg.method} on {cfg.task}, seed {cfg.seed}) already finished in sweep "
                   f"'{sweep_id}' (attempt {done}); nothing to do (--rerun or --restart runs it again)",
                   file=sys.stderr)
             return rid

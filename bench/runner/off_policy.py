@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.runner.evaluation import advance_grid, evaluate, grid_args
+from bench.runner.evaluation import advance_grid, evaluate
 
 
 def episode_seed(run_seed: int, episode: int) -> int:
@@ -20,20 +20,20 @@ def episode_seed(run_seed: int, episode: int) -> int:
 def run_off_policy(run, bar) -> None:
     """Drive the online phase of an off-policy method for `online.steps` env steps."""
     cfg, method, c = run.cfg, run.method, run.counters
-    total = int(cfg["online"]["steps"])
+    total = cfg.online.steps
     if total <= 0:
         return
     env = run.task.make_env()
     train_actor = method.train_actor
     per_action_names = set(method.per_action_extras())
     acc: dict[str, list[float]] = {}
-    log_every = max(1, int(cfg["online"]["log_every"]))
-    grid = grid_args(cfg)
+    log_every = max(1, cfg.online.log_every)
+    grid = cfg.eval.grid()
     last_log = c["env_step"]
-    rs = float(cfg["reward_scale"])
+    rs = cfg.reward_scale
     try:
         while c["env_step"] < total:
-            ep_seed = episode_seed(cfg["seed"], c["episode"])
+            ep_seed = episode_seed(cfg.seed, c["episode"])
             obs, _ = env.reset(seed=ep_seed)
             env.action_space.seed(ep_seed)
             run.train_state.reset()
@@ -78,7 +78,7 @@ def run_off_policy(run, bar) -> None:
             if acc:
                 run.log("finetune", {k: float(np.mean(v)) for k, v in acc.items()})
                 acc, last_log = {}, c["env_step"]
-            if c["env_step"] - c["last_ckpt_env_step"] >= int(cfg["online"]["checkpoint_every"]):
+            if c["env_step"] - c["last_ckpt_env_step"] >= cfg.online.checkpoint_every:
                 run.checkpoint()
             run.maybe_stop()
     finally:

@@ -23,15 +23,14 @@ owns a different loop than the off-policy one, under the same protocol (DESIGN.m
   An episode cut by the end of a rollout bootstraps there like a timeout; the method's reward scaler carries
   its running return over (methods/dppo).
 - Resume. Checkpoints are taken only at rollout boundaries, and each holds the envs' state in the run's
-  `loop_state` (`capture_envs`): per env its MuJoCo integration state (`mj_getState`), its TimeLimit step
-  count, and the rest of its episode state by env kind: a gymnasium `MujocoEnv` its `np_random`;
-  FrankaKitchen (kitchen) also its noisy last joint positions and its task bookkeeping; a robosuite env
-  (robomimic) its episode's model (MJCF), counters, observables, controllers and grippers, and the wrapper's
-  step count and reset RNG (see `_kitchen_capture`, `_robosuite_capture`); plus the vector env's autoreset
-  flags and the carry, all as tensors, numbers, strings and lists. The on-policy loop restores them on
-  resume (`restore_envs`), so a resumed run repeats the uninterrupted one exactly (the contract tests check
-  it, stopping mid-episode). Only those env kinds behind known wrappers can be captured; for any other env,
-  taking a checkpoint raises `EnvStateError` naming it.
+  `loop_state` (`capture_envs`): per env its task env's own state, saved by bench/tasks/env_state.py by env
+  kind (its MuJoCo integration state, TimeLimit step count, RNGs and the rest of its episode state: a
+  gymnasium `MujocoEnv`'s in bench/tasks/sim_state.py, FrankaKitchen's in bench/tasks/kitchen_state.py,
+  robosuite's in bench/tasks/robomimic_state.py), plus the vector env's autoreset flags and the carry, all as
+  tensors, numbers, strings and lists. The on-policy loop restores them on resume (`restore_envs`), so a
+  resumed run repeats the uninterrupted one exactly (the contract tests check it, stopping mid-episode). Only
+  those env kinds behind known wrappers can be captured; for any other env, taking a checkpoint raises
+  `EnvStateError` (bench/tasks/sim_state.py) naming it.
 
 A rollout handed to `method.update_rollout` holds arrays shaped (T, n_envs, ...), T <= n_steps (the last
 rollout stops at the env-step budget): obs, next_obs, reward (the decision's sum, times the run's reward_scale),
@@ -40,18 +39,16 @@ terminal, timeout, done, valid, first (the first decision of an episode), env_st
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
-import json
-import sys
-import zlib
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from bench.runner.evaluation import advance_grid, evaluate, grid_args
+from bench.runner.evaluation import advance_grid, evaluate
+from bench.tasks.env_state import set_sub_env_state, sub_env_state
+from bench.tasks.sim_state import EnvStateError
 
 
 class ChunkStep(gym.Wrapper):
@@ -206,397 +203,12 @@ def collect_rollout(envs, method, state, carry: EnvCarry | np.ndarray, n_steps: 
     return rollout, {"episodes": finished, "env_steps": spent}
 
 
-# ---- env state for exact resume ---------------------------------------------------------------------------
-class EnvStateError(RuntimeError):
-    """An env whose state the on-policy loop cannot checkpoint (or restore)."""
-
-
-def _loaded_class(module: str, name: str):
-    """Class `name` of `module` if that module is imported, else None. An env can only be an instance of a class
-    whose module is loaded, so the checks below import nothing (no robosuite, no gymnasium-robotics)."""
-    mod = sys.modules.get(module)
-    return getattr(mod, name, None) if mod is not None else None
-
-
-def _mujoco_env_class():
-    try:
-        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
-    except ImportError:  # mujoco is not installed: no env can be a MujocoEnv
-        return None
-    return MujocoEnv
-
-
-def _env_name(env: gym.Env) -> str:
-    u = env.unwrapped
-    if isinstance(u, AsGymEnv):  # e.g. "RobosuiteLowDimEnv:Lift"
-        inner = u.env
-        spec = getattr(inner, "spec", None)
-        if spec is not None:
-            return spec.id
-        args = getattr(inner, "env_args", None)
-        sub = f":{args['env_name']}" if isinstance(args, dict) and "env_name" in args else ""
-        return f"{type(inner).__name__}{sub}"
-    spec = getattr(u, "spec", None) or getattr(env, "spec", None)
-    return spec.id if spec is not None else type(u).__name__
-
-
-# Wrappers that hold no state a resumed episode needs (PassiveEnvChecker only warns).
-_STATELESS_WRAPPERS = ("PassiveEnvChecker",)
-# The attributes every gymnasium.Wrapper has; a known wrapper with others may have grown state.
-_WRAPPER_ATTRS = frozenset({"env", "_action_space", "_observation_space", "_metadata", "_cached_spec",
-                            "_reward_range"})
-# bench/tasks/kitchen.py's FlatKitchen: its task list is set once, at construction; it keeps no episode state
-# (the completed tasks are FrankaKitchen's own, saved with it below).
-_FLAT_KITCHEN_ATTRS = _WRAPPER_ATTRS | {"tasks", "observation_space"}
-# bench/tasks/robomimic.py's RobosuiteLowDimEnv: its episode state is `_t`, `_rng` and `last_raw`.
-_ROBOSUITE_WRAPPER_ATTRS = frozenset({"env", "env_args", "obs_keys", "max_episode_steps", "action_space",
-                                      "observation_space", "spec", "metadata", "_rng", "_t", "last_raw"})
-
-
-def _check_attrs(obj, known: frozenset, name: str) -> None:
-    extra = sorted(set(vars(obj)) - known)
-    if extra:
-        raise EnvStateError(f"cannot checkpoint the on-policy envs of {name}: {type(obj).__name__} has attributes "
-                            f"{extra} that bench/runner/on_policy.py does not know, and they may be episode state")
-
-
-def _unwrap(env: gym.Env, name: str) -> tuple[list[gym.Env], Any]:
-    """The wrapper layers of one sub-env below ChunkStep, and the env under them (through AsGymEnv); raises
-    EnvStateError for a wrapper whose state is not known."""
-    flat_kitchen = _loaded_class("bench.tasks.kitchen", "FlatKitchen")
-    layers = []
+# ---- env state for exact resume (each env's own: bench/tasks/env_state.py) ----------------------------------
+def task_env(env: gym.Env):
+    """The task's own env in one of make_vector_env's sub-envs, below the loop's layers: ChunkStep (whose last obs
+    restore_envs sets) and, for an env that is not a gymnasium.Env, AsGymEnv (which holds nothing)."""
     w = env.env if isinstance(env, ChunkStep) else env
-    while True:
-        if isinstance(w, AsGymEnv):  # holds nothing itself: the env it adapts is the base
-            return layers, w.env
-        if not isinstance(w, gym.Wrapper):
-            return layers, w
-        kind = type(w)
-        if flat_kitchen is not None and kind is flat_kitchen:
-            _check_attrs(w, _FLAT_KITCHEN_ATTRS, name)
-        elif kind not in (gym.wrappers.TimeLimit, gym.wrappers.OrderEnforcing) and \
-                kind.__name__ not in _STATELESS_WRAPPERS:
-            raise EnvStateError(
-                f"cannot checkpoint the on-policy envs of {name}: its wrapper {kind.__name__} may hold episode "
-                f"state that is not known to bench/runner/on_policy.py; only TimeLimit, OrderEnforcing, FlatKitchen "
-                f"and {', '.join(_STATELESS_WRAPPERS)} can be saved")
-        layers.append(w)
-        w = w.env
-
-
-def _base_kind(base, name: str) -> str:
-    """Which of the known env kinds `base` is: FrankaKitchen (gymnasium-robotics), a robosuite env in
-    bench/tasks/robomimic.py's wrapper, or a gymnasium MujocoEnv."""
-    kitchen = _loaded_class("gymnasium_robotics.envs.franka_kitchen.kitchen_env", "KitchenEnv")
-    if kitchen is not None and isinstance(base, kitchen):
-        return "kitchen"
-    robosuite_env = _loaded_class("bench.tasks.robomimic", "RobosuiteLowDimEnv")
-    if robosuite_env is not None and isinstance(base, robosuite_env):
-        return "robosuite"
-    mujoco_env = _mujoco_env_class()
-    if mujoco_env is not None and isinstance(base, mujoco_env):
-        return "mujoco"
-    raise EnvStateError(
-        f"cannot checkpoint the on-policy envs of {name}: {type(base).__name__} is not a gymnasium MujocoEnv, "
-        f"FrankaKitchen or a robosuite env in bench/tasks/robomimic.py's wrapper, and no other way to save its "
-        f"simulator state is known to bench/runner/on_policy.py (episodes continue across rollouts, so a "
-        f"checkpoint must hold it)")
-
-
-# -- plain values (the checkpoint is read with torch.load(weights_only=True)) --
-def _rng_state(rng) -> str:
-    return "" if rng is None else json.dumps(rng.bit_generator.state)
-
-
-def _rng_from(state: str):
-    if not state:
-        return None
-    st = json.loads(state)
-    rng = np.random.Generator(getattr(np.random, st["bit_generator"])())
-    rng.bit_generator.state = st
-    return rng
-
-
-def _pack(items) -> dict[str, Any]:
-    """(name, value) pairs as plain values: numeric arrays that own their data as tensors (their dtype kept),
-    numpy scalars as 0-d tensors, Python numbers, bools, strings and None as they are. An array that two names
-    hold is saved once, and restored shared (`alias`). Anything else (lists of indices, names, references to
-    the simulator or to other objects) is structure that a fresh env of the same task has too, and is skipped;
-    so are arrays that are views into another buffer (the simulator's), which is restored with its owner."""
-    arrays, scalars, values, alias, seen = {}, {}, {}, {}, {}
-    for k, v in items:
-        if isinstance(v, np.ndarray):
-            if v.base is not None or v.dtype.kind not in "biuf":
-                continue
-            if id(v) in seen:
-                alias[k] = seen[id(v)]
-                continue
-            seen[id(v)] = k
-            arrays[k] = torch.from_numpy(v.copy())
-        elif isinstance(v, np.generic):
-            if v.dtype.kind in "biuf":
-                scalars[k] = torch.from_numpy(np.array(v))
-        elif v is None or isinstance(v, (bool, int, float, str)):
-            values[k] = v
-    return {"arrays": arrays, "scalars": scalars, "values": values, "alias": alias}
-
-
-def _unpack(st: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {k: t.numpy().copy() for k, t in st["arrays"].items()}
-    out.update({k: t.numpy()[()] for k, t in st["scalars"].items()})
-    out.update(st["values"])
-    out.update({k: out[src] for k, src in st["alias"].items()})
-    return out
-
-
-def _pack_attrs(obj) -> dict[str, Any]:
-    return _pack(vars(obj).items())
-
-
-def _unpack_attrs(obj, st: dict[str, Any]) -> None:
-    for k, v in _unpack(st).items():
-        setattr(obj, k, v)
-
-
-# -- MuJoCo (gymnasium's MujocoEnv, and the MuJoCo model under FrankaKitchen and robosuite) --
-def _integration_spec() -> int:
-    import mujoco
-
-    return int(mujoco.mjtState.mjSTATE_INTEGRATION)
-
-
-def _mj_state(model, data) -> dict[str, Any]:
-    """The MuJoCo integration state: time, qpos, qvel, act, warm start, controls, applied forces, mocap, ...:
-    everything mj_step reads."""
-    import mujoco
-
-    spec = _integration_spec()
-    sim = np.empty(mujoco.mj_stateSize(model, spec), np.float64)
-    mujoco.mj_getState(model, data, sim, spec)
-    return {"sim_spec": spec, "sim": torch.from_numpy(sim)}
-
-
-def _set_mj_state(model, data, st: dict[str, Any], name: str) -> None:
-    import mujoco
-
-    spec = int(st["sim_spec"])
-    sim = st["sim"].numpy().astype(np.float64)
-    if sim.size != mujoco.mj_stateSize(model, spec):
-        raise EnvStateError(f"the checkpoint's simulator state of {name} has {sim.size} numbers, but the env's "
-                            f"model takes {mujoco.mj_stateSize(model, spec)}")
-    mujoco.mj_setState(model, data, sim, spec)
-    mujoco.mj_forward(model, data)  # derived quantities (positions, contacts) for the new state
-
-
-def _mujoco_capture(base, name: str) -> dict[str, Any]:
-    st = _mj_state(base.model, base.data)
-    st["np_random"] = _rng_state(base._np_random)
-    st["np_random_seed"] = -1 if base._np_random_seed is None else int(base._np_random_seed)
-    return st
-
-
-def _mujoco_restore(base, st: dict[str, Any], name: str) -> None:
-    _set_mj_state(base.model, base.data, st, name)
-    if st["np_random"]:
-        base._np_random = _rng_from(st["np_random"])
-    base._np_random_seed = None if int(st["np_random_seed"]) < 0 else int(st["np_random_seed"])
-
-
-# -- FrankaKitchen-v1 (gymnasium-robotics): a GoalEnv over a MuJoCo FrankaRobot --
-def _kitchen_capture(base, name: str) -> dict[str, Any]:
-    """The robot's MujocoEnv (simulator, and its np_random, which draws the observation noise), the last noisy
-    joint positions that the next action's velocity control starts from (`_last_robot_qpos`), and the task
-    bookkeeping: the tasks still to complete (whose reward is still to come), this episode's and this step's
-    completions, and the kitchen's own np_random."""
-    robot = base.robot_env
-    st = _mujoco_capture(robot, name)
-    last = getattr(robot, "_last_robot_qpos", None)
-    st.update(last_robot_qpos=None if last is None else torch.from_numpy(np.array(last, np.float64)),
-              goal=[str(t) for t in base.goal],
-              tasks_to_complete=[str(t) for t in base.goal if t in base.tasks_to_complete],
-              episode_task_completions=[str(t) for t in base.episode_task_completions],
-              step_task_completions=[str(t) for t in base.step_task_completions],
-              kitchen_np_random=_rng_state(base._np_random),
-              kitchen_np_random_seed=-1 if base._np_random_seed is None else int(base._np_random_seed))
-    return st
-
-
-def _kitchen_restore(base, st: dict[str, Any], name: str) -> None:
-    if list(st["goal"]) != list(base.goal):
-        raise EnvStateError(f"the checkpoint's {name} env has tasks {st['goal']}, the run's has {list(base.goal)}")
-    robot = base.robot_env
-    _mujoco_restore(robot, st, name)
-    if st["last_robot_qpos"] is not None:
-        robot._last_robot_qpos = st["last_robot_qpos"].numpy().astype(np.float64).copy()
-    # The set built as reset builds it, less the completed tasks: the same set, iterated in the same order.
-    todo = set(base.goal.keys())
-    for task in base.goal:
-        if task not in st["tasks_to_complete"]:
-            todo.remove(task)
-    base.tasks_to_complete = todo
-    base.episode_task_completions[:] = list(st["episode_task_completions"])  # the env keeps one list object
-    base.step_task_completions[:] = list(st["step_task_completions"])
-    if st["kitchen_np_random"]:
-        base._np_random = _rng_from(st["kitchen_np_random"])
-    base._np_random_seed = None if int(st["kitchen_np_random_seed"]) < 0 else int(st["kitchen_np_random_seed"])
-
-
-# -- robosuite (bench/tasks/robomimic.py's RobosuiteLowDimEnv over a robosuite env) --
-_ROBOSUITE_CONTROLLERS = ("OperationalSpaceController", "SimpleGripController")
-
-
-def _robosuite_check(env, name: str) -> None:
-    """Only what the robomimic tasks use is known: fixed-base robots with a BASIC composite controller of OSC arms
-    and simple grippers (no interpolators), observables without noise, delay or filters, and no viewer."""
-    from robosuite.utils.observables import NO_CORRUPTION, NO_DELAY, NO_FILTER
-
-    def bad(what: str):
-        return EnvStateError(f"cannot checkpoint the on-policy envs of {name}: {what}, whose state is not known to "
-                             f"bench/runner/on_policy.py")
-
-    if getattr(env, "viewer", None) is not None:
-        raise bad("its robosuite env has a viewer")
-    for robot in env.robots:
-        if type(robot).__name__ != "FixedBaseRobot" or type(robot.composite_controller).__name__ != "CompositeController":
-            raise bad(f"its robot {type(robot).__name__} with {type(robot.composite_controller).__name__}")
-        for part, c in robot.composite_controller.part_controllers.items():
-            if type(c).__name__ not in _ROBOSUITE_CONTROLLERS:
-                raise bad(f"its {part} controller is a {type(c).__name__}")
-            if any(getattr(c, k, None) is not None for k in ("interpolator", "interpolator_pos", "interpolator_ori")):
-                raise bad(f"its {part} controller interpolates")
-    for oname, o in env._observables.items():
-        if o._corrupter is not NO_CORRUPTION or o._delayer is not NO_DELAY or o._filter is not NO_FILTER:
-            raise bad(f"its observable {oname} is corrupted, delayed or filtered")
-
-
-def _robosuite_buffers(robot) -> dict[str, Any]:
-    """The robot's recent_* buffers (DeltaBuffer, RingBuffer; a dict of them per arm for the eef ones)."""
-    out: dict[str, Any] = {}
-    for k, v in vars(robot).items():
-        if not k.startswith("recent_") or v is None:
-            continue
-        out[k] = {"arms": {arm: _pack_attrs(b) for arm, b in v.items() if b is not None}} if isinstance(v, dict) \
-            else {"buffer": _pack_attrs(v)}
-    return out
-
-
-def _robosuite_capture(base, name: str) -> dict[str, Any]:
-    """The episode's model (the MJCF robosuite compiled at its last reset, zlib-compressed), the MuJoCo
-    integration state of its sim (a superset of `sim.get_state().flatten()`, which holds time, qpos and qvel
-    only: also the solver's warm start, controls, actuator activations, ..., without which the contacts differ
-    in their last bits), every number and array of the robosuite env (timestep, cur_time, done, and a task's
-    own, e.g. objects_in_bins), its observation cache and each observable's sampling state and last value,
-    each robot's part controllers (goals, gains, the episode's initial joints that the nullspace torques pull
-    to, update flags), its grippers' ramped command (`current_action`) and its recent_* buffers; and the
-    wrapper's step count, reset RNG and last raw observation."""
-    env = base.env
-    _check_attrs(base, _ROBOSUITE_WRAPPER_ATTRS, name)
-    _robosuite_check(env, name)
-    sim = env.sim
-    st = _mj_state(sim.model._model, sim.data._data)
-    xml = zlib.compress(env.model.get_xml().encode(), 6)
-    st["robosuite"] = {
-        "model_xml_zlib": torch.frombuffer(bytearray(xml), dtype=torch.uint8),
-        "env": _pack_attrs(env),
-        "rng": _rng_state(env.rng) if isinstance(getattr(env, "rng", None), np.random.Generator) else "",
-        "obs_cache": _pack(env._obs_cache.items()),
-        "observables": {k: _pack_attrs(o) for k, o in env._observables.items()},
-        "robots": [{"controllers": {part: _pack_attrs(c) for part, c in r.composite_controller.part_controllers.items()},
-                    "grippers": {part: _pack([("current_action", g.current_action)])
-                                 for part, g in r.composite_controller.grippers.items()},
-                    "buffers": _robosuite_buffers(r)} for r in env.robots],
-    }
-    raw = getattr(base, "last_raw", None)
-    st["wrapper"] = {"t": int(base._t), "rng": _rng_state(base._rng),
-                     "last_raw": None if raw is None else _pack(raw.items())}
-    return st
-
-
-def _robosuite_restore(base, st: dict[str, Any], name: str) -> None:
-    env = base.env
-    _check_attrs(base, _ROBOSUITE_WRAPPER_ATTRS, name)
-    rs = st["robosuite"]
-    # The episode's own model first: robosuite rebuilds it at every (hard) reset, and a task may draw parts of it
-    # (Lift's cube size) from the reset's RNG. robosuite's own way back to a model (robomimic's reset_to) is to
-    # rebuild the sim from its MJCF; that reset draws nothing, and numpy's global RNG is left as it was.
-    xml = zlib.decompress(bytes(rs["model_xml_zlib"].numpy().tobytes())).decode()
-    saved = np.random.get_state()
-    try:
-        env.reset_from_xml_string(xml)
-    finally:
-        np.random.set_state(saved)
-    _robosuite_check(env, name)
-    robots = rs["robots"]
-    parts = [list(r.composite_controller.part_controllers) for r in env.robots]
-    if [list(r["controllers"]) for r in robots] != parts or list(rs["observables"]) != list(env._observables):
-        raise EnvStateError(f"the checkpoint's {name} env has robot parts {[list(r['controllers']) for r in robots]} "
-                            f"and observables {list(rs['observables'])}; the run's has {parts} and "
-                            f"{list(env._observables)}")
-    sim = env.sim
-    _set_mj_state(sim.model._model, sim.data._data, st, name)
-    _unpack_attrs(env, rs["env"])
-    if rs["rng"]:
-        env.rng = _rng_from(rs["rng"])
-    env._obs_cache.clear()
-    env._obs_cache.update(_unpack(rs["obs_cache"]))
-    for k, o in env._observables.items():
-        _unpack_attrs(o, rs["observables"][k])
-    for robot, held_st in zip(env.robots, robots):
-        for part, c in robot.composite_controller.part_controllers.items():
-            _unpack_attrs(c, held_st["controllers"][part])
-        for part, g in robot.composite_controller.grippers.items():
-            _unpack_attrs(g, held_st["grippers"][part])
-        for k, b in held_st["buffers"].items():
-            held = getattr(robot, k)
-            if "arms" in b:
-                for arm, packed in b["arms"].items():
-                    _unpack_attrs(held[arm], packed)
-            else:
-                _unpack_attrs(held, b["buffer"])
-    w = st["wrapper"]
-    base._t = int(w["t"])
-    base._rng = _rng_from(w["rng"])
-    if w["last_raw"] is not None:
-        base.last_raw = collections.OrderedDict(_unpack(w["last_raw"]))
-
-
-_KINDS = {"mujoco": (_mujoco_capture, _mujoco_restore), "kitchen": (_kitchen_capture, _kitchen_restore),
-          "robosuite": (_robosuite_capture, _robosuite_restore)}
-
-
-def sub_env_state(env: gym.Env) -> dict[str, Any]:
-    """One sub-env's state as plain values: its simulator's state and the rest of its episode state (per env
-    kind: `_mujoco_capture`, `_kitchen_capture`, `_robosuite_capture`), its TimeLimit step count and its
-    OrderEnforcing flag."""
-    name = _env_name(env)
-    layers, base = _unwrap(env, name)
-    kind = _base_kind(base, name)
-    st: dict[str, Any] = {"env_id": name, "kind": kind}
-    st.update(_KINDS[kind][0](base, name))
-    for w in layers:
-        if isinstance(w, gym.wrappers.TimeLimit):
-            st["elapsed_steps"] = -1 if w._elapsed_steps is None else int(w._elapsed_steps)
-        elif isinstance(w, gym.wrappers.OrderEnforcing):
-            st["has_reset"] = bool(w._has_reset)
-    return st
-
-
-def set_sub_env_state(env: gym.Env, st: dict[str, Any]) -> None:
-    """Load what sub_env_state returned into a sub-env of the same task that has been reset once."""
-    name = _env_name(env)
-    if st["env_id"] != name:
-        raise EnvStateError(f"the checkpoint's on-policy env is {st['env_id']}, but the run's env is {name}")
-    layers, base = _unwrap(env, name)
-    kind = _base_kind(base, name)
-    if st.get("kind", "mujoco") != kind:
-        raise EnvStateError(f"the checkpoint's on-policy env {name} was saved as a {st.get('kind')} env, "
-                            f"but the run's is a {kind} env")
-    _KINDS[kind][1](base, st, name)
-    for w in layers:
-        if isinstance(w, gym.wrappers.TimeLimit):
-            w._elapsed_steps = None if int(st["elapsed_steps"]) < 0 else int(st["elapsed_steps"])
-        elif isinstance(w, gym.wrappers.OrderEnforcing):
-            w._has_reset = bool(st["has_reset"])
+    return w.env if isinstance(w, AsGymEnv) else w
 
 
 def _vector_flags(envs: gym.vector.SyncVectorEnv) -> np.ndarray:
@@ -612,7 +224,7 @@ def capture_envs(envs: gym.vector.SyncVectorEnv, carry: EnvCarry) -> dict[str, A
     def t(x):  # a copy, in the array's own dtype
         return torch.from_numpy(np.array(x))
 
-    return {"n_envs": len(envs.envs), "envs": [sub_env_state(e) for e in envs.envs],
+    return {"n_envs": len(envs.envs), "envs": [sub_env_state(task_env(e)) for e in envs.envs],
             "autoreset": t(_vector_flags(envs)), "obs": t(carry.obs), "prev_done": t(carry.prev_done),
             "first": t(carry.first), "ep_return": t(carry.ep_return)}
 
@@ -625,7 +237,7 @@ def restore_envs(envs: gym.vector.SyncVectorEnv, st: dict[str, Any], seeds: list
     _vector_flags(envs)
     obs = st["obs"].numpy().copy()
     for i, (env, s) in enumerate(zip(envs.envs, st["envs"])):
-        set_sub_env_state(env, s)
+        set_sub_env_state(task_env(env), s)
         env._obs = obs[i].copy()
         envs._env_obs[i] = obs[i].copy()
     envs._autoreset_envs = st["autoreset"].numpy().astype(bool).copy()
@@ -636,15 +248,15 @@ def restore_envs(envs: gym.vector.SyncVectorEnv, st: dict[str, Any], seeds: list
 def run_on_policy(run, bar) -> None:
     """Drive the online phase of an on-policy method for `online.steps` env steps (see the module doc)."""
     cfg, method, c = run.cfg, run.method, run.counters
-    total = int(cfg["online"]["steps"])
+    total = cfg.online.steps
     if total <= 0:
         return
     n_envs, n_steps = method.rollout_size()
     chunk = int(method.decision_length())
     envs = make_vector_env(run.task, n_envs, chunk)
-    grid = grid_args(cfg)
+    grid = cfg.eval.grid()
     c.setdefault("rollout", 0)
-    seeds = [env_seed(int(cfg["seed"]), i) for i in range(n_envs)]
+    seeds = [env_seed(cfg.seed, i) for i in range(n_envs)]
 
     def on_step(n: int) -> None:
         c["env_step"] += n
@@ -669,7 +281,7 @@ def run_on_policy(run, bar) -> None:
         run.capture_loop_state = lambda: dict(run.loop_state, on_policy=capture_envs(envs, carry))
         while c["env_step"] < total:
             rollout, stats = collect_rollout(envs, method, run.train_state, carry, n_steps,
-                                             float(cfg["reward_scale"]), total - c["env_step"], on_step)
+                                             cfg.reward_scale, total - c["env_step"], on_step)
             if rollout and rollout["valid"].any():
                 before = method.grad_steps
                 metrics = method.update_rollout(rollout)
@@ -682,7 +294,7 @@ def run_on_policy(run, bar) -> None:
                 run.log("finetune", {"train/return": float(np.mean(stats["episodes"]))},
                         n_episodes=len(stats["episodes"]))
             if c["env_step"] < total:  # rollout boundary: the only place a checkpoint is taken
-                if c["env_step"] - c["last_ckpt_env_step"] >= int(cfg["online"]["checkpoint_every"]):
+                if c["env_step"] - c["last_ckpt_env_step"] >= cfg.online.checkpoint_every:
                     run.checkpoint()
                 run.maybe_stop()
     finally:

@@ -99,7 +99,9 @@ class SweepJob(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
     def __call__(self, task: dict[str, Any]) -> dict[str, Any]:
-        from bench.runner import Preempted, resolve_config, run_id_of, run_one
+        from bench.config.layers import resolve_config
+        from bench.config.run import run_id_of
+        from bench.runner import Preempted, run_one
 
         t_start = time.time()
         attempt: dict[str, Any] = {"run_id": task["run_id"], "t_start": t_start, "host": socket.gethostname(),

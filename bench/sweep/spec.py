@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from bench.config.run import RunConfig
+
 # Seeds at or above this are reserved for tuning: tuning and reporting never share a seed.
 TUNE_SEED_BASE = 1000
 
@@ -79,11 +81,11 @@ class RunSpec:
     task: str
     seed: int
     overrides: dict[str, Any]
-    cfg: dict[str, Any]
+    cfg: RunConfig
     run_id: str
 
     def label(self) -> str:
-        return f"{self.method}/{self.task}/s{self.seed}" + (f"[{self.cfg['variant']}]" if self.cfg["variant"] else "")
+        return f"{self.method}/{self.task}/s{self.seed}" + (f"[{self.cfg.variant}]" if self.cfg.variant else "")
 
 
 @dataclasses.dataclass
@@ -316,8 +318,9 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def expand(spec: SweepSpec, extra_overrides: dict[str, Any] | None = None) -> list[RunSpec]:
     """methods x tasks x grid x seeds -> RunSpecs, each resolved (ConfigError names a bad key)."""
-    from bench.runner import resolve_config, run_id_of
-    from methods.config import ConfigError
+    from bench.config.layers import resolve_config
+    from bench.config.run import run_id_of
+    from methods.common.section import ConfigError
 
     runs: list[RunSpec] = []
     seen: set[str] = set()
@@ -327,8 +330,10 @@ def expand(spec: SweepSpec, extra_overrides: dict[str, Any] | None = None) -> li
                 for seed in spec.seeds:
                     ov = method_overrides(spec, method, point)
                     ov.update(extra_overrides or {})
+                    common = {k: v for k, v in {**spec.overrides, **point}.items() if applies_to(k, method)}
                     try:
-                        cfg = resolve_config(method, task, seed, dict(ov))
+                        cfg = resolve_config(method, task, seed, dict(extra_overrides or {}), sweep=common,
+                                             per_method=spec.per_method.get(method, {}))
                     except ConfigError as e:
                         raise SweepError(f"sweep {spec.name} ({method}, {task}): {e}") from None
                     except (KeyError, ValueError) as e:  # unknown method or task

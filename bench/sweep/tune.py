@@ -141,7 +141,7 @@ def final_score(store_root, sweep: str, run_id: str, actor: str) -> float:
 
 
 def trial_config(spec: SweepSpec, trial) -> tuple[dict[str, Any], int]:
-    from bench.runner import resolve_config
+    from bench.config.layers import resolve_config
 
     tune = spec.tune or {}
     method, task = spec.methods[0], spec.tasks[0]
@@ -161,7 +161,8 @@ def run_trials(spec: SweepSpec, store_root, n_trials: int | None = None, out: Ca
     import optuna
     from optuna.trial import TrialState
 
-    from bench.runner import Preempted, run_id_of, run_one
+    from bench.config.run import run_id_of
+    from bench.runner import Preempted, run_one
 
     tune = spec.tune or {}
     total = int(n_trials or tune.get("trials", 20))

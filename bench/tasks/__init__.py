@@ -6,6 +6,10 @@ live in one place the runner reads.
 Each suite module (`d4rl`, `demo`, `kitchen`, `robomimic`) lists its tasks as `TASKS`, a tuple of TaskSpec
 fields, and never imports this package: so this registry imports every suite, and no suite imports it back (no
 import cycle). Another task can still be added with `register_task`.
+
+A task env's episode state, which the on-policy loop's checkpoints hold, is saved and restored by env kind in
+`env_state` (over `sim_state`, `kitchen_state` and `robomimic_state`); this package does not import those
+modules (they need torch and gymnasium).
 """
 from __future__ import annotations
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from bench.config.run import RunConfig
+
 TABLE_COLUMNS = ("method", "component", "kind", "actor", "actions/call", "updates/env_step", "batch", "compiled",
                  "mean_ms", "p50_ms", "p90_ms", "p99_ms", "reps", "compile_s", "agree", "settings")
 
@@ -53,7 +55,7 @@ def measure(method: str, task: str, *, device: str = "cpu", overrides: list[str]
             checkpoint: str | None = None, batch: int = 16, reps: int = 20, warmup: int = 3,
             compile: bool = False, compile_mode: str = "default", compile_backend: str = "inductor",
             max_s: float | None = None, obs_dim: int | None = None, act_dim: int | None = None,
-            store_root: str | None = None, log=None) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+            store_root: str | None = None, log=None) -> tuple[str, RunConfig, list[dict[str, Any]]]:
     """Build `method` on synthetic inputs (or a checkpoint) and time its components at batch 1 and `batch`.
 
     Returns (run_id, resolved config, rows). Rows carry `method` and `task` for printing."""
@@ -64,7 +66,7 @@ def measure(method: str, task: str, *, device: str = "cpu", overrides: list[str]
     base = _config_base_from_store(store_root, checkpoint) if (checkpoint and store_root) else None
     subject = build_subject(method, task, device=str(dev), overrides=overrides, checkpoint=checkpoint,
                             obs_dim=obs_dim, act_dim=act_dim, base=base)
-    torch.set_num_threads(int(subject.cfg["threads"]))
+    torch.set_num_threads(subject.cfg.threads)
     compile_key = f"{compile_backend}:{compile_mode}" if compile else ""
     rid = timing_run_id(subject, compile_key)
     rows = time_components(subject.method, (1, batch), warmup=warmup, reps=reps, device=dev, compile=compile,
@@ -77,7 +79,7 @@ def measure(method: str, task: str, *, device: str = "cpu", overrides: list[str]
     return rid, subject.cfg, rows
 
 
-def write_rows(store_root: str, sweep_id: str, run_id: str, cfg: dict[str, Any], rows: list[dict[str, Any]],
+def write_rows(store_root: str, sweep_id: str, run_id: str, cfg: RunConfig, rows: list[dict[str, Any]],
                wall_s: float, started_at: str) -> None:
     """The timings rows plus a runs row (status finished) so that Store.timings() joins them."""
     from bench.runner.provenance import git_state, package_versions
@@ -90,10 +92,10 @@ def write_rows(store_root: str, sweep_id: str, run_id: str, cfg: dict[str, Any],
     store.write_timings(sweep_id, run_id, [{k: v for k, v in r.items() if k not in ("method", "task")}
                                            for r in rows])
     store.write_run({
-        "run_id": run_id, "sweep_id": sweep_id, "method": cfg["method"], "variant": cfg.get("variant", ""),
-        "suite": "timing", "task": cfg["task"], "dataset": "synthetic", "seed": int(cfg["seed"]),
-        "config_json": json.dumps(cfg, sort_keys=True), "status": "finished", "error": "", "git_sha": sha,
-        "git_dirty": dirty, "host": socket.gethostname(), "device": cfg["device"],
+        "run_id": run_id, "sweep_id": sweep_id, "method": cfg.method, "variant": cfg.variant,
+        "suite": "timing", "task": cfg.task, "dataset": "synthetic", "seed": cfg.seed,
+        "config_json": json.dumps(cfg.to_json(), sort_keys=True), "status": "finished", "error": "", "git_sha": sha,
+        "git_dirty": dirty, "host": socket.gethostname(), "device": cfg.device,
         "versions": json.dumps(package_versions()), "started_at": started_at, "finished_at": _now(),
         "wall_s": float(wall_s), "env_steps": 0, "grad_steps": 0, "attempt": 1, "kind": "timing",
     })

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from methods.base import Method, MethodContext, TaskSpaces
+from bench.config.run import RunConfig
+from methods.base import Method, MethodContext, TaskSpaces, get_method_class
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
 
@@ -111,7 +112,7 @@ class TimingSubject:
     """A method ready to be timed, and what it was built from."""
 
     method: Method
-    cfg: dict[str, Any]
+    cfg: RunConfig
     spaces: TaskSpaces
     checkpoint: str = ""
     checkpoint_kind: str = ""  # "" (fresh model) | "run" (a run's last.pt) | "pretrained_dp"
@@ -141,15 +142,14 @@ def build_subject(method: str, task: str, device: str = "cpu", overrides: list[s
                   checkpoint: str | None = None, seed: int = 0, obs_dim: int | None = None,
                   act_dim: int | None = None, base: dict[str, Any] | None = None) -> TimingSubject:
     """A method built from its resolved config and the task's spaces, a unit normaliser and a synthetic buffer."""
-    from bench.runner.config import method_config, resolve_config
+    from bench.config.layers import resolve_config
 
-    cfg = resolve_config(method, task, seed, overrides or [], base=base)
-    cfg["device"] = str(device)
-    cls, mcfg, dp_cfg, cs_cfg = method_config(cfg)
-    spaces = task_spaces(task, obs_dim, act_dim, reward_scale=float(cfg["reward_scale"]))
+    cfg = resolve_config(method, task, seed, overrides or [], sweep=base).model_copy(update={"device": str(device)})
+    spaces = task_spaces(task, obs_dim, act_dim, reward_scale=cfg.reward_scale)
     torch.manual_seed(seed)
-    m = cls(mcfg, MethodContext(spaces=spaces, normalizer=unit_normalizer(spaces), dp_cfg=dp_cfg,
-                                device=torch.device(device), seed=seed, common_start=cs_cfg))
+    m = get_method_class(method)(cfg.section, MethodContext(
+        spaces=spaces, normalizer=unit_normalizer(spaces), dp_cfg=cfg.dp, device=torch.device(device), seed=seed,
+        common_start=cfg.common_start))
     m.attach_buffer(synthetic_buffer(spaces, m.buffer_extras(), seed=seed))
     kind = ""
     if checkpoint:
@@ -159,7 +159,7 @@ def build_subject(method: str, task: str, device: str = "cpu", overrides: list[s
 
 def timing_run_id(subject: TimingSubject, compile_key: str) -> str:
     """hash(method, task, device, resolved config, checkpoint content, compile setting): the timing "run"."""
-    keyed = {"kind": "timing", "cfg": {k: v for k, v in subject.cfg.items() if k not in ("threads",)},
+    keyed = {"kind": "timing", "cfg": {k: v for k, v in subject.cfg.to_json().items() if k not in ("threads",)},
              "checkpoint": file_digest(subject.checkpoint) if subject.checkpoint else "", "compile": compile_key,
              "obs_dim": subject.spaces.obs_dim, "act_dim": subject.spaces.act_dim}
     return hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:16]

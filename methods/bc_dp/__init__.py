@@ -5,22 +5,20 @@ reference line every fine-tuning method must beat. The DP itself lives in method
 """
 from __future__ import annotations
 
-import dataclasses
+from typing import Any, ClassVar
 
 import numpy as np
 
 from methods.base import ActorState, MethodContext, RolloutKind, register
+from methods.bc_dp.config import PRESETS, SUITE_DEFAULTS, BCDPConfig
 from methods.common.dp_method import DPMethod
-
-
-@dataclasses.dataclass
-class BCDPConfig:
-    """bc_dp has no settings of its own: its training is the common start (the `common_start` section)."""
 
 
 @register("bc_dp")
 class BCDP(DPMethod):
     Config = BCDPConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
+    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = SUITE_DEFAULTS
     rollout_kind = RolloutKind.NONE
     actors = ("dp",)
     uses_pretrained_dp = True

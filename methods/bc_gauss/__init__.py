@@ -5,28 +5,22 @@ It maximises the log-likelihood of the normalised dataset actions under N(mu(s),
 """
 from __future__ import annotations
 
-import dataclasses
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from methods.base import ActorState, Method, MethodContext, register
+from methods.bc_gauss.config import PRESETS, SUITE_DEFAULTS, BCGaussConfig
 from methods.common.networks import mlp
-
-
-@dataclasses.dataclass
-class BCGaussConfig:
-    hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
-    lr: float = 3e-4
-    batch_size: int = 256
-    log_std_min: float = -5.0
-    log_std_max: float = 1.0
 
 
 @register("bc_gauss")
 class BCGauss(Method):
     Config = BCGaussConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
+    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = SUITE_DEFAULTS
     rollout_kind = "none"
     actors = ("policy",)
 

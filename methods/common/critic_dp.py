@@ -2,9 +2,10 @@
 
 Why: IDQL and PA-RL share everything but how they use the critics: the common-start DP (DPMethod), IQL's
 critics over decision transitions (methods/common/iql.py), the offline phase (critic steps on the dataset, the DP
-untouched), and their checkpointed modules. A subclass's config has `critic` (an IQLConfig), `batch_size` and
-`reward_scale`. The critic takes the executed actions of a decision, flattened (a chunk critic: DPPO's
-`CriticObsAct` with `action_steps`), with the chunk's rewards summed.
+untouched), and their checkpointed modules. A subclass's config has `critic` (an IQLConfig, from
+methods/common/iql_config.py), `batch_size` and `reward_scale`. The critic takes the executed actions of a
+decision, flattened (a chunk critic: DPPO's `CriticObsAct` with `action_steps`), with the chunk's rewards
+summed.
 """
 from __future__ import annotations
 

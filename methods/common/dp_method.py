@@ -10,6 +10,7 @@ import torch
 
 from methods.base import ActorState, ComponentKind, Method, MethodContext, TimedComponent
 from methods.common.diffusion import DPConfig, DPModule
+from methods.common.section import ConfigError
 
 
 class DPMethod(Method):
@@ -24,8 +25,6 @@ class DPMethod(Method):
         # Env actions executed of each sampled chunk per call (DPPO's act_steps; dp.act_steps 0 = the chunk).
         self.act_steps = self.dp_cfg.executed_steps(self.chunk)
         if not 1 <= self.act_steps <= self.chunk:
-            from methods.config import ConfigError
-
             raise ConfigError(f"config key 'dp.act_steps' must be in [1, the DP's chunk {self.chunk}] "
                               f"(0 = the whole chunk), got {self.dp_cfg.act_steps}")
         torch.manual_seed(self.seed)

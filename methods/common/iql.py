@@ -13,51 +13,17 @@ V and Q each have their own optimiser (AdamW, weight decay 0 there). `a` is what
 a flattened chunk of the executed actions (DPPO's `CriticObsAct` with `action_steps`), with r the chunk's summed
 reward and γ applied once per decision (DPPO's MultiStep wrapper sums the chunk's rewards; its trainer's comment:
 "gamma here is applied to reward every act_steps"). Rewards arrive already scaled (`reward_scale`).
+The config section (IQLConfig) is in iql_config.py, which a config can be read with without torch.
 """
 from __future__ import annotations
-
-import dataclasses
-from typing import Literal
 
 import torch
 from torch import nn
 
 from methods.common.critics import QEnsemble, expectile_loss, value_net
 from methods.common.diffusion import ACTIVATIONS
+from methods.common.iql_config import IQLConfig
 from methods.common.networks import frozen_copy, soft_update
-
-
-@dataclasses.dataclass
-class IQLConfig:
-    # DPPO's ft_idql_diffusion_mlp.yaml (cfg/gym/finetune/hopper-v2): critic_q / critic_v mlp_dims [256, 256, 256],
-    # activation_type Mish, residual_style True; CriticObsAct's double Q (2 members, min in the V loss).
-    hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256, 256])
-    # residual_style True reaches CriticObs (V), but CriticObsAct (Q) spells its argument `residual_tyle`
-    # (model/common/critic.py), so the config's residual_style lands in **kwargs and DPPO's Q is a plain MLP.
-    v_residual: bool = True
-    q_residual: bool = False
-    activation: Literal["mish", "relu", "gelu", "elu", "tanh", "softplus", "silu"] = "mish"
-    layer_norm: bool = False
-    q_members: int = 2
-    lr: float = 1e-3  # train.critic_lr (the cosine schedule there has min_lr = lr: constant after 10 warm-up itrs)
-    weight_decay: float = 0.0  # train.critic_weight_decay
-    expectile: float = 0.8  # diffusion_idql.py: loss_critic_v calls expectile_loss with its default 0.8
-    target_tau: float = 0.001  # train.critic_tau
-    grad_clip: float = 0.0  # none in DPPO's IDQL trainer (0 = no clipping)
-
-    def validate(self, prefix: str) -> None:
-        from methods.config import ConfigError
-
-        if not 0.5 <= self.expectile < 1.0:
-            raise ConfigError(f"config key '{prefix}.expectile' must be in [0.5, 1), got {self.expectile}")
-        if not 0.0 < self.target_tau <= 1.0:
-            raise ConfigError(f"config key '{prefix}.target_tau' must be in (0, 1], got {self.target_tau}")
-        if self.q_members < 1 or self.lr <= 0 or self.grad_clip < 0:
-            raise ConfigError(f"config keys '{prefix}.q_members' >= 1, '{prefix}.lr' > 0, '{prefix}.grad_clip' >= 0")
-        for key in ("v_residual", "q_residual"):
-            if getattr(self, key) and (not self.hidden or len(set(self.hidden)) != 1 or len(self.hidden) % 2 == 0):
-                raise ConfigError(f"config key '{prefix}.{key}'=true needs '{prefix}.hidden' of an odd number of "
-                                  f"equal widths, got {self.hidden}")
 
 
 class IQLCritics(nn.Module):

@@ -23,6 +23,7 @@ import math
 import torch
 
 from methods.common.diffusion import DiffusionPolicy, DPConfig
+from methods.common.section import ConfigError
 
 
 class VPGDiffusion(DiffusionPolicy):
@@ -36,8 +37,6 @@ class VPGDiffusion(DiffusionPolicy):
     def __init__(self, obs_dim: int, act_dim: int, cfg: DPConfig, chunk: int, ft_denoising_steps: int):
         super().__init__(obs_dim, act_dim, cfg, chunk)
         if not 1 <= ft_denoising_steps <= self.T:
-            from methods.config import ConfigError
-
             raise ConfigError(f"dppo.ft_denoising_steps must be in [1, dp.denoising_steps={self.T}], "
                               f"got {ft_denoising_steps}")
         self.ft_steps = int(ft_denoising_steps)

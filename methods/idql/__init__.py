@@ -6,7 +6,7 @@ at the current state, where MODIP plans H steps ahead in a model. It follows DPP
 (irom-princeton/dppo at cc7234a: model/diffusion/diffusion_idql.py, agent/finetune/train_idql_diffusion_agent.py,
 cfg/gym/finetune/hopper-v2/ft_idql_diffusion_mlp.yaml; "DPPO" below means those files):
 
-- critics (methods/common/iql.py): V by expectile regression on min_k Q̄_k(s, a) - V(s), Q toward r + γ V(s'),
+- critics (methods/common/iql.py; the config and presets: config.py): V by expectile regression on min_k Q̄_k(s, a) - V(s), Q toward r + γ V(s'),
   target Q̄ by Polyak averaging at `critic_tau`. Q is a **chunk critic**: Q(s, a_{t:t+act_steps}) over the
   executed actions of a decision, flattened (DPPO's CriticObsAct with `action_steps: act_steps`), with the
   chunk's rewards summed and γ once per decision (`chunk_gamma: decision`, DPPO's) or Σ γ^i r_i and γ^k
@@ -30,67 +30,15 @@ harness's one rule for every DP method (DPPO's deterministic eval chain uses DDP
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from methods.base import ActorState, register
 from methods.common.critic_dp import CriticDPMethod
-from methods.common.iql import IQLConfig
-from methods.config import ConfigError
-
-
-@dataclasses.dataclass
-class IdqlConfig:
-    critic: IQLConfig = dataclasses.field(default_factory=IQLConfig)
-    actor_lr: float = 1e-4  # train.actor_lr (min_lr 1e-4 too: constant after the warm-up)
-    actor_weight_decay: float = 0.0  # train.actor_weight_decay
-    actor_grad_clip: float = 0.0  # train.max_grad_norm is unset in the IDQL config: no clipping (0 = none)
-    batch_size: int = 1000  # train.batch_size
-    replay_ratio: float = 128.0  # train.replay_ratio: reuses of a stored decision (see the module doc)
-    samples: int = 20  # train.eval_sample_num: DP samples per state, in training and at evaluation
-    exploration_tau: float = 0.7  # IDQLDiffusion.forward's critic_hyperparam (the trainer keeps the default)
-    expectile_exploration: bool = True  # train.use_expectile_exploration
-    reward_scale: float = 0.01  # train.scale_reward_factor
-    # Env steps before the first update: DPPO updates after each iteration, the first after collecting
-    # n_steps 500 x n_envs 40 decisions x act_steps 4 = 80000 env steps (its iteration 0 is an eval).
-    update_after: int = 80000
-    # Env steps before the DP's first BC step: n_critic_warmup_itr 5 iterations of 80000 env steps.
-    actor_start: int = 400000
-    # The online share of a batch. DPPO's replay holds online decisions only (a FIFO of buffer_size 25000 x
-    # n_envs 40); the offline data stays in ours, drawn at 1 - online_ratio.
-    online_ratio: float = 1.0
-    chunk_gamma: Literal["decision", "step"] = "decision"
-
-    def validate(self) -> None:
-        if self.batch_size < 1 or self.samples < 1 or not self.replay_ratio > 0:
-            raise ConfigError("config keys 'idql.batch_size' >= 1, 'idql.samples' >= 1, 'idql.replay_ratio' > 0")
-        if not 0.0 < self.exploration_tau < 1.0:
-            raise ConfigError(f"config key 'idql.exploration_tau' must be in (0, 1), got {self.exploration_tau}")
-        if not 0.0 <= self.online_ratio <= 1.0:
-            raise ConfigError(f"config key 'idql.online_ratio' must be in [0, 1], got {self.online_ratio}")
-        if self.update_after < 0 or self.actor_start < 0 or self.actor_lr <= 0 or self.actor_grad_clip < 0:
-            raise ConfigError("config keys 'idql.update_after', 'idql.actor_start', 'idql.actor_grad_clip' >= 0 "
-                              "and 'idql.actor_lr' > 0")
-        if not self.reward_scale > 0:
-            raise ConfigError(f"config key 'idql.reward_scale' must be > 0, got {self.reward_scale}")
-
-
-# Labelled presets. `demo` lowers DPPO's budgets to the demo's 5000 online steps (label: scaled, not DPPO's):
-# update_after and actor_start scaled from DPPO's 80000 / 400000 to 1000 / 2000 env steps, batch 256 (not 1000)
-# with replay_ratio 128 as DPPO (0.25 updates per env step at act_steps 2, against DPPO's 0.032 at batch 1000
-# and act_steps 4), critics 128 wide (not 256), online_ratio 0.5 (the first online decisions are too few to fill a
-# batch alone), and critic.target_tau 0.02 (not 0.001): after the demo's 3000 offline critic steps a target moved
-# at 0.001 is still near its initialisation, and selecting by it hurt: the resample actor scored 18.5 at env step
-# 0 against the DP's 28.3 (21.1 after 12000 steps), and 74.3 with 0.02 (tuning seed 10, eval seed set tune;
-# expectile 0.7 also 74.3). `test`: tiny, for the contract tests.
-_DEMO = {"idql": {"critic": {"hidden": [128, 128, 128], "target_tau": 0.02}, "batch_size": 256,
-                  "update_after": 1000, "actor_start": 2000, "online_ratio": 0.5}}
-_TEST = {"idql": {"critic": {"hidden": [32, 32, 32]}, "batch_size": 32, "replay_ratio": 64, "samples": 4,
-                  "update_after": 0, "actor_start": 0, "online_ratio": 0.5}}
+from methods.idql.config import PRESETS, SUITE_DEFAULTS, IdqlConfig
 
 
 @register("idql")
@@ -98,7 +46,8 @@ class IDQL(CriticDPMethod):
     Config = IdqlConfig
     actors = ("resample", "dp")
     train_actor = "resample"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"demo": _DEMO, "test": _TEST}
+    presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
+    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = SUITE_DEFAULTS
 
     # ---- data ----------------------------------------------------------------------------------------------
     def decisions(self, n: int, source: str, online_ratio: float | None = None,

@@ -19,32 +19,14 @@ regression targets are O(1) whatever the task's reward scale; `value()` and `q_v
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 from torch import nn
 
 from methods.common.critics import QEnsemble, expectile_loss, value_net
 from methods.common.networks import frozen_copy, soft_update
-
-
-@dataclasses.dataclass
-class CriticConfig:
-    target: Literal["indep", "policy"] = "indep"
-    hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
-    q_members: int = 2
-    lr: float = 3e-4
-    expectile: float = 0.7  # τ of the expectile TD loss on V (indep)
-    target_tau: float = 0.005  # Polyak rate of the EMA target networks
-    batch_size: int = 256
-
-    def validate(self) -> None:
-        if not 0.5 <= self.expectile < 1.0:
-            from methods.config import ConfigError
-
-            raise ConfigError(f"config key 'critic.expectile' must be in [0.5, 1), got {self.expectile}")
+from methods.modip.config import CriticConfig
 
 
 class Critics(nn.Module):

@@ -34,47 +34,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 
-
-@dataclasses.dataclass
-class PlannerConfig:
-    terminal: Literal["v", "q", "none"] = "v"
-    horizon: int = 5  # env steps
-    samples: int = 256  # candidates per iteration, DP proposals included
-    elites: int = 32
-    iterations: int = 4
-    # Unit-free under score_norm=elite_std: the inverse temperature per elite-score standard deviation. On the
-    # planner toy in the demo's return units (tests/test_modip.py, 30 seeds), 2.0 gives an ESS of 9.6 of 32
-    # elites and a first-action error of 0.136, against ESS 2.9 and error 0.149 for TD-MPC2's raw weights at
-    # 0.5 (1.0: ESS 17.7, error 0.20; 3.0: ESS 5.9, error 0.10).
-    temperature: float = 2.0
-    score_norm: Literal["elite_std", "none"] = "elite_std"
-    momentum: float = 0.1  # fraction of the previous iteration's mean kept
-    pi_trajectories: int = 16  # DP-proposed candidates (sampled once per plan, rescored every iteration)
-    min_std: float = 0.05
-    max_std: float = 1.0
-    uncertainty_penalty: float = 0.0  # λ on the ensemble disagreement
-    replan_every: int = 1  # env steps executed per plan; the mpc actor returns chunks of this length
-    explore_std: float = 0.1  # Gaussian noise on executed actions while training (never on labels or eval)
-    # How the planner samples the DP (proposals and the q terminal): "" = the DP's own sampler for the mode.
-    dp_sampler: Literal["", "ddpm", "ddim"] = ""
-
-    def validate(self) -> None:
-        from methods.config import ConfigError
-
-        if self.horizon < 1 or self.iterations < 1 or self.samples < 2:
-            raise ConfigError("planner.horizon, planner.iterations must be >= 1 and planner.samples >= 2")
-        if not 1 <= self.elites <= self.samples:
-            raise ConfigError(f"config key 'planner.elites' must be in [1, planner.samples], got {self.elites}")
-        if not 0 <= self.pi_trajectories < self.samples:
-            raise ConfigError("config key 'planner.pi_trajectories' must be in [0, planner.samples)")
-        if not self.temperature > 0:
-            raise ConfigError(f"config key 'planner.temperature' must be > 0, got {self.temperature}")
-        if not 1 <= self.replan_every <= self.horizon:
-            raise ConfigError("config key 'planner.replan_every' must be in [1, planner.horizon]")
+from methods.modip.config import PlannerConfig
 
 
 @dataclasses.dataclass

@@ -14,25 +14,12 @@ members' disagreement (std of their next-state means) as an optional uncertainty
 """
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from methods.common.networks import EnsembleMLP
-
-
-@dataclasses.dataclass
-class WorldModelConfig:
-    members: int = 5
-    hidden: list[int] = dataclasses.field(default_factory=lambda: [200, 200, 200])
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    batch_size: int = 256  # per member; each member sees its own bootstrap batch
-    init_max_logvar: float = 0.5
-    init_min_logvar: float = -10.0
-    grad_clip: float = 10.0
+from methods.modip.config import WorldModelConfig
 
 
 class WorldModel(nn.Module):

@@ -2,7 +2,8 @@
 
 Why a module of its own: the world model is the part of TD-MPC2 that must match the official architecture
 exactly (nicklashansen/tdmpc2 at e9f5932, `common/world_model.py` and `common/layers.py`), down to the
-trainable parameter count, while the agent (`methods/tdmpc2/__init__.py`) owns the losses and the planner.
+trainable parameter count, while the agent (`methods/tdmpc2/__init__.py`) owns the losses (`update.py`) and
+the planner (`planner.py`).
 Written from the paper and the official code's structure, not copied:
 
 - every MLP block is Linear -> (Dropout) -> LayerNorm -> Mish; the last layer is a plain Linear, or a
@@ -36,6 +37,9 @@ MODEL_SIZES = {
 
 @dataclasses.dataclass
 class ModelDims:
+    """The world model's sizes, resolved by `model_dims` from the model keys of the method's config
+    (`TDMPC2Config`, where they and their defaults are declared) and the size presets above."""
+
     obs_dim: int
     act_dim: int
     enc_dim: int
@@ -43,15 +47,15 @@ class ModelDims:
     latent_dim: int
     num_enc_layers: int
     num_q: int
-    simnorm_dim: int = 8
-    num_bins: int = 101
-    vmin: float = -10.0
-    vmax: float = 10.0
-    dropout: float = 0.01
-    log_std_min: float = -10.0
-    log_std_max: float = 2.0
-    episodic: bool = True
-    state_value: bool = False  # an extra V(z) head, for the planner's terminal knob `v`
+    simnorm_dim: int
+    num_bins: int
+    vmin: float
+    vmax: float
+    dropout: float
+    log_std_min: float
+    log_std_max: float
+    episodic: bool
+    state_value: bool  # an extra V(z) head, for the planner's terminal knob `v`
 
 
 # ---- discrete regression (symlog two-hot) ------------------------------------------------------------------
@@ -278,10 +282,12 @@ def _trunc_normal_init(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def model_dims(obs_dim: int, act_dim: int, model_size: int, **overrides) -> ModelDims:
-    """Dims from a size preset, with any non-zero override applied (labelled presets smaller than size 1)."""
-    if model_size not in MODEL_SIZES:
-        raise ValueError(f"tdmpc2 model_size must be one of {sorted(MODEL_SIZES)}, got {model_size}")
-    base = dict(MODEL_SIZES[model_size])
-    base.update({k: v for k, v in overrides.items() if v not in (None, 0) or k not in base})
-    return ModelDims(obs_dim=obs_dim, act_dim=act_dim, **base)
+def model_dims(obs_dim: int, act_dim: int, cfg, state_value: bool = False) -> ModelDims:
+    """The dims of a config with `TDMPC2Config`'s model keys: the size preset `cfg.model_size`, each size key of
+    the preset overridden by a non-zero value in cfg (labelled presets smaller than size 1), the rest as in cfg."""
+    if cfg.model_size not in MODEL_SIZES:
+        raise ValueError(f"tdmpc2 model_size must be one of {sorted(MODEL_SIZES)}, got {cfg.model_size}")
+    keys = [f.name for f in dataclasses.fields(ModelDims) if f.name not in ("obs_dim", "act_dim", "state_value")]
+    dims = {k: getattr(cfg, k) for k in keys}
+    dims.update({k: v for k, v in MODEL_SIZES[cfg.model_size].items() if dims[k] in (None, 0)})
+    return ModelDims(obs_dim=obs_dim, act_dim=act_dim, state_value=state_value, **dims)

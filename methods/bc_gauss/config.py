@@ -1,0 +1,22 @@
+"""bc_gauss's config section (`bc_gauss`): the MLP Gaussian policy and its BC training.
+
+Why a module of its own: a config is read and checked without torch (bench/config). bc_gauss has no presets
+and no per-suite defaults: the class defaults everywhere.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from methods.common.section import Section
+
+
+class BCGaussConfig(Section):
+    hidden: list[int] = [256, 256]
+    lr: float = 3e-4
+    batch_size: int = 256
+    log_std_min: float = -5.0
+    log_std_max: float = 1.0
+
+
+PRESETS: dict[str, dict[str, Any]] = {}
+SUITE_DEFAULTS: dict[str, dict[str, Any]] = {}

@@ -1,0 +1,32 @@
+"""The base of every config section, and the one error a bad config raises.
+
+Why: a method declares its config as a pydantic model (one section: its own keys, typed, with defaults) and its
+presets; the harness (bench/config) parses, layers and validates them. This module is all a method needs for
+that, and it imports neither torch nor anything of the harness, so a config can be read and checked without
+building a network.
+
+A section model:
+- forbids unknown keys (the harness names the closest valid one);
+- coerces what pydantic's lax mode coerces (an int from 3.0 or "3", a bool from "true", a string from a
+  number), nothing hand-written; NaN and infinities are refused;
+- may define `check(self, prefix)`: the cross-field and range checks that a type cannot say, raising a one-line
+  ConfigError that names the key. `prefix` is the section's dotted place in the run config (e.g. "idql.critic"),
+  so that a section shared by several methods names its keys where they are.
+"""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ConfigError(ValueError):
+    """A bad config key or value. The message is one line that names the key and the fix."""
+
+
+class Section(BaseModel):
+    """A config section: typed keys with defaults, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, allow_inf_nan=False,
+                              protected_namespaces=())
+
+    def check(self, prefix: str) -> None:
+        """Cross-field and range checks (none by default); raise ConfigError naming `prefix`.key."""
