@@ -9,6 +9,7 @@ importing robosuite and building its envs).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 import torch
 
+from bench.config.run import EvalConfig, OnlineConfig, RunConfig
+from bench.runner.loop import Loop
 from bench.runner.on_policy import (
     EnvCarry,
     capture_envs,
@@ -25,6 +28,7 @@ from bench.runner.on_policy import (
     restore_envs,
     run_on_policy,
 )
+from bench.runner.progress import Progress
 from bench.tasks.sim_state import EnvStateError
 from methods.base import ActorState
 
@@ -73,29 +77,28 @@ class _Stop(Exception):
 
 
 class _Run:
-    """The parts of bench.runner.lifecycle.Run that run_on_policy uses. `stop_at`: at the first rollout boundary
-    at or after this env step, take a checkpoint (through torch.save and torch.load(weights_only=True)) and stop."""
+    """A Loop (bench/runner/loop.py) for run_on_policy. `stop_at`: at the first rollout boundary at or after this
+    env step, take a checkpoint (through torch.save and torch.load(weights_only=True)) and stop. `resume`: what
+    such a stop saved, to continue from."""
 
-    def __init__(self, task, method, steps: int, stop_at: int | None = None):
-        self.task, self.method = task, method
-        self.cfg = {"online": {"steps": steps, "checkpoint_every": 10 ** 9}, "eval": {"every": 10 ** 9},
-                    "seed": 3, "reward_scale": 1.0}
-        self.counters = {"env_step": 0, "grad_step": 0, "next_eval": 10 ** 9, "last_ckpt_env_step": 0}
-        self.loop_state: dict = {}
-        self.capture_loop_state = None
-        self.train_state = ActorState.create(0)
+    def __init__(self, task, method, steps: int, stop_at: int | None = None, resume: dict | None = None):
+        cfg = RunConfig(seed=3, online=OnlineConfig(steps=steps, checkpoint_every=10 ** 9),
+                        eval=EvalConfig(every=10 ** 9))
+        self.progress = Progress(**resume["counters"]) if resume else Progress(next_eval=10 ** 9)
         self.stop_at, self.saved = stop_at, None
+        self.loop = Loop(run_id="r0", cfg=cfg, task=task, method=method, buffer=None,
+                         train_state=ActorState.create(0), progress=self.progress, log=lambda *a, **k: None,
+                         evaluate=lambda phase: None, checkpoint=lambda: None, maybe_stop=self.maybe_stop,
+                         resumed=resume["loop"] if resume else {})
 
-    def log(self, *a, **k):
-        pass
-
-    def checkpoint(self):
-        pass
+    @property
+    def counters(self) -> dict:
+        return dataclasses.asdict(self.progress)
 
     def maybe_stop(self):
-        if self.stop_at is not None and self.counters["env_step"] >= self.stop_at:
+        if self.stop_at is not None and self.progress.env_step >= self.stop_at:
             buf = io.BytesIO()
-            torch.save({"loop": self.capture_loop_state(), "counters": dict(self.counters)}, buf)
+            torch.save({"loop": self.loop.capture(), "counters": self.counters}, buf)
             buf.seek(0)
             self.saved = torch.load(buf, weights_only=True)
             raise _Stop
@@ -124,7 +127,7 @@ def test_episodes_continue_across_rollouts():
     # n_steps x chunk = 2 x 4 = 8 env steps per env.
     task = _Task("HalfCheetah-v5", 20)
     method = _Method(n_envs=2, n_steps=2, act_dim=6)
-    run_on_policy(_Run(task, method, steps=2 * 20 * 3), _Bar())
+    run_on_policy(_Run(task, method, steps=2 * 20 * 3).loop, _Bar())
     ros = method.rollouts
     assert len(ros) >= 6
     for i in range(2):
@@ -151,7 +154,7 @@ def test_resume_from_a_mid_episode_checkpoint_repeats_the_rollouts():
     steps = 2 * 4 * 12
 
     ref = _Method(2, 1, 1)
-    run_on_policy(_Run(task, ref, steps), _Bar())
+    run_on_policy(_Run(task, ref, steps).loop, _Bar())
     # Stop at the first boundary where an env is in the middle of an episode that began in an earlier rollout.
     spent, stop = 0, None
     for k, ro in enumerate(ref.rollouts[:-1]):
@@ -166,7 +169,7 @@ def test_resume_from_a_mid_episode_checkpoint_repeats_the_rollouts():
     first = _Method(2, 1, 1)
     run = _Run(task, first, steps, stop_at=at)
     with pytest.raises(_Stop):
-        run_on_policy(run, _Bar())
+        run_on_policy(run.loop, _Bar())
     st = run.saved["loop"]["on_policy"]
     assert st["n_envs"] == 2 and run.saved["counters"]["env_step"] == at
     mid = [i for i in range(2) if not bool(st["autoreset"][i]) and st["envs"][i]["elapsed_steps"] > 4]
@@ -174,10 +177,8 @@ def test_resume_from_a_mid_episode_checkpoint_repeats_the_rollouts():
     assert all(e["env_id"] == "InvertedDoublePendulum-v5" and e["sim"].dtype == torch.float64 for e in st["envs"])
 
     second = _Method(2, 1, 1)
-    resumed = _Run(task, second, steps)
-    resumed.loop_state = run.saved["loop"]
-    resumed.counters = dict(run.saved["counters"])
-    run_on_policy(resumed, _Bar())
+    resumed = _Run(task, second, steps, resume=run.saved)
+    run_on_policy(resumed.loop, _Bar())
     got = first.rollouts + second.rollouts
     assert len(got) == len(ref.rollouts) and len(first.rollouts) == k + 1
     for a, b in zip(ref.rollouts, got):
@@ -230,8 +231,8 @@ def test_env_without_a_known_state_is_named_at_checkpoint():
     method = _Method(2, 2, 1)
     run = _Run(task, method, steps=64, stop_at=16)
     with pytest.raises(EnvStateError, match="Pendulum-v1"):
-        run_on_policy(run, _Bar())
-    run_on_policy(_Run(task, _Method(2, 2, 1), steps=64), _Bar())
+        run_on_policy(run.loop, _Bar())
+    run_on_policy(_Run(task, _Method(2, 2, 1), steps=64).loop, _Bar())
 
 
 # ---- the suites' own envs: FrankaKitchen (gymnasium-robotics) and robosuite (robomimic) ---------------------

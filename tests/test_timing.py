@@ -110,12 +110,15 @@ def test_time_components_rows_eager_and_compiled():
 
 
 def test_runner_write_timings_goes_through_the_helper(tmp_path):
+    from bench.config.run import EvalConfig
     from bench.runner import Run
+    from bench.runner.progress import Progress
     from results.store import Store
 
     fake_run = types.SimpleNamespace(
-        cfg={"eval": {"timing_batch": 4, "timing_reps": 3}}, method=_Fake(), device=torch.device("cpu"),
-        ctx=types.SimpleNamespace(run_id="r0", sweep_id="s0", store_root=tmp_path), counters={"attempt": 1},
+        cfg=types.SimpleNamespace(eval=EvalConfig(timing_batch=4, timing_reps=3)), method=_Fake(),
+        device=torch.device("cpu"), ctx=types.SimpleNamespace(run_id="r0", sweep_id="s0", store_root=tmp_path),
+        progress=Progress(attempt=1),
         say=lambda *a, **k: None)
     Run.write_timings(fake_run)
     Store(tmp_path).write_run({"run_id": "r0", "sweep_id": "s0", "method": "fake", "task": "demo", "seed": 0,

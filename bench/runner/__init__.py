@@ -1,7 +1,10 @@
 """The runner: one run, end to end (pretrain offline -> fine-tune online -> eval on a fixed grid -> store).
 
 One concept per file:
-- lifecycle.py: a run's order and bookkeeping (resolve, set up, start or resume, finish, fail), stop requests;
+- lifecycle.py: a run's order and bookkeeping (set up, start or resume, finish, fail);
+- progress.py: a run's counters (Progress), what a checkpoint keeps to continue exactly;
+- loop.py: what an online loop is given (Loop: the run's typed parts and its actions);
+- stops.py: stop requests (SIGTERM, stop-at counters) and Preempted;
 - off_policy.py: the off-policy loop (one env, chunk decisions, updates after every env step);
 - on_policy.py: the on-policy loop (vector-env rollouts, one update per rollout);
 - evaluation.py: every actor on the fixed eval seeds, isolated from training, and the eval grid;
@@ -19,8 +22,8 @@ import importlib
 
 _EXPORTS = {
     "evaluate_actor": "bench.runner.evaluation",
-    "Preempted": "bench.runner.lifecycle", "Run": "bench.runner.lifecycle", "RunContext": "bench.runner.lifecycle",
-    "request_stop": "bench.runner.lifecycle", "request_stop_at": "bench.runner.lifecycle",
+    "Preempted": "bench.runner.stops", "Run": "bench.runner.lifecycle", "RunContext": "bench.runner.lifecycle",
+    "request_stop": "bench.runner.stops", "request_stop_at": "bench.runner.stops",
     "run": "bench.runner.lifecycle", "run_one": "bench.runner.lifecycle",
 }
 __all__ = ["Preempted", "Run", "RunContext", "evaluate_actor", "request_stop", "request_stop_at", "run", "run_one"]

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.runner.progress import Progress
+
 CHECKPOINT_VERSION = 2
 
 
@@ -81,37 +83,32 @@ def plain(x: Any) -> Any:
     return x
 
 
-def save_run(run) -> None:
-    """Write the run's checkpoint: method, buffer, normaliser, training actor state, RNGs, counters, curve."""
-    run.counters["wall_s"] = run.wall()
-    if run.capture_loop_state is not None:  # a loop whose state lives outside loop_state
-        run.loop_state = run.capture_loop_state()
+def save_run(path: Path, *, run_id: str, dataset_hash: str, method, buffer, normalizer, train_state,
+             progress: Progress, curve: list[dict[str, Any]], loop_state: dict[str, Any]) -> None:
+    """Write a run's checkpoint: method, buffer, normaliser, training actor state, RNGs, progress, curve, and
+    what its loop keeps (the on-policy loop's envs)."""
     state = {
-        "version": CHECKPOINT_VERSION, "run_id": run.ctx.run_id, "dataset_hash": run.dataset_hash,
-        "method": run.method.state_dict(), "buffer": run.buffer.state_dict(),
-        "normalizer": run.normalizer.state_dict(),
-        "train_state": {"generator": run.train_state.generator.get_state(),
-                        "memory": json.dumps(plain(run.train_state.memory))},
-        "rng": rng_states(), "counters": json.dumps(run.counters), "curve": json.dumps(run.curve),
-        "loop": run.loop_state,
+        "version": CHECKPOINT_VERSION, "run_id": run_id, "dataset_hash": dataset_hash,
+        "method": method.state_dict(), "buffer": buffer.state_dict(), "normalizer": normalizer.state_dict(),
+        "train_state": {"generator": train_state.generator.get_state(),
+                        "memory": json.dumps(plain(train_state.memory))},
+        "rng": rng_states(), "counters": progress.to_json(), "curve": json.dumps(curve), "loop": loop_state,
     }
-    atomic_torch_save(state, run.ckpt_path)
-    run.counters["last_ckpt_env_step"] = run.counters["env_step"]
+    atomic_torch_save(state, path)
 
 
-def read_run(run) -> dict[str, Any] | None:
+def read_run(path: Path, run_id: str, dataset_hash: str) -> dict[str, Any] | None:
     """The run's checkpoint if one exists for this run_id and version, else None. Raises CheckpointError (one
     line) for an unreadable file, and a ValueError naming both hashes if it was taken on another dataset."""
-    path = run.ckpt_path
     if not path.exists():
         return None
     st = load_checkpoint(path)
-    if st.get("run_id") != run.ctx.run_id or st.get("version") != CHECKPOINT_VERSION:
+    if st.get("run_id") != run_id or st.get("version") != CHECKPOINT_VERSION:
         return None
     old = st.get("dataset_hash")
-    if old and old != run.dataset_hash:
+    if old and old != dataset_hash:
         raise DatasetChanged(f"the checkpoint {path} was taken on dataset {old}, but the dataset now has hash "
-                             f"{run.dataset_hash}; rerun with --restart to start over on the new data")
+                             f"{dataset_hash}; rerun with --restart to start over on the new data")
     return st
 
 
@@ -119,14 +116,14 @@ class DatasetChanged(ValueError):
     """Resuming would mix a checkpoint of one dataset with another."""
 
 
-def restore_run(run, st: dict[str, Any]) -> None:
-    """Load a checkpoint read by read_run into the run (attempt counting is the lifecycle's)."""
-    run.method.load_state_dict(st["method"])
-    run.buffer.load_state_dict(st["buffer"])
-    run.normalizer.load_state_dict(st["normalizer"])
-    run.train_state.generator.set_state(st["train_state"]["generator"])
-    run.train_state.memory = json.loads(st["train_state"]["memory"])
+def restore_run(st: dict[str, Any], *, method, buffer, normalizer, train_state
+                ) -> tuple[Progress, list[dict[str, Any]], dict[str, Any]]:
+    """Load a checkpoint read by read_run into the run's parts; returns (progress, curve, loop state) (attempt
+    counting is the lifecycle's)."""
+    method.load_state_dict(st["method"])
+    buffer.load_state_dict(st["buffer"])
+    normalizer.load_state_dict(st["normalizer"])
+    train_state.generator.set_state(st["train_state"]["generator"])
+    train_state.memory = json.loads(st["train_state"]["memory"])
     set_rng_states(st["rng"])
-    run.counters = json.loads(st["counters"])
-    run.curve = json.loads(st["curve"])
-    run.loop_state = st.get("loop", {}) or {}
+    return Progress.from_json(st["counters"]), json.loads(st["curve"]), st.get("loop", {}) or {}

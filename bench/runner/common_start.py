@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.runner.checkpoints import CheckpointError, atomic_torch_save, load_checkpoint
 from bench.config.run import RunConfig
+from bench.runner.checkpoints import CheckpointError, atomic_torch_save, load_checkpoint
 from methods.common.common_start import train_common_start
 from methods.common.dp_config import DPConfig
 
@@ -48,16 +48,17 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def obtain(run, on_step: Callable[[int], None] | None = None,
+def obtain(cfg: RunConfig, store_root: Path, dataset_hash: str, spaces, normalizer, buffer, device,
+           on_step: Callable[[int], None] | None = None,
            rebuild_unreadable: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
     """(dp_state, curve rows, built) of the run's common start: from the cache, or trained now and cached.
 
     The curve rows are the trainer's loss every `common_start.log_every` steps (phase "pretrain", env_step 0).
     `on_step(n)` reports progress while building. `rebuild_unreadable`: an unreadable cache file is rebuilt
     (--restart) instead of being an error."""
-    cs, dp_cfg = run.cs_cfg, run.dp_cfg
-    chunk = dp_cfg.chunk or run.spaces.chunk
-    path = run.ctx.store_root / "pretrained" / f"{cache_key(run.cfg, run.dataset_hash, chunk)}.pt"
+    cs, dp_cfg = cfg.common_start, cfg.dp
+    chunk = dp_cfg.chunk or spaces.chunk
+    path = Path(store_root) / "pretrained" / f"{cache_key(cfg, dataset_hash, chunk)}.pt"
     fix = "delete it, or rerun with --restart, which rebuilds it"
     with _locked(path):
         if path.exists():
@@ -77,8 +78,8 @@ def obtain(run, on_step: Callable[[int], None] | None = None,
             if on_step is not None:
                 on_step(n)
 
-        state, losses = train_common_start(cs, dp_cfg, run.spaces.obs_dim, run.spaces.act_dim, chunk,
-                                           run.normalizer, run.buffer, run.cfg.seed, run.device, step)
+        state, losses = train_common_start(cs, dp_cfg, spaces.obs_dim, spaces.act_dim, chunk, normalizer, buffer,
+                                           cfg.seed, device, step)
         curve = [{"run_id": "", "phase": "pretrain", "env_step": 0, "grad_step": r["grad_step"],
                   "wall_s": walls.get(r["grad_step"], 0.0), "actor": "", "metric": "loss/denoise",
                   "value": r["loss/denoise"], "n_episodes": 0} for r in losses]

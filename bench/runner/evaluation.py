@@ -54,21 +54,17 @@ def evaluate_actor(method: Method, task, actor: str, eval_seeds: list[int], devi
     return out
 
 
-def evaluate(run, phase: str) -> dict[str, dict[str, float]]:
-    """Evaluate every actor of the run's method and log one row per metric and actor."""
+def evaluate_actors(method: Method, task, eval_seeds: list[int], device) -> dict[str, dict[str, float]]:
+    """Every actor of `method` on the eval seeds: {actor: {return, normalized_score[, success], diagnostics}}."""
     out = {}
-    step = run.counters["env_step"]
-    run.say(f"eval at env step {step}: {', '.join(run.method.actors)} x {len(run.eval_seeds)} episodes ...")
-    for actor in run.method.actors:
-        res = evaluate_actor(run.method, run.task, actor, run.eval_seeds, run.device)
+    for actor in method.actors:
+        res = evaluate_actor(method, task, actor, eval_seeds, device)
         metrics = {"return": res["return"], "normalized_score": res["normalized_score"]}
         if res.get("success") is not None:
             metrics["success"] = res["success"]
         for k, v in res.get("diagnostics", {}).items():
             metrics[k] = v
-        run.log(phase, metrics, actor=actor, n_episodes=len(run.eval_seeds))
         out[actor] = metrics
-    run.say(f"eval at env step {step}: " + ", ".join(f"{a} {m['normalized_score']:.1f}" for a, m in out.items()))
     return out
 
 

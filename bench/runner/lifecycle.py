@@ -23,43 +23,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.data import DatasetError
-from bench.runner import checkpoints, common_start
 from bench.config.layers import resolve_config
 from bench.config.run import RunConfig, run_id_of
-from methods.common.section import ConfigError
-from bench.runner.evaluation import advance_grid, evaluate
+from bench.data import DatasetError
+from bench.runner import checkpoints, common_start
+from bench.runner.evaluation import advance_grid, evaluate_actors
+from bench.runner.loop import Loop
 from bench.runner.off_policy import run_off_policy
 from bench.runner.on_policy import run_on_policy
+from bench.runner.progress import Progress
 from bench.runner.provenance import git_state, now, package_versions
+from bench.runner.stops import Preempted, clear_stop, stop_due, stop_requested
 from methods.base import ActorState, Method, MethodContext, RolloutKind, TaskSpaces, get_method_class
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
-
-
-class Preempted(RuntimeError):
-    """Raised after a stop request: the run saved a checkpoint and recorded status=preempted."""
-
-
-class _Stop:
-    """Stop requests for the active run: `request_stop` (SIGTERM from submitit) and `request_stop_at` (tests)."""
-
-    requested = False
-    at: dict[str, int | None] = {"grad_step": None, "env_step": None}
-
-
-def request_stop() -> None:
-    """Ask the active run to checkpoint at its next safe point and raise Preempted (for submitit/SIGTERM)."""
-    _Stop.requested = True
-
-
-def request_stop_at(grad_step: int | None = None, env_step: int | None = None) -> None:
-    """Stop at the first safe point at or after these counters (tests of resume, and `--stop-at`)."""
-    _Stop.at.update(grad_step=grad_step, env_step=env_step)
-
-
-def _clear_stop() -> None:
-    _Stop.requested = False
+from methods.common.section import ConfigError
 
 
 class _LazyBar:
@@ -97,7 +75,7 @@ class RunContext:
 
 
 class Run:
-    """One run. `execute()` drives it; every piece of mutable progress lives in `self.counters`/`self.curve`."""
+    """One run. `execute()` drives it; every piece of mutable progress lives in `self.progress`/`self.curve`."""
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
@@ -109,11 +87,9 @@ class Run:
         self.mcfg, self.dp_cfg, self.cs_cfg = cfg.section, cfg.dp, cfg.common_start
         self.device = torch.device(cfg.device)
         self.curve: list[dict[str, Any]] = []
-        self.counters = {"phase": "pretrain", "grad_step": 0, "env_step": 0, "episode": 0, "next_eval": 0,
-                         "last_ckpt_env_step": 0, "wall_s": 0.0, "attempt": None, "pretrain_done": False}
-        self.loop_state: dict[str, Any] = {}  # what a loop must checkpoint beyond the counters
-        # Set by a loop whose state lives elsewhere (on_policy.py's vector envs): save_run calls it first.
-        self.capture_loop_state: Callable[[], dict[str, Any]] | None = None
+        self.progress = Progress()
+        self.loop_state: dict[str, Any] = {}  # what a loop must checkpoint beyond the progress
+        self.loop: Loop | None = None  # the online loop's context, while it runs
         self.dataset_hash = ""
         self.started_at = now()
         self._t0 = time.perf_counter()
@@ -194,8 +170,8 @@ class Run:
             }, default=str),
             "started_at": self.started_at, "finished_at": now() if status in ("finished", "failed") else None,
             "wall_s": float(self.wall()),
-            "env_steps": int(self.counters["env_step"]), "grad_steps": int(self.counters["grad_step"]),
-            "attempt": int(self.counters["attempt"]),
+            "env_steps": self.progress.env_step, "grad_steps": self.progress.grad_step,
+            "attempt": self.progress.attempt,
         }
 
     def say(self, msg: str) -> None:
@@ -213,10 +189,10 @@ class Run:
         for k, v in metrics.items():
             if v is None or not np.isfinite(v):
                 if k.startswith("loss"):
-                    raise FloatingPointError(f"non-finite {k} at grad step {self.counters['grad_step']}")
+                    raise FloatingPointError(f"non-finite {k} at grad step {self.progress.grad_step}")
                 continue
-            self.curve.append({"run_id": self.ctx.run_id, "phase": phase, "env_step": int(self.counters["env_step"]),
-                               "grad_step": int(self.counters["grad_step"]), "wall_s": float(self.wall()),
+            self.curve.append({"run_id": self.ctx.run_id, "phase": phase, "env_step": self.progress.env_step,
+                               "grad_step": self.progress.grad_step, "wall_s": float(self.wall()),
                                "actor": actor, "metric": k, "value": float(v), "n_episodes": int(n_episodes)})
 
     # ---- checkpoints and stops ----
@@ -226,49 +202,58 @@ class Run:
 
     def checkpoint(self) -> None:
         """Save a checkpoint and record the progress so far (status running)."""
-        checkpoints.save_run(self)
+        self.save()
         self.write_progress("running")
+
+    def save(self) -> None:
+        """Write the run's checkpoint (checkpoints.py) with its progress, curve and loop state."""
+        self.progress.wall_s = self.wall()
+        if self.loop is not None and self.loop.capture is not None:  # a loop whose state lives outside the run
+            self.loop_state = self.loop.capture()
+        checkpoints.save_run(self.ckpt_path, run_id=self.ctx.run_id, dataset_hash=self.dataset_hash,
+                             method=self.method, buffer=self.buffer, normalizer=self.normalizer,
+                             train_state=self.train_state, progress=self.progress, curve=self.curve,
+                             loop_state=self.loop_state)
+        self.progress.last_ckpt_env_step = self.progress.env_step
 
     def try_resume(self, attempt: int) -> bool:
         """Continue from the run's checkpoint, if it has one, as attempt `attempt` (or later)."""
-        st = checkpoints.read_run(self)
+        st = checkpoints.read_run(self.ckpt_path, self.ctx.run_id, self.dataset_hash)
         if st is None:
             return False
-        checkpoints.restore_run(self, st)
-        self.counters["attempt"] = max(attempt, int(self.counters.get("attempt", 1)) + 1)
-        self._wall_before = float(self.counters["wall_s"])
+        self.progress, self.curve, self.loop_state = checkpoints.restore_run(
+            st, method=self.method, buffer=self.buffer, normalizer=self.normalizer, train_state=self.train_state)
+        self.progress.attempt = max(attempt, (self.progress.attempt or 1) + 1)
+        self._wall_before = self.progress.wall_s
         self._t0 = time.perf_counter()
-        self.say(f"resuming run {self.ctx.run_id} from env step {self.counters['env_step']} "
-                 f"(grad step {self.counters['grad_step']}, attempt {self.counters['attempt']})")
+        self.say(f"resuming run {self.ctx.run_id} from env step {self.progress.env_step} "
+                 f"(grad step {self.progress.grad_step}, attempt {self.progress.attempt})")
         return True
 
     def maybe_stop(self) -> None:
-        at_g, at_e = _Stop.at["grad_step"], _Stop.at["env_step"]
-        due = (at_g is not None and self.counters["grad_step"] >= at_g) or \
-              (at_e is not None and self.counters["env_step"] >= at_e)
-        if _Stop.requested or due:
-            _Stop.at.update(grad_step=None, env_step=None)
-            checkpoints.save_run(self)
+        if stop_due(self.progress.grad_step, self.progress.env_step):
+            self.save()
             self.write_progress("preempted")
-            raise Preempted(f"run {self.ctx.run_id} stopped at env_step {self.counters['env_step']}")
+            raise Preempted(f"run {self.ctx.run_id} stopped at env_step {self.progress.env_step}")
 
     def write_progress(self, status: str, error: str = "") -> None:
         from results.store import Store
 
         store = Store(self.ctx.store_root)
-        store.write_curves(self.ctx.sweep_id, self.ctx.run_id, self.curve, attempt=self.counters["attempt"])
+        store.write_curves(self.ctx.sweep_id, self.ctx.run_id, self.curve, attempt=self.progress.attempt)
         store.write_run(self.run_row(status, error))
 
     # ---- phases ----
     def pretrain(self, bar) -> None:
-        cfg, c, method = self.cfg, self.counters, self.method
+        cfg, c, method = self.cfg, self.progress, self.method
         steps = cfg.pretrain.steps
-        if method.uses_pretrained_dp and c["grad_step"] == 0 and not c.get("dp_loaded"):
+        if method.uses_pretrained_dp and c.grad_step == 0 and not c.dp_loaded:
             rng_before = self.buffer.get_rng_state()
             with _LazyBar(total=int(self.cs_cfg.steps), desc=f"{cfg.method} common start",
                           disable=not self.ctx.progress) as cs_bar:
-                dp_state, dp_curve, built = common_start.obtain(self, on_step=cs_bar.step,
-                                                                rebuild_unreadable=self.ctx.restart)
+                dp_state, dp_curve, built = common_start.obtain(
+                    self.cfg, self.ctx.store_root, self.dataset_hash, self.spaces, self.normalizer, self.buffer,
+                    self.device, on_step=cs_bar.step, rebuild_unreadable=self.ctx.restart)
             if not built:
                 self.say(f"common start: cached DP ({self.cs_cfg.steps} BC steps)")
             # A cache hit and a cache miss must leave every RNG in the same state.
@@ -277,38 +262,48 @@ class Run:
             method.load_pretrained_dp(dp_state)
             if method.common_start_is_product:
                 self.curve.extend(dict(r, run_id=self.ctx.run_id) for r in dp_curve)
-                c["grad_step"] = int(self.cs_cfg.steps)
-            c["dp_loaded"] = True
+                c.grad_step = int(self.cs_cfg.steps)
+            c.dp_loaded = True
         if method.pretrains_offline:
             acc: dict[str, list[float]] = {}
             log_every = max(1, cfg.pretrain.log_every)
-            while c["grad_step"] < steps:
+            while c.grad_step < steps:
                 metrics = method.pretrain_step(method.pretrain_batch())
-                c["grad_step"] += 1
+                c.grad_step += 1
                 for k, v in metrics.items():
                     acc.setdefault(k, []).append(v)
-                if c["grad_step"] % log_every == 0 or c["grad_step"] == steps:
+                if c.grad_step % log_every == 0 or c.grad_step == steps:
                     self.log("pretrain", {k: float(np.mean(v)) for k, v in acc.items()})
                     acc = {}
-                    if _Stop.requested:  # a log boundary holds no pending state: safe to stop here
+                    if stop_requested():  # a log boundary holds no pending state: safe to stop here
                         self.maybe_stop()
                 bar.update(1)
-                if c["grad_step"] % cfg.pretrain.checkpoint_every == 0:
-                    checkpoints.save_run(self)
+                if c.grad_step % cfg.pretrain.checkpoint_every == 0:
+                    self.save()
                     self.maybe_stop()
         method.end_pretrain()
-        c["pretrain_done"] = True
-        c["phase"] = "finetune"
-        evaluate(self, "pretrain")
-        c["next_eval"] = advance_grid(0, 0, *cfg.eval.grid())
-        checkpoints.save_run(self)
+        c.pretrain_done = True
+        c.phase = "finetune"
+        self.evaluate("pretrain")
+        c.next_eval = advance_grid(0, 0, *cfg.eval.grid())
+        self.save()
         self.write_progress("running")
         self.maybe_stop()
 
+    def evaluate(self, phase: str) -> dict[str, dict[str, float]]:
+        """Evaluate every actor of the method now (evaluation.py) and log one row per metric and actor."""
+        step = self.progress.env_step
+        self.say(f"eval at env step {step}: {', '.join(self.method.actors)} x {len(self.eval_seeds)} episodes ...")
+        out = evaluate_actors(self.method, self.task, self.eval_seeds, self.device)
+        for actor, metrics in out.items():
+            self.log(phase, metrics, actor=actor, n_episodes=len(self.eval_seeds))
+        self.say(f"eval at env step {step}: " + ", ".join(f"{a} {m['normalized_score']:.1f}" for a, m in out.items()))
+        return out
+
     def final(self) -> None:
         last_eval = max((r["env_step"] for r in self.curve if r["metric"] == "return" and r["actor"]), default=-1)
-        if last_eval < self.counters["env_step"]:
-            evaluate(self, "finetune" if self.counters["env_step"] > 0 else "pretrain")
+        if last_eval < self.progress.env_step:
+            self.evaluate("finetune" if self.progress.env_step > 0 else "pretrain")
         if self.cfg.eval.timing:
             self.write_timings()
 
@@ -325,7 +320,7 @@ class Run:
             row["run_id"] = self.ctx.run_id
         if rows:
             Store(self.ctx.store_root).write_timings(self.ctx.sweep_id, self.ctx.run_id, rows,
-                                                     attempt=self.counters["attempt"])
+                                                     attempt=self.progress.attempt)
 
     def execute(self) -> str:
         from tqdm import tqdm
@@ -337,7 +332,7 @@ class Run:
         # names, so an unreadable file still counts), before any work, so that even a failed setup is
         # recorded as a new attempt and never over an earlier one.
         attempt = Store(self.ctx.store_root).next_attempt(self.ctx.sweep_id, self.ctx.run_id)
-        self.counters["attempt"] = attempt
+        self.progress.attempt = attempt
         self.setup()
         resumed = self.try_resume(attempt)
         if self.ctx.on_start is not None:
@@ -345,22 +340,29 @@ class Run:
         self.write_progress("running")
         cfg = self.cfg
         disable = not self.ctx.progress
-        if not self.counters["pretrain_done"]:
+        if not self.progress.pretrain_done:
             own = self.method.pretrains_offline
             total = cfg.pretrain.steps if own else 0
-            with tqdm(total=total, initial=min(self.counters["grad_step"], total),
+            with tqdm(total=total, initial=min(self.progress.grad_step, total),
                       desc=f"{cfg.method} pretrain", disable=disable or not own, leave=False) as bar:
                 self.pretrain(bar)
         kind = self.method.rollout_kind
         online_total = cfg.online.steps if kind is not RolloutKind.NONE else 0
-        with tqdm(total=online_total, initial=self.counters["env_step"], desc=f"{cfg.method} online",
+        with tqdm(total=online_total, initial=self.progress.env_step, desc=f"{cfg.method} online",
                   disable=disable or online_total == 0, leave=False) as bar:
-            if kind is RolloutKind.ON_POLICY:
-                run_on_policy(self, bar)
-            elif kind is RolloutKind.OFF_POLICY:
-                run_off_policy(self, bar)
+            self.loop = Loop(run_id=self.ctx.run_id, cfg=cfg, task=self.task, method=self.method,
+                             buffer=self.buffer, train_state=self.train_state, progress=self.progress, log=self.log,
+                             evaluate=self.evaluate, checkpoint=self.checkpoint, maybe_stop=self.maybe_stop,
+                             resumed=self.loop_state)
+            try:
+                if kind is RolloutKind.ON_POLICY:
+                    run_on_policy(self.loop, bar)
+                elif kind is RolloutKind.OFF_POLICY:
+                    run_off_policy(self.loop, bar)
+            finally:
+                self.loop = None
         self.final()
-        self.counters["wall_s"] = self.wall()
+        self.progress.wall_s = self.wall()
         self.write_progress("finished")
         with contextlib.suppress(OSError):
             self.ckpt_path.unlink()
@@ -400,20 +402,20 @@ def run_one(cfg: RunConfig, store_root: str | os.PathLike = "results", sweep_id:
             f.unlink()
     run = Run(RunContext(cfg=cfg, run_id=rid, sweep_id=sweep_id, store_root=store_root, ckpt_dir=ckpt,
                          progress=progress, restart=not resume, on_start=on_start))
-    _clear_stop()
+    clear_stop()
     try:
         return run.execute()
     except Preempted:
         raise
     except BaseException as e:  # record, then re-raise: nothing is recorded as a success
         err = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
-        if run.counters["attempt"] is None:  # no attempt number could be had: write nothing rather than guess
+        if run.progress.attempt is None:  # no attempt number could be had: write nothing rather than guess
             raise
         try:
             row = run.run_row("failed", err + "\n" + traceback.format_exc())
             Store(store_root).write_run(row)
             if run.curve:
-                Store(store_root).write_curves(sweep_id, rid, run.curve, attempt=run.counters["attempt"])
+                Store(store_root).write_curves(sweep_id, rid, run.curve, attempt=run.progress.attempt)
         except Exception:  # the store itself may be the failure
             pass
         raise

@@ -10,38 +10,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.runner.evaluation import advance_grid, evaluate
+from bench.runner.evaluation import advance_grid
+from bench.runner.loop import Loop
 
 
 def episode_seed(run_seed: int, episode: int) -> int:
     return int((run_seed * 1_000_003 + episode * 7_919 + 12_345) % (2 ** 31 - 1))
 
 
-def run_off_policy(run, bar) -> None:
+def run_off_policy(loop: Loop, bar) -> None:
     """Drive the online phase of an off-policy method for `online.steps` env steps."""
-    cfg, method, c = run.cfg, run.method, run.counters
+    cfg, method, c = loop.cfg, loop.method, loop.progress
     total = cfg.online.steps
     if total <= 0:
         return
-    env = run.task.make_env()
+    env = loop.task.make_env()
     train_actor = method.train_actor
     per_action_names = set(method.per_action_extras())
     acc: dict[str, list[float]] = {}
     log_every = max(1, cfg.online.log_every)
     grid = cfg.eval.grid()
-    last_log = c["env_step"]
+    last_log = c.env_step
     rs = cfg.reward_scale
     try:
-        while c["env_step"] < total:
-            ep_seed = episode_seed(cfg.seed, c["episode"])
+        while c.env_step < total:
+            ep_seed = episode_seed(cfg.seed, c.episode)
             obs, _ = env.reset(seed=ep_seed)
             env.action_space.seed(ep_seed)
-            run.train_state.reset()
+            loop.train_state.reset()
             ep_return, done = 0.0, False
-            while not done and c["env_step"] < total:
-                chunk = method.act(obs[None].astype(np.float32), train_actor, run.train_state, False)[0]
-                extras = {k: v[0] for k, v in run.train_state.extras.items()}
-                run.train_state.extras = {}
+            while not done and c.env_step < total:
+                chunk = method.act(obs[None].astype(np.float32), train_actor, loop.train_state, False)[0]
+                extras = {k: v[0] for k, v in loop.train_state.extras.items()}
+                loop.train_state.extras = {}
                 per_action = {k: extras.pop(k) for k in per_action_names if k in extras}
                 for i, action in enumerate(chunk):
                     nobs, reward, term, trunc, info = env.step(action)
@@ -50,36 +51,36 @@ def run_off_policy(run, bar) -> None:
                     if i == 0:
                         tr.update(extras)
                     tr.update({k: v[i] for k, v in per_action.items()})
-                    run.buffer.add(tr)
+                    loop.buffer.add(tr)
                     method.observe(tr)
                     if term or trunc:
-                        method.observe_episode(run.buffer.last_episode())
-                    c["env_step"] += 1
+                        method.observe_episode(loop.buffer.last_episode())
+                    c.env_step += 1
                     bar.update(1)
                     ep_return += float(reward)
                     obs = nobs
-                    for _ in range(method.updates_due(c["env_step"])):
+                    for _ in range(method.updates_due(c.env_step)):
                         m = method.finetune_step()
-                        c["grad_step"] += 1
+                        c.grad_step += 1
                         for k, v in m.items():
                             acc.setdefault(k, []).append(v)
                     done = term or trunc
-                    if done or c["env_step"] >= total:
+                    if done or c.env_step >= total:
                         break
-                if c["env_step"] - last_log >= log_every and acc:
-                    run.log("finetune", {k: float(np.mean(v)) for k, v in acc.items()})
-                    acc, last_log = {}, c["env_step"]
-                if c["env_step"] >= c["next_eval"]:
-                    evaluate(run, "finetune")
-                    c["next_eval"] = advance_grid(c["next_eval"], c["env_step"], *grid)
+                if c.env_step - last_log >= log_every and acc:
+                    loop.log("finetune", {k: float(np.mean(v)) for k, v in acc.items()})
+                    acc, last_log = {}, c.env_step
+                if c.env_step >= c.next_eval:
+                    loop.evaluate("finetune")
+                    c.next_eval = advance_grid(c.next_eval, c.env_step, *grid)
             if done:
-                c["episode"] += 1
-                run.log("finetune", {"train/return": ep_return})
+                c.episode += 1
+                loop.log("finetune", {"train/return": ep_return})
             if acc:
-                run.log("finetune", {k: float(np.mean(v)) for k, v in acc.items()})
-                acc, last_log = {}, c["env_step"]
-            if c["env_step"] - c["last_ckpt_env_step"] >= cfg.online.checkpoint_every:
-                run.checkpoint()
-            run.maybe_stop()
+                loop.log("finetune", {k: float(np.mean(v)) for k, v in acc.items()})
+                acc, last_log = {}, c.env_step
+            if c.env_step - c.last_ckpt_env_step >= cfg.online.checkpoint_every:
+                loop.checkpoint()
+            loop.maybe_stop()
     finally:
         env.close()

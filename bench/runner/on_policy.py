@@ -22,8 +22,8 @@ owns a different loop than the off-policy one, under the same protocol (DESIGN.m
   the autoreset-pending flags, the first-decision flags and the running undiscounted returns (train/return).
   An episode cut by the end of a rollout bootstraps there like a timeout; the method's reward scaler carries
   its running return over (methods/dppo).
-- Resume. Checkpoints are taken only at rollout boundaries, and each holds the envs' state in the run's
-  `loop_state` (`capture_envs`): per env its task env's own state, saved by bench/tasks/env_state.py by env
+- Resume. Checkpoints are taken only at rollout boundaries, and each holds the envs' state (`capture_envs`, through
+  `Loop.capture`): per env its task env's own state, saved by bench/tasks/env_state.py by env
   kind (its MuJoCo integration state, TimeLimit step count, RNGs and the rest of its episode state: a
   gymnasium `MujocoEnv`'s in bench/tasks/sim_state.py, FrankaKitchen's in bench/tasks/kitchen_state.py,
   robosuite's in bench/tasks/robomimic_state.py), plus the vector env's autoreset flags and the carry, all as
@@ -46,7 +46,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from bench.runner.evaluation import advance_grid, evaluate
+from bench.runner.evaluation import advance_grid
+from bench.runner.loop import Loop
 from bench.tasks.env_state import set_sub_env_state, sub_env_state
 from bench.tasks.sim_state import EnvStateError
 
@@ -245,58 +246,57 @@ def restore_envs(envs: gym.vector.SyncVectorEnv, st: dict[str, Any], seeds: list
                     st["ep_return"].numpy().astype(np.float64).copy())
 
 
-def run_on_policy(run, bar) -> None:
+def run_on_policy(loop: Loop, bar) -> None:
     """Drive the online phase of an on-policy method for `online.steps` env steps (see the module doc)."""
-    cfg, method, c = run.cfg, run.method, run.counters
+    cfg, method, c = loop.cfg, loop.method, loop.progress
     total = cfg.online.steps
     if total <= 0:
         return
     n_envs, n_steps = method.rollout_size()
     chunk = int(method.decision_length())
-    envs = make_vector_env(run.task, n_envs, chunk)
+    envs = make_vector_env(loop.task, n_envs, chunk)
     grid = cfg.eval.grid()
-    c.setdefault("rollout", 0)
     seeds = [env_seed(cfg.seed, i) for i in range(n_envs)]
 
     def on_step(n: int) -> None:
-        c["env_step"] += n
+        c.env_step += n
         bar.update(n)
-        if c["env_step"] >= c["next_eval"]:
-            evaluate(run, "finetune")
-            c["next_eval"] = advance_grid(c["next_eval"], c["env_step"], *grid)
+        if c.env_step >= c.next_eval:
+            loop.evaluate("finetune")
+            c.next_eval = advance_grid(c.next_eval, c.env_step, *grid)
 
     try:
-        saved = (run.loop_state or {}).get("on_policy")
+        saved = loop.resumed.get("on_policy")
         if saved is not None:  # a resumed run: the envs continue from the checkpoint
             carry = restore_envs(envs, saved, seeds)
-        elif c["env_step"] > 0 or c["rollout"] > 0:
-            raise EnvStateError(f"the checkpoint of run {run.ctx.run_id} is at env step {c['env_step']} of the "
+        elif c.env_step > 0 or c.rollout > 0:
+            raise EnvStateError(f"the checkpoint of run {loop.run_id} is at env step {c.env_step} of the "
                                 f"on-policy phase but holds no env state (an older checkpoint); rerun with "
                                 f"--restart")
         else:  # the one reset of the online phase
             obs, _ = envs.reset(seed=seeds)
             carry = EnvCarry.fresh(np.asarray(obs))
-            run.train_state.reset()
+            loop.train_state.reset()
         # Each checkpoint (only ever taken at a rollout boundary, below) saves the envs as they are then.
-        run.capture_loop_state = lambda: dict(run.loop_state, on_policy=capture_envs(envs, carry))
-        while c["env_step"] < total:
-            rollout, stats = collect_rollout(envs, method, run.train_state, carry, n_steps,
-                                             cfg.reward_scale, total - c["env_step"], on_step)
+        loop.capture = lambda: dict(loop.resumed, on_policy=capture_envs(envs, carry))
+        while c.env_step < total:
+            rollout, stats = collect_rollout(envs, method, loop.train_state, carry, n_steps,
+                                             cfg.reward_scale, total - c.env_step, on_step)
             if rollout and rollout["valid"].any():
                 before = method.grad_steps
                 metrics = method.update_rollout(rollout)
-                c["grad_step"] += method.grad_steps - before
+                c.grad_step += method.grad_steps - before
                 # One row per metric per rollout: nothing is held back across a rollout boundary, where a
                 # checkpoint may be taken (online.log_every does not apply to on-policy runs).
-                run.log("finetune", metrics)
-            c["rollout"] += 1
+                loop.log("finetune", metrics)
+            c.rollout += 1
             if stats["episodes"]:
-                run.log("finetune", {"train/return": float(np.mean(stats["episodes"]))},
+                loop.log("finetune", {"train/return": float(np.mean(stats["episodes"]))},
                         n_episodes=len(stats["episodes"]))
-            if c["env_step"] < total:  # rollout boundary: the only place a checkpoint is taken
-                if c["env_step"] - c["last_ckpt_env_step"] >= cfg.online.checkpoint_every:
-                    run.checkpoint()
-                run.maybe_stop()
+            if c.env_step < total:  # rollout boundary: the only place a checkpoint is taken
+                if c.env_step - c.last_ckpt_env_step >= cfg.online.checkpoint_every:
+                    loop.checkpoint()
+                loop.maybe_stop()
     finally:
-        run.capture_loop_state = None
+        loop.capture = None
         envs.close()

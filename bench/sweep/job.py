@@ -60,7 +60,7 @@ def _slurm_ids() -> dict[str, Any]:
 
 
 class _Probe:
-    """Records when the run's training starts, and from which counters (a resumed run starts past zero).
+    """Records when the run's training starts, and from which progress (a resumed run starts past zero).
 
     Passed to the runner as its `on_start` hook, which it calls after setup and resume, right before the first
     training step.
@@ -70,11 +70,9 @@ class _Probe:
         self.values: dict[str, Any] = {}
 
     def __call__(self, run: Any, resumed: bool) -> None:
-        counters = getattr(run, "counters", {})
-        self.values.update(t_first_step=time.time(), resumed=bool(resumed),
-                           start_env_step=int(counters.get("env_step", 0)),
-                           start_grad_step=int(counters.get("grad_step", 0)),
-                           run_attempt=int(counters.get("attempt", 1)))
+        p = run.progress
+        self.values.update(t_first_step=time.time(), resumed=bool(resumed), start_env_step=p.env_step,
+                           start_grad_step=p.grad_step, run_attempt=p.attempt or 1)
 
 
 class SweepJob(submitit.helpers.Checkpointable):
