@@ -41,7 +41,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.idql_check_official import copy_params  # noqa: E402 (the repo root is on the path first)
+from benchmarks.idql_check_official import copy_params
 
 OBS, ACT, TA, T, HIDDEN = 11, 3, 4, 20, 128
 NOISE = TA * ACT
@@ -120,9 +120,9 @@ def main() -> None:
     from stable_baselines3.sac.sac import SAC as OfficialSAC
 
     from bench.config.parse import parse_section
-    from methods.base import MethodContext, TaskSpaces
+    from bench.config.run import RunConfig
+    from bench.runner.assemble import assemble
     from methods.common.diffusion import DPConfig
-    from methods.common.normalize import Normalizer
     from methods.dsrl import DSRL, DsrlConfig
 
     torch.manual_seed(0)
@@ -143,15 +143,17 @@ def main() -> None:
             x, _ = dppo.p_mean_var(x=x, t=tb, cond=cond, index=ib)
         return x
 
-    spaces = TaskSpaces(obs_dim=OBS, act_dim=ACT, act_low=-np.ones(ACT), act_high=np.ones(ACT),
-                        max_episode_steps=1000, gamma=0.99, chunk=TA)
-    norm = Normalizer(np.zeros(OBS), np.ones(OBS), spaces.act_low, spaces.act_high)
     dp_cfg = DPConfig(hidden=[512] * 3, residual=True, activation="relu", time_dim=16, denoising_steps=T)
+
     def make_ours(variant: str = "na") -> DSRL:
-        """Our DSRL (the config's defaults at utd 1, one distillation step) on DPPO's DP weights."""
+        """Our DSRL (the config's defaults at utd 1, one distillation step) on DPPO's DP weights, built on
+        hopper-medium's spaces (obs 11, act 3, chunk TA 4, 1000 steps, γ 0.99) with identity normalisers. The
+        config is this check's, not the suite's defaults: the section and the DP as the official run sets them."""
         section = {"utd": 1, "noise_critic_grad_steps": 1, "variant": variant}
-        m = DSRL(parse_section(DsrlConfig, section, "dsrl."),
-                 MethodContext(spaces=spaces, normalizer=norm, dp_cfg=dp_cfg, seed=0))
+        cfg = RunConfig(method="dsrl", task="hopper-medium", seed=0, dp=dp_cfg,
+                        section=parse_section(DsrlConfig, section, "dsrl."))
+        m = assemble(cfg, data="synthetic").method
+        assert (m.spaces.obs_dim, m.spaces.act_dim, m.spaces.chunk) == (OBS, ACT, TA)
         copy_params(dppo.network, m.frozen_dp.denoiser)
         return m
 
@@ -193,11 +195,12 @@ def learner_check(chain_fn, b: int, tanh_eps: float, variant: str = "na") -> tup
         def step(self, action):
             return np.zeros(OBS, np.float32), 0.0, False, False, {}
 
-    policy_kwargs = dict(net_arch=dict(pi=[HIDDEN] * 3, qf=[HIDDEN] * 3), activation_fn=torch.nn.Tanh,
-                         log_std_init=0.0, post_linear_modules=[torch.nn.LayerNorm], n_critics=2)
-    kwargs = dict(learning_rate=3e-4, buffer_size=1000, learning_starts=1, batch_size=b, tau=0.005, gamma=0.99,
-                  train_freq=2, gradient_steps=1, action_noise=None, ent_coef="auto", target_update_interval=1,
-                  target_entropy=0.0, use_sde=False, policy_kwargs=policy_kwargs, device="cpu", seed=0)
+    policy_kwargs = {"net_arch": {"pi": [HIDDEN] * 3, "qf": [HIDDEN] * 3}, "activation_fn": torch.nn.Tanh,
+                     "log_std_init": 0.0, "post_linear_modules": [torch.nn.LayerNorm], "n_critics": 2}
+    kwargs = {"learning_rate": 3e-4, "buffer_size": 1000, "learning_starts": 1, "batch_size": b, "tau": 0.005,
+              "gamma": 0.99, "train_freq": 2, "gradient_steps": 1, "action_noise": None, "ent_coef": "auto",
+              "target_update_interval": 1, "target_entropy": 0.0, "use_sde": False, "policy_kwargs": policy_kwargs,
+              "device": "cpu", "seed": 0}
     if variant == "na":
         kwargs.update(diffusion_policy=official_chain, diffusion_act_dim=(TA, ACT), noise_critic_grad_steps=1,
                       critic_backup_combine_type="min")
@@ -234,7 +237,7 @@ def learner_check(chain_fn, b: int, tanh_eps: float, variant: str = "na") -> tup
     official.replay_buffer.sample = lambda *a, **k: samples
     shared = Draws(draws)
     normal_rsample, randn = torch.distributions.Normal.rsample, torch.randn
-    torch.distributions.Normal.rsample = lambda self, sample_shape=torch.Size(): (
+    torch.distributions.Normal.rsample = lambda self, sample_shape=(): (
         self.loc + self.scale * shared.take(self.loc.shape))
     torch.randn = lambda *size, **k: shared.take(size[0] if len(size) == 1 and not isinstance(size[0], int)
                                                  else size)

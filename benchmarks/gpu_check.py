@@ -87,7 +87,7 @@ def main(argv=None) -> int:
         label = name + (f"[{'+'.join(over)}]" if over else "")
         try:
             subj = build_subject(name, args.task, device=device, overrides=over)
-            torch.set_num_threads(args.threads or int(subj.cfg["threads"]))
+            torch.set_num_threads(args.threads or int(subj.cfg.threads))
             got = time_components(subj.method, (1, args.batch), warmup=args.warmup, reps=args.reps, device=device,
                                   max_s=args.max_s, log=log(label))
         except Exception as e:  # noqa: BLE001 - one broken method must not cost the whole check

@@ -24,7 +24,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,10 +70,10 @@ def main() -> None:
     from model.diffusion.mlp_diffusion import DiffusionMLP
 
     from bench.config.parse import parse_section
-    from methods.base import MethodContext, TaskSpaces
+    from bench.config.run import RunConfig
+    from bench.runner.assemble import assemble
     from methods.common.diffusion import DPConfig
-    from methods.common.normalize import Normalizer
-    from methods.idql import IDQL, IdqlConfig
+    from methods.idql import IdqlConfig
 
     torch.manual_seed(0)
     official = IDQLDiffusion(
@@ -90,12 +89,13 @@ def main() -> None:
         for p in official.target_q.parameters():
             p.add_(0.01 * torch.randn_like(p))
 
-    spaces = TaskSpaces(obs_dim=OBS, act_dim=ACT, act_low=-np.ones(ACT), act_high=np.ones(ACT),
-                        max_episode_steps=1000, gamma=0.99, chunk=TA)
-    norm = Normalizer(np.zeros(OBS), np.ones(OBS), spaces.act_low, spaces.act_high)
+    # Ours on hopper-medium's spaces (obs 11, act 3, chunk TA 4, 1000 steps, γ 0.99), identity normalisers; the
+    # config is this check's (IDQL's defaults and DPPO's DP), not the suite's defaults.
     dp_cfg = DPConfig(hidden=[512] * 3, residual=True, activation="relu", time_dim=16, denoising_steps=T)
-    ours = IDQL(parse_section(IdqlConfig, {}, "idql."),
-                MethodContext(spaces=spaces, normalizer=norm, dp_cfg=dp_cfg, seed=0))
+    cfg = RunConfig(method="idql", task="hopper-medium", seed=0, dp=dp_cfg,
+                    section=parse_section(IdqlConfig, {}, "idql."))
+    ours = assemble(cfg, data="synthetic").method
+    assert (ours.spaces.obs_dim, ours.spaces.act_dim, ours.spaces.chunk) == (OBS, ACT, TA)
     ours._set_actor_hparams()
     copy_params(official.actor, ours.dp.policy.denoiser)
     copy_params(official.critic_v, ours.critics.v)

@@ -33,41 +33,22 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.config.layers import resolve_config
+from bench.runner.assemble import assemble
 from bench.timing import time_callable
-from methods.base import ActorState, MethodContext, TaskSpaces
-from methods.common.normalize import Normalizer
+from methods.base import ActorState
 from methods.modip.planner import plan
-
 
 # The task whose resolved defaults (DP included: the paper suites take DPPO's residual ReLU 512x3 DP from
 # methods/common/diffusion.py DP_SUITE_DEFAULTS) the headline uses; --task changes it. Demo-preset rows use "demo".
 TASK = "hopper-medium"
 
 
-def task_spaces(name: str) -> TaskSpaces:
-    from bench.tasks import get_task
-
-    task = get_task(name)
-    try:
-        env = task.make_env()
-        obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
-        low, high = env.action_space.low.reshape(-1), env.action_space.high.reshape(-1)
-        env.close()
-    except ImportError:  # no MuJoCo here (gymnasium raises DependencyNotInstalled, an ImportError): InvertedDoublePendulum-v5's spaces
-        obs_dim, act_dim, low, high = 9, 1, np.array([-1.0]), np.array([1.0])
-    return TaskSpaces(obs_dim=obs_dim, act_dim=act_dim, act_low=low, act_high=high,
-                      max_episode_steps=task.max_episode_steps, gamma=task.gamma, chunk=task.chunk)
-
-
 def build(overrides: dict, device: str):
+    """MODIP from its resolved config on the task's spaces (bench/runner/assemble.py: the timing table, a unit
+    normaliser, random transitions; no env or dataset needed)."""
     task = "demo" if overrides.get("preset") == "demo" else TASK
     cfg = resolve_config("modip", task, 0, {**overrides, "device": device})
-    from methods.base import get_method_class
-
-    cls, mcfg, dp_cfg = get_method_class("modip"), cfg.section, cfg.dp
-    spaces = task_spaces(task)
-    norm = Normalizer(np.zeros(spaces.obs_dim), np.ones(spaces.obs_dim), spaces.act_low, spaces.act_high)
-    return cls(mcfg, MethodContext(spaces=spaces, normalizer=norm, device=device, seed=0, dp_cfg=dp_cfg))
+    return assemble(cfg, data="synthetic").method
 
 
 def measure(overrides: dict, device: str, reps: int) -> dict:

@@ -7,7 +7,9 @@ on the old tree and on the new one, then compare:
     python benchmarks/restructure_check.py --out before.json          # on the old tree
     python benchmarks/restructure_check.py --out after.json --compare before.json
 
-The last line says whether every method's curves are equal and its timing keys/settings match.
+Each method's line lists its evaluated actors and the losses its online phase logged (which phases ran: e.g.
+MODIP's and PA-RL's distillation, DSRL's noise actor, DPPO's PPO loss). The last line says whether every
+method's curves are equal and its timing keys/settings match.
 """
 from __future__ import annotations
 
@@ -72,7 +74,10 @@ def collect(root: Path) -> dict:
                        for _, r in t.iterrows())
         out[name] = {"curves": json.loads(c.to_json(orient="records")), "timing_columns": sorted(keep),
                      "timing_rows": trows}
-        print(f"{name}: {len(c)} curve rows, {len(t)} timing rows", flush=True)
+        losses = sorted({m for p, m in zip(c.phase, c.metric) if p == "finetune" and m.startswith("loss/")})
+        actors = sorted({a for a in c.actor if a})
+        print(f"{name}: {len(c)} curve rows, {len(t)} timing rows; evaluated actors {actors}; online losses "
+              f"{losses}", flush=True)
     return out
 
 

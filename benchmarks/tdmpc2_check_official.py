@@ -66,24 +66,25 @@ def build_official(obs_dim, act_dim, episode_length, overrides):
 
 
 def main() -> int:
-    import numpy as np
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from methods.base import MethodContext, TaskSpaces
-    from methods.common.normalize import Normalizer
-    from methods.config import from_dict
-    from methods.tdmpc2 import TDMPC2, TDMPC2Config
+    from bench.config.parse import parse_section
+    from bench.config.run import RunConfig
+    from bench.runner.assemble import assemble
+    from methods.tdmpc2 import TDMPC2Config
 
     torch.set_num_threads(1)
     O, A, L, H, B = 5, 2, 1000, 3, 32
     small = {"enc_dim": 64, "mlp_dim": 64, "latent_dim": 32, "num_q": 2, "batch_size": B, "dropout": 0.0,
              "episodic": True}
     off, ocfg = build_official(O, A, L, small)
-    ours = TDMPC2(from_dict(TDMPC2Config, dict(model_size=1, **small)), MethodContext(
-                  spaces=TaskSpaces(obs_dim=O, act_dim=A, act_low=-np.ones(A, np.float32),
-                                    act_high=np.ones(A, np.float32), max_episode_steps=L),
-                  normalizer=Normalizer(np.zeros(O), np.ones(O), -np.ones(A), np.ones(A))))
+    # Ours with the official shapes (obs O, act A in [-1, 1]) on a task of L-step episodes (hopper-medium), with
+    # identity normalisers; the config is this check's (size 1 and `small`), not the suite's defaults.
+    cfg = RunConfig(method="tdmpc2", task="hopper-medium", seed=0,
+                    section=parse_section(TDMPC2Config, dict(model_size=1, **small), "tdmpc2."))
+    ours = assemble(cfg, data="synthetic", obs_dim=O, act_dim=A).method
+    assert ours.spaces.max_episode_steps == L
     om, m = off.model, ours.model
     pairs = [(om._encoder["state"], m.encoder), (om._dynamics, m.dynamics), (om._reward, m.reward_head),
              (om._termination, m.termination_head), (om._pi, m.pi_head)]

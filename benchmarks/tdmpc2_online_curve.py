@@ -2,14 +2,15 @@
 
 Why: offline-to-online results mix the dataset's quality with the learner's; a from-scratch online curve on
 an easy task (InvertedPendulum-v5: random actions score about 5-10, the maximum is 1000) isolates the port.
-It drives the method through the same calls the harness makes (act / observe / updates_due / finetune_step)
-with an empty offline buffer, official-style random seeding (`seed_steps` random actions, then that many
-updates at once), one update per env step after that, and identity normalisers (raw observations; actions
-mapped from the env's box to [-1, 1]).
+The gym env is registered as a task without a dataset; the method, its identity normalisers (raw observations;
+actions mapped from the env's box to [-1, 1]) and its empty replay buffer come from `assemble(cfg, data="none")`
+(bench/runner/assemble.py), and the runner's own off-policy loop (bench/runner/off_policy.py, through a `Loop`
+without checkpoints) drives it: act / observe / updates_due / finetune_step, with official-style random seeding
+(`seed_steps` random actions, then that many updates at once) and one update per env step after that.
 Whether the port computes what the official agent computes is checked exactly, not by curves, in
 `benchmarks/tdmpc2_check_official.py`; this script shows whether it learns, one noisy seed at a time.
-Prints the training-episode returns and periodic evals (MPC, eval mode); the last line is the final eval:
-`tdmpc2 online <env> final eval return: X return (cpu)`.
+Prints the training-episode returns and periodic evals (MPC, eval mode, the task's first eval seeds); the last
+line is the final eval: `tdmpc2 online <env> final eval return: X return (cpu)`.
 """
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -45,73 +44,75 @@ def main(argv=None) -> int:
     p.add_argument("--set", nargs="*", default=[], help="tdmpc2 config overrides key=value")
     args = p.parse_args(argv)
 
-    import gymnasium as gym
+    import types
+
     import torch
 
-    from methods.base import ActorState, MethodContext, TaskSpaces
-    from methods.common.normalize import Normalizer
-    from methods.common.replay import ReplayBuffer
-    from methods.config import apply_overrides, deep_merge, from_dict
-    from methods.tdmpc2 import TDMPC2, TDMPC2Config
+    from bench.config.dotted import parse_pairs
+    from bench.config.layers import resolve_config
+    from bench.runner.assemble import assemble
+    from bench.runner.evaluation import evaluate_actor
+    from bench.runner.loop import Loop
+    from bench.runner.off_policy import run_off_policy
+    from bench.runner.progress import Progress
+    from methods.base import ActorState
 
+    task = gym_task(args.env)
+    if args.preset == "small":
+        section = {"tdmpc2": SMALL}
+    elif args.preset == "none":
+        section = {}
+    else:
+        section = {"preset": args.preset}
+    overrides = {**section, "tdmpc2.seed_steps": args.seed_steps, "tdmpc2.utd": 1.0,
+                 **{f"tdmpc2.{k}": v for k, v in parse_pairs(args.set).items()},
+                 "online.steps": args.steps, "online.checkpoint_every": args.steps + 1, "eval.every": args.eval_every,
+                 "eval.episodes": args.eval_episodes, "eval.timing": False, "threads": args.threads}
+    cfg = resolve_config("tdmpc2", task.name, args.seed, overrides)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    env, eval_env_fn = gym.make(args.env), (lambda: gym.make(args.env))
-    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
-    spaces = TaskSpaces(obs_dim=obs_dim, act_dim=act_dim, act_low=low, act_high=high,
-                        max_episode_steps=env.spec.max_episode_steps or 1000)
-    raw = {"small": SMALL, "none": {}}.get(args.preset) or TDMPC2.presets[args.preset]["tdmpc2"]
-    raw = deep_merge(raw, {"seed_steps": args.seed_steps, "utd": 1.0})
-    raw = apply_overrides(raw, args.set)
-    cfg = from_dict(TDMPC2Config, raw)
-    method = TDMPC2(cfg, MethodContext(spaces=spaces, normalizer=Normalizer(np.zeros(obs_dim), np.ones(obs_dim), low, high),
-                                        seed=args.seed))
-    buffer = ReplayBuffer(obs_dim, act_dim, seed=args.seed, capacity=args.steps + 16)
-    method.attach_buffer(buffer)
-    train_state = ActorState.create(args.seed * 7919 + 1)
-    print(f"{args.env}: obs {obs_dim}, act {act_dim}, discount {method.discount:.3f}, "
+    parts = assemble(cfg, data="none")
+    method, spaces = parts.method, parts.spaces
+    print(f"{args.env}: obs {spaces.obs_dim}, act {spaces.act_dim}, discount {method.discount:.3f}, "
           f"params {method.model.trainable_parameters():,}, preset {args.preset}, seed_steps {args.seed_steps}")
 
-    def evaluate() -> float:
-        envs = [eval_env_fn() for _ in range(args.eval_episodes)]
-        obs = np.stack([e.reset(seed=10_000 + i)[0] for i, e in enumerate(envs)]).astype(np.float32)
-        state, ret, done = ActorState.create(123), np.zeros(len(envs)), np.zeros(len(envs), bool)
-        while not done.all():
-            acts = method.act(obs, "mpc", state, True)[:, 0]
-            for i, e in enumerate(envs):
-                if not done[i]:
-                    o, r, term, trunc, _ = e.step(acts[i])
-                    obs[i], ret[i], done[i] = o, ret[i] + r, term or trunc
-        return float(ret.mean())
+    t0, evals = time.perf_counter(), []
+    progress = Progress(phase="finetune", pretrain_done=True, next_eval=args.eval_every)
+    eval_seeds = list(task.eval_seeds[:args.eval_episodes])
 
-    t0, step, episode, evals = time.perf_counter(), 0, 0, []
-    while step < args.steps:
-        obs, _ = env.reset(seed=args.seed * 1000 + episode)
-        train_state.reset()
-        ep_ret, done = 0.0, False
-        while not done and step < args.steps:
-            action = method.act(obs[None].astype(np.float32), "mpc", train_state, False)[0, 0]
-            nobs, r, term, trunc, _ = env.step(action)
-            tr = {"obs": obs, "action": action, "reward": float(r), "next_obs": nobs, "terminal": bool(term),
-                  "timeout": bool(trunc and not term)}
-            buffer.add(tr)
-            method.observe(tr)
-            step += 1
-            for _ in range(method.updates_due(step)):
-                method.finetune_step()
-            ep_ret, obs, done = ep_ret + r, nobs, term or trunc
-            if step % args.eval_every == 0:
-                evals.append((step, evaluate()))
-                print(f"  eval  env_step {step:6d}  return {evals[-1][1]:7.1f}  wall {time.perf_counter() - t0:6.0f}s",
-                      flush=True)
-        episode += 1
-        print(f"  train env_step {step:6d}  episode {episode:4d}  return {ep_ret:7.1f}", flush=True)
-    if not evals or evals[-1][0] != step:
-        evals.append((step, evaluate()))
+    def evaluate(phase: str) -> None:
+        res = evaluate_actor(method, parts.task, "mpc", eval_seeds, method.device)
+        evals.append((progress.env_step, res["return"]))
+        print(f"  eval  env_step {progress.env_step:6d}  return {res['return']:7.1f}  "
+              f"wall {time.perf_counter() - t0:6.0f}s", flush=True)
+
+    def log(phase: str, metrics: dict, actor: str = "", n_episodes: int = 0) -> None:
+        if "train/return" in metrics:
+            print(f"  train env_step {progress.env_step:6d}  episode {progress.episode:4d}  "
+                  f"return {metrics['train/return']:7.1f}", flush=True)
+
+    loop = Loop(run_id="tdmpc2-online-curve", cfg=cfg, task=parts.task, method=method, buffer=parts.buffer,
+                train_state=ActorState.create(cfg.seed * 7919 + 1, method.device), progress=progress, log=log,
+                evaluate=evaluate, checkpoint=lambda: None, maybe_stop=lambda: None)
+    run_off_policy(loop, types.SimpleNamespace(update=lambda n: None))
+    if not evals or evals[-1][0] != progress.env_step:
+        evaluate("finetune")
     print("eval curve (env_step, return): " + ", ".join(f"({s}, {r:.1f})" for s, r in evals))
     print(f"tdmpc2 online {args.env} final eval return: {evals[-1][1]:.1f} return (cpu)")
     return 0
+
+
+def gym_task(env_id: str):
+    """A plain gymnasium env as a task: no dataset and no score refs, its own episode limit, the harness's eval
+    seeds. Registered under `gym-<env id>` so that the config resolves and `assemble` finds it."""
+    import gymnasium as gym
+
+    from bench.tasks import TaskSpec, register_task
+
+    return register_task(TaskSpec(
+        name=f"gym-{env_id}", suite="gym", env_id=env_id, dataset_id="", ref_min=None, ref_max=None,
+        ref_source="none: an online-only check", max_episode_steps=gym.spec(env_id).max_episode_steps or 1000,
+        description=f"{env_id} online from scratch (benchmarks/tdmpc2_online_curve.py)"))
 
 
 if __name__ == "__main__":

@@ -119,17 +119,19 @@ def build_ours(args, torch, dev, batches):
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from methods.base import ActorState, MethodContext, TaskSpaces
-    from methods.common.normalize import Normalizer
-    from methods.config import from_dict
-    from methods.tdmpc2 import TDMPC2, TDMPC2Config
+    from bench.config.parse import parse_section
+    from bench.config.run import RunConfig
+    from bench.runner.assemble import assemble
+    from methods.base import ActorState
+    from methods.tdmpc2 import TDMPC2Config
 
-    spaces = TaskSpaces(obs_dim=17, act_dim=6, act_low=-np.ones(6, np.float32), act_high=np.ones(6, np.float32),
-                        max_episode_steps=1000)
-    nrm = Normalizer(np.zeros(17), np.ones(17), -np.ones(6), np.ones(6))  # identity: same inputs as official
-    cfg = from_dict(TDMPC2Config, {"model_size": args.model_size, "episodic": False, "batch_size": args.batch_size,
-                                   "compile": bool(args.compile)})
-    m = TDMPC2(cfg, MethodContext(spaces=spaces, normalizer=nrm, device=dev))
+    # cheetah's shapes (obs 17, act 6, 1000 steps) from halfcheetah-medium, identity normalisers (the official
+    # agent's inputs); the config is this comparison's, not the suite's defaults
+    section = parse_section(TDMPC2Config, {"model_size": args.model_size, "episodic": False,
+                                           "batch_size": args.batch_size, "compile": bool(args.compile)}, "tdmpc2.")
+    m = assemble(RunConfig(method="tdmpc2", task="halfcheetah-medium", seed=0, device=str(dev), section=section),
+                 data="synthetic").method
+    assert (m.spaces.obs_dim, m.spaces.act_dim) == (17, 6)
     ours = []
     for obs, action, reward, term in batches:  # the same sequences, in the buffer's (B, H, ...) layout
         b = {"obs": obs[:-1], "next_obs": obs[1:], "action": action, "reward": reward[..., 0],

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench.config.parse import parse_section
 from methods.base import ActorState, MethodContext, TaskSpaces
 from methods.common.normalize import Normalizer
-from methods.config import from_dict
 from methods.tdmpc2 import TDMPC2, TDMPC2Config, heuristic_discount
 from methods.tdmpc2.model import SimNorm, TwoHot, WorldModel, model_dims
 
@@ -17,7 +17,7 @@ def _method(obs_dim=17, act_dim=6, episode=1000, **cfg):
     spaces = TaskSpaces(obs_dim=obs_dim, act_dim=act_dim, act_low=-np.ones(act_dim, np.float32),
                         act_high=np.ones(act_dim, np.float32), max_episode_steps=episode)
     nrm = Normalizer(np.zeros(obs_dim), np.ones(obs_dim), -np.ones(act_dim), np.ones(act_dim))
-    return TDMPC2(from_dict(TDMPC2Config, cfg), MethodContext(spaces=spaces, normalizer=nrm))
+    return TDMPC2(parse_section(TDMPC2Config, cfg, "tdmpc2."), MethodContext(spaces=spaces, normalizer=nrm))
 
 
 @pytest.mark.parametrize("size,expected", [(5, 4_958_826), (1, 1_212_859)])

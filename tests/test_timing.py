@@ -233,7 +233,7 @@ def test_known_spaces_match_the_envs():
     pytest.importorskip("mujoco")
     import gymnasium as gym
 
-    from bench.timing.synthetic import KNOWN_SPACES
+    from bench.runner.assemble import KNOWN_SPACES
 
     for env_id, (obs_dim, act_dim, lo, hi) in KNOWN_SPACES.items():
         if env_id == "FrankaKitchen-v1":

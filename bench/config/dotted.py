@@ -8,17 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from methods.common.section import ConfigError
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; a non-mapping value ends a key."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+from results.keys import flatten  # {"a": {"b": 1}} -> {"a.b": 1}; shared with sweep files and the analysis
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -7,20 +7,12 @@ section's own `check(prefix)`, innermost sections first.
 """
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from methods.common.section import ConfigError, Section
-
-
-def closest(name: str, options, prefix: str = "", cutoff: float = 0.4) -> str:
-    """' (did you mean 'prefix+x'?)' for the closest option, else ' (valid keys: ...)'."""
-    m = difflib.get_close_matches(name, list(options), n=1, cutoff=cutoff)
-    if m:
-        return f" (did you mean '{prefix}{m[0]}'?)"
-    return f" (valid keys: {', '.join(prefix + o for o in sorted(options))})"
+from results.keys import closest  # the one did-you-mean (sweep files and the analysis use it too)
 
 
 def _model_at(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:

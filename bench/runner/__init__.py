@@ -2,6 +2,8 @@
 
 One concept per file:
 - lifecycle.py: a run's order and bookkeeping (set up, start or resume, finish, fail);
+- assemble.py: a run's parts from its config (task, spaces, dataset, normaliser, method, buffer), also for
+  timing and benchmarks (a synthetic buffer where there is no dataset);
 - progress.py: a run's counters (Progress), what a checkpoint keeps to continue exactly;
 - loop.py: what an online loop is given (Loop: the run's typed parts and its actions);
 - stops.py: stop requests (SIGTERM, stop-at counters) and Preempted;

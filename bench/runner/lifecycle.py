@@ -25,8 +25,8 @@ import torch
 
 from bench.config.layers import resolve_config
 from bench.config.run import RunConfig, run_id_of
-from bench.data import DatasetError
 from bench.runner import checkpoints, common_start
+from bench.runner.assemble import assemble
 from bench.runner.evaluation import advance_grid, evaluate_actors
 from bench.runner.loop import Loop
 from bench.runner.off_policy import run_off_policy
@@ -34,9 +34,7 @@ from bench.runner.on_policy import run_on_policy
 from bench.runner.progress import Progress
 from bench.runner.provenance import git_state, now, package_versions
 from bench.runner.stops import Preempted, clear_stop, stop_due, stop_requested
-from methods.base import ActorState, Method, MethodContext, RolloutKind, TaskSpaces, get_method_class
-from methods.common.normalize import Normalizer
-from methods.common.replay import ReplayBuffer
+from methods.base import ActorState, RolloutKind
 from methods.common.section import ConfigError
 
 
@@ -83,8 +81,6 @@ class Run:
         from bench.tasks import get_task
 
         self.task = get_task(cfg.task)
-        self.cls = get_method_class(cfg.method)
-        self.mcfg, self.dp_cfg, self.cs_cfg = cfg.section, cfg.dp, cfg.common_start
         self.device = torch.device(cfg.device)
         self.curve: list[dict[str, Any]] = []
         self.progress = Progress()
@@ -97,45 +93,16 @@ class Run:
 
     # ---- setup ----
     def setup(self) -> None:
-        from bench.data.loaders import load_dataset
-
         cfg = self.cfg
         cfg.check_device()
         torch.set_num_threads(cfg.threads)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         checkpoints.seed_everything(cfg.seed)
-        source = cfg.dataset_path or self.task.dataset_id
-        self.task = self.task.for_dataset(source)  # e.g. robomimic: the env comes from the dataset's env_args
-        env = self.task.make_env()
-        obs_dim = int(np.prod(env.observation_space.shape))
-        act_dim = int(np.prod(env.action_space.shape))
-        self.act_low = np.asarray(env.action_space.low, np.float32).reshape(-1)
-        self.act_high = np.asarray(env.action_space.high, np.float32).reshape(-1)
-        env.close()
-        self.dataset = load_dataset(source, obs_dim=obs_dim, act_dim=act_dim)
-        self.dataset_hash = self.dataset.content_hash()
-        if self.task.ref_min is None:
-            if self.dataset.ref_min is None or self.dataset.ref_max is None:
-                raise DatasetError(f"task '{self.task.name}' takes its score refs (random and expert returns) from "
-                                   f"its dataset's metadata, and {source} has none, so no normalized_score could "
-                                   f"be computed; use a dataset made by `mbench data make {self.task.dataset_id}` "
-                                   f"(it measures them), or a task with fixed refs")
-            self.task = self.task.with_refs(self.dataset.ref_min, self.dataset.ref_max,
-                                            self.dataset.ref_source or "dataset metadata")
-        self.spaces = TaskSpaces(obs_dim=obs_dim, act_dim=act_dim, act_low=self.act_low, act_high=self.act_high,
-                                 max_episode_steps=self.task.max_episode_steps, gamma=self.task.gamma,
-                                 chunk=self.task.chunk, reward_scale=cfg.reward_scale)
-        self.normalizer = Normalizer.fit(self.dataset.observations, self.act_low, self.act_high)
-        self.method: Method = self.cls(self.mcfg, MethodContext(
-            spaces=self.spaces, normalizer=self.normalizer, dp_cfg=self.dp_cfg, device=self.device,
-            seed=cfg.seed, common_start=self.cs_cfg))
-        self.buffer = ReplayBuffer(obs_dim, act_dim, extras=self.method.buffer_extras(), seed=cfg.seed,
-                                   capacity=len(self.dataset) + 1024)
-        d = self.dataset
-        self.buffer.add_offline(d.observations, d.actions, d.rewards * cfg.reward_scale,
-                                d.next_observations, d.terminals, d.timeouts)
-        self.method.attach_buffer(self.buffer)
+        parts = assemble(cfg)
+        self.task, self.spaces, self.normalizer = parts.task, parts.spaces, parts.normalizer
+        self.method, self.buffer = parts.method, parts.buffer
+        self.dataset, self.dataset_hash = parts.dataset, parts.dataset_hash
         self.train_state = ActorState.create(cfg.seed * 7919 + 1, self.device)
         from bench.tasks import TUNE_EVAL_SEEDS
 
@@ -249,20 +216,20 @@ class Run:
         steps = cfg.pretrain.steps
         if method.uses_pretrained_dp and c.grad_step == 0 and not c.dp_loaded:
             rng_before = self.buffer.get_rng_state()
-            with _LazyBar(total=int(self.cs_cfg.steps), desc=f"{cfg.method} common start",
+            with _LazyBar(total=cfg.common_start.steps, desc=f"{cfg.method} common start",
                           disable=not self.ctx.progress) as cs_bar:
                 dp_state, dp_curve, built = common_start.obtain(
                     self.cfg, self.ctx.store_root, self.dataset_hash, self.spaces, self.normalizer, self.buffer,
                     self.device, on_step=cs_bar.step, rebuild_unreadable=self.ctx.restart)
             if not built:
-                self.say(f"common start: cached DP ({self.cs_cfg.steps} BC steps)")
+                self.say(f"common start: cached DP ({cfg.common_start.steps} BC steps)")
             # A cache hit and a cache miss must leave every RNG in the same state.
             self.buffer.set_rng_state(rng_before)
             checkpoints.seed_everything(cfg.seed + 1)
             method.load_pretrained_dp(dp_state)
             if method.common_start_is_product:
                 self.curve.extend(dict(r, run_id=self.ctx.run_id) for r in dp_curve)
-                c.grad_step = int(self.cs_cfg.steps)
+                c.grad_step = cfg.common_start.steps
             c.dp_loaded = True
         if method.pretrains_offline:
             acc: dict[str, list[float]] = {}

@@ -6,8 +6,9 @@ already holds, makes every job requeue and resume from its checkpoint, and repor
 and from Slurm's own accounting. `mbench tune` runs optuna trials through the same runner, on seeds and eval
 seeds that reported results never use.
 
-Modules: `spec` (sweep files, grid expansion), `job` (the preemptible job), `launch` (submit, status),
-`tune` (optuna), `cli` (`add_cli`, which bench/cli.py calls).
+Modules: `spec` (sweep specs, grid expansion; the file's schema and its one reader are results/sweep_file.py),
+`job` (the preemptible job), `launch` (submit, status), `tune` (optuna), `cli` (`add_cli`, which bench/cli.py
+calls).
 """
 from __future__ import annotations
 

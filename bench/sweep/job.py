@@ -30,11 +30,7 @@ from typing import Any
 
 import submitit
 
-
-def sweep_dir(store_root: str | os.PathLike, name: str) -> Path:
-    from results.store import validate_name
-
-    return Path(store_root) / "sweeps" / validate_name(name, "sweep name")
+from results.sweeps import sweep_dir  # the one definition of a sweep's folder in the store
 
 
 def _append_jsonl(path: Path, row: dict[str, Any]) -> None:

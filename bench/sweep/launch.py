@@ -3,7 +3,8 @@
 Why: a researcher launches a sweep, walks away, and relaunches it after a crash, a code change or a cancelled
 job. So launching is idempotent: runs already finished in the store are skipped, runs still queued or running
 in Slurm are not submitted twice, and finished runs made at another git sha are reported as stale (rerun only
-with `--rerun-stale`). Everything about the sweep that is not a result lives under `<store>/sweeps/<name>/`:
+with `--rerun-stale`). Everything about the sweep that is not a result lives under `<store>/sweeps/<name>/`
+(results/sweeps.py):
 
     launches.jsonl        one line per launch: when, git sha, executor, run ids, their job ids, the log folder
     submitit/<job id>/    submitit's pickles and the jobs' stdout/stderr
@@ -14,7 +15,6 @@ Slurm's accounting (sacct), since only Slurm knows about requeues and jobs that 
 """
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -24,8 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.sweep.job import SweepJob, _append_jsonl, read_attempts, sweep_dir
+from bench.sweep.job import SweepJob, _append_jsonl, read_attempts
 from bench.sweep.spec import RunSpec, SweepSpec
+from results.sweeps import launches_path, read_launches, sweep_dir
 
 ACTIVE_SLURM = ("PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
                 "RESIZING", "SUSPENDED", "PREEMPTED", "SIGNALING", "STAGE_OUT", "STOPPED")
@@ -64,19 +65,6 @@ def git_sha() -> str:
     from bench.runner.provenance import git_state
 
     return git_state()[0]
-
-
-def read_launches(store_root, name: str) -> list[dict[str, Any]]:
-    path = sweep_dir(store_root, name) / "launches.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
 
 
 def latest_job_ids(launches: list[dict[str, Any]]) -> dict[str, str]:
@@ -195,7 +183,7 @@ def launch(spec: SweepSpec, store_root="results", wait: bool = False, rerun_stal
         job_ids = {r.run_id: str(j.job_id) for r, j in zip(todo, jobs)}
     p["jobs"] = jobs
     log_dir = folder / "submitit"
-    _append_jsonl(folder / "launches.jsonl", {
+    _append_jsonl(launches_path(store_root, spec.name), {
         "t_submit": t_submit, "git_sha": p["sha"], "executor": kind, "spec_file": spec.source,
         "all_runs": [r.run_id for r in p["runs"]], "jobs": job_ids,
         "labels": {r.run_id: r.label() for r in p["runs"]}, "log_dir": str(log_dir),

@@ -26,12 +26,20 @@ from typing import Any
 
 import submitit
 
-from bench.sweep.job import _append_jsonl, sweep_dir
+from bench.sweep.job import _append_jsonl
 from bench.sweep.spec import SweepError, SweepSpec, method_overrides
+from results.sweep_file import Param, Tune
+from results.sweeps import sweep_dir
+
+
+def _tune(spec: SweepSpec) -> Tune:
+    if spec.tune is None:
+        raise SweepError(f"sweep file {spec.source}: no 'tune' section (use `mbench sweep launch` for grids)")
+    return spec.tune
 
 
 def storage_path(spec: SweepSpec, store_root) -> Path:
-    kind = (spec.tune or {}).get("storage", "journal")
+    kind = _tune(spec).storage
     return sweep_dir(store_root, spec.name) / ("optuna.journal" if kind == "journal" else "optuna.db")
 
 
@@ -51,10 +59,10 @@ def make_storage(spec: SweepSpec, store_root):
 def load_study(spec: SweepSpec, store_root):
     import optuna
 
-    tune = spec.tune or {}
-    sampler = optuna.samplers.TPESampler(seed=tune.get("sampler_seed"))
+    tune = _tune(spec)
+    sampler = optuna.samplers.TPESampler(seed=tune.sampler_seed)
     return optuna.create_study(study_name=spec.name, storage=make_storage(spec, store_root),
-                               direction=tune.get("direction", "maximize"), sampler=sampler, load_if_exists=True)
+                               direction=tune.direction, sampler=sampler, load_if_exists=True)
 
 
 def worker_id() -> str:
@@ -108,18 +116,16 @@ def reap_stale(study, max_retry: int = 3, out: Callable[[str], None] = print) ->
     return n
 
 
-def suggest(trial, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def suggest(trial, params: dict[str, Param]) -> dict[str, Any]:
     out = {}
     for key, space in params.items():
-        kind = space["type"]
-        if kind == "float":
-            out[key] = trial.suggest_float(key, float(space["low"]), float(space["high"]), log=bool(space.get("log")),
-                                           step=space.get("step"))
-        elif kind == "int":
-            out[key] = trial.suggest_int(key, int(space["low"]), int(space["high"]), log=bool(space.get("log")),
-                                         step=int(space.get("step", 1)))
+        if space.type == "float":
+            out[key] = trial.suggest_float(key, float(space.low), float(space.high), log=space.log, step=space.step)
+        elif space.type == "int":
+            out[key] = trial.suggest_int(key, int(space.low), int(space.high), log=space.log,
+                                         step=int(1 if space.step is None else space.step))
         else:
-            out[key] = trial.suggest_categorical(key, list(space["choices"]))
+            out[key] = trial.suggest_categorical(key, list(space.choices))
     return out
 
 
@@ -143,9 +149,8 @@ def final_score(store_root, sweep: str, run_id: str, actor: str) -> float:
 def trial_config(spec: SweepSpec, trial) -> tuple[dict[str, Any], int]:
     from bench.config.layers import resolve_config
 
-    tune = spec.tune or {}
     method, task = spec.methods[0], spec.tasks[0]
-    params = suggest(trial, tune["params"])
+    params = suggest(trial, _tune(spec).params)
     seed = trial.user_attrs.get("seed")
     if seed is None:
         seed = spec.seeds[trial.number % len(spec.seeds)]
@@ -164,11 +169,11 @@ def run_trials(spec: SweepSpec, store_root, n_trials: int | None = None, out: Ca
     from bench.config.run import run_id_of
     from bench.runner import Preempted, run_one
 
-    tune = spec.tune or {}
-    total = int(n_trials or tune.get("trials", 20))
-    actor = tune.get("actor") or headline_actor(spec.methods[0])
+    tune = _tune(spec)
+    total = int(n_trials or tune.trials)
+    actor = tune.actor or headline_actor(spec.methods[0])
     study = load_study(spec, store_root)
-    reap_stale(study, int(tune.get("max_retry", 3)), out=out)
+    reap_stale(study, tune.max_retry, out=out)
     me = worker_id()
 
     def objective(trial) -> float:
@@ -245,12 +250,11 @@ def tune(spec: SweepSpec, store_root="results", wait: bool = False, executor: st
     """Start (or continue) the study: `workers` jobs that share its storage."""
     from bench.sweep.launch import make_executor, wait_for
 
-    if spec.tune is None:
-        raise SweepError(f"sweep file {spec.source}: no 'tune' section (use `mbench sweep launch` for grids)")
+    tune = _tune(spec)
     kind = executor or spec.executor
-    n_workers = int(workers or spec.tune.get("workers", 1))
+    n_workers = int(workers or tune.workers)
     study = load_study(spec, store_root)  # create it here so that workers race on nothing
-    reap_stale(study, int(spec.tune.get("max_retry", 3)), out=out)
+    reap_stale(study, tune.max_retry, out=out)
     folder = sweep_dir(store_root, spec.name)
     ex = make_executor(spec, folder, kind, n_jobs=n_workers)
     jobs = ex.map_array(TuneWorker(spec.raw, spec.source, str(store_root), n_trials), list(range(n_workers)))
