@@ -6,28 +6,14 @@ latency of each actor and the training time per update and per env step next to 
 a baseline cell and bootstrap CIs, and draws reference methods (e.g. the policy every cell starts from) as
 lines beside them.
 
-What is ablated comes from the sweep file's `ablation:` section, never from this module::
-
-    ablation:
-      method: <method>                       # the method whose runs are the cells
-      axes: [<method>.a.b, <method>.c]       # config keys; values from the sweep's grid (or the data)
-      # or axes: {<method>.a.b: [x, y], ...}  # the values, in order
-      reference: [<other method>, ...]       # optional: methods drawn as reference lines
-      baseline: {<method>.a.b: x, ...}       # optional: the cell ratios are to (default: each axis' first value)
-      description: "what the axes mean"      # optional: printed at the top of the report
-
-`mbench ablate NAME` finds the section in `--sweep-file`, else in the sweep file its launches recorded
-(`<store>/sweeps/NAME/launches.jsonl`), else in `sweeps/NAME.yaml` (or the sweep file named NAME) under the
-current folder or the project's. A cell is read from each run's resolved config (config_json), not from its
-label. Latencies and update times come from the timing rows' metadata (kind, actor, actions_per_call,
-updates_per_env_step), never from component names.
+What is ablated comes from the sweep file's `ablation:` section (analysis/ablation_spec.py), never from this
+module; `mbench ablate NAME` finds it in `--sweep-file`, else in the sweep file its launches recorded, else in
+`sweeps/NAME.yaml`. The cells and the per-run timings are analysis/ablation_cells.py's.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -35,289 +21,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import yaml
 
 from analysis import figures, stats, tables
-from analysis.data import (
-    SCORE_METRIC,
-    UNKNOWN,
-    Notes,
-    action_rows,
-    align_to_grid,
-    config_value,
-    eval_points,
-    flat_settings,
-    load_sweep,
-    per_action_ms,
-    per_env_step_ms,
-    run_scores,
-    update_rows,
+from analysis.ablation_cells import assign_cells, latency_per_run, update_per_run
+from analysis.ablation_spec import (
+    AblationError,
+    AblationSpec,
+    Axis,
+    ablation_from_file,
+    find_ablation,
+    parse_ablation,
 )
+from analysis.data import SCORE_METRIC, UNKNOWN, Notes, align_to_grid, eval_points, load_sweep, run_scores
 from analysis.document import Document, save_table, section, store_root
 
-SECTION_KEYS = ("method", "axes", "reference", "baseline", "description")
-# Settings that differ between runs of one cell without making them different arms.
-PER_RUN_KEYS = {"seed", "variant", "dataset_path"}
 
-
-class AblationError(ValueError):
-    """The ablation section is missing or malformed; the message is one line that names the problem."""
-
-
-# ------------------------------------------------------------------------------------------- the section
-@dataclasses.dataclass(frozen=True)
-class Axis:
-    key: str  # a dotted config key, e.g. '<method>.planner.horizon'
-    name: str  # its label in cell names (the key's last part, unless two axes share it)
-    values: tuple[str, ...] | None  # the axis' values in order (None: taken from the data)
-
-
-@dataclasses.dataclass(frozen=True)
-class AblationSpec:
-    method: str
-    axes: tuple[Axis, ...]
-    reference: tuple[str, ...] = ()
-    baseline: tuple[str | None, ...] = ()  # one value per axis (None: the axis' first value)
-    description: str = ""
-    source: str = ""
-
-    def cell_name(self, values) -> str:
-        return ", ".join(f"{axis.name}={value}" for axis, value in zip(self.axes, values))
-
-    def baseline_values(self) -> tuple[str, ...]:
-        return tuple(b if b is not None else (a.values[0] if a.values else UNKNOWN)
-                     for a, b in zip(self.axes, self.baseline or (None,) * len(self.axes)))
-
-    def baseline_cell(self) -> str:
-        return self.cell_name(self.baseline_values())
-
-    def grid_cells(self) -> list[str]:
-        if any(a.values is None for a in self.axes):
-            return []
-        return [self.cell_name(v) for v in itertools.product(*(a.values for a in self.axes))]
-
-
-def _fail(source: str, msg: str) -> None:
-    raise AblationError(f"ablation section of {source}: {msg}")
-
-
-def _flat(mapping: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, node: dict) -> None:
-        for k, v in node.items():
-            if isinstance(v, dict):
-                walk(f"{prefix}{k}.", v)
-            else:
-                out[f"{prefix}{k}"] = v
-
-    if isinstance(mapping, dict):
-        walk("", mapping)
-    return out
-
-
-def _names(keys: list[str], method: str) -> list[str]:
-    """Cell labels of the axes: each key's last part, or the key without the method prefix where two clash."""
-    last = [k.rsplit(".", 1)[-1] for k in keys]
-    if len(set(last)) == len(last):
-        return last
-    return [k.removeprefix(method + ".") for k in keys]
-
-
-def parse_ablation(section_data: Any, grid: dict[str, Any] | None = None, source: str = "<ablation>") -> AblationSpec:
-    """An AblationSpec from a sweep file's `ablation:` section (and its `grid:`, for the axes' values)."""
-    if not isinstance(section_data, dict):
-        _fail(source, f"must be a mapping with keys {', '.join(SECTION_KEYS)}")
-    for key in section_data:
-        if key not in SECTION_KEYS:
-            _fail(source, f"unknown key 'ablation.{key}' (expected one of: {', '.join(SECTION_KEYS)})")
-    method = section_data.get("method")
-    if not isinstance(method, str) or not method:
-        _fail(source, "'ablation.method' must name the method whose runs are the cells")
-    axes_raw = section_data.get("axes")
-    if isinstance(axes_raw, str):
-        axes_raw = [axes_raw]
-    if isinstance(axes_raw, dict):
-        pairs = list(axes_raw.items())
-    elif isinstance(axes_raw, list) and axes_raw:
-        pairs = [(k, None) for k in axes_raw]
-    else:
-        _fail(source, "'ablation.axes' must be a non-empty list of config keys, or map each key to its values")
-    flat_grid = _flat(grid or {})
-    keys, values = [], []
-    for key, vals in pairs:
-        if not isinstance(key, str) or not key:
-            _fail(source, f"'ablation.axes' has a key that is not a dotted config key: {key!r}")
-        if key in keys:
-            _fail(source, f"'ablation.axes' names {key} twice")
-        if vals is None:
-            vals = flat_grid.get(key)
-        if vals is not None and (not isinstance(vals, list) or not vals):
-            _fail(source, f"the values of axis {key} must be a non-empty list")
-        keys.append(key)
-        values.append(None if vals is None else tuple(_text(v) for v in vals))
-    reference = section_data.get("reference") or []
-    if isinstance(reference, str):
-        reference = [reference]
-    if not isinstance(reference, list) or not all(isinstance(r, str) and r for r in reference):
-        _fail(source, "'ablation.reference' must be a list of method names")
-    if method in reference:
-        _fail(source, f"'ablation.reference' names the ablated method {method} itself")
-    baseline_raw = section_data.get("baseline") or {}
-    if not isinstance(baseline_raw, dict):
-        _fail(source, "'ablation.baseline' must map axis keys to the baseline cell's values")
-    for key in baseline_raw:
-        if key not in keys:
-            _fail(source, f"'ablation.baseline.{key}' is not one of the axes ({', '.join(keys)})")
-    baseline = tuple(None if k not in baseline_raw else _text(baseline_raw[k]) for k in keys)
-    for key, vals, base in zip(keys, values, baseline):
-        if base is not None and vals is not None and base not in vals:
-            _fail(source, f"'ablation.baseline.{key}' = {base} is not one of its values ({'/'.join(vals)})")
-    names = _names(keys, method)
-    axes = tuple(Axis(k, n, v) for k, n, v in zip(keys, names, values))
-    return AblationSpec(method=method, axes=axes, reference=tuple(reference), baseline=baseline,
-                        description=str(section_data.get("description") or ""), source=source)
-
-
-def _text(value: Any) -> str:
-    """A config value as a cell label: strings as they are, anything else as JSON (True -> true, 2 -> 2)."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def read_sweep_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise AblationError(f"sweep file {path}: not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise AblationError(f"sweep file {path}: not valid YAML ({first})") from None
-    if not isinstance(data, dict):
-        raise AblationError(f"sweep file {path}: not a YAML mapping")
-    return data
-
-
-def ablation_from_file(path: str | Path) -> AblationSpec:
-    """The AblationSpec of a sweep file's `ablation:` section."""
-    data = read_sweep_file(path)
-    if "ablation" not in data:
-        raise AblationError(f"sweep file {path} has no 'ablation:' section (method, axes, reference)")
-    return parse_ablation(data["ablation"], data.get("grid"), str(path))
-
-
-def sweep_file_candidates(store_root, sweep_id: str) -> list[Path]:
-    """Where the sweep file of `sweep_id` may be, in the order looked at: the files its launches recorded
-    (newest first), then sweeps/<id>.yaml and any sweeps/*.yaml named <id>, in the current folder and the
-    project's."""
-    out: list[Path] = []
-    launches = Path(store_root) / "sweeps" / sweep_id / "launches.jsonl"
-    if launches.is_file():
-        for line in reversed(launches.read_text().splitlines()):
-            try:
-                spec_file = json.loads(line).get("spec_file")
-            except (json.JSONDecodeError, AttributeError):
-                continue
-            if spec_file:
-                out.append(Path(spec_file))
-    folders = list(dict.fromkeys([Path.cwd() / "sweeps", Path(__file__).resolve().parents[1] / "sweeps"]))
-    for folder in folders:
-        out += [folder / f"{sweep_id}.yaml", folder / f"{sweep_id}.yml"]
-    for folder in folders:
-        for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
-            try:
-                named = (yaml.safe_load(path.read_text()) or {}).get("name")
-            except (yaml.YAMLError, AttributeError, OSError):
-                continue
-            if named == sweep_id:
-                out.append(path)
-    return list(dict.fromkeys(out))
-
-
-def find_ablation(store_root, sweep_id: str, sweep_file: str | Path | None = None) -> AblationSpec:
-    """The ablation section for a sweep: from `sweep_file`, else from the first sweep file found for it."""
-    if sweep_file is not None:
-        return ablation_from_file(sweep_file)
-    candidates = sweep_file_candidates(store_root, sweep_id)
-    for path in candidates:
-        if path.is_file():
-            return ablation_from_file(path)
-    raise AblationError(f"no sweep file found for sweep '{sweep_id}' (looked for sweeps/{sweep_id}.yaml and the "
-                        "launches' sweep file): pass --sweep-file FILE with an 'ablation:' section")
-
-
-# --------------------------------------------------------------------------------------------- the cells
-def assign_cells(runs: pd.DataFrame, notes: Notes, spec: AblationSpec) -> pd.DataFrame:
-    """The ablated method's runs with their cell read from config_json; a run that lacks an axis key is in an
-    `unknown` cell for it, with a warning (never a guessed default).
-
-    A run whose other settings differ from the baseline cell's (e.g. a latency-matched arm with fewer
-    iterations) is its own cell, named by the axes plus the settings that differ, so arms never pool silently."""
-    mine = runs[runs["method"] == spec.method].copy()
-    axis_values: list[list[str]] = []
-    for axis in spec.axes:
-        raw = [config_value(c, axis.key) for c in mine["config_json"]]
-        if any(v is None for v in raw):
-            notes.warn(f"{sum(v is None for v in raw)} {spec.method} run(s) lack {axis.key} in config_json; "
-                       f"their cell says {axis.name}={UNKNOWN}")
-        values = [UNKNOWN if v is None else _text(v) for v in raw]
-        if axis.values is not None:
-            odd = sorted(set(values) - set(axis.values))
-            if odd:
-                notes.warn(f"{axis.key} values {odd} are outside the ablation's ({'/'.join(axis.values)}); shown as "
-                           "extra cells")
-        axis_values.append(values)
-    base_cells = [spec.cell_name(vals) for vals in zip(*axis_values)] if len(mine) else []
-    mine["cell"] = base_cells
-    skip = PER_RUN_KEYS | {axis.key for axis in spec.axes}
-    settings = [{k: v for k, v in flat_settings(c).items() if k not in skip and k.split(".")[-1] not in skip}
-                for c in mine["config_json"]]
-    baseline = [s for s, c in zip(settings, base_cells) if c == spec.baseline_cell()] or settings
-    keys = sorted(set().union(*settings)) if settings else []
-    usual = {k: pd.Series([s.get(k) for s in baseline]).mode(dropna=False).iloc[0] for k in keys}
-    extra = []
-    for cell, own in zip(base_cells, settings):
-        differ = [k for k in keys if own.get(k) != usual[k]]
-        extra.append(cell + "".join(f", {k.removeprefix(spec.method + '.')}={own.get(k)}" for k in differ))
-    split = sorted({e for e, c in zip(extra, base_cells) if e != c})
-    if split:
-        notes.warn(f"cells beyond the ablation's axes, from settings other than the axes: {split}")
-    mine["cell"] = extra
-    return mine
-
-
-def _at_smallest_batch(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[rows["batch"] == rows["batch"].min()] if not rows.empty else rows
-
-
-def latency_per_run(timings: pd.DataFrame, actor: str) -> pd.DataFrame:
-    """One per-action p50 (ms) per run for `actor`, at the smallest batch measured (batch 1): the act or plan
-    rows that serve it (their `actor` column), p50 / actions_per_call. Rows without metadata are unknown and
-    left out."""
-    rows = action_rows(timings)
-    rows = _at_smallest_batch(rows[rows["actor"] == actor]).copy()
-    if rows.empty:
-        return pd.DataFrame(columns=["run_id", "ms", "device"])
-    rows["ms"] = per_action_ms(rows)
-    rows = rows.dropna(subset=["ms"])
-    return rows.groupby("run_id", as_index=False).agg(ms=("ms", "median"), device=("device", "first"))
-
-
-def update_per_run(timings: pd.DataFrame) -> pd.DataFrame:
-    """Per run: the p50 of one update (ms; the sum over its update components) and the training time per env
-    step (p50 x updates_per_env_step, summed; NaN where a component's updates per env step are unknown)."""
-    rows = _at_smallest_batch(update_rows(timings)).copy()
-    if rows.empty:
-        return pd.DataFrame(columns=["run_id", "ms", "ms_per_env_step", "device"])
-    rows["per_env_step"] = per_env_step_ms(rows)
-    per_component = rows.groupby(["run_id", "component"], as_index=False).agg(
-        ms=("p50_ms", "median"), per_env_step=("per_env_step", "median"), device=("device", "first"))
-    return per_component.groupby("run_id", as_index=False).agg(
-        ms=("ms", "sum"), ms_per_env_step=("per_env_step", lambda v: v.sum(min_count=len(v))),
-        device=("device", "first"))
-
-
-# ------------------------------------------------------------------------------------------------ report
 def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000, spec: AblationSpec | dict | None = None,
                    sweep_file: str | Path | None = None) -> Path:
     """Write ablation.md and ablation.html (with figures/ and tables/) for one sweep; return the .md path.

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from results.keys import flatten
 from results.store import Store
 
 SCORE_METRIC = "normalized_score"
@@ -348,15 +349,6 @@ def flat_settings(config_json: Any) -> dict[str, str]:
         config = json.loads(config_json) if isinstance(config_json, str) else config_json
     except json.JSONDecodeError:
         return {}
-    out: dict[str, str] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            else:
-                out[f"{prefix}{key}"] = json.dumps(value, sort_keys=True)
-
-    if isinstance(config, dict):
-        walk(config, "")
-    return out
+    if not isinstance(config, dict):
+        return {}
+    return {key: json.dumps(value, sort_keys=True) for key, value in flatten(config).items()}

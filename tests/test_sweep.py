@@ -139,7 +139,7 @@ def test_tune_uses_disjoint_seeds_final_score_and_resumes(demo_dataset, store_ro
     for t in complete:
         row = runs[runs.run_id == t.user_attrs["run_id"]].iloc[0]
         cfg = json.loads(row.config_json)
-        assert cfg.eval.seed_set == "tune"
+        assert cfg["eval"]["seed_set"] == "tune"
         seeds = json.loads(row.provenance_json)["seeds"]["eval"] if "provenance_json" in row else None
         if seeds:
             assert set(seeds) <= set(TUNE_EVAL_SEEDS) and not set(seeds) & set(EVAL_SEEDS)
