@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.config.layers import resolve_config
+from bench.config.layers import from_json, resolve_config
 from bench.config.run import run_id_of
 from bench.runner import Preempted, request_stop_at, run_one
 from methods.base import registered_methods
@@ -50,8 +50,8 @@ def test_tiny_run_lands_in_store(method, demo_dataset, store_root):
     row = runs.iloc[0]
     assert row.status == "finished" and row.method == method and row.task == "demo"
     # the config round-trips through the store
-    assert json.loads(row.config_json) == cfg
-    assert run_id_of(json.loads(row.config_json)) == rid
+    assert json.loads(row.config_json) == cfg.to_json()
+    assert run_id_of(from_json(json.loads(row.config_json))) == rid
     c = store.curves(sweep="t")
     scores = c[c.metric == "normalized_score"]
     cls = registered_methods()[method]
