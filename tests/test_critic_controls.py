@@ -211,6 +211,76 @@ def test_parl_rerank_actor_acts_in_the_box_and_keep_cannot_exceed_samples():
         build("parl", {"keep": 40})
 
 
+def parl_switched(overrides: dict):
+    """PA-RL (test preset) on the bimodal data with 40 online transitions, after 20 offline critic steps and the
+    switch to fine-tuning (fixed seed)."""
+    torch.manual_seed(0)
+    m = build("parl", {"update_after": 0, **overrides})
+    buf = bimodal_buffer(m)
+    rng = np.random.default_rng(5)
+    for i in range(40):
+        buf.add({"obs": rng.normal(size=3).astype(np.float32), "action": np.array([0.6], np.float32),
+                 "reward": 1.0, "next_obs": rng.normal(size=3).astype(np.float32), "terminal": False,
+                 "timeout": i % 4 == 3})
+    for _ in range(20):
+        m.pretrain_step()
+    m.end_pretrain()
+    return m
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("critics_online", [True, False])
+def test_parl_critics_online_false_leaves_every_critic_weight_unchanged_online(critics_online):
+    m = parl_switched({"critics_online": critics_online})
+    critics, dp = snapshot(m.critics), snapshot(m.dp.policy)
+    logged = [m.finetune_step() for _ in range(5)]
+    assert same(snapshot(m.critics), critics) is not critics_online  # V, Q and the target Q
+    assert not same(snapshot(m.dp.policy), dp)  # distillation runs in both
+    assert all(("loss/critic_q" in x) is critics_online for x in logged)
+
+
+@pytest.mark.parametrize("distill", [True, False])
+def test_parl_distill_false_leaves_the_dp_unchanged_and_still_logs_the_targets(distill):
+    m = parl_switched({"distill": distill})
+    policy, ema, critics = snapshot(m.dp.policy), snapshot(m.dp.ema.module), snapshot(m.critics)
+    logged = [m.finetune_step() for _ in range(5)]
+    assert same(snapshot(m.dp.policy), policy) is not distill
+    assert same(snapshot(m.dp.ema.module), ema) is not distill
+    assert not same(snapshot(m.critics), critics)  # the critics learn in both
+    assert all(("loss/dp_distill" in x) is distill for x in logged)
+    assert all("parl/q_gain" in x and "parl/data_chosen" in x for x in logged)
+    assert m.distill_steps == (5 if distill else 0)
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_parl_reset_critic_optim_online_false_keeps_the_critics_moments(reset):
+    m = parl_switched({"reset_critic_optim_online": reset})
+    states = [opt.state for opt in m.critics.optimizers().values()]
+    assert all((len(st) == 0) is reset for st in states)
+
+
+def test_parl_switches_are_id_neutral_at_their_defaults():
+    from bench.config.layers import resolve_config
+
+    # the variant label is set, so that it is not derived from the overrides (which would name the keys)
+    over = {"preset": "demo", "variant": "v"}
+    base = resolve_config("parl", "hopper-medium", 10, over)
+    at_default = resolve_config("parl", "hopper-medium", 10, {**over, "parl.critics_online": True,
+                                                              "parl.distill": True,
+                                                              "parl.reset_critic_optim_online": True})
+    assert at_default.run_id == base.run_id
+    for key in ("critics_online", "distill", "reset_critic_optim_online"):
+        off = resolve_config("parl", "hopper-medium", 10, {**over, f"parl.{key}": False})
+        assert off.run_id != base.run_id, key
+
+
 # ---- through the runner -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["idql", "parl"])
 def test_plain_dp_actor_equals_bc_dp_at_step_0_and_rows_land(method, demo_dataset, store_root):

@@ -33,6 +33,9 @@ action_optimization.py, iql.py, configs/base_config.py, train.py.
   are spread over env steps in the same order), from `update_after` env steps on (PA-RL collects one episode of
   up to 1000 steps before its first online update). Critic batches are half offline, half online (mixing_ratio
   0.5). At the switch to online the critics' optimiser moments are reset (train.py).
+- diagnostic switches (config.py, id-neutral): `critics_online` (false: no critic update online), `distill`
+  (false: no DP step; the targets' statistics are still logged), `reset_critic_optim_online` (false: keep the
+  critics' optimiser moments at the switch); benchmarks/parl_collapse.py runs their 2x2 and follow-up arms.
 - the offline phase (`pretrain.steps`): the critics on the dataset (PA-RL: 1M offline critic steps); the DP is the
   common start (PA-RL BC-pretrains its own DP separately, 3000 epochs).
 """
@@ -71,8 +74,9 @@ class PARL(CriticDPMethod):
 
     def end_pretrain(self) -> None:
         self.dp.reset_to_ema()
-        for opt in self.critics.optimizers().values():  # PA-RL resets the critic optimiser at the switch
-            opt.state.clear()
+        if self.cfg.reset_critic_optim_online:  # PA-RL resets the critic optimiser at the switch (config.py)
+            for opt in self.critics.optimizers().values():
+                opt.state.clear()
         self.dp.reset_optimizer_moments()
         self.finetuning = True
 
@@ -105,6 +109,8 @@ class PARL(CriticDPMethod):
                                       online_ratio=n_on / max(1, n_off + n_on))
         s, data = self.normalizer.norm_obs(b["obs"]), self.normalizer.norm_act(b["action_chunk"])
         target, stats = self.distill_targets(s, data)
+        if not self.cfg.distill:  # the diagnostic switch: the targets' statistics only, no DP step
+            return stats
         warm = min(1.0, (self.distill_steps + 1) / self.cfg.distill_warmup) if self.cfg.distill_warmup else 1.0
         for group in self.dp.optim.param_groups:
             group["lr"] = self.cfg.distill_lr * warm
@@ -115,7 +121,8 @@ class PARL(CriticDPMethod):
     def finetune_step(self) -> dict[str, float]:
         acc: dict[str, list[float]] = {}
         steps = [self._distill_step] * self.cfg.distill_updates
-        steps += [lambda: self._critic_step("mixed", self.cfg.online_ratio)] * self.cfg.critic_updates
+        if self.cfg.critics_online:
+            steps += [lambda: self._critic_step("mixed", self.cfg.online_ratio)] * self.cfg.critic_updates
         for step in steps:  # distillation first, then the critics (PA-RL's order)
             for key, v in step().items():
                 acc.setdefault(key, []).append(v)

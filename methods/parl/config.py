@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from methods.common.iql_config import IQLConfig
 from methods.common.section import ConfigError, Section
 
@@ -45,6 +47,18 @@ class ParlConfig(Section):
     distill_sampler: Literal["", "ddpm", "ddim"] = ""
     update_after: int = 1000  # env steps before the first update (one PA-RL warm-up episode of <= 1000 steps)
     reward_scale: float = 1.0  # PA-RL: reward_scale 1 (and a per-task bias: -1 on antmaze)
+    # Diagnostic switches (benchmarks/parl_collapse.py; id-neutral: a run at their defaults keeps its id):
+    # - critics_online false: no critic update online (V, Q and the target Q stay as the offline phase left them);
+    # - distill false: the DP takes no distillation step (its weights and EMA stay the common start's); the
+    #   distillation targets are still computed on each update's batch, so `parl/q_gain` and `parl/data_chosen`
+    #   are logged in every cell of the 2x2;
+    # - reset_critic_optim_online false: keep the critics' Adam moments at the switch to online. PA-RL resets
+    #   them (MaxSobolMark/PolicyAgnosticRL at a26a192, train.py: `restart_agent_optimizer_state`, lines
+    #   426-434, re-initialises every optimiser state of the critic agent; called at line 909 when
+    #   i == num_offline_epochs, "Switching to online training...").
+    critics_online: bool = Field(True, json_schema_extra={"id_neutral": True})
+    distill: bool = Field(True, json_schema_extra={"id_neutral": True})
+    reset_critic_optim_online: bool = Field(True, json_schema_extra={"id_neutral": True})
 
     def check(self, prefix: str) -> None:
         if not 1 <= self.keep <= self.samples:
