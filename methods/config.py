@@ -13,6 +13,8 @@ import json
 import typing
 from typing import Any
 
+import yaml
+
 
 class ConfigError(ValueError):
     """A bad config key or value. The message is one line that names the key and the fix."""
@@ -136,8 +138,6 @@ def to_dict(obj) -> dict:
 
 def parse_value(text: str) -> Any:
     """Parse a --set value with a safe YAML loader (numbers, bools, lists), never eval."""
-    import yaml
-
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
