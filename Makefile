@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # torch first, from the CPU wheel (a plain `torch` would pull a multi-GB CUDA build); then the project.
 # robomimic 0.3.0 is installed without its dependencies: it asks for torchvision (CUDA-only here) and egl_probe,
-# which it does not need for low-dim data; bench/data/shims.py explains the import shims.
+# which it does not need for low-dim data; bench/tasks/shims.py explains the import shims.
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'

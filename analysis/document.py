@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from analysis.data import Notes
+from results.store import default_root
 
 
 # ------------------------------------------------------------------------------------------- the document
@@ -147,8 +148,6 @@ def section(doc: Document, notes: Notes, name: str):
 
 def store_root(args) -> str:
     """The store folder of a report command: its --root, else mbench's --store, else the default store."""
-    from results.store import default_root
-
     return getattr(args, "root", None) or getattr(args, "store", None) or default_root()
 
 

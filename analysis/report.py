@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import figures, stats, tables
+from analysis import ablate, figures, stats, tables
 from analysis.data import (
     DIAGNOSTIC_PREFIXES,
     EVAL_METRICS,
@@ -31,6 +31,8 @@ from analysis.data import (
 )
 from analysis.document import Block, Document, save_table, section  # noqa: F401 - re-exported
 from analysis.document import store_root as _store_root_of
+from results import store
+from results.store import Store, validate_name
 
 # The method whose lines the probability of improvement compares with every other method's lines. None: every
 # pair of lines of two different methods, each as P(the line with the higher mean final score > the other).
@@ -270,8 +272,6 @@ def _root(args) -> str:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from results.store import Store, validate_name
-
     root = _root(args)
     validate_name(args.sweep, "sweep name")
     if Store(root).runs(sweep=args.sweep).empty:  # an empty report would look like a result
@@ -295,11 +295,7 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--target", default=TARGET_METHOD, help="method compared with each baseline")
     parser.add_argument("--reps", type=int, default=BOOTSTRAP_REPS, help="bootstrap repetitions")
     parser.set_defaults(func=_cmd_report)
-    from analysis import ablate
-
     ablate.add_cli(subparsers)
-    from results import store
-
     if "store" not in subparsers.choices:
         store.add_cli(subparsers)
 

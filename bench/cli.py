@@ -3,6 +3,10 @@
 Why: every user journey (demo, one run, data make, sweeps, tuning, timing, reports, ablation) starts here.
 Errors a user can cause (unknown method or task, bad config key, missing or mismatched dataset) print one
 line naming the problem and the fix, and exit 2; nothing is recorded as a finished run.
+
+This is the top of the package: it imports the subsystems (each command's module when the command runs, each
+subsystem's `add_cli` when the parser is built), and none of them imports it. Importing it loads nothing but
+the standard library.
 """
 from __future__ import annotations
 
@@ -12,30 +16,28 @@ import sys
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from bench.data import DatasetError
-    from bench.tasks import TaskError
-    from methods.base import MethodError
-    from methods.common.section import ConfigError
-    from results.store import StoreError
+    """What a user can cause: a bad config key or value, an unknown method or task, a missing or mismatched
+    dataset (ConfigError, MethodError, TaskError, DatasetError: each a ValueError), a store this code cannot
+    read (StoreError), a missing file, a value gone non-finite."""
+    from results.store import StoreError  # lazy: pandas
 
-    return (ConfigError, TaskError, MethodError, DatasetError, StoreError, FileNotFoundError, ValueError,
-            FloatingPointError)
+    return (ValueError, StoreError, FileNotFoundError, FloatingPointError)
 
 
 def _cmd_list(args) -> int:
     if args.what == "methods":
-        from methods.base import registered_methods
+        from methods.registry import registered_methods  # lazy: torch
 
         for name, cls in sorted(registered_methods().items()):
             doc = (cls.__module__ and sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
             print(f"{name:10s} actors={','.join(cls.actors):8s} {doc[0] if doc else ''}")
     elif args.what == "tasks":
-        from bench.tasks import all_tasks
+        from bench.tasks import all_tasks  # lazy: gymnasium
 
         for name, t in sorted(all_tasks().items()):
             print(f"{name:28s} suite={t.suite:9s} env={t.env_id:28s} dataset={t.dataset_id}")
     else:
-        from bench.data.loaders import list_datasets
+        from bench.data.loaders import list_datasets  # lazy: gymnasium
 
         for line in list_datasets():
             print(line)
@@ -45,6 +47,7 @@ def _cmd_list(args) -> int:
 def _cmd_run(args) -> int:
     import pandas as pd
 
+    # lazy: pydantic, torch, gymnasium, pandas
     from bench.config.layers import resolve_config
     from bench.config.run import run_id_of
     from bench.runner.lifecycle import run_one
@@ -79,7 +82,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_config(args) -> int:
-    from bench.config.show import config_rows, format_rows
+    from bench.config.show import config_rows, format_rows  # lazy: pydantic
 
     overrides = list(args.set or [])
     if args.preset:
@@ -93,7 +96,7 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from bench.demo import run_demo
+    from bench.demo import run_demo  # lazy: gymnasium
 
     run_demo(store_root=args.store, out=args.out, seeds=args.seeds, methods=args.methods, quick=args.quick)
     return 0
@@ -154,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     unavailable = []
     for mod in ("bench.data.make", "bench.sweep", "results.store", "analysis.report", "bench.timing.cli"):
         try:
-            module = __import__(mod, fromlist=["add_cli"])
+            module = __import__(mod, fromlist=["add_cli"])  # lazy: gymnasium, pandas, matplotlib, torch
         except ModuleNotFoundError as e:
             if e.name and mod.startswith(e.name):
                 continue

@@ -11,9 +11,13 @@ themselves to the sweep file.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
+from bench.data import DatasetError
+from bench.data.loaders import load_dataset
+from bench.data.make import make_dataset
 from bench.tasks.demo import DEMO_DATASET
 
 DEMO_SWEEP = Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml"
@@ -32,7 +36,7 @@ QUICK_BUDGET = {
 
 
 def demo_spec():
-    from bench.sweep.spec import load_sweep
+    from bench.sweep.spec import load_sweep  # lazy: pandas
 
     return load_sweep(DEMO_SWEEP)
 
@@ -43,14 +47,9 @@ def demo_budget() -> dict:
 
 
 def ensure_demo_dataset(quick: bool = False) -> None:
-    from bench.data import DatasetError
-    from bench.data.loaders import load_dataset
-
     try:
         load_dataset(DEMO_DATASET)
     except DatasetError:
-        from bench.data.make import make_dataset
-
         print(f"making the demo dataset {DEMO_DATASET} (once)")
         kw = {"agent_steps": 3000, "dataset_size": 2000} if quick else {}
         make_dataset(DEMO_DATASET, **kw)
@@ -59,8 +58,7 @@ def ensure_demo_dataset(quick: bool = False) -> None:
 def run_demo(store_root: str = "results", out: str | None = None, seeds: int | None = None,
              methods: str | None = None, quick: bool = False, executor: str | None = None) -> Path:
     """Make the dataset if absent, launch the demo sweep and wait for it, write the report; returns its path."""
-    import dataclasses
-
+    # lazy: matplotlib, pandas, submitit
     from analysis.report import write_report
     from bench.sweep.launch import launch
     from results.store import Store

@@ -38,7 +38,7 @@ def used_names(cls: type, base_names: set[str]) -> set[str]:
     own = set()
     for klass in cls.__mro__:  # project classes between the method and the base (e.g. a critic-DP base)
         if klass.__module__.startswith("methods") and klass.__module__ not in ("methods.base",
-                                                                                 "methods.common.dp_method"):
+                                                                                 "methods.dp_method"):
             own |= {n for n in vars(klass) if n in base_names}
             files.append(Path(inspect.getfile(klass)))
     for f in set(files):
@@ -65,8 +65,8 @@ def context_fields() -> dict[str, set[str]]:
 
 
 def main() -> int:
-    from methods.base import registered_methods
-    from methods.common.dp_method import DPMethod
+    from methods.registry import registered_methods
+    from methods.dp_method import DPMethod
 
     base_names = public_names(DPMethod)
     print(f"DPMethod exposes {len(base_names)} public names: {', '.join(sorted(base_names))}")

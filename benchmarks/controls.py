@@ -42,7 +42,7 @@ def main() -> int:
     from bench.demo import demo_spec, ensure_demo_dataset
     from bench.sweep.launch import launch
     from bench.sweep.spec import parse_sweep
-    from methods.base import get_method_class
+    from methods.registry import get_method_class
     from bench.config.dotted import parse_value
     from results.store import Store
 
@@ -73,7 +73,7 @@ def report(store, sweep: str, seeds: list[int], methods: list[str], tuning: bool
 
     from analysis.data import action_rows, per_action_ms, per_env_step_ms, update_rows
     from analysis.stats import mean_ci
-    from methods.base import get_method_class
+    from methods.registry import get_method_class
 
     runs = store.runs(sweep=sweep, status="finished")
     runs = runs[runs.seed.isin(seeds) & runs.method.isin(methods)]

@@ -45,7 +45,7 @@ def parse_args(argv=None):
 
 
 def method_specs(arg: str) -> list[tuple[str, list[str]]]:
-    from methods.base import registered_methods
+    from methods.registry import registered_methods
 
     if arg == "all":
         return [(m, []) for m in sorted(registered_methods())]
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     import torch
 
-    from bench.timing import device_name, time_components
+    from bench.runner.timing import device_name, time_components
     from bench.timing.cli import format_table
     from bench.timing.synthetic import build_subject, timing_run_id
 

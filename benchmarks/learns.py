@@ -39,7 +39,7 @@ def main() -> int:
     from bench.demo import demo_spec
     from bench.sweep.launch import launch
     from bench.sweep.spec import parse_sweep
-    from methods.base import get_method_class
+    from methods.registry import get_method_class
     from bench.config.dotted import parse_value
     from results.store import Store
 

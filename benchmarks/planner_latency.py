@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.config.layers import resolve_config
 from bench.runner.assemble import assemble
-from bench.timing import time_callable
+from bench.runner.timing import time_callable
 from methods.base import ActorState
 from methods.modip.planner import plan
 

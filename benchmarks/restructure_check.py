@@ -56,7 +56,7 @@ def collect(root: Path) -> dict:
     from bench.config.layers import resolve_config
     from bench.runner import run_one
     from bench.tasks.demo import DEMO_DATASET
-    from methods.base import registered_methods
+    from methods.registry import registered_methods
     from results.store import Store
 
     os.environ["MINARI_DATASETS_PATH"] = str(root / "minari")

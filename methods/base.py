@@ -1,9 +1,11 @@
-"""The method interface and the method registry.
+"""The method interface, and `register`, with which a method puts itself in the registry (methods/registry).
 
 Why: the harness owns the env loop, evaluation, timing, checkpoints and storage; a method owns only its
 networks and updates. Every method implements this contract, declared here on `Method` (each hook with a type
 and a one-line docstring, the required ones abstract), and the harness calls it, never the reverse. Nothing
-here imports from `bench/`.
+here imports from `bench/` or from a method: it imports only methods/common (the config section at run time,
+the normaliser and the replay buffer for annotations); each method imports it, and methods/registry imports
+every method.
 
 Contract, in the order the runner uses it:
   m = cls(cfg, MethodContext(spaces, normalizer, dp_cfg, device, seed, common_start))
@@ -21,17 +23,18 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import difflib
 import enum
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
-from methods.common.normalize import Normalizer
-from methods.common.replay import ReplayBuffer
 from methods.common.section import Section
+
+if TYPE_CHECKING:
+    from methods.common.normalize import Normalizer
+    from methods.common.replay import ReplayBuffer
 
 
 class MethodError(ValueError):
@@ -252,7 +255,7 @@ class Method(abc.ABC):
         """Optional: the method's own compiled or CUDA-graphed versions of some act-path timed components (same
         names, same outputs from the same RNG state), compiled lazily on their first call so that the timing
         harness can time the compile. None (default): the harness wraps each act path in torch.compile itself.
-        Either way `mbench time --compile` checks them against the eager closures (bench/timing)."""
+        Either way `mbench time --compile` checks them against the eager closures (bench/runner/timing.py)."""
         return None
 
     def cost_settings(self) -> dict[str, Any]:
@@ -338,6 +341,8 @@ _REGISTRY: dict[str, type[Method]] = {}
 
 
 def register(name: str):
+    """Class decorator: register a method under `name` (methods/registry lists and looks them up)."""
+
     def deco(cls: type[Method]) -> type[Method]:
         cls.name = name
         _REGISTRY[name] = cls
@@ -346,26 +351,6 @@ def register(name: str):
     return deco
 
 
-def _load_builtin() -> None:
-    import importlib
-
-    for mod in ("bc_gauss", "bc_dp", "modip", "dppo", "tdmpc2", "idql", "parl", "dsrl"):
-        try:
-            importlib.import_module(f"methods.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name not in (f"methods.{mod}",):
-                raise
-
-
-def registered_methods() -> dict[str, type[Method]]:
-    _load_builtin()
+def registered() -> dict[str, type[Method]]:
+    """The methods registered so far, by name (methods.registry imports the built-in ones first)."""
     return dict(_REGISTRY)
-
-
-def get_method_class(name: str) -> type[Method]:
-    _load_builtin()
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=1, cutoff=0.5)
-        hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(sorted(_REGISTRY))})"
-        raise MethodError(f"unknown method '{name}'{hint}")
-    return _REGISTRY[name]

@@ -34,7 +34,7 @@ TINY_CS = {"common_start.steps": 40, "common_start.log_every": 10}
 
 def tiny(method: str, **extra) -> dict:
     """TINY, plus TINY_CS where `method` starts from the common-start DP, plus `extra`."""
-    from methods.base import get_method_class
+    from methods.registry import get_method_class
 
     over = dict(TINY)
     if get_method_class(method).uses_pretrained_dp:

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _t(ms, kind, actor="", per_call=None, ups=None):
-    """A timing row's p50 base and its component's metadata (as bench.timing writes them)."""
+    """A timing row's p50 base and its component's metadata (as bench.runner.timing writes them)."""
     return {"ms": ms, "kind": kind, "actor": actor, "actions_per_call": per_call, "updates_per_env_step": ups}
 
 
@@ -394,7 +394,7 @@ class _FooPlanner:
 
 
 def test_a_new_planning_method_lands_in_the_pareto_figure_by_its_metadata(tmp_path):
-    from bench.timing import time_components
+    from bench.runner.timing import time_components
 
     store = Store(tmp_path / "store")
     rows = {}
@@ -506,7 +506,7 @@ def test_no_import_cycles_in_analysis():
 
 
 def test_analysis_names_no_method_and_no_component():
-    from methods.base import registered_methods
+    from methods.registry import registered_methods
 
     names = set(registered_methods()) | {"plan", "dp_act", "mpc", "update", "act"}
     for path in sorted((ROOT / "analysis").glob("*.py")):

@@ -130,7 +130,8 @@ def test_sweep_status_shows_a_finished_run_with_a_newer_failed_attempt(tmp_path,
 
 
 class FakeRunner:
-    """Stands in for bench.runner.lifecycle.run_one: writes what a run of `status` writes, or nothing when skipping."""
+    """Stands in for bench.runner.lifecycle.run_one (which `mbench run` imports when it runs): writes what a run
+    of `status` writes, or nothing when skipping."""
 
     def __init__(self, write: bool = True, status: str = "finished"):
         self.write, self.status, self.calls = write, status, []
@@ -177,3 +178,18 @@ def test_run_with_no_record_in_the_store_does_not_crash(tmp_path, capsys, monkey
     argv = ["--store", str(tmp_path), "run", "--method", "bc_gauss", "--task", "demo", "--sweep", SWEEP]
     assert main(argv) == 1
     assert "no record of it in the store" in capsys.readouterr().err
+
+
+def test_every_user_error_is_caught():
+    """`mbench` prints these as one line and exits 2: ValueError stands for the project's own user errors."""
+    from bench.cli import _user_errors
+    from bench.data import DatasetError
+    from bench.tasks import TaskError
+    from methods.base import MethodError
+    from methods.common.section import ConfigError
+    from results.store import SchemaVersionError, StoreError
+    from results.sweep_errors import SweepError
+
+    for cls in (ConfigError, MethodError, TaskError, DatasetError, SweepError, StoreError, SchemaVersionError,
+                FileNotFoundError, FloatingPointError):
+        assert issubclass(cls, _user_errors()), cls

@@ -16,7 +16,7 @@ import pytest
 from bench.config.layers import from_json, resolve_config
 from bench.config.run import run_id_of
 from bench.runner import Preempted, request_stop_at, run_one
-from methods.base import registered_methods
+from methods.registry import registered_methods
 from results.store import Store
 from tests.conftest import tiny
 

@@ -15,12 +15,13 @@ import pytest
 import torch
 
 from bench.config.parse import parse_section
-from methods.base import ActorState, MethodContext, TaskSpaces, get_method_class
+from methods.base import ActorState, MethodContext, TaskSpaces
 from methods.common.critics import QEnsemble, expectile_loss
 from methods.common.diffusion import DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
 from methods.common.section import ConfigError
+from methods.registry import get_method_class
 
 
 def build(method: str, overrides: dict | None = None, obs_dim: int = 3, act_steps: int = 2, seed: int = 0):

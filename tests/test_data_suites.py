@@ -133,7 +133,8 @@ def _write_d4rl(path, n=10, obs_dim=3):
 
 
 def _write_robomimic(path, n=5):
-    from bench.data.robomimic_hdf5 import SINGLE_ARM_KEYS, default_env_args, write_robomimic_hdf5
+    from bench.data.robomimic_hdf5 import write_robomimic_hdf5
+    from bench.tasks.robomimic import SINGLE_ARM_KEYS, default_env_args
 
     dims = {"robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0_gripper_qpos": 2, "object": 10}
     assert set(dims) == set(SINGLE_ARM_KEYS)

@@ -6,20 +6,18 @@ made by the `demo_dataset` fixture; the end-to-end tests run the real runner wit
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from bench.config.parse import parse_section
-from methods.base import ActorState, MethodContext, TaskSpaces, get_method_class
+from methods.base import ActorState, MethodContext, TaskSpaces
 from methods.common.diffusion import DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
 from methods.modip import spearman
 from methods.modip.planner import PlanModels, PlannerConfig, plan
+from methods.registry import get_method_class
 
 GAMMA = 0.99
 

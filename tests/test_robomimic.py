@@ -100,7 +100,7 @@ def test_registry_and_protocol():
 def test_shims_let_robomimic_import():
     """mujoco_py stub: robomimic's robosuite env module imports. torchvision op stubs: defined only where
     torchvision is present without its ops (checked in a subprocess with a fake torchvision spec)."""
-    from bench.data import shims
+    from bench.tasks import shims
 
     shims.install()
     import robomimic.envs.env_robosuite as er
@@ -108,7 +108,7 @@ def test_shims_let_robomimic_import():
     assert sys.modules["mujoco_py"].builder.MujocoException is shims.MujocoException
     assert er.EnvRobosuite is not None
     code = ("import importlib.util, torch\n"
-            "from bench.data import shims\n"
+            "from bench.tasks import shims\n"
             "importlib.util.find_spec = lambda name, *a: object() if name == 'torchvision' else None\n"
             "assert shims.torchvision_op_stubs() is True\n"
             "assert shims.torchvision_op_stubs() is False  # already defined\n"
@@ -172,6 +172,7 @@ def test_made_lift_demos(robomimic_root):
     import h5py
     from robomimic.utils.dataset import SequenceDataset
 
+    from bench.data.loaders import bind_task
     from bench.data.robomimic import resolve_path
     from bench.tasks import get_task
 
@@ -184,7 +185,7 @@ def test_made_lift_demos(robomimic_root):
                          seq_length=8, hdf5_cache_mode="low_dim", filter_by_attribute=None)
     item = sd[0]
     assert item["actions"].shape == (8, 7) and item["obs"]["object"].shape == (8, 10)
-    task = get_task("lift-ph").for_dataset("robomimic/lift/ph")
+    task = bind_task(get_task("lift-ph"), "robomimic/lift/ph")
     env = task.make_env()
     with h5py.File(path, "r") as f:
         for name in sorted(f["data"]):

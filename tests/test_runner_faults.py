@@ -96,9 +96,8 @@ def test_bad_values_are_named_before_any_work(key, value):
 
 
 def test_the_eval_grid_has_an_optional_dense_start():
-    from methods.common.section import ConfigError
-
     from bench.runner.evaluation import advance_grid
+    from methods.common.section import ConfigError
 
     def points(every, dense_every=0, dense_until=0, total=5000):
         out, g = [], advance_grid(0, 0, every, dense_every, dense_until)

@@ -1,4 +1,4 @@
-"""Tests of bench/timing and `mbench time`: honest latencies, ordered percentiles, rows in the store, a
+"""Tests of bench/runner/timing.py and `mbench time`: honest latencies, ordered percentiles, rows in the store, a
 compiled-vs-eager check that can fail, and a CLI that runs with gymnasium, MuJoCo and Minari unimportable."""
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from bench.timing import check_agreement, rng_restore, rng_snapshot, summarize, time_callable, time_components
+from bench.runner.timing import (
+    check_agreement,
+    rng_restore,
+    rng_snapshot,
+    summarize,
+    time_callable,
+    time_components,
+)
 from methods.base import ComponentKind, TimedComponent
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from methods.common.section import ConfigError
 from results.keys import flatten  # {"a": {"b": 1}} -> {"a.b": 1}; shared with sweep files and the analysis
 
@@ -35,8 +37,6 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
 
 def parse_value(text: str) -> Any:
     """A --set value read with a safe YAML loader (numbers, bools, lists), never eval."""
-    import yaml
-
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:

@@ -54,8 +54,9 @@ def resolve(method: str, task: str, seed: int, *, sweep: dict[str, Any] | None =
             per_method: dict[str, Any] | None = None,
             overrides: dict[str, Any] | list[str] | None = None) -> Resolved:
     """The typed config of one run and where each value came from. Raises ConfigError naming any bad key."""
+    # lazy: gymnasium, torch (the config stays importable without the tasks' envs and the methods)
     from bench.tasks import get_task
-    from methods.base import get_method_class
+    from methods.registry import get_method_class
 
     cls = get_method_class(method)
     spec = get_task(task)
@@ -132,7 +133,7 @@ def resolve_config(method: str, task: str, seed: int, overrides: dict[str, Any] 
 
 def from_json(data: dict[str, Any]) -> RunConfig:
     """A stored config (RunConfig.to_json) read back, typed (a checkpoint or the store's config_json)."""
-    from methods.base import get_method_class
+    from methods.registry import get_method_class  # lazy: torch
 
     cls = get_method_class(str(data.get("method", "")))
     rest = {k: v for k, v in data.items() if k not in _sections(cls)}

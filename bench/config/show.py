@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bench.config.layers import resolve
 from bench.config.run import RunConfig
 from methods.common.common_start_config import CommonStartConfig
 from methods.common.dp_config import DPConfig
@@ -59,7 +60,7 @@ def config_rows(method: str, task: str | None = None, overrides: list[str] | Non
     """Rows (key, type, default) without a task; (key, type, value, layer) with one. `method` and `task` are
     chosen, not set, so they are not listed; dp.eval_sampler is listed only with a task (it copies
     eval.sampler)."""
-    from methods.base import get_method_class
+    from methods.registry import get_method_class  # lazy: torch
 
     cls = get_method_class(method)
     if task is None:
@@ -71,8 +72,6 @@ def config_rows(method: str, task: str | None = None, overrides: list[str] | Non
         rows += _keys(dp, "dp.", frozenset({"eval_sampler"})) if dp is not None else []
         rows += _keys(cls.Config(), f"{method}.")
         return [(k, t, _text(v)) for k, t, v in rows]
-    from bench.config.layers import resolve
-
     res = resolve(method, task, 0, overrides=overrides or [])
     cfg = res.cfg
     rows = _keys(cfg, "", frozenset({"method", "task", "dp", "common_start"}))

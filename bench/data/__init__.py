@@ -4,8 +4,8 @@ Why: the runner and every method see one format (`OfflineDataset`) whether the d
 raw D4RL hdf5 file, a robomimic hdf5 file, or was made here by `mbench data make`. Timeouts stay apart from
 terminals, so TD targets bootstrap through the first and never through the second.
 
-This module imports nothing from the project, so every other module of `bench.data` (and `bench.tasks`) may
-import it without a cycle. The layout:
+This module imports nothing from the project, so every other module of `bench.data` may import it without a
+cycle; `bench.data` imports `bench.tasks` (makers drive a task's env), never the reverse. The layout:
 - `minari_io`: the Minari root, the one Minari writer, the Minari reader and listing;
 - `d4rl`: raw D4RL hdf5 files and the look-alike D4RL maker (a SAC behaviour agent, `behaviour`);
 - `kitchen`: the kitchen observation flattener and the scripted kitchen maker;

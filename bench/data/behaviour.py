@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from methods.common.networks import mlp
 from methods.common.sac import SquashedGaussianActor, actor_loss, temperature_loss
@@ -284,8 +285,6 @@ class BehaviourTrainer:
     # -- training ----------------------------------------------------------------------------------------
     def train(self, total_steps: int, progress: bool = True) -> list[dict[str, Any]]:
         """Train until `total_steps` env steps (continuing from a save), snapshotting every checkpoint_every."""
-        from tqdm.auto import tqdm
-
         cfg = self.cfg
         if self.step >= total_steps:
             return self.checkpoints

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -238,8 +239,6 @@ def _return_stats(episodes: list[dict[str, np.ndarray]]) -> dict[str, Any]:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {}
     for pkg in ("gymnasium", "mujoco", "torch", "minari", "numpy"):
         try:
@@ -296,7 +295,7 @@ def make_dataset(dataset_id: str, *, root: str | os.PathLike | None = None, agen
     """Make `dataset_id` (see the module docstring) under `root` (default: MINARI_DATASETS_PATH) and summarise it."""
     import torch
 
-    from bench.data.behaviour import BehaviourTrainer, SACConfig, evaluate
+    from bench.data.behaviour import BehaviourTrainer, SACConfig, evaluate  # lazy: torch
 
     t0 = time.time()
     plan = parse_id(dataset_id)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from bench.data import DatasetError
 from bench.data.minari_io import minari_root, write_minari
@@ -318,8 +319,6 @@ VARIANT_NOISE = {"complete": (0.02, 0.005), "partial": (0.04, 0.01), "mixed": (0
 def make_kitchen_dataset(dataset_id: str, *, root: str | os.PathLike | None = None, n_episodes: int | None = None,
                          seed: int = 0, progress: bool = True, force: bool = False) -> dict[str, Any]:
     """Make `D4RL/kitchen/<variant>-v2` as a Minari dataset of scripted episodes."""
-    from tqdm import tqdm
-
     variant = variant_of(dataset_id)
     root = Path(root) if root is not None else minari_root()
     target = root / dataset_id

@@ -28,6 +28,13 @@ from bench.data.suites import is_file_source, suite_for
 from bench.tasks import TaskError, get_task
 
 
+def bind_task(task: Any, source: str | os.PathLike) -> Any:
+    """The task (a bench.tasks.TaskSpec) bound to the dataset a run loads (id or path) by the source's suite:
+    robomimic builds the env from the file's env_args, so that data and env match; most suites leave it as is."""
+    suite = suite_for(source)
+    return suite.bind(task, str(source)) if suite.bind is not None else task
+
+
 def load_dataset(task_or_id: Any, obs_dim: int | None = None, act_dim: int | None = None,
                  path: str | os.PathLike | None = None,
                  obs_flatten: Callable[[Any], np.ndarray] | None = None) -> OfflineDataset:

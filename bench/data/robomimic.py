@@ -15,16 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from bench.data import DatasetError
 from bench.data.robomimic_hdf5 import (  # noqa: F401  (the reader's names, importable from here as before)
-    ENV_TO_TASK,
     MADE_FILE_NAME,
     REAL_FILE_NAMES,
     ROBOMIMIC_PREFIX,
-    ROBOMIMIC_TASKS,
     _demo_sort_key,
-    default_env_args,
     is_robomimic_file,
     load_robomimic,
     parse_id,
@@ -34,7 +32,7 @@ from bench.data.robomimic_hdf5 import (  # noqa: F401  (the reader's names, impo
     write_robomimic_hdf5,
 )
 from bench.tasks import get_task
-from bench.tasks.robomimic import RobosuiteLowDimEnv
+from bench.tasks.robomimic import ROBOMIMIC_TASKS, RobosuiteLowDimEnv, default_env_args
 
 
 # ---- scripted demos ---------------------------------------------------------------------------------------------
@@ -178,8 +176,6 @@ def make_robomimic_dataset(dataset_id: str, *, root: str | os.PathLike | None = 
     ph: one clean scripted operator (robomimic's PH has 200 demos). mh: three operator qualities, better / okay /
     worse (noisier, slower, hesitant), a third each, with robomimic's MH masks. Like robomimic, only successful
     demos are kept (unless keep_failures). train/valid masks are a 90/10 split."""
-    from tqdm import tqdm
-
     task, kind = parse_id(dataset_id)
     if task not in ("lift", "can"):
         raise DatasetError(f"cannot make '{dataset_id}': scripted demos exist for lift and can only")

@@ -5,8 +5,9 @@ next_obs/<key>, actions, rewards, dones, states}` with `data.attrs["env_args"]` 
 `mask/<filter>` lists of demo names (train/valid splits; MH files add operator-quality filters such as
 `better`, `okay`, `worse`), and per-demo `num_samples` / `model_file` attributes. The reader turns such a file
 into our `OfflineDataset`; the writer writes files in exactly that layout (robomimic's own `SequenceDataset`
-opens them). The scripted maker is in `bench.data.robomimic`; the env in `bench.tasks.robomimic`, which reads
-a file's env_args from here (this module imports only `bench.data` from the project, so that is no cycle).
+opens them). The scripted maker is in `bench.data.robomimic`; the env, and the table of tasks with their obs keys
+and env_args, in `bench.tasks.robomimic`, which imports nothing from `bench.data`: a task is bound to a file's
+env_args here (`bind_task`, the robomimic suite's binding; bench/data/suites.py).
 
 Where files live: a dataset id `robomimic/<task>/<ph|mh>` is the file `<root>/<task>/<ph|mh>/low_dim*.hdf5` with
 `<root>` = `ROBOMIMIC_DATASETS_PATH` (default `~/.robomimic/datasets`), i.e. robomimic's download layout. A made
@@ -18,7 +19,7 @@ step terminal; a demo that never succeeds ends in a timeout.
 """
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -27,51 +28,13 @@ from typing import Any
 import numpy as np
 
 from bench.data import DatasetError, OfflineDataset
+from bench.tasks.robomimic import ENV_TO_TASK, ROBOMIMIC_TASKS
 
 ROBOMIMIC_PREFIX = "robomimic/"
 REAL_FILE_NAMES = ("low_dim_v15.hdf5", "low_dim_v141.hdf5", "low_dim.hdf5")
 MADE_FILE_NAME = "low_dim_made.hdf5"
 # Score refs of robomimic data: its reward is sparse, 1 on success and 0 otherwise.
 REF_SOURCE = "robomimic's sparse reward: 0 without success, 1 on success"
-
-# robomimic's low-dim observation keys (robomimic/exps/templates/bc.json; `object` is robosuite's `object-state`).
-SINGLE_ARM_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")
-TWO_ARM_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos",
-                "robot1_eef_pos", "robot1_eef_quat", "robot1_gripper_qpos", "object")
-
-# task -> (robosuite env name, robots, max steps as in DPPO, obs keys)
-ROBOMIMIC_TASKS: dict[str, tuple[str, Any, int, tuple[str, ...]]] = {
-    "lift": ("Lift", "Panda", 300, SINGLE_ARM_KEYS),
-    "can": ("PickPlaceCan", "Panda", 300, SINGLE_ARM_KEYS),
-    "square": ("NutAssemblySquare", "Panda", 400, SINGLE_ARM_KEYS),
-    "transport": ("TwoArmTransport", ["Panda", "Panda"], 800, TWO_ARM_KEYS),
-}
-ENV_TO_TASK = {v[0]: k for k, v in ROBOMIMIC_TASKS.items()}
-
-# The old (robosuite <= 1.4) OSC_POSE config that robomimic's datasets carry in env_args. Made datasets write
-# the same flat form, so a made file and a real one take the same path through `translate_controller_configs`.
-OSC_POSE_V14 = {
-    "type": "OSC_POSE", "input_max": 1, "input_min": -1,
-    "output_max": [0.05, 0.05, 0.05, 0.5, 0.5, 0.5], "output_min": [-0.05, -0.05, -0.05, -0.5, -0.5, -0.5],
-    "kp": 150, "damping": 1, "impedance_mode": "fixed", "kp_limits": [0, 300], "damping_limits": [0, 10],
-    "position_limits": None, "orientation_limits": None, "uncouple_pos_ori": True, "control_delta": True,
-    "interpolation": None, "ramp_ratio": 0.2,
-}
-
-
-def default_env_args(task: str) -> dict[str, Any]:
-    """env_args in robomimic's layout (data.attrs["env_args"]) for a task, as its datasets were made."""
-    env_name, robots, _, _ = ROBOMIMIC_TASKS[task]
-    kwargs = {
-        "has_renderer": False, "has_offscreen_renderer": False, "ignore_done": True, "use_object_obs": True,
-        "use_camera_obs": False, "control_freq": 20, "controller_configs": copy.deepcopy(OSC_POSE_V14),
-        "robots": robots if isinstance(robots, list) else [robots], "camera_depths": False,
-        "camera_heights": 84, "camera_widths": 84, "reward_shaping": False,
-    }
-    if task == "transport":
-        kwargs["env_configuration"] = "single-arm-opposed"
-    return {"env_name": env_name, "type": 1, "env_kwargs": kwargs}
-
 
 def robomimic_root() -> Path:
     env = os.environ.get("ROBOMIMIC_DATASETS_PATH")
@@ -123,6 +86,19 @@ def read_env_args(path: str | os.PathLike) -> dict[str, Any]:
             raise DatasetError(f"robomimic file '{Path(path).name}' has no data.attrs['env_args']")
         raw = f["data"].attrs["env_args"]
     return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def bind_task(task: Any, source: str) -> Any:
+    """The task (a bench.tasks.TaskSpec) with its env built from the dataset's env_args (data and env must match);
+    unchanged where `source` is not robomimic data."""
+    path = resolve_path(source)
+    if path is None:
+        return task
+    env_args = read_env_args(path)
+    if env_args.get("env_name") != task.env_id:
+        raise DatasetError(f"robomimic file '{path.name}' was made for env '{env_args.get('env_name')}', "
+                           f"but task '{task.name}' runs '{task.env_id}'")
+    return dataclasses.replace(task, env_kwargs=dict(task.env_kwargs, env_args=env_args))
 
 
 def _demo_sort_key(name: str) -> int:

@@ -34,6 +34,8 @@ class DataSuite:
     make(dataset_id, root=, size=, agent_steps=, seed=, progress=, force=) -> summary dict, or None when ids of
     this suite cannot be made here. obs_flatten: how a Minari episode's observations become (T+1, obs_dim)
     (None: dict entries concatenated in sorted-key order). owns_file(path): a file in this suite's format.
+    bind(task, source): the task (a bench.tasks.TaskSpec) bound to a source of this suite, e.g. robomimic builds
+    the task's env from the file's env_args so that data and env match (None: the task as it is).
     """
     name: str
     prefix: str
@@ -42,6 +44,7 @@ class DataSuite:
     obs_flatten: ObsFlatten | None = None
     owns_file: Callable[[str], bool] | None = None
     ids: str = ""  # the ids it takes, for messages
+    bind: Callable[[Any, str], Any] | None = None
 
     def read(self, source: str, dataset_id: str | None = None,
              obs_flatten: ObsFlatten | None = None) -> OfflineDataset:
@@ -125,7 +128,7 @@ def _is_robomimic_file(path: str) -> bool:
 # Registration order is the order files are offered to `owns_file`: robomimic's layout first, raw D4RL last.
 register_suite(DataSuite(
     name="robomimic", prefix=robomimic_hdf5.ROBOMIMIC_PREFIX, load=_load_robomimic, make=_make_robomimic,
-    owns_file=_is_robomimic_file, ids="robomimic/<lift|can>/<ph|mh>"))
+    owns_file=_is_robomimic_file, ids="robomimic/<lift|can>/<ph|mh>", bind=robomimic_hdf5.bind_task))
 register_suite(DataSuite(
     name="kitchen", prefix=kitchen.KITCHEN_PREFIX, load=_load_minari_id, make=_make_kitchen,
     obs_flatten=kitchen.flatten_kitchen_obs, ids="D4RL/kitchen/<complete|partial|mixed>-v2"))

@@ -12,21 +12,24 @@ One concept per file:
 - evaluation.py: every actor on the fixed eval seeds, isolated from training, and the eval grid;
 - checkpoints.py: atomic save and load of a run's state, RNG states;
 - common_start.py: the common-start DP, built once per key, cached and locked;
+- timing.py: a method's components timed (warm-up, synchronised reps, percentiles, compiled paths), at every
+  run's end and by `mbench time` (bench/timing);
 - provenance.py: git state, package versions, timestamps.
 The run config (resolved, validated and hashed into the run id) is bench/config.
 
-The names below load their module on first use (PEP 562), so that importing one light part (provenance)
-does not import the env stack (a bare GPU machine may run `mbench time` without gymnasium).
+The names of lifecycle.py and evaluation.py load their module on first use (PEP 562), so that importing one
+light part (provenance, stops) does not import torch and the env stack (a bare GPU machine may run `mbench time`
+without gymnasium). The project's own modules import each name from the module that defines it.
 """
 from __future__ import annotations
 
 import importlib
 
+from bench.runner.stops import Preempted, request_stop, request_stop_at
+
 _EXPORTS = {
-    "evaluate_actor": "bench.runner.evaluation",
-    "Preempted": "bench.runner.stops", "Run": "bench.runner.lifecycle", "RunContext": "bench.runner.lifecycle",
-    "request_stop": "bench.runner.stops", "request_stop_at": "bench.runner.stops",
-    "run": "bench.runner.lifecycle", "run_one": "bench.runner.lifecycle",
+    "evaluate_actor": "bench.runner.evaluation", "Run": "bench.runner.lifecycle",
+    "RunContext": "bench.runner.lifecycle", "run": "bench.runner.lifecycle", "run_one": "bench.runner.lifecycle",
 }
 __all__ = ["Preempted", "Run", "RunContext", "evaluate_actor", "request_stop", "request_stop_at", "run", "run_one"]
 
@@ -34,4 +37,4 @@ __all__ = ["Preempted", "Run", "RunContext", "evaluate_actor", "request_stop", "
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'bench.runner' has no attribute '{name}'")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+    return getattr(importlib.import_module(_EXPORTS[name]), name)  # lazy: torch, gymnasium

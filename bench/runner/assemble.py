@@ -4,7 +4,7 @@ Why: the runner, `mbench time` and the benchmarks that drive a method outside th
 way, from the typed RunConfig alone (the method from `cfg.section` and a MethodContext, never by hand). One
 function, `assemble(cfg, data=...)`, does it for every caller; `data` says where the offline data comes from:
 
-  "dataset"    the run's own (what `Run.setup` does after seeding): the task bound to its dataset (`for_dataset`),
+  "dataset"    the run's own (what `Run.setup` does after seeding): the task bound to its dataset (`bind_task`),
                one env for the spaces, `load_dataset`, the task's score refs from the dataset where the task has
                none, `Normalizer.fit` on the observations, the method, then the ReplayBuffer with the offline data
                (rewards times `reward_scale`) attached to it;
@@ -29,9 +29,10 @@ import torch
 
 from bench.config.run import RunConfig
 from bench.data import DatasetError, OfflineDataset
-from methods.base import Method, MethodContext, TaskSpaces, get_method_class
+from methods.base import Method, MethodContext, TaskSpaces
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
+from methods.registry import get_method_class
 
 if TYPE_CHECKING:
     from bench.tasks import TaskSpec
@@ -78,7 +79,7 @@ def task_spaces(task_name: str, obs_dim: int | None = None, act_dim: int | None 
                 reward_scale: float = 1.0) -> TaskSpaces:
     """TaskSpaces for `task_name` without its dataset: from KNOWN_SPACES, else from the env if it can be built,
     else from the explicit obs_dim/act_dim (which also override the table)."""
-    from bench.tasks import get_task
+    from bench.tasks import get_task  # lazy: gymnasium
 
     task = get_task(task_name)
     if obs_dim is not None and act_dim is not None:
@@ -135,10 +136,10 @@ def synthetic_buffer(spaces: TaskSpaces, extras: dict[str, tuple[int, ...]] | No
 
 def _with_dataset(cfg: RunConfig, task: TaskSpec) -> tuple[TaskSpec, TaskSpaces, OfflineDataset]:
     """The task bound to the run's dataset (refs included), its spaces from one env, and the dataset."""
-    from bench.data.loaders import load_dataset
+    from bench.data.loaders import bind_task, load_dataset  # lazy: gymnasium
 
     source = cfg.dataset_path or task.dataset_id
-    task = task.for_dataset(source)  # e.g. robomimic: the env comes from the dataset's env_args
+    task = bind_task(task, source)  # e.g. robomimic: the env comes from the dataset's env_args
     env = task.make_env()
     obs_dim = int(np.prod(env.observation_space.shape))
     act_dim = int(np.prod(env.action_space.shape))
@@ -163,7 +164,7 @@ def assemble(cfg: RunConfig, data: Data = "dataset", *, obs_dim: int | None = No
              act_dim: int | None = None) -> RunParts:
     """The parts of a run of `cfg` (module docstring): the method on cfg.device with seed cfg.seed, its buffer
     attached. `obs_dim`/`act_dim` set the spaces of data="synthetic" or "none" (both or neither)."""
-    from bench.tasks import get_task
+    from bench.tasks import get_task  # lazy: gymnasium
 
     if data not in ("dataset", "synthetic", "none"):
         raise ValueError(f"data must be 'dataset', 'synthetic' or 'none', got {data!r}")

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from bench.config.layers import resolve_config
 from bench.config.run import RunConfig, run_id_of
@@ -34,8 +35,11 @@ from bench.runner.on_policy import run_on_policy
 from bench.runner.progress import Progress
 from bench.runner.provenance import git_state, now, package_versions
 from bench.runner.stops import Preempted, clear_stop, stop_due, stop_requested
+from bench.runner.timing import time_components
+from bench.tasks import TUNE_EVAL_SEEDS, get_task
 from methods.base import ActorState, RolloutKind
 from methods.common.section import ConfigError
+from results.store import Store, validate_name
 
 
 class _LazyBar:
@@ -46,8 +50,6 @@ class _LazyBar:
 
     def step(self, n: int) -> None:
         if self.bar is None:
-            from tqdm import tqdm
-
             self.bar = tqdm(leave=False, **self.kw)
         self.bar.update(1)
 
@@ -78,8 +80,6 @@ class Run:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
         self.cfg = cfg = ctx.cfg
-        from bench.tasks import get_task
-
         self.task = get_task(cfg.task)
         self.device = torch.device(cfg.device)
         self.curve: list[dict[str, Any]] = []
@@ -104,8 +104,6 @@ class Run:
         self.method, self.buffer = parts.method, parts.buffer
         self.dataset, self.dataset_hash = parts.dataset, parts.dataset_hash
         self.train_state = ActorState.create(cfg.seed * 7919 + 1, self.device)
-        from bench.tasks import TUNE_EVAL_SEEDS
-
         self.eval_seeds = list(self.task.eval_seeds if cfg.eval.seed_set == "report" else TUNE_EVAL_SEEDS)
         n_eval = cfg.eval.episodes
         if n_eval > len(self.eval_seeds):
@@ -144,8 +142,6 @@ class Run:
     def say(self, msg: str) -> None:
         """One progress line (stderr, above any bar) when the run shows progress."""
         if self.ctx.progress:
-            from tqdm import tqdm
-
             tqdm.write(msg, file=sys.stderr)
 
     def wall(self) -> float:
@@ -204,8 +200,6 @@ class Run:
             raise Preempted(f"run {self.ctx.run_id} stopped at env_step {self.progress.env_step}")
 
     def write_progress(self, status: str, error: str = "") -> None:
-        from results.store import Store
-
         store = Store(self.ctx.store_root)
         store.write_curves(self.ctx.sweep_id, self.ctx.run_id, self.curve, attempt=self.progress.attempt)
         store.write_run(self.run_row(status, error))
@@ -275,10 +269,7 @@ class Run:
             self.write_timings()
 
     def write_timings(self) -> None:
-        """Time the method's components at batch 1 and eval.timing_batch (bench/timing) into the store."""
-        from bench.timing import time_components
-        from results.store import Store
-
+        """Time the method's components at batch 1 and eval.timing_batch (timing.py) into the store."""
         ev = self.cfg.eval
         self.say(f"timing the method's components at batch 1 and {ev.timing_batch} ({ev.timing_reps} reps)")
         rows = time_components(self.method, (1, ev.timing_batch), warmup=2, reps=ev.timing_reps,
@@ -290,10 +281,6 @@ class Run:
                                                      attempt=self.progress.attempt)
 
     def execute(self) -> str:
-        from tqdm import tqdm
-
-        from results.store import Store
-
         self.started_at = now()
         # Attempts are immutable: this one gets a number no file of the store holds yet (read from the file
         # names, so an unreadable file still counts), before any work, so that even a failed setup is
@@ -338,8 +325,6 @@ class Run:
 
 def finished_attempt(store_root: Path, sweep_id: str, run_id: str) -> int | None:
     """The attempt number of the run's finished attempt in the store, or None."""
-    from results.store import Store
-
     runs = Store(store_root).runs(sweep=sweep_id, run_ids=[run_id], status="finished")
     return int(runs.attempt.iloc[-1]) if len(runs) else None
 
@@ -351,8 +336,6 @@ def run_one(cfg: RunConfig, store_root: str | os.PathLike = "results", sweep_id:
 
     A run that already finished in this store is not run again (and nothing is written) unless `rerun`, or
     `resume=False` (--restart); a new try is a new attempt, and the finished one stays in the store."""
-    from results.store import Store, validate_name
-
     validate_name(sweep_id, "sweep")
     rid = run_id_of(cfg)
     store_root = Path(store_root)

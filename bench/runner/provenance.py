@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 
@@ -22,8 +23,6 @@ def git_state() -> tuple[str, bool]:
 
 def package_versions() -> dict[str, str]:
     """Versions of the packages that shape a run's numbers."""
-    from importlib import metadata
-
     out = {"python": platform.python_version()}
     for pkg in ("torch", "numpy", "gymnasium", "mujoco", "minari", "gymnasium-robotics", "robosuite", "pandas"):
         try:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 
+from bench.sweep.spec import load_sweep
+from results.store import validate_name
+
 
 def _store(args) -> str:
     return getattr(args, "store", None) or os.environ.get("MBENCH_STORE", "results")
@@ -20,8 +23,7 @@ def _add_store(parser, help_text: str) -> None:
 
 
 def _cmd_launch(args) -> int:
-    from bench.sweep.launch import launch
-    from bench.sweep.spec import load_sweep
+    from bench.sweep.launch import launch  # lazy: submitit
 
     spec = load_sweep(args.file)
     launch(spec, _store(args), wait=args.wait, rerun_stale=args.rerun_stale, executor=args.executor)
@@ -29,13 +31,10 @@ def _cmd_launch(args) -> int:
 
 
 def _cmd_status(args) -> int:
-    from bench.sweep.launch import format_status, sweep_status
-    from results.store import validate_name
+    from bench.sweep.launch import format_status, sweep_status  # lazy: submitit
 
     name = args.name
     if name.endswith((".yaml", ".yml")) and os.path.isfile(name):
-        from bench.sweep.spec import load_sweep
-
         name = load_sweep(name).name
     validate_name(name, "sweep name")
     st = sweep_status(_store(args), name)
@@ -44,8 +43,7 @@ def _cmd_status(args) -> int:
 
 
 def _cmd_tune(args) -> int:
-    from bench.sweep.spec import load_sweep
-    from bench.sweep.tune import tune
+    from bench.sweep.tune import tune  # lazy: submitit
 
     spec = load_sweep(args.file)
     tune(spec, _store(args), wait=args.wait, executor=args.executor, n_trials=args.trials, workers=args.workers)

@@ -24,8 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import submitit
+from tqdm import tqdm
+
+from bench.runner.provenance import git_state
 from bench.sweep.job import SweepJob, _append_jsonl, read_attempts
-from bench.sweep.spec import RunSpec, SweepSpec
+from bench.sweep.pool import SweepWorker, write_queue
+from bench.sweep.spec import RunSpec, SweepSpec, expand
+from results.store import Store
 from results.sweeps import launches_path, read_launches, sweep_dir
 
 ACTIVE_SLURM = ("PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
@@ -34,8 +40,6 @@ ACTIVE_SLURM = ("PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
 
 def make_executor(spec: SweepSpec, folder: Path, executor: str | None = None, n_jobs: int | None = None):
     """A submitit executor for the sweep's resources. debug runs jobs in this process, local as subprocesses."""
-    import submitit
-
     kind = executor or spec.executor
     res = spec.resources
     ex = submitit.AutoExecutor(folder=folder / "submitit" / "%j", cluster=kind)
@@ -62,8 +66,6 @@ def make_executor(spec: SweepSpec, folder: Path, executor: str | None = None, n_
 
 
 def git_sha() -> str:
-    from bench.runner.provenance import git_state
-
     return git_state()[0]
 
 
@@ -122,10 +124,7 @@ def sacct_history(job_ids: list[str]) -> dict[str, list[str]]:
 def plan(spec: SweepSpec, store_root, rerun_stale: bool = False,
          extra_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Which runs to submit, which to skip and why (finished, stale, still active)."""
-    from results.store import Store
-
-    runs = spec.expand() if not extra_overrides else __import__("bench.sweep.spec", fromlist=["expand"]).expand(
-        spec, extra_overrides)
+    runs = spec.expand() if not extra_overrides else expand(spec, extra_overrides)
     frame = Store(store_root).runs(sweep=spec.name)
     status = dict(zip(frame["run_id"], frame["status"])) if len(frame) else {}
     shas = dict(zip(frame["run_id"], frame["git_sha"])) if len(frame) else {}
@@ -172,8 +171,6 @@ def launch(spec: SweepSpec, store_root="results", wait: bool = False, rerun_stal
     workers = min(int(spec.resources.array_parallelism), len(tasks))
     if kind == "local" and workers < len(tasks):
         # submitit's local executor starts every job at once: a pool of `array_parallelism` workers instead
-        from bench.sweep.pool import SweepWorker, write_queue
-
         queue = folder / "queues" / f"{int(t_submit * 1000)}.json"
         write_queue(queue, tasks)
         jobs = ex.map_array(SweepWorker(store_root, spec.name, str(queue)), list(range(workers)))
@@ -204,8 +201,6 @@ def launch(spec: SweepSpec, store_root="results", wait: bool = False, rerun_stal
 
 def wait_for(jobs, out: Callable[[str], None] = print, poll_s: float = 2.0) -> dict[str, int]:
     """Block until every job is done, with a progress bar; returns counts of ok/failed jobs."""
-    from tqdm import tqdm
-
     done: set[int] = set()
     counts = Counter()
     with tqdm(total=len(jobs), desc="jobs", unit="job", file=sys.stderr) as bar:
@@ -240,8 +235,6 @@ def one_line(error: str | None) -> str:
 
 def sweep_status(store_root, name: str) -> dict[str, Any]:
     """Counts from the store and from Slurm, requeues, and the one-line errors of failed runs."""
-    from results.store import Store
-
     launches = read_launches(store_root, name)
     store = Store(store_root)
     frame = store.runs(sweep=name)

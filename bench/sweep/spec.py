@@ -15,7 +15,9 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from bench.config.run import RunConfig
+from bench.config.layers import resolve_config
+from bench.config.run import RunConfig, run_id_of
+from methods.common.section import ConfigError
 from results.sweep_file import (  # noqa: F401 - TUNE_SEED_BASE: re-exported (tests, bench/sweep/tune.py)
     TUNE_SEED_BASE,
     Resources,
@@ -84,7 +86,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
 def applies_to(key: str, method: str) -> bool:
     """Whether an override key belongs to `method`'s runs (method-named and dp. sections are scoped)."""
-    from methods.base import get_method_class, registered_methods
+    from methods.registry import get_method_class, registered_methods  # lazy: torch
 
     head = key.split(".", 1)[0]
     if head == "dp":
@@ -110,10 +112,6 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def expand(spec: SweepSpec, extra_overrides: dict[str, Any] | None = None) -> list[RunSpec]:
     """methods x tasks x grid x seeds -> RunSpecs, each resolved (ConfigError names a bad key)."""
-    from bench.config.layers import resolve_config
-    from bench.config.run import run_id_of
-    from methods.common.section import ConfigError
-
     runs: list[RunSpec] = []
     seen: set[str] = set()
     for method in spec.methods:

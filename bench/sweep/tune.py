@@ -26,8 +26,13 @@ from typing import Any
 
 import submitit
 
+from bench.config.layers import resolve_config
+from bench.config.run import run_id_of
+from bench.runner.stops import Preempted, request_stop
 from bench.sweep.job import _append_jsonl
-from bench.sweep.spec import SweepError, SweepSpec, method_overrides
+from bench.sweep.launch import make_executor, squeue_states, wait_for
+from bench.sweep.spec import SweepError, SweepSpec, method_overrides, parse_sweep
+from results.store import Store
 from results.sweep_file import Param, Tune
 from results.sweeps import sweep_dir
 
@@ -92,8 +97,6 @@ def worker_alive(wid: str | None) -> bool:
         job, _, restart = rest.partition(":")
         if os.environ.get("SLURM_JOB_ID") == job:
             return os.environ.get("SLURM_RESTART_COUNT", "0") == restart
-        from bench.sweep.launch import squeue_states
-
         return bool(squeue_states([job]))
     return True
 
@@ -130,15 +133,13 @@ def suggest(trial, params: dict[str, Param]) -> dict[str, Any]:
 
 
 def headline_actor(method: str) -> str:
-    from methods.base import get_method_class
+    from methods.registry import get_method_class  # lazy: torch
 
     return get_method_class(method).actors[0]
 
 
 def final_score(store_root, sweep: str, run_id: str, actor: str) -> float:
     """The last eval's normalized_score of `actor` (the final one, never the best)."""
-    from results.store import Store
-
     curves = Store(store_root).curves(sweep=sweep, run_ids=[run_id], status="finished")
     rows = curves[(curves.metric == "normalized_score") & (curves.actor == actor)]
     if rows.empty:
@@ -147,8 +148,6 @@ def final_score(store_root, sweep: str, run_id: str, actor: str) -> float:
 
 
 def trial_config(spec: SweepSpec, trial) -> tuple[dict[str, Any], int]:
-    from bench.config.layers import resolve_config
-
     method, task = spec.methods[0], spec.tasks[0]
     params = suggest(trial, _tune(spec).params)
     seed = trial.user_attrs.get("seed")
@@ -166,8 +165,7 @@ def run_trials(spec: SweepSpec, store_root, n_trials: int | None = None, out: Ca
     import optuna
     from optuna.trial import TrialState
 
-    from bench.config.run import run_id_of
-    from bench.runner import Preempted, run_one
+    from bench.runner.lifecycle import run_one  # lazy: torch, gymnasium
 
     tune = _tune(spec)
     total = int(n_trials or tune.trials)
@@ -182,8 +180,6 @@ def run_trials(spec: SweepSpec, store_root, n_trials: int | None = None, out: Ca
         rid = run_id_of(cfg)
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("run_id", rid)
-        from results.store import Store
-
         if rid not in Store(store_root).finished_run_ids(spec.name):  # a retried trial may already be done
             try:
                 run_one(cfg, store_root=str(store_root), sweep_id=spec.name, resume=True, progress=False)
@@ -218,9 +214,6 @@ class TuneWorker(submitit.helpers.Checkpointable):
         self.spec_data, self.source, self.store_root, self.n_trials = spec_data, source, store_root, n_trials
 
     def __call__(self, index: int) -> dict[str, Any]:
-        from bench.runner import Preempted, request_stop
-        from bench.sweep.spec import parse_sweep
-
         spec = parse_sweep(self.spec_data, self.source)
         got: dict[str, int] = {}
         submitit_usr2 = signal.getsignal(signal.SIGUSR2)
@@ -248,8 +241,6 @@ class TuneWorker(submitit.helpers.Checkpointable):
 def tune(spec: SweepSpec, store_root="results", wait: bool = False, executor: str | None = None,
          n_trials: int | None = None, workers: int | None = None, out: Callable[[str], None] = print) -> dict:
     """Start (or continue) the study: `workers` jobs that share its storage."""
-    from bench.sweep.launch import make_executor, wait_for
-
     tune = _tune(spec)
     kind = executor or spec.executor
     n_workers = int(workers or tune.workers)

@@ -5,7 +5,9 @@ live in one place the runner reads.
 
 Each suite module (`d4rl`, `demo`, `kitchen`, `robomimic`) lists its tasks as `TASKS`, a tuple of TaskSpec
 fields, and never imports this package: so this registry imports every suite, and no suite imports it back (no
-import cycle). Another task can still be added with `register_task`.
+import cycle). Another task can still be added with `register_task`. Nothing in `bench/tasks` imports `bench.data`:
+the datasets' side imports the tasks (a maker drives a task's env; a robomimic file binds a task to its env_args,
+bench.data.loaders.bind_task).
 
 A task env's episode state, which the on-policy loop's checkpoints hold, is saved and restored by env kind in
 `env_state` (over `sim_state`, `kitchen_state` and `robomimic_state`); this package does not import those
@@ -49,9 +51,6 @@ class TaskSpec:
     success_metric: bool = False  # the env reports success (kitchen, robomimic)
     score_fn: Callable[[float, dict], float] | None = None  # suite-specific score (kitchen)
     make_env_fn: Callable[..., Any] | None = None  # suite-specific factory (robosuite)
-    # (task, dataset id or path) -> the task bound to that dataset, e.g. robomimic builds its env from the
-    # dataset's env_args so that data and env match. None: the task does not depend on its dataset.
-    bind_dataset_fn: Callable[[TaskSpec, str], TaskSpec] | None = None
     description: str = ""
 
     def make_env(self, seed: int | None = None, **overrides):
@@ -67,10 +66,6 @@ class TaskSpec:
         if seed is not None:
             env.action_space.seed(seed)
         return env
-
-    def for_dataset(self, source: str) -> TaskSpec:
-        """This task bound to the dataset a run loads (id or path); unchanged for most suites."""
-        return self.bind_dataset_fn(self, source) if self.bind_dataset_fn is not None else self
 
     def normalized_score(self, episode_return: float, info: dict | None = None) -> float:
         if self.score_fn is not None:

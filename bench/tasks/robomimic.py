@@ -3,38 +3,66 @@
 Why: the paper's manipulation tasks, with robomimic's protocol: the low-dim observation keys of robomimic's
 configs, sparse reward (1 on success), success read from the env, and an episode that ends on success (as
 robomimic's `run_rollout(terminate_on_success=True)`). Max steps follow DPPO (lift 300, can 300, square 400,
-transport 800). The env is built from a dataset's `env_args` (robomimic's contract that data and env match);
+transport 800). The env is built from a dataset's `env_args` (robomimic's contract that data and env match; the
+data side binds a task to its file's env_args, bench/data/robomimic_hdf5.py `bind_task`);
 real robomimic files were written with robosuite <= 1.4, whose flat `controller_configs` robosuite 1.5 rejects,
 so `translate_controller_configs` rewrites it into 1.5's composite form.
 
 Tasks: `<task>-<ph|mh>` (lift-ph, can-mh, ...), dataset ids `robomimic/<task>/<ph|mh>` (see
-bench/data/robomimic_hdf5.py for where those files live, and for the table of tasks and their obs keys, which
-the data's reader needs too). The normalised score is 100 x success.
+bench/data/robomimic_hdf5.py for where those files live). The table of tasks, their obs keys and the env_args
+their datasets were made with is here; the data's reader and maker import it (bench.data imports bench.tasks,
+never the reverse). The normalised score is 100 x success.
 
 This module does not import `bench.tasks` (which imports it to register its tasks): `TASKS` lists them.
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.data import DatasetError
-from bench.data.robomimic_hdf5 import (
-    ENV_TO_TASK,
-    OSC_POSE_V14,
-    ROBOMIMIC_TASKS,
-    SINGLE_ARM_KEYS,
-    TWO_ARM_KEYS,
-    default_env_args,
-    read_env_args,
-    resolve_path,
-)
-from bench.data.shims import install as install_shims
+from bench.tasks.shims import install as install_shims
 
 # `task` below is a bench.tasks.TaskSpec; it is not imported, since bench.tasks imports this module.
+
+# robomimic's low-dim observation keys (robomimic/exps/templates/bc.json; `object` is robosuite's `object-state`).
+SINGLE_ARM_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")
+TWO_ARM_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos",
+                "robot1_eef_pos", "robot1_eef_quat", "robot1_gripper_qpos", "object")
+
+# task -> (robosuite env name, robots, max steps as in DPPO, obs keys)
+ROBOMIMIC_TASKS: dict[str, tuple[str, Any, int, tuple[str, ...]]] = {
+    "lift": ("Lift", "Panda", 300, SINGLE_ARM_KEYS),
+    "can": ("PickPlaceCan", "Panda", 300, SINGLE_ARM_KEYS),
+    "square": ("NutAssemblySquare", "Panda", 400, SINGLE_ARM_KEYS),
+    "transport": ("TwoArmTransport", ["Panda", "Panda"], 800, TWO_ARM_KEYS),
+}
+ENV_TO_TASK = {v[0]: k for k, v in ROBOMIMIC_TASKS.items()}
+
+# The old (robosuite <= 1.4) OSC_POSE config that robomimic's datasets carry in env_args. Made datasets write
+# the same flat form, so a made file and a real one take the same path through `translate_controller_configs`.
+OSC_POSE_V14 = {
+    "type": "OSC_POSE", "input_max": 1, "input_min": -1,
+    "output_max": [0.05, 0.05, 0.05, 0.5, 0.5, 0.5], "output_min": [-0.05, -0.05, -0.05, -0.5, -0.5, -0.5],
+    "kp": 150, "damping": 1, "impedance_mode": "fixed", "kp_limits": [0, 300], "damping_limits": [0, 10],
+    "position_limits": None, "orientation_limits": None, "uncouple_pos_ori": True, "control_delta": True,
+    "interpolation": None, "ramp_ratio": 0.2,
+}
+
+
+def default_env_args(task: str) -> dict[str, Any]:
+    """env_args in robomimic's layout (data.attrs["env_args"]) for a task, as its datasets were made."""
+    env_name, robots, _, _ = ROBOMIMIC_TASKS[task]
+    kwargs = {
+        "has_renderer": False, "has_offscreen_renderer": False, "ignore_done": True, "use_object_obs": True,
+        "use_camera_obs": False, "control_freq": 20, "controller_configs": copy.deepcopy(OSC_POSE_V14),
+        "robots": robots if isinstance(robots, list) else [robots], "camera_depths": False,
+        "camera_heights": 84, "camera_widths": 84, "reward_shaping": False,
+    }
+    if task == "transport":
+        kwargs["env_configuration"] = "single-arm-opposed"
+    return {"env_name": env_name, "type": 1, "env_kwargs": kwargs}
 
 
 def translate_controller_configs(cfg: dict[str, Any], robots: list[str]) -> dict[str, Any]:
@@ -152,18 +180,6 @@ def make_robomimic_env(task: Any, **overrides) -> RobosuiteLowDimEnv:
     return RobosuiteLowDimEnv(env_args, ROBOMIMIC_TASKS[name][3], task.max_episode_steps)
 
 
-def bind_dataset(task: Any, source: str) -> Any:
-    """The task with its env built from the dataset's env_args (data and env must match)."""
-    path = resolve_path(source)
-    if path is None:
-        return task
-    env_args = read_env_args(path)
-    if env_args.get("env_name") != task.env_id:
-        raise DatasetError(f"robomimic file '{path.name}' was made for env '{env_args.get('env_name')}', "
-                           f"but task '{task.name}' runs '{task.env_id}'")
-    return dataclasses.replace(task, env_kwargs=dict(task.env_kwargs, env_args=env_args))
-
-
 def success_score(episode_return: float, info: dict) -> float:
     return 100.0 * float(bool(info.get("success", False)))
 
@@ -175,7 +191,6 @@ TASKS: tuple[dict[str, Any], ...] = tuple(
      "ref_source": "success rate x 100 (robomimic: sparse reward, success from env)",
      "max_episode_steps": _steps, "eval_episodes": 10, "env_kwargs": {"task": _task}, "gamma": 0.99, "chunk": 4,
      "success_metric": True, "score_fn": success_score, "make_env_fn": make_robomimic_env,
-     "bind_dataset_fn": bind_dataset,
      "description": f"robomimic {_task} ({_kind.upper()}) on robosuite {_env_name}, low-dim obs {list(_keys)}"}
     for _task, (_env_name, _robots, _steps, _keys) in ROBOMIMIC_TASKS.items() for _kind in ("ph", "mh"))
 
@@ -187,7 +202,6 @@ __all__ = [
     "TASKS",
     "TWO_ARM_KEYS",
     "RobosuiteLowDimEnv",
-    "bind_dataset",
     "default_env_args",
     "make_robomimic_env",
     "success_score",

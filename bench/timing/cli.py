@@ -6,6 +6,8 @@ compiled. It needs neither MuJoCo nor a dataset (bench/timing/synthetic.py), so 
 
 Rows go to the results store under sweep `timing` (by default): one timings file and one runs row per
 (method, task, device, config, checkpoint, compile setting), so `Store.timings()` joins them like any run's.
+On a bare GPU machine `mbench time` runs through the whole CLI, which leaves out the commands whose packages are
+missing there (bench/cli.py).
 """
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ from typing import Any
 import torch
 
 from bench.config.run import RunConfig
+from bench.runner.provenance import git_state, now, package_versions
+from bench.runner.timing import COST_KEYS, time_components
+from bench.timing.synthetic import build_subject, timing_run_id
+from methods.registry import registered_methods
 
 TABLE_COLUMNS = ("method", "component", "kind", "actor", "actions/call", "updates/env_step", "batch", "compiled",
                  "mean_ms", "p50_ms", "p90_ms", "p99_ms", "reps", "compile_s", "agree", "settings")
@@ -40,7 +46,7 @@ def _config_base_from_store(store_root: str, checkpoint: str) -> dict[str, Any] 
         rid = st.get("run_id") if isinstance(st, dict) else None
         if not rid:
             return None
-        from results.store import Store
+        from results.store import Store  # lazy: pandas
 
         runs = Store(store_root).runs(run_ids=[rid])
     except Exception:  # noqa: BLE001 - no store, no pandas: fall back to the command line's config
@@ -59,9 +65,6 @@ def measure(method: str, task: str, *, device: str = "cpu", overrides: list[str]
     """Build `method` on synthetic inputs (or a checkpoint) and time its components at batch 1 and `batch`.
 
     Returns (run_id, resolved config, rows). Rows carry `method` and `task` for printing."""
-    from bench.timing import time_components
-    from bench.timing.synthetic import build_subject, timing_run_id
-
     dev = resolve_device(device)
     base = _config_base_from_store(store_root, checkpoint) if (checkpoint and store_root) else None
     subject = build_subject(method, task, device=str(dev), overrides=overrides, checkpoint=checkpoint,
@@ -82,9 +85,7 @@ def measure(method: str, task: str, *, device: str = "cpu", overrides: list[str]
 def write_rows(store_root: str, sweep_id: str, run_id: str, cfg: RunConfig, rows: list[dict[str, Any]],
                wall_s: float, started_at: str) -> None:
     """The timings rows plus a runs row (status finished) so that Store.timings() joins them."""
-    from bench.runner.provenance import git_state, package_versions
-    from bench.runner.provenance import now as _now
-    from results.store import Store
+    from results.store import Store  # lazy: pandas
 
     store = Store(store_root)
     sha, dirty = git_state()
@@ -96,7 +97,7 @@ def write_rows(store_root: str, sweep_id: str, run_id: str, cfg: RunConfig, rows
         "suite": "timing", "task": cfg.task, "dataset": "synthetic", "seed": cfg.seed,
         "config_json": json.dumps(cfg.to_json(), sort_keys=True), "status": "finished", "error": "", "git_sha": sha,
         "git_dirty": dirty, "host": socket.gethostname(), "device": cfg.device,
-        "versions": json.dumps(package_versions()), "started_at": started_at, "finished_at": _now(),
+        "versions": json.dumps(package_versions()), "started_at": started_at, "finished_at": now(),
         "wall_s": float(wall_s), "env_steps": 0, "grad_steps": 0, "attempt": 1, "kind": "timing",
     })
 
@@ -114,8 +115,6 @@ def _fmt(v: Any, nd: int = 3) -> str:
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: one line per (method, component, batch, compiled), with the component's metadata
     (kind, actor, env actions per call, updates per env step; '-' where it has none)."""
-    from bench.timing import COST_KEYS
-
     lines = []
     for r in rows:
         settings = ",".join(f"{k}={r[k]}" for k in COST_KEYS if r.get(k) is not None)
@@ -135,16 +134,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _cmd_time(args: argparse.Namespace) -> int:
-    from bench.runner.provenance import now as _now
-    from methods.base import registered_methods
-    from results.store import validate_name
+    from results.store import validate_name  # lazy: pandas
 
     validate_name(args.sweep, "sweep")
     methods = sorted(registered_methods()) if args.method == "all" else args.method.split(",")
     all_rows: list[dict[str, Any]] = []
     mismatch = False
     for m in methods:
-        started, t0 = _now(), time.perf_counter()
+        started, t0 = now(), time.perf_counter()
         log = (lambda s, m=m: print(f"[{m}] {s}", file=sys.stderr, flush=True)) if not args.quiet else None
         rid, cfg, rows = measure(m, args.task, device=args.device, overrides=args.set or [],
                                  checkpoint=args.checkpoint, batch=args.batch, reps=args.reps, warmup=args.warmup,
@@ -187,26 +184,3 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=_cmd_time)
     return sp
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m bench.timing.cli ...`: the same command without the rest of the CLI (whose other commands
-    may need packages a bare GPU machine lacks)."""
-    import os
-
-    p = argparse.ArgumentParser(prog="python -m bench.timing.cli")
-    p.set_defaults(store=os.environ.get("MBENCH_STORE", "results"))
-    sub = p.add_subparsers(dest="cmd", required=True)
-    add_cli(sub)
-    args = p.parse_args(["time", *(argv if argv is not None else sys.argv[1:])])
-    from bench.cli import _user_errors
-
-    try:
-        return int(args.func(args) or 0)
-    except _user_errors() as e:
-        print(f"mbench time: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

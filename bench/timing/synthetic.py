@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from bench.config.layers import resolve_config
 from bench.config.run import RunConfig
 from bench.runner.assemble import assemble
 from methods.base import Method, TaskSpaces
@@ -70,8 +71,6 @@ def build_subject(method: str, task: str, device: str = "cpu", overrides: list[s
                   checkpoint: str | None = None, seed: int = 0, obs_dim: int | None = None,
                   act_dim: int | None = None, base: dict[str, Any] | None = None) -> TimingSubject:
     """A method built from its resolved config and the task's spaces, a unit normaliser and a synthetic buffer."""
-    from bench.config.layers import resolve_config
-
     cfg = resolve_config(method, task, seed, overrides or [], sweep=base).model_copy(update={"device": str(device)})
     torch.manual_seed(seed)
     # Built with `seed` (a `--set seed=N` changes the config, and so the timing run id, not the weights).

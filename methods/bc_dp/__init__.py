@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from methods.base import ActorState, MethodContext, RolloutKind, register
+from methods.base import ActorState, ComponentKind, MethodContext, RolloutKind, TimedComponent, register
 from methods.bc_dp.config import PRESETS, SUITE_DEFAULTS, BCDPConfig
-from methods.common.dp_method import DPMethod
+from methods.dp_method import DPMethod
 
 
 @register("bc_dp")
@@ -40,8 +40,6 @@ class BCDP(DPMethod):
                 else self.dp_cfg.ddim_steps}
 
     def timed_components(self, batch_size: int = 1):
-        from methods.base import ComponentKind, TimedComponent
-
         obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         st = ActorState.create(0, self.device)
         executed = self.act_steps  # env actions the harness executes per DP call: act_steps of the chunk

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods.base import ActorState, Method, MethodContext, register
+from methods.base import ActorState, ComponentKind, Method, MethodContext, TimedComponent, register
 from methods.bc_gauss.config import PRESETS, SUITE_DEFAULTS, BCGaussConfig
 from methods.common.networks import mlp
 
@@ -59,8 +59,6 @@ class BCGauss(Method):
         return {"net": self.net, "optim": self.optim}
 
     def timed_components(self, batch_size: int = 1):
-        from methods.base import ComponentKind, TimedComponent
-
         obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         st = ActorState.create(0, self.device)
         batch = self.buffer.sample(self.cfg.batch_size, source="offline", device=self.device) if self.buffer else None

@@ -46,9 +46,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods.base import ActorState, MethodContext, register
-from methods.common.dp_method import DPMethod
+from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
 from methods.common.networks import mlp
+from methods.dp_method import DPMethod
 from methods.dppo.config import PRESETS, SUITE_DEFAULTS, DPPOConfig
 from methods.dppo.ppo import PPODiffusion
 
@@ -281,8 +281,6 @@ class DPPO(DPMethod):
                 else self.dp_cfg.ddim_steps, "ft_denoising_steps": self.cfg.ft_denoising_steps}
 
     def timed_components(self, batch_size: int = 1):
-        from methods.base import ComponentKind, TimedComponent
-
         obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         st = ActorState.create(0, self.device)
         executed = self.act_steps  # env actions executed per DP call: act_steps of the sampled Ta-chunk

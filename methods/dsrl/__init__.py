@@ -47,8 +47,8 @@ import numpy as np
 import torch
 
 from methods.base import ActorState, MethodContext, register
-from methods.common.dp_method import DPMethod
 from methods.common.section import ConfigError
+from methods.dp_method import DPMethod
 from methods.dsrl.config import PRESETS, SUITE_DEFAULTS, DsrlConfig
 from methods.dsrl.learner import DsrlLearner, LearnerSpec
 

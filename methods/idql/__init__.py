@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from methods.base import ActorState, register
-from methods.common.critic_dp import CriticDPMethod
+from methods.critic_dp import CriticDPMethod
 from methods.idql.config import PRESETS, SUITE_DEFAULTS, IdqlConfig
 
 

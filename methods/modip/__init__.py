@@ -41,9 +41,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from methods.base import ActorState, MethodContext, register
-from methods.common.dp_method import DPMethod
+from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
 from methods.common.section import ConfigError
+from methods.dp_method import DPMethod
 from methods.modip.config import PRESETS, SUITE_DEFAULTS, ModipConfig
 from methods.modip.critics import Critics
 from methods.modip.planner import PlanModels, plan, shift_mean
@@ -448,8 +448,6 @@ class MODIP(DPMethod):
                 "pi_trajectories": p.pi_trajectories, "wm_members": self.cfg.world_model.members}
 
     def timed_components(self, batch_size: int = 1):
-        from methods.base import ComponentKind, TimedComponent
-
         if self.buffer is not None and self.buffer.size >= batch_size:
             obs = self.buffer.offline_stats(("obs",), limit=batch_size)["obs"]
         else:

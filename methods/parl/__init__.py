@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from methods.base import ActorState, MethodContext, register
-from methods.common.critic_dp import CriticDPMethod
+from methods.critic_dp import CriticDPMethod
 from methods.parl.action_opt import ascend, choose, rerank
 from methods.parl.config import PRESETS, SUITE_DEFAULTS, ParlConfig
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from methods.base import ActorState, Method, MethodContext, register
+from methods.base import ActorState, ComponentKind, Method, MethodContext, TimedComponent, register
 from methods.tdmpc2.config import PRESETS, SUITE_DEFAULTS, TDMPC2Config
 from methods.tdmpc2.model import WorldModel, model_dims
 from methods.tdmpc2.planner import plan, plan_noise, previous_mean
@@ -214,8 +214,6 @@ class TDMPC2(Method):
                 "reward": torch.rand(B, H, generator=g), "terminal": torch.zeros(B, H, dtype=torch.bool)}
 
     def timed_components(self, batch_size: int = 1):
-        from methods.base import ComponentKind, TimedComponent
-
         obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         state = ActorState.create(0, self.device)
         try:

@@ -52,7 +52,7 @@ def mujoco_py_stub() -> bool:
     if "mujoco_py" in sys.modules or importlib.util.find_spec("mujoco_py") is not None:
         return False
     mod = types.ModuleType("mujoco_py")
-    mod.__doc__ = "stub installed by bench.data.shims: robomimic names mujoco_py.builder.MujocoException only"
+    mod.__doc__ = "stub installed by bench.tasks.shims: robomimic names mujoco_py.builder.MujocoException only"
     builder = types.ModuleType("mujoco_py.builder")
     builder.MujocoException = MujocoException
     mod.builder = builder

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from methods.base import MethodContext
-from methods.common.dp_method import DPMethod
 from methods.common.iql import IQLCritics
+from methods.dp_method import DPMethod
 
 
 class CriticDPMethod(DPMethod):

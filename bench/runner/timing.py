@@ -1,0 +1,429 @@
+"""Timing a method's components: warm-up, N synchronised reps, percentiles; and the compiled-path wrapper.
+
+Why: inference time is half of what this harness reports, and a GPU timer without synchronisation measures
+the kernel queue, not the work. On CUDA each rep is bracketed by CUDA events and synchronised after warm-up;
+on the CPU we use perf_counter. Every run times its method's components with `time_components` at its end
+(lifecycle.py), and `mbench time` (bench/timing) runs the same function on synthetic inputs or a checkpoint;
+so it lives here, below both.
+
+Every timed component is a `methods.base.TimedComponent`: the closure plus what analysis needs to compare it
+fairly, its kind (act, plan or update), the actor it serves, the env actions one call yields, and for updates
+the updates the method makes per env step. Every row carries those four as columns (TIMING_META_KEYS), so the
+store keeps them and analysis never infers them from a component's name.
+
+Compiled paths (optional, `mbench time --compile`). Only act paths are compiled (kind act or plan):
+compiling a training step costs minutes (TD-MPC2's update took 85 s on an H200) and is not what inference
+time is about. A method opts in one of two ways:
+  - do nothing: the harness wraps each act-path closure of `timed_components(batch_size)` in `torch.compile`
+    (`compile_component`); graph breaks (host syncs, `torch.Generator` arguments) fall back to eager between
+    compiled regions, so this always runs, if not always faster;
+  - define `compiled_components(batch_size, mode) -> {name: closure}` on the method: its own compiled or
+    CUDA-graphed versions of some components (same names, same outputs for the same RNG state). Compilation
+    must happen lazily, on the first call, so that the harness can time it.
+Either way the harness checks that the compiled and eager paths agree (`check_agreement`: both are called
+once from the same RNG state, restoring every generator the closures capture), reports the first compiled
+call's wall time as `compile_s`, and keeps it out of the latencies (it is the first warm-up call).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import functools
+import math
+import platform
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+
+from methods.base import ComponentKind, TimedComponent
+
+# The settings that drive inference cost, with the store's column names (results/store.py, timings table).
+COST_KEYS = ("horizon", "samples", "iterations", "denoising_steps", "terminal")
+# A timed component's metadata, with the store's column names (results/store.py, timings table, schema 2).
+TIMING_META_KEYS = ("kind", "actor", "actions_per_call", "updates_per_env_step")
+
+
+@dataclasses.dataclass
+class TimingResult:
+    component: str
+    device: str
+    batch: int
+    warmup: int
+    reps: int
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    threads: int
+    compiled: bool = False
+    # The component's metadata (TimedComponent): None where the caller timed a bare closure.
+    kind: str | None = None
+    actor: str | None = None
+    actions_per_call: int | None = None
+    updates_per_env_step: float | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        extra = d.pop("extra")
+        d.update(extra)
+        return d
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def summarize(times_ms: Iterable[float]) -> dict[str, float]:
+    """mean and the p50/p90/p99 of a list of latencies (linear interpolation, so p50 <= p90 <= p99)."""
+    arr = np.asarray(list(times_ms), dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("no timings to summarise")
+    p50, p90, p99 = np.percentile(arr, [50, 90, 99])
+    return {"mean_ms": float(arr.mean()), "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99)}
+
+
+def time_callable(fn: Callable[[], Any], *, component: str = "fn", device: str | torch.device = "cpu",
+                  batch: int = 1, warmup: int = 3, reps: int = 20, compiled: bool = False,
+                  extra: dict[str, Any] | None = None, max_s: float | None = None,
+                  min_reps: int = 3, meta: dict[str, Any] | None = None) -> TimingResult:
+    """Call `fn` `warmup` times untimed, then time up to `reps` calls.
+
+    `max_s` caps the timed loop's wall time (a slow component on the CPU stops after at least `min_reps`
+    reps); the row records how many reps were actually timed. `meta`: the component's metadata columns
+    (component_meta); a TimedComponent passed as `fn` gives its own when `meta` is None."""
+    if meta is None and isinstance(fn, TimedComponent):
+        meta = component_meta(fn)
+    device = torch.device(device)
+    t_warm = time.perf_counter()
+    for _ in range(warmup):
+        fn()
+        if max_s is not None and time.perf_counter() - t_warm > max_s:
+            break  # one call already outlasts the cap: more warm-up would only spend the budget
+    times: list[float] = []
+    t_start = time.perf_counter()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        for _ in range(reps):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+            if max_s is not None and len(times) >= min_reps and time.perf_counter() - t_start > max_s:
+                break
+    else:
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+            if max_s is not None and len(times) >= min_reps and time.perf_counter() - t_start > max_s:
+                break
+    stats = summarize(times)
+    return TimingResult(component=component, device=str(device), batch=batch, warmup=warmup, reps=len(times),
+                        threads=torch.get_num_threads(), compiled=compiled, extra=dict(extra or {}),
+                        **(meta or {}), **stats)
+
+
+# ---- RNG snapshots: the compiled-vs-eager check calls both paths from the same random state --------------
+def _rng_objects(fn: Any, depth: int = 3, seen: set[int] | None = None) -> list[Any]:
+    """Every torch.Generator, and every object holding one (an ActorState, a Method), that `fn` reaches
+    through closures, partials, bound methods and `torch.compile` wrappers (a few levels deep)."""
+    seen = set() if seen is None else seen
+    found: list[Any] = []
+
+    def visit(obj: Any, d: int) -> None:
+        if obj is None or id(obj) in seen or d < 0:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, torch.Generator):
+            found.append(obj)
+            return
+        if isinstance(getattr(obj, "generator", None), torch.Generator) or isinstance(getattr(obj, "memory", None),
+                                                                                       dict):
+            found.append(obj)
+        if isinstance(obj, functools.partial):
+            visit(obj.func, d - 1)
+            for a in (*obj.args, *obj.keywords.values()):
+                visit(a, d - 1)
+        if hasattr(obj, "__self__"):
+            visit(obj.__self__, d - 1)
+        if hasattr(obj, "__wrapped__"):
+            visit(obj.__wrapped__, d - 1)
+        if getattr(obj, "_torchdynamo_orig_callable", None) is not None:
+            visit(obj._torchdynamo_orig_callable, d - 1)
+        for cell in getattr(obj, "__closure__", None) or ():
+            with contextlib.suppress(ValueError):  # an empty cell
+                visit(cell.cell_contents, d - 1)
+
+    visit(fn, depth)
+    return found
+
+
+def rng_snapshot(fn: Any) -> list[tuple[Any, Any, Any]]:
+    """(object, generator state, memory copy) for every RNG holder `fn` captures."""
+    snap = []
+    for obj in _rng_objects(fn):
+        if isinstance(obj, torch.Generator):
+            snap.append((obj, obj.get_state(), None))
+        else:
+            gen = getattr(obj, "generator", None)
+            mem = getattr(obj, "memory", None)
+            snap.append((obj, gen.get_state() if isinstance(gen, torch.Generator) else None,
+                         copy.deepcopy(mem) if isinstance(mem, dict) else None))
+    return snap
+
+
+def rng_restore(snap: list[tuple[Any, Any, Any]]) -> None:
+    for obj, state, mem in snap:
+        if isinstance(obj, torch.Generator):
+            obj.set_state(state)
+            continue
+        if state is not None:
+            obj.generator.set_state(state)
+        if mem is not None:
+            obj.memory = copy.deepcopy(mem)
+
+
+def _as_arrays(out: Any) -> list[np.ndarray]:
+    if isinstance(out, torch.Tensor):
+        return [out.detach().float().cpu().numpy()]
+    if isinstance(out, np.ndarray):
+        return [out.astype(np.float64, copy=False)]
+    if isinstance(out, dict):
+        return [a for k in sorted(out) for a in _as_arrays(out[k])]
+    if isinstance(out, (list, tuple)):
+        return [a for v in out for a in _as_arrays(v)]
+    if isinstance(out, (int, float, np.number, bool)):
+        return [np.asarray(float(out))]
+    return []
+
+
+@dataclasses.dataclass
+class Agreement:
+    agree: bool
+    max_abs_diff: float
+    compile_s: float
+    detail: str = ""
+
+
+def check_agreement(eager: Callable[[], Any], compiled: Callable[[], Any], device: str | torch.device = "cpu",
+                    atol: float = 1e-3, rtol: float = 1e-3, seed: int = 1234) -> Agreement:
+    """Call `eager` and then `compiled` once each from the same RNG state and compare their outputs.
+
+    The global RNGs (torch, CUDA, numpy) are forked and seeded alike for both calls, and every generator and
+    ActorState.memory that either closure captures is restored between them, so a sampling act path gives the
+    same draws. The compiled call is the compiled path's first call: its synchronised wall time (tracing,
+    code generation, one execution) is `compile_s`. Afterwards the captured state is left as after the eager
+    call, so timing starts from the same place either way."""
+    device = torch.device(device)
+    snap_e, snap_c = rng_snapshot(eager), rng_snapshot(compiled)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    np_state = np.random.get_state()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        out_e = _as_arrays(eager())
+        after_eager = rng_snapshot(eager)
+        rng_restore(snap_e)
+        rng_restore(snap_c)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        _sync(device)
+        t0 = time.perf_counter()
+        out_c = _as_arrays(compiled())
+        _sync(device)
+        compile_s = time.perf_counter() - t0
+    np.random.set_state(np_state)
+    rng_restore(after_eager)
+    if len(out_e) != len(out_c):
+        return Agreement(False, math.inf, compile_s, f"{len(out_e)} eager outputs vs {len(out_c)} compiled")
+    worst, ok, detail = 0.0, True, ""
+    for i, (a, b) in enumerate(zip(out_e, out_c)):
+        if a.shape != b.shape:
+            return Agreement(False, math.inf, compile_s, f"output {i}: shape {a.shape} vs {b.shape}")
+        if a.size:
+            diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+            diff = np.where(np.isnan(a) & np.isnan(b), 0.0, diff)
+            worst = max(worst, float(np.nanmax(np.where(np.isnan(diff), np.inf, diff))))
+            close = np.isclose(a, b, atol=atol, rtol=rtol, equal_nan=True)
+            if not close.all():
+                # The fraction tells a few flipped discrete choices (a planner's elite order, an argmax over
+                # near-ties) from a path that is wrong everywhere.
+                ok, detail = False, (f"output {i} differs by up to {worst:.3g} in {1 - close.mean():.0%} of its "
+                                     f"{close.size} values (atol {atol}, rtol {rtol})")
+    return Agreement(ok, worst, compile_s, detail)
+
+
+def compile_component(fn: Callable[[], Any], mode: str = "default", backend: str = "inductor") -> Callable[[], Any]:
+    """The generic compiled path: `torch.compile` of the zero-argument closure (shapes are static per batch).
+
+    mode: torch.compile's mode ("default", "reduce-overhead" = CUDA graphs, "max-autotune-no-cudagraphs").
+    backend "eager" only traces (cheap; for tests), "inductor" generates code."""
+    kwargs: dict[str, Any] = {"backend": backend, "dynamic": False}
+    if backend == "inductor" and mode != "default":
+        kwargs["mode"] = mode
+    return torch.compile(fn, **kwargs)
+
+
+def component_meta(comp: TimedComponent) -> dict[str, Any]:
+    """The metadata columns of a timed component (TIMING_META_KEYS), as plain values for the store. An update
+    yields no env action (actions_per_call null); an act or plan has no updates per env step (null)."""
+    kind = ComponentKind(comp.kind)
+    if kind is ComponentKind.UPDATE:
+        ups = comp.updates_per_env_step
+        return {"kind": kind.value, "actor": str(comp.actor or ""), "actions_per_call": None,
+                "updates_per_env_step": None if ups is None else float(ups)}
+    per_call = int(comp.actions_per_call)
+    if per_call < 1:
+        raise ValueError(f"an {kind.value} component yields at least one env action per call, got {per_call}")
+    return {"kind": kind.value, "actor": str(comp.actor or ""), "actions_per_call": per_call,
+            "updates_per_env_step": None}
+
+
+def is_act_path(component: TimedComponent) -> bool:
+    """Act paths (kind act or plan) are compiled and timed at every batch size; training steps are not."""
+    return ComponentKind(component.kind) is not ComponentKind.UPDATE
+
+
+def _components(method: Any, batch_size: int) -> dict[str, TimedComponent]:
+    comps = method.timed_components(batch_size=batch_size)
+    for name, comp in comps.items():
+        if not isinstance(comp, TimedComponent):
+            raise TypeError(f"{type(method).__name__}.timed_components()['{name}'] is a {type(comp).__name__}, not a "
+                            "methods.base.TimedComponent (its kind, actor and actions per call are required)")
+    return comps
+
+
+def device_name(device: str | torch.device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+_RESERVED = {f.name for f in dataclasses.fields(TimingResult)} - {"extra"}
+
+
+def cost_settings(method: Any) -> dict[str, Any]:
+    """The method's cost settings, with every COST_KEYS column present (None where it has none).
+
+    A setting named like a timing column (e.g. a method's own `compiled` flag) is kept as `method_<name>`, so it
+    cannot overwrite what the harness measured."""
+    settings = {(f"method_{k}" if k in _RESERVED else k): v for k, v in (method.cost_settings() or {}).items()}
+    return {**{k: None for k in COST_KEYS}, **settings}
+
+
+def _empty_row(component: str, device: torch.device, batch: int, extra: dict[str, Any],
+               meta: dict[str, Any]) -> dict[str, Any]:
+    """A compiled path that was not measured (failed or skipped): NaN latencies, 0 reps."""
+    return TimingResult(component=component, device=str(device), batch=batch, warmup=0, reps=0, mean_ms=math.nan,
+                        p50_ms=math.nan, p90_ms=math.nan, p99_ms=math.nan, threads=torch.get_num_threads(),
+                        compiled=True, extra=extra, **meta).row()
+
+
+def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup: int = 3, reps: int = 20,
+                    device: str | torch.device | None = None, compile: bool = False, compile_mode: str = "default",
+                    compile_backend: str = "inductor", max_s: float | None = None, atol: float = 1e-3,
+                    rtol: float = 1e-3, eager: bool = True, compile_deadline: float | None = None,
+                    log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Time every `timed_components(batch)` component of `method` at each batch size; one row per measurement,
+    each with the component's metadata columns (TIMING_META_KEYS).
+
+    Training steps (kind update) are timed once, at the first batch size (their batch is the method's training
+    batch, whatever `batch` says). With `compile`, each act path is also timed compiled (see the module
+    docstring): its row has compiled=True, compile_s, compile_agree and compile_max_abs_diff. A method whose
+    own config compiles a path (cost setting `compiled`) has compiled=True on its eager-harness rows too.
+    eager=False (with compile) skips the eager rows, e.g. when they were timed already; the check still runs.
+    compile_deadline (a time.perf_counter() value): no compile starts after it; such a path gets a row with
+    NaN latencies and compile_detail "skipped: budget spent" (compile_agree None)."""
+    device = torch.device(device if device is not None else getattr(method, "device", "cpu"))
+    settings = cost_settings(method)
+    common = {"device_name": device_name(device)}
+    batch_sizes = list(dict.fromkeys(int(b) for b in batch_sizes))
+    rows: list[dict[str, Any]] = []
+    for b in batch_sizes:
+        comps = _components(method, b)
+        own = None
+        if compile and hasattr(method, "compiled_components"):
+            own = method.compiled_components(batch_size=b, mode=compile_mode) or None
+        for name, comp in comps.items():
+            act_path = is_act_path(comp)
+            if not act_path and b != batch_sizes[0]:
+                continue
+            meta = component_meta(comp)
+            fn = comp.fn
+            if eager:
+                r = time_callable(fn, component=name, device=device, batch=b, warmup=warmup, reps=reps,
+                                  max_s=max_s, compiled=bool(settings.get("method_compiled")),
+                                  extra={**settings, **common}, meta=meta)
+                rows.append(r.row())
+                if log:
+                    log(f"{name:>10s} b={b:<4d} eager    p50 {r.p50_ms:9.3f} ms  p99 {r.p99_ms:9.3f} ms "
+                        f"({r.reps} reps)")
+            if not (compile and act_path):
+                continue
+            how = "method" if own and name in own else f"torch.compile:{compile_backend}:{compile_mode}"
+            if compile_deadline is not None and time.perf_counter() > compile_deadline:
+                if log:
+                    log(f"{name:>10s} b={b:<4d} compiled skipped (budget spent)")
+                rows.append(_empty_row(name, device, b, {**settings, **common, "compile_how": how,
+                                                         "compile_agree": None,
+                                                         "compile_detail": "skipped: budget spent"}, meta))
+                continue
+            try:
+                cfn = own[name] if own and name in own else compile_component(fn, compile_mode, compile_backend)
+                agreement = check_agreement(fn, cfn, device=device, atol=atol, rtol=rtol)
+                # reduce-overhead records its CUDA graphs over the first calls: keep at least 3 untimed.
+                rc = time_callable(cfn, component=name, device=device, batch=b, warmup=max(warmup, 3), reps=reps,
+                                   max_s=max_s, compiled=True,
+                                   extra={**settings, **common, "compile_s": agreement.compile_s,
+                                          "compile_how": how, "compile_agree": agreement.agree,
+                                          "compile_max_abs_diff": agreement.max_abs_diff,
+                                          "compile_detail": agreement.detail}, meta=meta)
+            except Exception as e:  # noqa: BLE001 - a failed compile is a result to report, not a reason to lose the table
+                msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                if log:
+                    log(f"{name:>10s} b={b:<4d} compiled FAILED {msg}")
+                rows.append(_empty_row(name, device, b, {**settings, **common, "compile_how": how,
+                                                         "compile_agree": False, "compile_detail": msg[:500]}, meta))
+                continue
+            rows.append(rc.row())
+            if log:
+                flag = "agree" if agreement.agree else f"MISMATCH ({agreement.detail})"
+                log(f"{name:>10s} b={b:<4d} compiled p50 {rc.p50_ms:9.3f} ms  p99 {rc.p99_ms:9.3f} ms "
+                    f"compile {agreement.compile_s:.1f}s {flag}")
+    return rows
+
+
+__all__ = [
+    "COST_KEYS",
+    "TIMING_META_KEYS",
+    "Agreement",
+    "TimingResult",
+    "check_agreement",
+    "compile_component",
+    "component_meta",
+    "cost_settings",
+    "device_name",
+    "is_act_path",
+    "rng_restore",
+    "rng_snapshot",
+    "summarize",
+    "time_callable",
+    "time_components",
+]
