@@ -292,8 +292,6 @@ def test_concurrent_jobs_build_the_common_start_once(tmp_path, monkeypatch):
     import types
 
     from bench.runner import common_start
-    from methods.common.common_start import CommonStartConfig
-    from methods.common.diffusion import DPConfig
 
     calls = []
 
@@ -303,12 +301,11 @@ def test_concurrent_jobs_build_the_common_start_once(tmp_path, monkeypatch):
         return {"dp": {}, "chunk": 4}, [{"grad_step": 1, "loss/denoise": 1.0}]
 
     monkeypatch.setattr(common_start, "train_common_start", slow_train)
-    cfg = {"common_start": {"steps": 1}, "seed": 0, "dp": {"hidden": [8]}}
-    run = types.SimpleNamespace(cs_cfg=CommonStartConfig(steps=1), dp_cfg=DPConfig(), cfg=cfg, dataset_hash="h",
-                                spaces=types.SimpleNamespace(chunk=4, obs_dim=2, act_dim=1), normalizer=None,
-                                buffer=None, device="cpu", ctx=types.SimpleNamespace(store_root=tmp_path))
+    cfg = resolve_config("bc_dp", "demo", 0, {"common_start.steps": 1, "dp.hidden": [8]})
+    spaces = types.SimpleNamespace(chunk=4, obs_dim=2, act_dim=1)
     built = []
-    threads = [threading.Thread(target=lambda: built.append(common_start.obtain(run)[2])) for _ in range(3)]
+    threads = [threading.Thread(target=lambda: built.append(
+        common_start.obtain(cfg, tmp_path, "h", spaces, None, None, "cpu")[2])) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
