@@ -1,10 +1,11 @@
-"""The run lifecycle: resolve a config into a Run, set it up, start or resume it, and finish or fail it.
+"""The run lifecycle: a Run from its typed config, set up, started or resumed, and finished or failed.
 
 Why: the harness owns the loop, evaluation, timing, checkpoints and storage so that every method obeys the
 same protocol (DESIGN.md). This file holds the order of a run and its bookkeeping; each concept it calls
-lives in its own file: the loops (off_policy.py, on_policy.py), evaluation.py, checkpoints.py,
-common_start.py, provenance.py, and the config (config.py). No method names appear here: what a method
-needs is read from its declared contract (methods/base.py).
+lives in its own file: the parts (assemble.py), the progress (progress.py), the loops (off_policy.py,
+on_policy.py) and what they are given (loop.py), evaluation.py, checkpoints.py, common_start.py, stops.py,
+provenance.py; the config is bench/config. No method names appear here: what a method needs is read from its
+declared contract (methods/base.py).
 """
 from __future__ import annotations
 
