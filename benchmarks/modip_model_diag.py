@@ -540,7 +540,7 @@ def v_vs_mc(method, episodes: list[dict], gamma: float, mode: str, window: int) 
     """V(s) against the discounted return-to-go over `episodes` (module docstring: `bootstrap` or `drop`)."""
     import torch
 
-    from methods.modip import spearman
+    from methods.modip.diagnostics import spearman
 
     crit, nz = method.critics, method.normalizer
     vs, mcs, per_ep_rho, per_ep_gap = [], [], [], []

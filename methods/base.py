@@ -255,7 +255,7 @@ class Method(abc.ABC):
         """Optional: the method's own compiled or CUDA-graphed versions of some act-path timed components (same
         names, same outputs from the same RNG state), compiled lazily on their first call so that the timing
         harness can time the compile. None (default): the harness wraps each act path in torch.compile itself.
-        Either way `mbench time --compile` checks them against the eager closures (bench/runner/timing.py)."""
+        Either way `mbench time --compile` checks them against the eager closures (bench/runner/compiled.py)."""
         return None
 
     def cost_settings(self) -> dict[str, Any]:

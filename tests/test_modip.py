@@ -15,7 +15,7 @@ from methods.base import ActorState, MethodContext, TaskSpaces
 from methods.common.diffusion import DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
-from methods.modip import spearman
+from methods.modip.diagnostics import spearman
 from methods.modip.planner import PlanModels, PlannerConfig, plan
 from methods.registry import get_method_class
 

@@ -1,5 +1,6 @@
-"""Tests of bench/runner/timing.py and `mbench time`: honest latencies, ordered percentiles, rows in the store, a
-compiled-vs-eager check that can fail, and a CLI that runs with gymnasium, MuJoCo and Minari unimportable."""
+"""Tests of bench/runner/timing.py, bench/runner/compiled.py and `mbench time`: honest latencies, ordered
+percentiles, rows in the store, a compiled-vs-eager check that can fail, and a CLI that runs with gymnasium,
+MuJoCo and Minari unimportable."""
 from __future__ import annotations
 
 import os
@@ -14,14 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.runner.timing import (
-    check_agreement,
-    rng_restore,
-    rng_snapshot,
-    summarize,
-    time_callable,
-    time_components,
-)
+from bench.runner.compiled import check_agreement, rng_restore, rng_snapshot
+from bench.runner.timing import summarize, time_callable, time_components
 from methods.base import ComponentKind, TimedComponent
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,9 @@ One concept per file:
 - evaluation.py: every actor on the fixed eval seeds, isolated from training, and the eval grid;
 - checkpoints.py: atomic save and load of a run's state, RNG states;
 - common_start.py: the common-start DP, built once per key, cached and locked;
-- timing.py: a method's components timed (warm-up, synchronised reps, percentiles, compiled paths), at every
-  run's end and by `mbench time` (bench/timing);
+- timing.py: a method's components timed (warm-up, synchronised reps, percentiles), at every run's end and
+  by `mbench time` (bench/timing);
+- compiled.py: the compiled act paths that timing.py also times, and their check against the eager paths;
 - provenance.py: git state, package versions, timestamps.
 The run config (resolved, validated and hashed into the run id) is bench/config.
 

@@ -8,7 +8,9 @@ Why: this is the method the harness exists to test (DESIGN.md, "Methods"). Its t
 
 Pieces, read in this order: config.py (the `modip` section, its presets and how they were chosen; no torch),
 world_model.py (ensemble of probabilistic MLPs over Δs, r, termination), critics.py (V and Q), planner.py (MPPI
-top to bottom), then this file, which wires them into the harness:
+top to bottom), then this file, which wires them into the harness, then the two halves it delegates to:
+distill.py (labels, their advantage and weights, the start rule, the DP's distillation step) and diagnostics.py
+(`wm/*`, `diag/dp_spread`, `diag/v_mc_*`, `diag/plan_gap`). In short:
 - pretrain: the DP comes from the common-start bc_dp checkpoint (uses_pretrained_dp); MODIP's own offline
   steps train the world model and the critics on the dataset, never the DP;
 - actors: `dp` (the product: the fine-tuned DP alone, EMA weights), `mpc` (the planner, executing
@@ -17,7 +19,7 @@ top to bottom), then this file, which wires them into the harness:
   with `mpc`, and each executed step stores its noise-free planned action (per-action buffer extra
   `plan_action`), so exploration noise never enters a label; the plan's H-step reward (`plan_reward`) goes with
   the plan's first step, for the planned-vs-realised diagnostic;
-- labels: a label is the Ta-chunk of planned actions executed from a stored state on (the buffer's chunk
+- labels (distill.py): a label is the Ta-chunk of planned actions executed from a stored state on (the buffer's chunk
   sampler over `plan_action`), paired with the state at its first action, so the DP imitates what the closed-loop
   planner did from that state (replanning every `replan_every` steps), not one plan's open-loop intent; the DP
   then executes `dp.act_steps` of each chunk it samples;
@@ -32,7 +34,8 @@ top to bottom), then this file, which wires them into the harness:
   `plan/ess` and `plan/dp_won` (the elite weights' effective sample size; the share of plans won by a DP
   proposal), `distill/*` (label advantage, kept share, DP-to-label distance, label share), `diag/dp_spread`,
   `loss/dp_distill` with its label and offline parts, `diag/v_mc_*` V against Monte-Carlo returns of each
-  finished training episode, `diag/plan_gap` planned minus realised H-step reward.
+  finished training episode, `diag/plan_gap` planned minus realised H-step reward (`wm/*` and `diag/*` are
+  computed in diagnostics.py, `distill/*` in distill.py).
 """
 from __future__ import annotations
 
@@ -44,15 +47,12 @@ import torch
 from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
 from methods.common.section import ConfigError
 from methods.dp_method import DPMethod
+from methods.modip import diagnostics, distill
 from methods.modip.config import PRESETS, SUITE_DEFAULTS, ModipConfig
 from methods.modip.critics import Critics
+from methods.modip.distill import offline_episode_return, ramp
 from methods.modip.planner import PlanModels, plan, shift_mean
 from methods.modip.world_model import WorldModel
-
-
-def ramp(value: float, count: int, length: int) -> float:
-    """value · min(1, count / length): a share that grows with its pool (length 0 = the full value at once)."""
-    return float(value) if length <= 0 else float(value) * min(1.0, count / length)
 
 
 @register("modip")
@@ -151,144 +151,42 @@ class MODIP(DPMethod):
         self.critics.update_targets()
         return metrics
 
-    # ---- labels --------------------------------------------------------------------------------------------
+    # ---- distillation (distill.py) -------------------------------------------------------------------------
     def label_count(self) -> int:
-        """Labels in the pool: online steps with a planned action (within the label window)."""
-        return self.buffer.count_carrying("plan_action", source="online", recent=self.cfg.label_window)
+        return distill.label_count(self)
 
     def label_batch(self, n: int) -> dict[str, torch.Tensor]:
-        """n labels: normalised states, each with the Ta-chunk of noise-free planned actions executed from it on
-        (the episode's last planned action repeated past its end; a chunk never waits on steps not yet taken)."""
-        lab = self.buffer.sample_chunks(n, self.chunk, source="online", device=self.device, field="plan_action",
-                                        require="plan_action", recent=self.cfg.label_window, complete=True)
-        # planned actions are stored as planned: normalised actions in [-1, 1], the DP's own space
-        return {"obs": self.normalizer.norm_obs(lab["obs"]), "chunk": lab["action_chunk"], "index": lab["index"]}
+        return distill.label_batch(self, n)
 
-    @torch.no_grad()
     def label_advantage(self, obs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A = Q(s, label[0]) - Q(s, a_DP[0]) in env units, at normalised states, with a fresh chunk of the EMA DP
-        (sampled as the planner samples it; global RNG). The first action only. Returns (A, the DP's chunks)."""
-        sampler = self.cfg.planner.dp_sampler or self.dp_cfg.sampler
-        dp_chunks = self.dp.ema.module.sample(obs, generator=None, sampler=sampler)
-        adv = self.critics.q_value(obs, labels[:, 0]) - self.critics.q_value(obs, dp_chunks[:, 0])
-        return adv, dp_chunks
+        return distill.label_advantage(self, obs, labels)
 
     def label_weights(self, adv: torch.Tensor) -> torch.Tensor:
-        """The `label_weighting` of each label from its advantage (env units)."""
-        mode = self.cfg.label_weighting
-        if mode == "none":
-            return torch.ones_like(adv)
-        if mode == "filter":
-            return (adv > 0).float()
-        return torch.exp(self.cfg.awr_beta * adv / self.critics.value_scale).clamp(max=self.cfg.awr_max_weight)
+        return distill.label_weights(self, adv)
 
     def label_share(self) -> float:
-        """label_ratio, ramped in with the labels made since distillation started (all labels before a start is
-        recorded, e.g. when a test sets `distilling` by hand)."""
-        made = self.buffer.n_online - self.distill_start if self.distill_start >= 0 else self.label_count()
-        return ramp(self.cfg.label_ratio, min(made, self.label_count()), self.cfg.label_ramp)
+        return distill.label_share(self)
 
     def _start_rule(self) -> dict[str, float]:
-        """Start distillation at the first of the rules in ModipConfig (training-side signals only). Fine-tuning on
-        labels starts with fresh optimiser moments: BC's Adam moments belong to other targets."""
-        cfg, n = self.cfg, self.label_count()
-        out: dict[str, float] = {}
-        if n == 0:
-            return out
-        k = cfg.distill_start_episodes
-        ready = 0 < cfg.distill_start_labels <= n
-        if not ready and k > 0 and len(self.train_returns) >= k:
-            ready = float(np.mean(self.train_returns[-k:])) >= self.offline_return
-        if not ready and 0 < cfg.distill_start_adv_labels <= n:
-            b = self.label_batch(min(cfg.distill_batch, n))
-            adv = float(self.label_advantage(b["obs"], b["chunk"])[0].mean())
-            out["distill/pool_adv"] = adv
-            ready = adv > 0
-        if ready:
-            self.distilling = True
-            self.distill_start = int(self.buffer.n_online)
-            self.dp.reset_optimizer_moments()
-            out["distill/started_at"] = float(self.buffer.n_online)
-        return out
+        return distill.start_rule(self)
 
     def distill_batch(self, n: int) -> dict[str, torch.Tensor]:
-        """Labels at the ramped label share, weighted by their advantage, mixed with offline (s, chunk) pairs
-        (weight 1). `is_label` marks the label rows; `adv` and `dp_chunk` belong to them."""
-        n_label = min(n, round(n * self.label_share()))
-        parts: dict[str, list[torch.Tensor]] = {"obs": [], "chunk": [], "weights": [], "is_label": []}
-        out: dict[str, torch.Tensor] = {}
-        if n_label > 0:
-            lab = self.label_batch(n_label)
-            adv, dp_chunks = self.label_advantage(lab["obs"], lab["chunk"])
-            parts["obs"].append(lab["obs"])
-            parts["chunk"].append(lab["chunk"])
-            parts["weights"].append(self.label_weights(adv))
-            parts["is_label"].append(torch.ones(n_label, dtype=torch.bool, device=self.device))
-            out.update(adv=adv, dp_chunk=dp_chunks, label_chunk=lab["chunk"])
-        if n - n_label > 0:
-            off = self.dp_batch(n - n_label, "offline")
-            parts["obs"].append(off["obs"])
-            parts["chunk"].append(off["chunk"])
-            parts["weights"].append(torch.ones(n - n_label, device=self.device))
-            parts["is_label"].append(torch.zeros(n - n_label, dtype=torch.bool, device=self.device))
-        out.update({k: torch.cat(v) for k, v in parts.items()})
-        return out
+        return distill.distill_batch(self, n)
 
     def _distill(self) -> dict[str, float]:
-        """distill_updates DP steps on distillation batches, with the loss split into its label and offline parts."""
-        acc: dict[str, list[float]] = {}
-        for _ in range(self.cfg.distill_updates):
-            b = self.distill_batch(self.cfg.distill_batch)
-            loss, errors = self.dp.train_step_errors(b["chunk"], b["obs"], weights=b["weights"])
-            lab = b["is_label"]
-            rows = {"loss/dp_distill": loss, "distill/label_share": float(lab.float().mean())}
-            if lab.any():
-                w = b["weights"][lab]
-                rows["loss/dp_distill_label"] = float((errors[lab] * w).sum() / w.sum().clamp_min(1e-8))
-                rows["distill/label_adv"] = float(b["adv"].mean())
-                rows["distill/label_kept"] = float((w > 0).float().mean())
-                rows["distill/label_weight"] = float(w.mean())
-                rows["distill/dp_label_dist"] = float((b["dp_chunk"] - b["label_chunk"]).abs().mean())
-            if (~lab).any():
-                rows["loss/dp_distill_offline"] = float(errors[~lab].mean())
-            for k, v in rows.items():
-                acc.setdefault(k, []).append(v)
-        return {k: float(np.mean(v)) for k, v in acc.items()}
+        return distill.distill(self)
 
-    # ---- diagnostics ---------------------------------------------------------------------------------------
+    # ---- diagnostics (diagnostics.py) ----------------------------------------------------------------------
     def _wm_diagnostics(self, source: str) -> dict[str, float]:
-        h = self.cfg.planner.horizon
-        out: dict[str, float] = {}
-        self.world_model.eval()
-        # per member, one step, on offline and (once there is any) online data
-        n = self.cfg.diag_sequences
-        for part in ("offline", "online"):
-            if part == "online" and self.buffer.n_online == 0:
-                continue
-            raw = self._normalised(self.buffer.sample(n, source=part, device=self.device,
-                                                      fields=("obs", "action", "reward", "next_obs", "terminal")))
-            errs = self.world_model.member_errors(raw["obs"], raw["action"], raw["next_obs"])
-            out.update({f"wm/member{k}_{part}_obs_nmse": float(e) for k, e in enumerate(errs)})
-        try:
-            seq = self.buffer.sample_sequences(n, h, source=source, device=self.device,
-                                               online_ratio=self.online_ratio_now())
-        except RuntimeError:  # no segment of length H yet
-            return out
-        obs = self.normalizer.norm_obs(torch.cat([seq["obs"][:, :1], seq["next_obs"]], dim=1))
-        out.update(self.world_model.errors(obs, self.normalizer.norm_act(seq["action"]), seq["reward"]))
-        return out
+        return diagnostics.wm_diagnostics(self, source)
 
-    @torch.no_grad()
     def _dp_spread(self, states: int = 32, samples: int = 8) -> dict[str, float]:
-        """The spread of the DP's actions: the std of its chunks over repeated samples at the same states (label
-        states once there are labels, else offline states), averaged over states, steps and dims."""
-        if self.distilling and self.label_count() > 0:
-            s = self.label_batch(states)["obs"]
-        else:
-            s = self.dp_batch(states, "offline")["obs"]
-        chunks = self.dp.ema.module.sample(s.repeat(samples, 1), generator=None, sampler=self.dp_cfg.sampler)
-        return {"diag/dp_spread": float(chunks.view(samples, states, *chunks.shape[1:]).std(0).mean())}
+        return diagnostics.dp_spread(self, states, samples)
 
+    def _episode_diagnostics(self, ep: dict[str, np.ndarray]) -> dict[str, float]:
+        return diagnostics.episode_diagnostics(self, ep)
+
+    # ---- pretrain and fine-tune ----------------------------------------------------------------------------
     def pretrain_batch(self):
         return None  # each part samples its own batch (the world model takes one per member)
 
@@ -344,40 +242,6 @@ class MODIP(DPMethod):
         self.train_returns = (self.train_returns + [ret])[-max(1, self.cfg.distill_start_episodes):]
         if not self.distilling:
             self.pending["distill/offline_return"] = self.offline_return
-
-    @torch.no_grad()
-    def _episode_diagnostics(self, ep: dict[str, np.ndarray]) -> dict[str, float]:
-        """V against the episode's discounted Monte-Carlo returns (bootstrapped with V_target at a timeout, so
-        exact on terminated episodes), and planned minus realised H-step reward at each plan."""
-        g = self.gamma
-        rewards = ep["reward"].astype(np.float64)
-        terminated = bool(ep["terminal"][-1])
-        tail = 0.0
-        if not terminated:
-            s_last = self.normalizer.norm_obs(torch.as_tensor(ep["next_obs"][-1:], device=self.device))
-            tail = float(self.critics.v_target(s_last).squeeze() * self.critics.value_scale)
-        returns = np.zeros(len(rewards))
-        acc = tail
-        for i in range(len(rewards) - 1, -1, -1):
-            acc = rewards[i] + g * acc
-            returns[i] = acc
-        values = self.critics.value(self.normalizer.norm_obs(
-            torch.as_tensor(ep["obs"], device=self.device))).cpu().numpy().astype(np.float64)
-        out = {"diag/v_minus_mc": float(np.mean(values - returns))}
-        if len(rewards) > 2 and values.std() > 0 and returns.std() > 0:
-            out["diag/v_mc_spearman"] = spearman(values, returns)
-        # planned vs realised H-step reward, where the realised window is complete (or ended by a terminal)
-        h = self.cfg.planner.horizon
-        planned, realised = [], []
-        discounts = g ** np.arange(h)
-        for j in np.flatnonzero(ep["has_plan_reward"]):
-            window = rewards[j: j + h]
-            if len(window) == h or terminated:
-                planned.append(float(ep["plan_reward"][j]))
-                realised.append(float((discounts[: len(window)] * window).sum()))
-        if planned:
-            out["diag/plan_gap"] = float(np.mean(np.subtract(planned, realised)))
-        return out
 
     # ---- acting --------------------------------------------------------------------------------------------
     def plan_models(self, eval_mode: bool) -> PlanModels:
@@ -500,21 +364,3 @@ class MODIP(DPMethod):
         self.distill_start = int(state.get("distill_start", -1))
         if self.finetuning:
             self._set_distill_hparams()
-
-
-def offline_episode_return(data: dict[str, np.ndarray]) -> tuple[float, int]:
-    """The mean return of the offline data's complete episodes (those that end in a terminal or a timeout), and
-    the longest one's length; (nan, 0) without a complete episode."""
-    ends = np.flatnonzero(data["terminal"] | data["timeout"])
-    if len(ends) == 0:
-        return float("nan"), 0
-    rewards = data["reward"][: ends[-1] + 1].astype(np.float64)  # drop an unfinished last episode
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    return float(np.add.reduceat(rewards, starts).mean()), int((ends - starts + 1).max())
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rank correlation (average ranks for ties)."""
-    import pandas as pd
-
-    return float(pd.Series(x).corr(pd.Series(y), method="spearman"))
