@@ -145,11 +145,4 @@ def section(doc: Document, notes: Notes, name: str):
     return _Guard()
 
 
-def store_root(args) -> str:
-    """The store folder of a report command: its --root, else mbench's --store, else the default store."""
-    from results.store import default_root
-
-    return getattr(args, "root", None) or getattr(args, "store", None) or default_root()
-
-
-__all__ = ["Block", "Document", "save_table", "section", "store_root"]
+__all__ = ["Block", "Document", "save_table", "section"]

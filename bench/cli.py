@@ -35,7 +35,7 @@ def _cmd_list(args) -> int:
         for name, t in sorted(all_tasks().items()):
             print(f"{name:28s} suite={t.suite:9s} env={t.env_id:28s} dataset={t.dataset_id}")
     else:
-        from bench.data.loaders import list_datasets
+        from bench.data.minari_io import list_datasets
 
         for line in list_datasets():
             print(line)
@@ -101,12 +101,9 @@ def _cmd_demo(args) -> int:
 
 def _add_store(parser: argparse.ArgumentParser) -> None:
     """Accept --store after a command too. SUPPRESS: given there, it overrides the global `mbench --store`;
-    not given, the global one stands. A command that has its own --store keeps it."""
-    try:
-        parser.add_argument("--store", default=argparse.SUPPRESS,
-                            help="results store folder (default: mbench --store, else $MBENCH_STORE, else results)")
-    except argparse.ArgumentError:
-        pass
+    not given, the global one stands. The commands that other modules add give themselves --store alike."""
+    parser.add_argument("--store", default=argparse.SUPPRESS,
+                        help="results store folder (default: mbench --store, else $MBENCH_STORE, else results)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,20 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = __import__(mod, fromlist=["add_cli"])
         except ModuleNotFoundError as e:
-            if e.name and mod.startswith(e.name):
-                continue
             if e.name and e.name.split(".")[0] not in ("bench", "methods", "results", "analysis"):
                 # A third-party package that command needs is missing (e.g. on a bare GPU machine): the other
                 # commands still work, and the help's epilog names what is missing.
                 unavailable.append(f"{mod} (needs {e.name})")
                 continue
             raise
-        if hasattr(module, "add_cli"):
-            module.add_cli(sub)
-    # The store folder is spelled --store everywhere, before or after the command.
-    for name in ("report", "ablate", "time", "tune"):
-        if name in sub.choices:
-            _add_store(sub.choices[name])
+        module.add_cli(sub)
     if unavailable:
         p.epilog = "unavailable here: " + ", ".join(unavailable)
     return p

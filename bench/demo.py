@@ -37,11 +37,6 @@ def demo_spec():
     return load_sweep(DEMO_SWEEP)
 
 
-def demo_budget() -> dict:
-    """The run-level budgets of the demo (the sweep file's overrides)."""
-    return dict(demo_spec().overrides)
-
-
 def ensure_demo_dataset(quick: bool = False) -> None:
     from bench.data import DatasetError
     from bench.data.loaders import load_dataset
@@ -49,7 +44,7 @@ def ensure_demo_dataset(quick: bool = False) -> None:
     try:
         load_dataset(DEMO_DATASET)
     except DatasetError:
-        from bench.data.make import make_dataset
+        from bench.data.d4rl import make_dataset
 
         print(f"making the demo dataset {DEMO_DATASET} (once)")
         kw = {"agent_steps": 3000, "dataset_size": 2000} if quick else {}
@@ -95,9 +90,3 @@ def run_demo(store_root: str = "results", out: str | None = None, seeds: int | N
             f"{m} {r['sum']:.0f}s ({int(r['count'])} x {r['mean']:.0f}s)" for m, r in by.iterrows()))
     print(f"demo finished in {time.perf_counter() - t0:.0f}s; report: {report}")
     return report
-
-
-def __getattr__(name: str):
-    if name == "DEMO_BUDGET":  # read by benchmarks: the sweep file's budgets
-        return demo_budget()
-    raise AttributeError(f"module 'bench.demo' has no attribute '{name}'")

@@ -350,11 +350,7 @@ def _load_builtin() -> None:
     import importlib
 
     for mod in ("bc_gauss", "bc_dp", "modip", "dppo", "tdmpc2", "idql", "parl", "dsrl"):
-        try:
-            importlib.import_module(f"methods.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name not in (f"methods.{mod}",):
-                raise
+        importlib.import_module(f"methods.{mod}")
 
 
 def registered_methods() -> dict[str, type[Method]]:

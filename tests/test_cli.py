@@ -82,12 +82,7 @@ def test_config_lists_keys_types_and_defaults(capsys):
     assert table["dp.sampler"] == ["ddpm|ddim", '"ddpm"']
     assert table["pretrain.steps"][0] == "int" and table["eval.episodes"] == ["int", "10"]
     assert "modip.planner.terminal" in table and "seed" in table and "method" not in table
-    try:
-        from methods.common.common_start import CommonStartConfig  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        assert "common_start.steps" in table
+    assert "common_start.steps" in table
     assert main(["config", "bc_gauss"]) == 0
     keys = {line.split()[0] for line in capsys.readouterr().out.splitlines()}
     assert "bc_gauss.lr" in keys and not any(k.startswith(("dp.", "modip.", "common_start.")) for k in keys)
@@ -130,7 +125,7 @@ def test_sweep_status_shows_a_finished_run_with_a_newer_failed_attempt(tmp_path,
 
 
 class FakeRunner:
-    """Stands in for bench.runner.run_one: writes what a run of `status` writes, or nothing when skipping."""
+    """Stands in for bench.runner.lifecycle.run_one: writes what a run of `status` writes, or nothing when skipping."""
 
     def __init__(self, write: bool = True, status: str = "finished"):
         self.write, self.status, self.calls = write, status, []
@@ -149,31 +144,31 @@ class FakeRunner:
 
 
 def test_run_prints_the_real_status_and_says_when_it_skipped(tmp_path, capsys, monkeypatch):
-    import bench.runner
+    import bench.runner.lifecycle
 
     argv = ["--store", str(tmp_path), "run", "--method", "bc_gauss", "--task", "demo", "--sweep", SWEEP, "--quiet"]
     fake = FakeRunner()
-    monkeypatch.setattr(bench.runner, "run_one", fake)
+    monkeypatch.setattr(bench.runner.lifecycle, "run_one", fake)
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "finished (attempt 1): final normalized_score policy=52.0 (3s)" in out and "nothing was run" not in out
     # A second run of a finished run: the runner skips it (writes nothing); the CLI says so and does not crash.
-    monkeypatch.setattr(bench.runner, "run_one", skip := FakeRunner(write=False))
+    monkeypatch.setattr(bench.runner.lifecycle, "run_one", skip := FakeRunner(write=False))
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "finished (attempt 1)" in out and "already finished, so nothing was run" in out
     assert skip.calls == [{"resume": True, "rerun": False}]
     # --rerun is passed through, and the new attempt is what is printed.
-    monkeypatch.setattr(bench.runner, "run_one", again := FakeRunner())
+    monkeypatch.setattr(bench.runner.lifecycle, "run_one", again := FakeRunner())
     assert main([*argv, "--rerun"]) == 0
     assert again.calls == [{"resume": True, "rerun": True}]
     assert "finished (attempt 2)" in capsys.readouterr().out
 
 
 def test_run_with_no_record_in_the_store_does_not_crash(tmp_path, capsys, monkeypatch):
-    import bench.runner
+    import bench.runner.lifecycle
 
-    monkeypatch.setattr(bench.runner, "run_one", FakeRunner(write=False))
+    monkeypatch.setattr(bench.runner.lifecycle, "run_one", FakeRunner(write=False))
     argv = ["--store", str(tmp_path), "run", "--method", "bc_gauss", "--task", "demo", "--sweep", SWEEP]
     assert main(argv) == 1
     assert "no record of it in the store" in capsys.readouterr().err

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.config.layers import resolve_config
+from bench.config.layers import from_json, resolve_config
 from bench.config.run import run_id_of
-from bench.runner import Preempted, request_stop_at, run_one
+from bench.runner.lifecycle import run_one
+from bench.runner.stops import Preempted, request_stop_at
 from methods.base import registered_methods
 from results.store import Store
 from tests.conftest import tiny
@@ -26,9 +27,9 @@ METHODS = sorted(registered_methods())
 def _tiny(method: str, seed: int = 0, **extra):
     cls = registered_methods()[method]
     over = tiny(method)
-    if "test" in (getattr(cls, "presets", {}) or {}):
+    if "test" in cls.presets:
         over["preset"] = "test"
-    elif "demo" in (getattr(cls, "presets", {}) or {}):
+    elif "demo" in cls.presets:
         over["preset"] = "demo"
     over.update(extra)
     return resolve_config(method, "demo", seed, over)
@@ -50,8 +51,8 @@ def test_tiny_run_lands_in_store(method, demo_dataset, store_root):
     row = runs.iloc[0]
     assert row.status == "finished" and row.method == method and row.task == "demo"
     # the config round-trips through the store
-    assert json.loads(row.config_json) == cfg
-    assert run_id_of(json.loads(row.config_json)) == rid
+    assert json.loads(row.config_json) == cfg.to_json()
+    assert run_id_of(from_json(json.loads(row.config_json))) == rid
     c = store.curves(sweep="t")
     scores = c[c.metric == "normalized_score"]
     cls = registered_methods()[method]

@@ -15,11 +15,12 @@ import torch
 
 from bench.config.parse import parse_section
 from methods.base import ActorState, MethodContext, TaskSpaces, get_method_class
-from methods.common.diffusion import DPConfig
+from methods.common.dp_config import DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
 from methods.modip import spearman
-from methods.modip.planner import PlanModels, PlannerConfig, plan
+from methods.modip.config import PlannerConfig
+from methods.modip.planner import PlanModels, plan
 
 GAMMA = 0.99
 
@@ -562,7 +563,7 @@ def tiny_cfg(method: str, seed: int = 0, **extra):
 
 @pytest.mark.parametrize("terminal", ["v", "q"])
 def test_tiny_run_end_to_end(demo_dataset, store_root, terminal):
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from results.store import Store
 
     cfg = tiny_cfg("modip", **{"modip.planner.terminal": terminal, "eval.timing": True, "eval.timing_reps": 2,
@@ -589,7 +590,7 @@ def test_the_runner_stores_each_steps_planned_action_and_labels_pair_with_their_
     """Through the real runner: every executed step of a plan stores that step's noise-free planned action at
     the state it was taken from, exploration noise stays out of it, and label chunks pair with the state of
     their first action."""
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from methods.modip import MODIP
 
     decisions, holder = [], {}
@@ -640,7 +641,7 @@ def test_the_runner_stores_each_steps_planned_action_and_labels_pair_with_their_
 
 
 def test_common_start_dp_actor_equals_bc_dp(demo_dataset, store_root):
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from results.store import Store
 
     over = {"online.steps": 0, "eval.timing": False}

@@ -59,7 +59,7 @@ def robomimic_root(tmp_path_factory):
 
 def _old_layout_file(path, n_demos=3):
     """A tiny file in robomimic's real v0.3 layout (MH-style masks included); demos end with 2 success steps."""
-    from bench.data.robomimic import write_robomimic_hdf5
+    from bench.data.robomimic_hdf5 import write_robomimic_hdf5
 
     rng = np.random.default_rng(0)
     demos = []
@@ -82,8 +82,8 @@ def _init_obs_utils(keys):
 
 
 def test_registry_and_protocol():
+    from bench.data.robomimic_hdf5 import ROBOMIMIC_TASKS
     from bench.tasks import get_task
-    from bench.tasks.robomimic import ROBOMIMIC_TASKS
 
     expect = {"lift": ("Lift", 300), "can": ("PickPlaceCan", 300), "square": ("NutAssemblySquare", 400),
               "transport": ("TwoArmTransport", 800)}
@@ -143,7 +143,7 @@ def test_real_layout_file_loads(tmp_path):
     from robomimic.utils.dataset import SequenceDataset
 
     from bench.data.loaders import load_dataset
-    from bench.data.robomimic import load_robomimic
+    from bench.data.robomimic_hdf5 import load_robomimic
 
     path, demos = _old_layout_file(tmp_path / "low_dim_v141.hdf5")
     ds = load_dataset(str(path), obs_dim=19, act_dim=7)
@@ -172,7 +172,7 @@ def test_made_lift_demos(robomimic_root):
     import h5py
     from robomimic.utils.dataset import SequenceDataset
 
-    from bench.data.robomimic import resolve_path
+    from bench.data.robomimic_hdf5 import resolve_path
     from bench.tasks import get_task
 
     _root, summary = robomimic_root
@@ -223,7 +223,7 @@ def test_success_metric_success_and_failure(robomimic_root):
 
 def test_tiny_bc_dp_run(robomimic_root, tmp_path):
     from bench.config.layers import resolve_config
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from results.store import Store
 
     over = dict(TINY, **TINY_CS, **{"eval.episodes": 2})

@@ -15,8 +15,9 @@ import torch
 
 from bench.config.layers import resolve_config
 from bench.config.run import run_id_of
-from bench.runner import Preempted, request_stop_at, run_one
 from bench.runner.checkpoints import CheckpointError
+from bench.runner.lifecycle import run_one
+from bench.runner.stops import Preempted, request_stop_at
 from results.store import Store
 from tests.conftest import TINY
 
@@ -132,7 +133,7 @@ def test_negative_seed_and_missing_cuda_are_one_line_errors(demo_dataset, store_
 
 # ---- fault 3: resuming refuses a changed dataset --------------------------------------------------------------
 def test_resume_refuses_a_changed_dataset(demo_dataset, store_root, tmp_path, monkeypatch):
-    from bench.data.make import make_dataset
+    from bench.data.d4rl import make_dataset
     from bench.tasks.demo import DEMO_DATASET
 
     cfg = _cfg()
@@ -293,8 +294,8 @@ def test_concurrent_jobs_build_the_common_start_once(tmp_path, monkeypatch):
     import types
 
     from bench.runner import common_start
-    from methods.common.common_start import CommonStartConfig
-    from methods.common.diffusion import DPConfig
+    from methods.common.common_start_config import CommonStartConfig
+    from methods.common.dp_config import DPConfig
 
     calls = []
 
@@ -304,12 +305,14 @@ def test_concurrent_jobs_build_the_common_start_once(tmp_path, monkeypatch):
         return {"dp": {}, "chunk": 4}, [{"grad_step": 1, "loss/denoise": 1.0}]
 
     monkeypatch.setattr(common_start, "train_common_start", slow_train)
-    cfg = {"common_start": {"steps": 1}, "seed": 0, "dp": {"hidden": [8]}}
-    run = types.SimpleNamespace(cs_cfg=CommonStartConfig(steps=1), dp_cfg=DPConfig(), cfg=cfg, dataset_hash="h",
-                                spaces=types.SimpleNamespace(chunk=4, obs_dim=2, act_dim=1), normalizer=None,
-                                buffer=None, device="cpu", ctx=types.SimpleNamespace(store_root=tmp_path))
+    cfg = types.SimpleNamespace(common_start=CommonStartConfig(steps=1), dp=DPConfig(hidden=[8]), seed=0)
+    spaces = types.SimpleNamespace(chunk=4, obs_dim=2, act_dim=1)
     built = []
-    threads = [threading.Thread(target=lambda: built.append(common_start.obtain(run)[2])) for _ in range(3)]
+
+    def obtain():
+        built.append(common_start.obtain(cfg, tmp_path, "h", spaces, None, None, "cpu")[2])
+
+    threads = [threading.Thread(target=obtain) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:

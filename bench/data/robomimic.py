@@ -2,8 +2,7 @@
 
 Why: the suite must run here without downloads. The maker records scripted demos in the suite's own env
 (`bench.tasks.robomimic.RobosuiteLowDimEnv`) and writes them in robomimic's layout (robomimic's own
-`SequenceDataset` opens them) through `bench.data.robomimic_hdf5`, which also holds the reader; its names are
-importable from here too.
+`SequenceDataset` opens them) through `bench.data.robomimic_hdf5`, which also holds the reader.
 """
 from __future__ import annotations
 
@@ -17,19 +16,12 @@ from typing import Any
 import numpy as np
 
 from bench.data import DatasetError
-from bench.data.robomimic_hdf5 import (  # noqa: F401  (the reader's names, importable from here as before)
-    ENV_TO_TASK,
+from bench.data.robomimic_hdf5 import (
     MADE_FILE_NAME,
-    REAL_FILE_NAMES,
-    ROBOMIMIC_PREFIX,
     ROBOMIMIC_TASKS,
     _demo_sort_key,
     default_env_args,
-    is_robomimic_file,
-    load_robomimic,
     parse_id,
-    read_env_args,
-    resolve_path,
     robomimic_root,
     write_robomimic_hdf5,
 )

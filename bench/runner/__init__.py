@@ -15,23 +15,8 @@ One concept per file:
 - provenance.py: git state, package versions, timestamps.
 The run config (resolved, validated and hashed into the run id) is bench/config.
 
-The names below load their module on first use (PEP 562), so that importing one light part (provenance)
-does not import the env stack (a bare GPU machine may run `mbench time` without gymnasium).
+Callers import from the defining module (bench.runner.lifecycle: Run, run_one; bench.runner.stops: Preempted,
+request_stop, request_stop_at; bench.runner.evaluation: evaluate_actor). This package imports nothing, so that
+importing one light part (provenance) does not import the env stack (a bare GPU machine may run `mbench time`
+without gymnasium).
 """
-from __future__ import annotations
-
-import importlib
-
-_EXPORTS = {
-    "evaluate_actor": "bench.runner.evaluation",
-    "Preempted": "bench.runner.stops", "Run": "bench.runner.lifecycle", "RunContext": "bench.runner.lifecycle",
-    "request_stop": "bench.runner.stops", "request_stop_at": "bench.runner.stops",
-    "run": "bench.runner.lifecycle", "run_one": "bench.runner.lifecycle",
-}
-__all__ = ["Preempted", "Run", "RunContext", "evaluate_actor", "request_stop", "request_stop_at", "run", "run_one"]
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'bench.runner' has no attribute '{name}'")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)

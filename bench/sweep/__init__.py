@@ -12,10 +12,6 @@ calls).
 """
 from __future__ import annotations
 
-from bench.sweep.spec import RunSpec, SweepError, SweepSpec, load_sweep, parse_sweep
-
-__all__ = ["RunSpec", "SweepError", "SweepSpec", "add_cli", "load_sweep", "parse_sweep"]
-
 
 def add_cli(subparsers) -> None:
     from bench.sweep.cli import add_cli as _add

@@ -87,7 +87,7 @@ class SweepJob(submitit.helpers.Checkpointable):
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """Resubmit this same callable. The run itself has already saved (see `__call__`); if submitit's handler
         got here first, the resubmitted job resumes from the run's last periodic checkpoint."""
-        from bench.runner import request_stop
+        from bench.runner.stops import request_stop
 
         request_stop()
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
@@ -95,7 +95,8 @@ class SweepJob(submitit.helpers.Checkpointable):
     def __call__(self, task: dict[str, Any]) -> dict[str, Any]:
         from bench.config.layers import resolve_config
         from bench.config.run import run_id_of
-        from bench.runner import Preempted, run_one
+        from bench.runner.lifecycle import run_one
+        from bench.runner.stops import Preempted
 
         t_start = time.time()
         attempt: dict[str, Any] = {"run_id": task["run_id"], "t_start": t_start, "host": socket.gethostname(),
@@ -106,7 +107,7 @@ class SweepJob(submitit.helpers.Checkpointable):
         submitit_usr2 = signal.getsignal(signal.SIGUSR2)
 
         def on_signal(signum, frame):  # runs between bytecodes of the training loop: only set flags
-            from bench.runner import request_stop
+            from bench.runner.stops import request_stop
 
             got.setdefault("signum", signum)
             request_stop()

@@ -27,7 +27,8 @@ from typing import Any
 import submitit
 
 from bench.sweep.job import _append_jsonl
-from bench.sweep.spec import SweepError, SweepSpec, method_overrides
+from bench.sweep.spec import SweepSpec, method_overrides
+from results.sweep_errors import SweepError
 from results.sweep_file import Param, Tune
 from results.sweeps import sweep_dir
 
@@ -167,7 +168,8 @@ def run_trials(spec: SweepSpec, store_root, n_trials: int | None = None, out: Ca
     from optuna.trial import TrialState
 
     from bench.config.run import run_id_of
-    from bench.runner import Preempted, run_one
+    from bench.runner.lifecycle import run_one
+    from bench.runner.stops import Preempted
 
     tune = _tune(spec)
     total = int(n_trials or tune.trials)
@@ -218,7 +220,7 @@ class TuneWorker(submitit.helpers.Checkpointable):
         self.spec_data, self.source, self.store_root, self.n_trials = spec_data, source, store_root, n_trials
 
     def __call__(self, index: int) -> dict[str, Any]:
-        from bench.runner import Preempted, request_stop
+        from bench.runner.stops import Preempted, request_stop
         from bench.sweep.spec import parse_sweep
 
         spec = parse_sweep(self.spec_data, self.source)

@@ -23,11 +23,8 @@ import numpy as np
 
 from bench.data import DatasetError
 from bench.data.robomimic_hdf5 import (
-    ENV_TO_TASK,
     OSC_POSE_V14,
     ROBOMIMIC_TASKS,
-    SINGLE_ARM_KEYS,
-    TWO_ARM_KEYS,
     default_env_args,
     read_env_args,
     resolve_path,
@@ -178,18 +175,3 @@ TASKS: tuple[dict[str, Any], ...] = tuple(
      "bind_dataset_fn": bind_dataset,
      "description": f"robomimic {_task} ({_kind.upper()}) on robosuite {_env_name}, low-dim obs {list(_keys)}"}
     for _task, (_env_name, _robots, _steps, _keys) in ROBOMIMIC_TASKS.items() for _kind in ("ph", "mh"))
-
-__all__ = [
-    "ENV_TO_TASK",
-    "OSC_POSE_V14",
-    "ROBOMIMIC_TASKS",
-    "SINGLE_ARM_KEYS",
-    "TASKS",
-    "TWO_ARM_KEYS",
-    "RobosuiteLowDimEnv",
-    "bind_dataset",
-    "default_env_args",
-    "make_robomimic_env",
-    "success_score",
-    "translate_controller_configs",
-]
