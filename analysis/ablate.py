@@ -24,16 +24,9 @@ import seaborn as sns
 
 from analysis import figures, stats, tables
 from analysis.ablation_cells import assign_cells, latency_per_run, update_per_run
-from analysis.ablation_spec import (
-    AblationError,
-    AblationSpec,
-    Axis,
-    ablation_from_file,
-    find_ablation,
-    parse_ablation,
-)
+from analysis.ablation_spec import AblationSpec, find_ablation, parse_ablation
 from analysis.data import SCORE_METRIC, UNKNOWN, Notes, align_to_grid, eval_points, load_sweep, run_scores
-from analysis.document import Document, save_table, section, store_root
+from analysis.document import Document, save_table, section
 
 
 def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000, spec: AblationSpec | dict | None = None,
@@ -240,7 +233,7 @@ def side_by_side(scores: pd.DataFrame, latency: dict[str, pd.DataFrame] | pd.Dat
 
 # --------------------------------------------------------------------------------------------------- CLI
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    root = store_root(args)
+    root = args.store
     out = Path(args.out) if args.out else Path(root) / "reports" / f"{args.sweep}-ablation"
     spec = find_ablation(root, args.sweep, args.sweep_file)
     path = write_ablation(root, args.sweep, out, reps=args.reps, spec=spec)
@@ -259,10 +252,8 @@ def add_cli(subparsers) -> None:
     # SUPPRESS: given here it overrides the global `mbench --store`; not given, the global one stands.
     parser.add_argument("--store", default=argparse.SUPPRESS,
                         help="results store folder (default: mbench --store, else $MBENCH_STORE, else results)")
-    parser.add_argument("--root", default=None, help=argparse.SUPPRESS)  # deprecated spelling of --store
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions")
     parser.set_defaults(func=_cmd_ablate)
 
 
-__all__ = ["AblationError", "AblationSpec", "Axis", "ablation_from_file", "add_cli", "assign_cells",
-           "find_ablation", "latency_per_run", "parse_ablation", "update_per_run", "write_ablation"]
+__all__ = ["add_cli", "write_ablation"]

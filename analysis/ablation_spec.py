@@ -25,7 +25,8 @@ from typing import Any
 
 from analysis.data import UNKNOWN
 from results.keys import flatten
-from results.sweep_file import Ablation, SweepError, parse_ablation_section, read_sweep_file
+from results.sweep_errors import SweepError
+from results.sweep_file import Ablation, parse_ablation_section, read_sweep_file
 from results.sweeps import find_sweep_file
 
 

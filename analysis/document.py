@@ -16,7 +16,6 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from analysis.data import Notes
-from results.store import default_root
 
 
 # ------------------------------------------------------------------------------------------- the document
@@ -146,9 +145,4 @@ def section(doc: Document, notes: Notes, name: str):
     return _Guard()
 
 
-def store_root(args) -> str:
-    """The store folder of a report command: its --root, else mbench's --store, else the default store."""
-    return getattr(args, "root", None) or getattr(args, "store", None) or default_root()
-
-
-__all__ = ["Block", "Document", "save_table", "section", "store_root"]
+__all__ = ["Block", "Document", "save_table", "section"]

@@ -29,8 +29,7 @@ from analysis.data import (
     run_scores,
     timing_metadata,
 )
-from analysis.document import Block, Document, save_table, section  # noqa: F401 - re-exported
-from analysis.document import store_root as _store_root_of
+from analysis.document import Document, save_table, section
 from results import store
 from results.store import Store, validate_name
 
@@ -267,12 +266,8 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
-def _root(args) -> str:
-    return _store_root_of(args)
-
-
 def _cmd_report(args: argparse.Namespace) -> int:
-    root = _root(args)
+    root = args.store
     validate_name(args.sweep, "sweep name")
     if Store(root).runs(sweep=args.sweep).empty:  # an empty report would look like a result
         raise ValueError(f"no runs in sweep '{args.sweep}' under {root}; launch it with "
@@ -291,7 +286,6 @@ def add_cli(subparsers) -> None:
     # SUPPRESS: given here it overrides the global `mbench --store`; not given, the global one stands.
     parser.add_argument("--store", default=argparse.SUPPRESS,
                         help="results store folder (default: mbench --store, else $MBENCH_STORE, else results)")
-    parser.add_argument("--root", default=None, help=argparse.SUPPRESS)  # deprecated spelling of --store
     parser.add_argument("--target", default=TARGET_METHOD, help="method compared with each baseline")
     parser.add_argument("--reps", type=int, default=BOOTSTRAP_REPS, help="bootstrap repetitions")
     parser.set_defaults(func=_cmd_report)

@@ -122,8 +122,9 @@ def main() -> None:
     from bench.config.parse import parse_section
     from bench.config.run import RunConfig
     from bench.runner.assemble import assemble
-    from methods.common.diffusion import DPConfig
-    from methods.dsrl import DSRL, DsrlConfig
+    from methods.common.dp_config import DPConfig
+    from methods.dsrl import DSRL
+    from methods.dsrl.config import DsrlConfig
 
     torch.manual_seed(0)
     b = args.batch

@@ -72,8 +72,8 @@ def main() -> None:
     from bench.config.parse import parse_section
     from bench.config.run import RunConfig
     from bench.runner.assemble import assemble
-    from methods.common.diffusion import DPConfig
-    from methods.idql import IdqlConfig
+    from methods.common.dp_config import DPConfig
+    from methods.idql.config import IdqlConfig
 
     torch.manual_seed(0)
     official = IDQLDiffusion(

@@ -52,9 +52,9 @@ def collect(root: Path) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from bench.data.make import make_dataset
+    from bench.data.d4rl import make_dataset
     from bench.config.layers import resolve_config
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from bench.tasks.demo import DEMO_DATASET
     from methods.registry import registered_methods
     from results.store import Store

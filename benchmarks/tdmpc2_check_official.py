@@ -72,7 +72,7 @@ def main() -> int:
     from bench.config.parse import parse_section
     from bench.config.run import RunConfig
     from bench.runner.assemble import assemble
-    from methods.tdmpc2 import TDMPC2Config
+    from methods.tdmpc2.config import TDMPC2Config
 
     torch.set_num_threads(1)
     O, A, L, H, B = 5, 2, 1000, 3, 32
@@ -158,7 +158,7 @@ def main() -> int:
         torch.randn_like, torch.randn = real_randn_like, real_randn
 
     # ---- the Q scale of the policy loss (the update above keeps it at its floor of 1) ----
-    from methods.tdmpc2 import RunningScale
+    from methods.tdmpc2.update import RunningScale
 
     off.scale.value.fill_(1.0)
     ours_scale = RunningScale(ocfg.tau)

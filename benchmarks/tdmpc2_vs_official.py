@@ -123,7 +123,7 @@ def build_ours(args, torch, dev, batches):
     from bench.config.run import RunConfig
     from bench.runner.assemble import assemble
     from methods.base import ActorState
-    from methods.tdmpc2 import TDMPC2Config
+    from methods.tdmpc2.config import TDMPC2Config
 
     # cheetah's shapes (obs 17, act 6, 1000 steps) from halfcheetah-medium, identity normalisers (the official
     # agent's inputs); the config is this comparison's, not the suite's defaults

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from methods.base import ActorState, ComponentKind, Method, MethodContext, TimedComponent
-from methods.common.diffusion import DPConfig, DPModule
+from methods.common.diffusion import DPModule
+from methods.common.dp_config import DPConfig
 from methods.common.section import ConfigError
 
 

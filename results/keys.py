@@ -4,7 +4,7 @@ Why: a run's config (`--set`, its config_json in the store), a sweep file (`over
 `tune.params`, `ablation.axes`) and the analysis all name a setting by its dotted key (`modip.planner.horizon`),
 and every typo in a key should be answered the same way. These two helpers live here, in the store's package,
 because it is the one package that both the harness (bench, which imports analysis for its report commands)
-and the analysis (which therefore must not import bench) may import; bench/config re-exports them.
+and the analysis (which therefore must not import bench) may import; bench/config imports them from here.
 """
 from __future__ import annotations
 

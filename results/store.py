@@ -775,12 +775,8 @@ def now_utc() -> datetime:
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
-def default_root() -> str:
-    return os.environ.get("MBENCH_STORE", "results")
-
-
 def _cmd_compact(args: argparse.Namespace) -> int:
-    store = Store(getattr(args, "root", None) or getattr(args, "store", None) or default_root())
+    store = Store(args.store)
     stats = store.compact(sweep=args.sweep)
     print(f"compacted {store.root}: {stats['files_before']} files -> {stats['files_after']}")
     return 0
@@ -794,7 +790,6 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     # SUPPRESS: when not given here, the global `mbench --store` (or its default) stands.
     compact.add_argument("--store", default=argparse.SUPPRESS,
                          help="results store folder (default: mbench --store, else $MBENCH_STORE, else results)")
-    compact.add_argument("--root", default=None, help=argparse.SUPPRESS)  # deprecated spelling of --store
     compact.add_argument("--sweep", action="append", default=None, help="only this sweep (repeatable)")
     compact.set_defaults(func=_cmd_compact)
     return store_parser

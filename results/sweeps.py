@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from results.store import validate_name
-from results.sweep_file import SweepError, load_yaml
+from results.sweep_errors import SweepError
+from results.sweep_file import load_yaml
 
 LAUNCHES = "launches.jsonl"  # one line per launch: when, git sha, executor, the sweep file (spec_file), run ids, ...
 PROJECT_SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"  # the shipped sweep files

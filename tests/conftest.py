@@ -46,7 +46,7 @@ def tiny(method: str, **extra) -> dict:
 @pytest.fixture(scope="session")
 def demo_dataset(tmp_path_factory) -> Path:
     """A tiny demo dataset made by `make_dataset` with budget flags; sets MINARI_DATASETS_PATH for the session."""
-    from bench.data.make import make_dataset
+    from bench.data.d4rl import make_dataset
     from bench.tasks.demo import DEMO_DATASET
 
     root = tmp_path_factory.mktemp("minari")

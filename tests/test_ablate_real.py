@@ -9,7 +9,7 @@ import pandas as pd
 
 from analysis import ablate
 from bench.config.layers import resolve_config
-from bench.runner import run_one
+from bench.runner.lifecycle import run_one
 from results.store import Store
 from tests.conftest import TINY
 

@@ -18,7 +18,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 from scipy import stats as sps
 
-from analysis import ablate, figures, report, tables
+from analysis import ablate, ablation_cells, ablation_spec, figures, report, tables
 from analysis.data import Notes, align_to_grid, config_value, eval_points, load_sweep, run_scores
 from results.store import Store
 
@@ -326,7 +326,7 @@ def test_ablation_report(ablation_root, tmp_path):
 def _ablation_points(root):
     notes = Notes(echo=False)
     sweep = load_sweep(root, SWEEP, notes)
-    cells = ablate.assign_cells(sweep.finished, notes, ablate.parse_ablation(ABLATION))
+    cells = ablation_cells.assign_cells(sweep.finished, notes, ablation_spec.parse_ablation(ABLATION))
     cell_of = dict(zip(cells["run_id"], cells["cell"]))
     points = align_to_grid(eval_points(sweep.curves), notes)
     points["cell"] = [cell_of.get(r, "bc_dp (reference)") for r in points["run_id"]]
@@ -345,7 +345,7 @@ def test_ablation_splits_arms_that_differ_beyond_the_two_axes_and_counts_latency
                          "config_json": [config("v", seed=0), config("v", seed=1), config("q", seed=0),
                                          config("q", seed=1), config("q", iterations=1, seed=0)]})
     notes = Notes(echo=False)
-    cells = dict(zip(*ablate.assign_cells(runs, notes, ablate.parse_ablation(ABLATION))[["run_id", "cell"]].T.values))
+    cells = dict(zip(*ablation_cells.assign_cells(runs, notes, ablation_spec.parse_ablation(ABLATION))[["run_id", "cell"]].T.values))
     assert cells["a"] == cells["b"] == "terminal=v, target=indep"  # seeds and variants never split a cell
     assert cells["c"] == cells["d"] == "terminal=q, target=indep"
     assert cells["e"] == "terminal=q, target=indep, planner.iterations=1"
@@ -357,7 +357,7 @@ def test_ablation_splits_arms_that_differ_beyond_the_two_axes_and_counts_latency
                             "actor": ["mpc", None], "actions_per_call": [2, None],
                             "updates_per_env_step": [None, None],
                             "extra_json": ["", json.dumps({"replan_every": 3})]})
-    per_run = ablate.latency_per_run(timings, "mpc").set_index("run_id")["ms"]
+    per_run = ablation_cells.latency_per_run(timings, "mpc").set_index("run_id")["ms"]
     assert per_run.to_dict() == {"a": 5.0}
 
 
@@ -481,14 +481,14 @@ def test_ablation_reads_its_method_axes_and_reference_from_the_sweep_file(tmp_pa
     assert "score foo" in points.columns
     # a sweep file without the section, or with a misspelt key, fails in one line that names it
     bad = _write_sweep_file(tmp_path / "bad.yaml", {"method": "foo_planner", "axis": ["foo_planner.knob"]}, {})
-    with pytest.raises(ablate.AblationError, match="unknown key 'ablation.axis'"):
-        ablate.find_ablation(tmp_path / "store", SWEEP, bad)
-    with pytest.raises(ablate.AblationError, match="no sweep file found for sweep 'elsewhere'"):
-        ablate.find_ablation(tmp_path / "store", "elsewhere")
+    with pytest.raises(ablation_spec.AblationError, match="unknown key 'ablation.axis'"):
+        ablation_spec.find_ablation(tmp_path / "store", SWEEP, bad)
+    with pytest.raises(ablation_spec.AblationError, match="no sweep file found for sweep 'elsewhere'"):
+        ablation_spec.find_ablation(tmp_path / "store", "elsewhere")
 
 
 def test_shipped_ablation_sweep_file_names_its_axes():
-    spec = ablate.ablation_from_file(ROOT / "sweeps" / "ablate-modip.yaml")
+    spec = ablation_spec.ablation_from_file(ROOT / "sweeps" / "ablate-modip.yaml")
     assert spec.method == "modip" and spec.reference == ("bc_dp", "idql", "parl", "dsrl")
     assert [(a.key, a.values) for a in spec.axes] == [("modip.planner.terminal", ("v", "q")),
                                                       ("modip.critic.target", ("indep", "policy"))]

@@ -17,7 +17,7 @@ import torch
 from bench.config.parse import parse_section
 from methods.base import ActorState, MethodContext, TaskSpaces
 from methods.common.critics import QEnsemble, expectile_loss
-from methods.common.diffusion import DPConfig
+from methods.common.dp_config import DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
 from methods.common.section import ConfigError
@@ -197,7 +197,7 @@ def test_parl_distillation_moves_the_dp_to_the_better_mode():
 
 
 def test_parl_critic_keeps_pa_rls_defaults_when_one_key_is_set():
-    from methods.parl import ParlConfig
+    from methods.parl.config import ParlConfig
 
     cfg = parse_section(ParlConfig, {"critic": {"hidden": [64, 64]}}, "parl.")
     assert cfg.critic.hidden == [64, 64] and cfg.critic.expectile == 0.7 and cfg.critic.target_tau == 0.002
@@ -286,7 +286,7 @@ def test_parl_switches_are_id_neutral_at_their_defaults():
 @pytest.mark.parametrize("method", ["idql", "parl"])
 def test_plain_dp_actor_equals_bc_dp_at_step_0_and_rows_land(method, demo_dataset, store_root):
     from bench.config.layers import resolve_config
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from results.store import Store
     from tests.conftest import tiny
 

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from bench.data import DatasetError
-from bench.data.loaders import flatten_obs, load_d4rl_hdf5, load_dataset
-from bench.data.make import add_cli, make_dataset
+from bench.data.d4rl import load_d4rl_hdf5, make_dataset
+from bench.data.loaders import load_dataset
+from bench.data.make import add_cli
+from bench.data.minari_io import flatten_obs
 
 torch.set_num_threads(1)
 DEMO_ID = "mbench/inverted-double-pendulum/medium-v0"

@@ -221,27 +221,29 @@ def test_datasets_with_refs_say_where_they_came_from(tmp_path, monkeypatch):
 
 
 # ---- names used elsewhere ------------------------------------------------------------------------------------
-def test_public_names_still_import():
-    from bench.data.loaders import (  # noqa: F401
+def test_public_names_import_from_their_modules():
+    from bench.data.d4rl import ENVS, QUALITIES, load_d4rl_hdf5, make_dataset, parse_id  # noqa: F401
+    from bench.data.loaders import load_dataset  # noqa: F401
+    from bench.data.make import add_cli  # noqa: F401
+    from bench.data.minari_io import (  # noqa: F401
         PROVENANCE_KEY,
         flatten_obs,
         list_datasets,
-        load_d4rl_hdf5,
-        load_dataset,
         minari_root,
         missing_dataset_message,
     )
-    from bench.data.make import ENVS, QUALITIES, add_cli, make_dataset, parse_id  # noqa: F401
-    from bench.data.robomimic import (  # noqa: F401
+    from bench.data.robomimic import make_robomimic_dataset, record_demo  # noqa: F401
+    from bench.data.robomimic_hdf5 import (  # noqa: F401
+        OSC_POSE_V14,
+        ROBOMIMIC_TASKS,
+        default_env_args,
         load_robomimic,
-        make_robomimic_dataset,
-        record_demo,
         resolve_path,
         write_robomimic_hdf5,
     )
-    from bench.data.robomimic import parse_id as rm_parse_id
-    from bench.tasks import D4RL_REFS, EVAL_SEEDS, TUNE_EVAL_SEEDS, TaskError, all_tasks, get_task  # noqa: F401
-    from bench.tasks.robomimic import OSC_POSE_V14, ROBOMIMIC_TASKS, default_env_args  # noqa: F401
+    from bench.data.robomimic_hdf5 import parse_id as rm_parse_id
+    from bench.tasks import EVAL_SEEDS, TUNE_EVAL_SEEDS, TaskError, all_tasks, get_task  # noqa: F401
+    from bench.tasks.d4rl import D4RL_REFS
 
     assert parse_id("mujoco/hopper/medium-v0").env_id == "Hopper-v5"
     assert rm_parse_id("robomimic/can/mh") == ("can", "mh")

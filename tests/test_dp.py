@@ -10,8 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from methods.common.common_start import CommonStartConfig, lr_at, train_common_start
-from methods.common.diffusion import DiffusionPolicy, DPConfig
+from methods.common.common_start import lr_at, train_common_start
+from methods.common.common_start_config import CommonStartConfig
+from methods.common.diffusion import DiffusionPolicy
+from methods.common.dp_config import DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
 from methods.common.section import ConfigError
@@ -179,7 +181,8 @@ def _ctx(dp_cfg: DPConfig, obs_dim=5, act_dim=2):
 @pytest.mark.parametrize("act_steps, executed", [(2, 2), (0, 4), (4, 4), (1, 1)])
 def test_bc_dp_executes_act_steps_of_its_chunk_and_its_timing_says_so(act_steps, executed):
     from methods.base import ActorState
-    from methods.bc_dp import BCDP, BCDPConfig
+    from methods.bc_dp import BCDP
+    from methods.bc_dp.config import BCDPConfig
 
     m = BCDP(BCDPConfig(), _ctx(DPConfig(hidden=[16, 16], denoising_steps=3, act_steps=act_steps)))
     out = m.act(np.zeros((3, 5), np.float32), "dp", ActorState.create(0), True)
@@ -190,7 +193,8 @@ def test_bc_dp_executes_act_steps_of_its_chunk_and_its_timing_says_so(act_steps,
 
 def test_modip_dp_actor_executes_act_steps():
     from methods.base import ActorState
-    from methods.modip import MODIP, ModipConfig
+    from methods.modip import MODIP
+    from methods.modip.config import ModipConfig
 
     m = MODIP(ModipConfig(), _ctx(DPConfig(hidden=[16, 16], denoising_steps=3, act_steps=2)))
     assert m.act(np.zeros((3, 5), np.float32), "dp", ActorState.create(0), True).shape == (3, 2, 2)
@@ -200,7 +204,8 @@ def test_modip_dp_actor_executes_act_steps():
 
 def test_act_steps_is_validated_against_the_chunk():
     from bench.config.layers import resolve_config
-    from methods.bc_dp import BCDP, BCDPConfig
+    from methods.bc_dp import BCDP
+    from methods.bc_dp.config import BCDPConfig
 
     assert resolve_config("bc_dp", "demo", 0, {"dp.act_steps": 2}).to_json()["dp"]["act_steps"] == 2
     for bad in (5, -1):

@@ -16,12 +16,15 @@ import torch
 from bench.config.layers import resolve_config
 from bench.config.parse import parse_section
 from bench.config.run import run_id_of
-from bench.runner import Preempted, request_stop_at, run_one
+from bench.runner.lifecycle import run_one
 from bench.runner.on_policy import collect_rollout, make_vector_env
+from bench.runner.stops import Preempted, request_stop_at
 from methods.base import ActorState, MethodContext, TaskSpaces
-from methods.common.diffusion import DPConfig, cosine_betas
+from methods.common.diffusion import cosine_betas
+from methods.common.dp_config import DPConfig
 from methods.common.normalize import Normalizer
-from methods.dppo import DPPO, DPPOConfig, RunningRewardScaler, gae
+from methods.dppo import DPPO, RunningRewardScaler, gae
+from methods.dppo.config import DPPOConfig
 from methods.dppo.ppo import clipped_surrogate
 from results.store import Store
 from tests.conftest import TINY, TINY_CS

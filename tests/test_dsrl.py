@@ -101,7 +101,8 @@ def test_chain_is_a_deterministic_function_of_state_and_noise():
 
 
 def test_leading_schedule_starts_at_16_of_20():
-    from methods.common.diffusion import DiffusionPolicy, DPConfig
+    from methods.common.diffusion import DiffusionPolicy
+    from methods.common.dp_config import DPConfig
 
     dp = DiffusionPolicy(3, 1, DPConfig(hidden=[8]), 4)
     assert dp.ddim_timesteps(5, "leading") == [16, 12, 8, 4, 0]
@@ -260,7 +261,7 @@ def provenance(run) -> dict:
 
 def test_plain_dp_equals_bc_dp_at_step_0_and_the_run_records_its_sampling(demo_dataset, store_root):
     from bench.config.layers import resolve_config
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from results.store import Store
     from tests.conftest import tiny
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from bench.config.layers import resolve_config
-from bench.runner import run_one
-from methods.common.diffusion import DiffusionPolicy, DPConfig
+from bench.runner.lifecycle import run_one
+from methods.common.diffusion import DiffusionPolicy
+from methods.common.dp_config import DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
 from methods.common.section import ConfigError

@@ -103,7 +103,7 @@ def _eval_curve(store_root, sweep, rid):
 @pytest.fixture(scope="module")
 def uninterrupted(demo_dataset, tmp_path_factory):
     """The LONG dppo run of seed 0, uninterrupted, in this process on the CPU: the reference curve."""
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
 
     spec = _spec("ref", methods=("dppo",), overrides=LONG)
     (run,) = spec.expand()
@@ -127,7 +127,8 @@ def _attempts(store_root, sweep, rid):
 
 def test_sweep_of_2_methods_x_2_seeds_lands_4_finished_runs_and_relaunch_submits_nothing(
         slurm_cluster, demo_dataset, store_root, record_property):
-    from bench.sweep.launch import launch, read_launches, sweep_status
+    from bench.sweep.launch import launch, sweep_status
+    from results.sweeps import read_launches
 
     spec = _spec("four", methods=("bc_gauss", "bc_dp"), seeds=(0, 1))
     lines: list[str] = []

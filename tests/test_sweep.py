@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.sweep.spec import TUNE_SEED_BASE, SweepError, load_sweep, parse_sweep
+from bench.sweep.spec import load_sweep, parse_sweep
+from results.sweep_errors import SweepError
+from results.sweep_file import TUNE_SEED_BASE
 from tests.conftest import TINY, TINY_CS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,8 @@ import torch
 from bench.config.parse import parse_section
 from methods.base import ActorState, MethodContext, TaskSpaces
 from methods.common.normalize import Normalizer
-from methods.tdmpc2 import TDMPC2, TDMPC2Config, heuristic_discount
+from methods.tdmpc2 import TDMPC2, heuristic_discount
+from methods.tdmpc2.config import TDMPC2Config
 from methods.tdmpc2.model import SimNorm, TwoHot, WorldModel, model_dims
 
 
@@ -126,7 +127,7 @@ def test_updates_reduce_losses(terminal):
 
 def test_tiny_offline_then_online_run(demo_dataset, store_root):
     from bench.config.layers import resolve_config
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from results.store import Store
     from tests.conftest import TINY
 

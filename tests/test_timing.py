@@ -113,7 +113,7 @@ def test_time_components_rows_eager_and_compiled():
 
 def test_runner_write_timings_goes_through_the_helper(tmp_path):
     from bench.config.run import EvalConfig
-    from bench.runner import Run
+    from bench.runner.lifecycle import Run
     from bench.runner.progress import Progress
     from results.store import Store
 

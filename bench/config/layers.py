@@ -19,12 +19,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bench.config.dotted import as_dotted, flatten, nest
-from bench.config.parse import closest, parse_section
+from bench.config.dotted import as_dotted, nest
+from bench.config.parse import parse_section
 from bench.config.run import HARNESS_KEYS, RunConfig
 from methods.common.common_start_config import COMMON_START_SUITE_DEFAULTS, CommonStartConfig
 from methods.common.dp_config import DP_SUITE_DEFAULTS, DPConfig
 from methods.common.section import ConfigError
+from results.keys import closest, flatten
 
 LAYERS = ("default", "suite", "preset", "sweep", "per_method", "set")
 USER_LAYERS = ("sweep", "per_method", "set")

@@ -4,7 +4,7 @@ Why: methods must not care where data came from. A Minari id (downloaded, or mad
 a raw D4RL hdf5 file and a robomimic hdf5 file all become the same transition arrays with episode boundaries,
 and timeouts stay apart from terminals so TD targets bootstrap through the first and never through the second.
 Which reader (and which observation flattening) a source gets is looked up in the suite registry
-(`bench.data.suites`); the readers themselves live with their suites. Their names stay importable from here.
+(`bench.data.suites`); the readers themselves live with their suites.
 """
 from __future__ import annotations
 
@@ -15,15 +15,6 @@ from typing import Any
 import numpy as np
 
 from bench.data import OfflineDataset
-from bench.data.d4rl import HDF5_SUFFIXES, load_d4rl_hdf5  # noqa: F401  (importable from here as before)
-from bench.data.minari_io import (  # noqa: F401  (importable from here as before)
-    PROVENANCE_KEY,
-    flatten_obs,
-    list_datasets,
-    load_minari,
-    minari_root,
-    missing_dataset_message,
-)
 from bench.data.suites import is_file_source, suite_for
 from bench.tasks import TaskError, get_task
 

@@ -3,8 +3,7 @@
 Why: the benchmark must run where the real datasets cannot be downloaded. Which maker an id gets is looked up
 in the suite registry (`bench.data.suites`): the D4RL look-alikes (`mujoco/...`, `mbench/...`, a SAC behaviour
 agent, see `bench.data.d4rl`), kitchen (scripted, `bench.data.kitchen`) and robomimic (scripted,
-`bench.data.robomimic`). The D4RL maker's names (`make_dataset`, `parse_id`, `ENVS`, ...) stay importable from
-here.
+`bench.data.robomimic`).
 """
 from __future__ import annotations
 
@@ -12,18 +11,6 @@ import json
 from pathlib import Path
 
 from bench.data import suites
-from bench.data.d4rl import (  # noqa: F401  (importable from here as before)
-    DEFAULT_BUDGETS,
-    ENVS,
-    MEDIUM_FRACTION,
-    QUALITIES,
-    RANDOM_REF_EPISODES,
-    MakePlan,
-    collect,
-    episodes_from_replay,
-    make_dataset,
-    parse_id,
-)
 from bench.data.minari_io import list_datasets, minari_root
 
 

@@ -55,15 +55,13 @@ def evaluate_actor(method: Method, task, actor: str, eval_seeds: list[int], devi
 
 
 def evaluate_actors(method: Method, task, eval_seeds: list[int], device) -> dict[str, dict[str, float]]:
-    """Every actor of `method` on the eval seeds: {actor: {return, normalized_score[, success], diagnostics}}."""
+    """Every actor of `method` on the eval seeds: {actor: {return, normalized_score[, success]}}."""
     out = {}
     for actor in method.actors:
         res = evaluate_actor(method, task, actor, eval_seeds, device)
         metrics = {"return": res["return"], "normalized_score": res["normalized_score"]}
         if res.get("success") is not None:
             metrics["success"] = res["success"]
-        for k, v in res.get("diagnostics", {}).items():
-            metrics[k] = v
         out[actor] = metrics
     return out
 

@@ -13,10 +13,6 @@ from bench.sweep.spec import load_sweep
 from results.store import validate_name
 
 
-def _store(args) -> str:
-    return getattr(args, "store", None) or os.environ.get("MBENCH_STORE", "results")
-
-
 def _add_store(parser, help_text: str) -> None:
     # SUPPRESS: given here it overrides the global `mbench --store`; not given, the global one stands.
     parser.add_argument("--store", default=argparse.SUPPRESS, help=help_text)
@@ -26,7 +22,7 @@ def _cmd_launch(args) -> int:
     from bench.sweep.launch import launch  # lazy: submitit
 
     spec = load_sweep(args.file)
-    launch(spec, _store(args), wait=args.wait, rerun_stale=args.rerun_stale, executor=args.executor)
+    launch(spec, args.store, wait=args.wait, rerun_stale=args.rerun_stale, executor=args.executor)
     return 0
 
 
@@ -37,7 +33,7 @@ def _cmd_status(args) -> int:
     if name.endswith((".yaml", ".yml")) and os.path.isfile(name):
         name = load_sweep(name).name
     validate_name(name, "sweep name")
-    st = sweep_status(_store(args), name)
+    st = sweep_status(args.store, name)
     print(format_status(st))
     return 0
 
@@ -46,7 +42,7 @@ def _cmd_tune(args) -> int:
     from bench.sweep.tune import tune  # lazy: submitit
 
     spec = load_sweep(args.file)
-    tune(spec, _store(args), wait=args.wait, executor=args.executor, n_trials=args.trials, workers=args.workers)
+    tune(spec, args.store, wait=args.wait, executor=args.executor, n_trials=args.trials, workers=args.workers)
     return 0
 
 

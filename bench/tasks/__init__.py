@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.tasks import d4rl, demo, kitchen, robomimic
-from bench.tasks.d4rl import D4RL_ENVS, D4RL_QUALITIES, D4RL_REFS  # noqa: F401  (importable from here as before)
 
 SUITES = (d4rl, demo, kitchen, robomimic)
 # A fixed list of eval seeds shared by every method; tuning uses the disjoint TUNE_EVAL_SEEDS.

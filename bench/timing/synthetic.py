@@ -3,7 +3,7 @@
 Why: `mbench time` must run on a bare GPU machine (no gymnasium, MuJoCo or Minari, no datasets). A method's
 inference cost depends on its config and the task's dimensions, not on what its weights learned, so a fresh
 model (or a checkpoint) fed random inputs measures the same latency. So a timing subject is built by
-`assemble(cfg, data="synthetic")` (bench/runner/assemble.py, whose helpers this module re-exports):
+`assemble(cfg, data="synthetic")` (bench/runner/assemble.py):
   - TaskSpaces from a small table of known obs/act dims per env id (the env itself only as a fallback, when
     gymnasium happens to be importable);
   - a Normalizer with unit statistics;

@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from methods.common.common_start_config import CommonStartConfig
-from methods.common.diffusion import DPConfig, DPModule
+from methods.common.diffusion import DPModule
+from methods.common.dp_config import DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
 

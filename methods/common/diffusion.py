@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from methods.common.dp_config import DPConfig
-from methods.common.networks import EMA, ResidualBlock, ResidualMLP, mlp  # noqa: F401 (ResidualBlock: re-exported)
+from methods.common.networks import EMA, ResidualMLP, mlp
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     # DPPO's model/common/mlp.py `activation_dict` (Identity aside), plus SiLU.

@@ -22,7 +22,8 @@ import math
 
 import torch
 
-from methods.common.diffusion import DiffusionPolicy, DPConfig
+from methods.common.diffusion import DiffusionPolicy
+from methods.common.dp_config import DPConfig
 from methods.common.section import ConfigError
 
 

@@ -252,6 +252,3 @@ class TDMPC2(Method):
 
     def parameter_counts(self):
         return {"trainable": self.model.trainable_parameters()}
-
-
-__all__ = ["TDMPC2", "PlannerConfig", "TDMPC2Config", "heuristic_discount"]

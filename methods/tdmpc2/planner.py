@@ -28,7 +28,7 @@ import torch
 from methods.tdmpc2.model import WorldModel
 
 if TYPE_CHECKING:
-    from methods.tdmpc2 import PlannerConfig
+    from methods.tdmpc2.config import PlannerConfig
 
 
 def plan_noise(cfg: PlannerConfig, batch: int, horizon: int, act_dim: int, num_q: int, generator: torch.Generator,
