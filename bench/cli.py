@@ -14,6 +14,8 @@ import argparse
 import os
 import sys
 
+from bench.data.minari_io import list_datasets
+
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """What a user can cause: a bad config key or value, an unknown method or task, a missing or mismatched
@@ -37,8 +39,6 @@ def _cmd_list(args) -> int:
         for name, t in sorted(all_tasks().items()):
             print(f"{name:28s} suite={t.suite:9s} env={t.env_id:28s} dataset={t.dataset_id}")
     else:
-        from bench.data.loaders import list_datasets  # lazy: gymnasium
-
         for line in list_datasets():
             print(line)
     return 0

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from bench.data import DatasetError
+from bench.data.d4rl import make_dataset
 from bench.data.loaders import load_dataset
-from bench.data.make import make_dataset
 from bench.tasks.demo import DEMO_DATASET
 
 DEMO_SWEEP = Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml"

@@ -632,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("modip_model_diag: tuning seeds (10-19) only")
     tmp = None
     if args.smoke:
-        from bench.data.make import make_dataset
+        from bench.data.d4rl import make_dataset
         from bench.tasks.demo import DEMO_DATASET
 
         tmp = tempfile.TemporaryDirectory()

@@ -472,8 +472,8 @@ def make_demo_dataset(root: Path) -> None:
     """For --smoke: the demo dataset where MINARI_DATASETS_PATH has one (a test's), else one made in a temp dir
     at a tiny budget (as benchmarks/restructure_check.py makes it)."""
     from bench.data import DatasetError
+    from bench.data.d4rl import make_dataset
     from bench.data.loaders import load_dataset
-    from bench.data.make import make_dataset
     from bench.tasks.demo import DEMO_DATASET
 
     try:

@@ -233,17 +233,11 @@ def test_public_names_import_from_their_modules():
         missing_dataset_message,
     )
     from bench.data.robomimic import make_robomimic_dataset, record_demo  # noqa: F401
-    from bench.data.robomimic_hdf5 import (  # noqa: F401
-        OSC_POSE_V14,
-        ROBOMIMIC_TASKS,
-        default_env_args,
-        load_robomimic,
-        resolve_path,
-        write_robomimic_hdf5,
-    )
+    from bench.data.robomimic_hdf5 import load_robomimic, resolve_path, write_robomimic_hdf5  # noqa: F401
     from bench.data.robomimic_hdf5 import parse_id as rm_parse_id
     from bench.tasks import EVAL_SEEDS, TUNE_EVAL_SEEDS, TaskError, all_tasks, get_task  # noqa: F401
     from bench.tasks.d4rl import D4RL_REFS
+    from bench.tasks.robomimic import OSC_POSE_V14, ROBOMIMIC_TASKS, default_env_args  # noqa: F401
 
     assert parse_id("mujoco/hopper/medium-v0").env_id == "Hopper-v5"
     assert rm_parse_id("robomimic/can/mh") == ("can", "mh")
