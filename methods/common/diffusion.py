@@ -21,7 +21,7 @@ model/common/mlp.py `MLP` / `ResidualMLP` / `TwoLayerPreActivationResNetLinear`)
 - residual MLP (mlp_dims [w]*(2k+1)): Linear(in, w) with no activation after it, then k pre-activation blocks
   h + L2(act([LN] L1(act([LN] h)))), then Linear(w, out) straight from the last block (no activation);
   layer norm (eps 1e-6) only inside the blocks and only when asked (every DPPO config has it off).
-With obs 11, act 3, Ta 4 and mlp_dims [512, 512, 512] that is 553,020 parameters (tests/test_dp.py).
+With obs 11, act 3, Ta 4 and mlp_dims [512, 512, 512] that is 553,020 parameters (tests/methods/common/test_diffusion.py).
 
 `act_steps` is how many actions of each Ta-chunk a DP method executes per call (DPPO's `act_steps`): the
 chunk is still sampled and trained whole; `DPMethod.act_dp` returns its first act_steps actions.

@@ -43,7 +43,7 @@ class PlannerConfig(Section):
     elites: int = 32
     iterations: int = 4
     # Unit-free under score_norm=elite_std: the inverse temperature per elite-score standard deviation. On the
-    # planner toy in the demo's return units (tests/test_modip.py, 30 seeds), 2.0 gives an ESS of 9.6 of 32
+    # planner toy in the demo's return units (tests/methods/modip/test_modip.py, 30 seeds), 2.0 gives an ESS of 9.6 of 32
     # elites and a first-action error of 0.136, against ESS 2.9 and error 0.149 for TD-MPC2's raw weights at
     # 0.5 (1.0: ESS 17.7, error 0.20; 3.0: ESS 5.9, error 0.10).
     temperature: float = 2.0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-# The budget and sweep that tests/test_store_compat.py resolves with today's code (same run ids).
+# The budget and sweep that tests/results/test_store_compat.py resolves with today's code (same run ids).
 OVERRIDES = {
     "pretrain.steps": 40, "pretrain.log_every": 10, "pretrain.checkpoint_every": 20,
     "online.steps": 240, "online.checkpoint_every": 60, "online.log_every": 60,
