@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint slurm-up slurm-down clean-results
+.PHONY: demo test test-fast venv lint slurm-up slurm-down clean-results
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP)
 	@if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && [ -x scripts/slurm-local.sh ]; then \
 		scripts/slurm-local.sh up || { echo "slurm-local.sh up failed"; exit 1; }; fi
 	$(BIN)/python -m pytest -q -x --timeout=900 tests
+
+# The fast subset (under 3 minutes on 2 cores): every test but the `slow` and `slurm` ones (see pyproject.toml),
+# so tests/contract (every method's tiny run) and every package's folder under tests/ are in it.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -x --timeout=900 -m "not slow and not slurm" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check bench methods results analysis tests

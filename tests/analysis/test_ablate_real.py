@@ -4,6 +4,7 @@ the shipped sweep file's `ablation:` section (sweeps/ablate-modip.yaml)."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from analysis import ablate
 from bench.config.layers import resolve_config
@@ -15,6 +16,7 @@ SWEEP = "ablate-tiny"
 SWEEP_FILE = ROOT / "sweeps" / "ablate-modip.yaml"
 
 
+@pytest.mark.slow
 def test_ablation_report_on_a_real_tiny_2x2_sweep(demo_dataset, tmp_path):
     store = tmp_path / "store"
     base = {**TINY, "online.steps": 48, "eval.every": 24, "eval.timing": True, "eval.timing_reps": 3,

@@ -198,6 +198,7 @@ def test_curve_figure_has_one_line_and_band_per_method_actor(sweep_root):
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_report_writes_every_figure_and_links_them(sweep_root, tmp_path):
     out = tmp_path / "report"
     path = report.write_report(sweep_root, SWEEP, out, reps=REPS)
@@ -496,6 +497,7 @@ def test_shipped_ablation_sweep_file_names_its_axes():
     assert load_sweep_file(ROOT / "sweeps" / "ablate-modip.yaml").raw["ablation"]["method"] == "modip"
 
 
+@pytest.mark.slow
 def test_report_gives_rliable_aggregates_only_for_lines_with_enough_runs(tmp_path):
     """2 seeds: no probability of improvement printed as 1.000 [1.000, 1.000], a plain note instead; 5 seeds:
     the cells carry no flag and the aggregates appear."""

@@ -221,6 +221,7 @@ def _bad_hdf5(path, obs_dim=9, nan=False):
         f["timeouts"] = np.arange(n) % 25 == 24
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["method", "task", "key", "obs_dim", "nan", "missing"])
 def test_bad_input_gives_one_line_error(case, tmp_path):
     store = str(tmp_path / "store")

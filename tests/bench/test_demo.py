@@ -1,9 +1,12 @@
 """`mbench demo` goes through the shipped sweep file and the sweep launcher's local worker pool."""
 from __future__ import annotations
 
+import pytest
+
 from results.store import Store
 
 
+@pytest.mark.slow
 def test_demo_quick_runs_the_sweep_file_through_the_pool_and_skips_finished_runs(demo_dataset, tmp_path, capsys):
     from bench.demo import demo_spec, run_demo
 

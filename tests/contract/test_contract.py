@@ -21,6 +21,10 @@ from results.store import Store
 from tests.helpers import tiny
 
 METHODS = sorted(registered_methods())
+# Resume and eval checks of the planning and critic-based methods take 7-20 s each on 2 busy cores: `slow`, so
+# that `make test-fast` stays short. It still runs every method's tiny run, and these checks for the others.
+SLOW = {"idql", "modip", "parl", "tdmpc2"}
+METHODS_SLOW_MARKED = [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m for m in METHODS]
 
 
 def _tiny(method: str, seed: int = 0, **extra):
@@ -67,7 +71,7 @@ def test_tiny_run_lands_in_store(method, demo_dataset, store_root):
     assert (scores.n_episodes == cfg.eval.episodes).all()
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHODS_SLOW_MARKED)
 def test_resume_equals_uninterrupted(method, demo_dataset, tmp_path):
     cls = registered_methods()[method]
     cfg = _tiny(method)
@@ -89,7 +93,7 @@ def test_resume_equals_uninterrupted(method, demo_dataset, tmp_path):
     pd.testing.assert_frame_equal(ca, cb)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHODS_SLOW_MARKED)
 def test_eval_does_not_disturb_training(method, demo_dataset, tmp_path):
     """Two runs that differ only in how often they evaluate have the same training losses."""
     cls = registered_methods()[method]

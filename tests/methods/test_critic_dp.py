@@ -8,6 +8,7 @@ import pytest
 
 
 # ---- through the runner -------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["idql", "parl"])
 def test_plain_dp_actor_equals_bc_dp_at_step_0_and_rows_land(method, demo_dataset, store_root):
     from bench.config.layers import resolve_config

@@ -394,6 +394,7 @@ def _reader(root, stop, results, compact):
     results.put((reads, errors))
 
 
+@pytest.mark.slow
 def test_concurrent_writers_and_readers(tmp_path):
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(N_WRITERS)

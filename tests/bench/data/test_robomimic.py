@@ -71,6 +71,7 @@ def test_real_layout_file_loads(tmp_path):
     assert sd[0]["actions"].shape == (4, 7)
 
 
+@pytest.mark.slow
 def test_made_lift_demos(robomimic_root):
     """Made demos open in robomimic's SequenceDataset and, replayed open-loop from their reset seed (whose state
     equals the recorded first state), reach the recorded rewards and success."""

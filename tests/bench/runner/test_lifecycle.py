@@ -83,6 +83,7 @@ def test_negative_seed_and_missing_cuda_are_one_line_errors(demo_dataset, store_
 
 
 # ---- fault 3: resuming refuses a changed dataset --------------------------------------------------------------
+@pytest.mark.slow
 def test_resume_refuses_a_changed_dataset(demo_dataset, store_root, tmp_path, monkeypatch):
     from bench.data.d4rl import make_dataset
     from bench.tasks.demo import DEMO_DATASET

@@ -21,7 +21,7 @@ import pytest
 from bench.sweep.spec import parse_sweep
 from tests.helpers import ROOT, TINY, TINY_CS
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 SCRIPT = ROOT / "scripts" / "slurm-local.sh"
 ENABLE = ("run them as root on Debian (the fixture runs `scripts/slurm-local.sh up`), or bring up a cluster "
           "yourself and make sinfo/sacct work")

@@ -110,6 +110,7 @@ def test_kitchen_envs_continue_exactly_with_their_task_bookkeeping():
     assert a[0]["reward"][:, 0].sum() == 0.0  # the microwave is not paid twice
 
 
+@pytest.mark.slow
 def test_robosuite_envs_continue_exactly():
     """robosuite Lift (robomimic's lift): the sim's full MuJoCo state, the episode's model (Lift draws its cube's
     size at each reset), the env's counters and observables, the controllers' state (the episode's initial

@@ -63,6 +63,7 @@ def test_success_metric_scripted_success_and_failure():
     env.close()
 
 
+@pytest.mark.slow
 def test_tiny_bc_dp_run(kitchen_root, tmp_path):
     from bench.config.layers import resolve_config
     from bench.runner.lifecycle import run_one

@@ -32,6 +32,7 @@ def test_registry_and_protocol():
     assert get_task("lift-ph").normalized_score(0.0, {"success": False}) == 0.0
 
 
+@pytest.mark.slow
 def test_shims_let_robomimic_import():
     """mujoco_py stub: robomimic's robosuite env module imports. torchvision op stubs: defined only where
     torchvision is present without its ops (checked in a subprocess with a fake torchvision spec)."""
@@ -94,6 +95,7 @@ def test_success_metric_success_and_failure(robomimic_root):
     env.close()
 
 
+@pytest.mark.slow
 def test_tiny_bc_dp_run(robomimic_root, tmp_path):
     from bench.config.layers import resolve_config
     from bench.runner import run_one

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from tests.helpers import ROOT
@@ -33,6 +34,7 @@ BLOCKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_mbench_time_runs_without_mujoco_gymnasium_minari(tmp_path):
     """Imports of gymnasium, MuJoCo, Minari (and the other packages a GPU machine lacks) raise, as there."""
     from results.store import Store

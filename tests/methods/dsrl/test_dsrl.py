@@ -226,6 +226,7 @@ def test_initial_rollouts_use_standard_noise_then_the_policy():
     assert sum(due) == 3 and due[8 + 16 - 1] == 1 and due[8 - 1] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["na", "sac"])
 def test_noise_policy_moves_to_the_rewarded_region(variant):
     """Toy bandit: the bimodal DP's chain maps noise to -0.6 or +0.6, and only +0.6 is rewarded. At the config's

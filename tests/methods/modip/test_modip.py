@@ -559,6 +559,7 @@ def tiny_cfg(method: str, seed: int = 0, **extra):
     return resolve_config(method, "demo", seed, over)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("terminal", ["v", "q"])
 def test_tiny_run_end_to_end(demo_dataset, store_root, terminal):
     from bench.runner import run_one

@@ -41,6 +41,7 @@ def test_action_optimisation_climbs_q_inside_the_box():
     assert choose(opt, q, argmax=True).shape == (3, 4, 1)
 
 
+@pytest.mark.slow
 def test_parl_distillation_moves_the_dp_to_the_better_mode():
     """The critic learned on the bimodal data prefers +0.6; PA-RL's distillation moves >= 70% of the DP's samples
     there within 300 updates (fixed seed)."""

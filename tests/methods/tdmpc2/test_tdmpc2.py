@@ -125,6 +125,7 @@ def test_updates_reduce_losses(terminal):
     assert a.shape == (3, 1, 2) and np.isfinite(a).all() and np.abs(a).max() <= 1.0
 
 
+@pytest.mark.slow
 def test_tiny_offline_then_online_run(demo_dataset, store_root):
     from bench.config.layers import resolve_config
     from bench.runner.lifecycle import run_one
