@@ -58,8 +58,8 @@ value_scale (mean |r| / (1 - γ)). Later checkpoints: --v-checkpoint SEED=PATH, 
 continues the same run online (its training and evals, as the sweep would) to the first episode boundary at or
 after each N and keeps env<N>.pt beside post_offline.pt (then B4 runs with that checkpoint's V and actors).
 
-    MINARI_DATASETS_PATH=/work/shared/data python benchmarks/modip_model_diag.py --seeds 10,11 \
-        --store /work/stores/diag-hopper
+    MINARI_DATASETS_PATH=../shared/data python benchmarks/modip_model_diag.py --seeds 10,11 \
+        --store STORE
     python benchmarks/modip_model_diag.py --smoke          # tiny budgets on the demo task, ~30 s of CPU
 
 The post-offline checkpoint is made here (run_one stopped with request_stop_at at the offline step budget, into

@@ -35,8 +35,8 @@ into the store's sweep `modip-rungs` (`<store>/checkpoints/modip-rungs/<run_id>/
 with the store of the diag-hopper sweep its common-start cache is reused; or --checkpoint PATH (`{seed}` in the
 path is replaced by each seed). Seeds: tuning seeds 10-14 only.
 
-    MINARI_DATASETS_PATH=/work/shared/data python benchmarks/modip_rungs.py --seeds 10,11 \\
-        --store /work/stores/diag-hopper
+    MINARI_DATASETS_PATH=../shared/data python benchmarks/modip_rungs.py --seeds 10,11 \\
+        --store STORE
     python benchmarks/modip_rungs.py --smoke        # tiny budgets on the demo task, seconds
 
 Cost on hopper-medium, one torch thread on a shared 2-core machine: the offline phase ~6.5 min per seed (the

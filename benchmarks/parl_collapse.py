@@ -36,8 +36,8 @@ Runs go through the runner (run_one, one after another, one torch thread) into t
 (a re-run skips finished runs; the common start is cached in the store's pretrained/ folder, so pass the store of
 the diag-hopper sweep to reuse its cache). Seeds: tuning seeds 10-14 only.
 
-    MINARI_DATASETS_PATH=/work/shared/data python benchmarks/parl_collapse.py --seeds 10,11 \\
-        --store /work/stores/diag-hopper
+    MINARI_DATASETS_PATH=../shared/data python benchmarks/parl_collapse.py --seeds 10,11 \\
+        --store STORE
     python benchmarks/parl_collapse.py --smoke        # tiny budgets on the demo task, seconds
 
 Cost on hopper-medium, one torch thread on a shared 2-core machine: the diag-hopper PA-RL run took ~2 min for its
