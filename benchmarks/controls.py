@@ -55,7 +55,7 @@ def main() -> int:
     over = dict(demo.overrides)
     over["eval.seed_set"] = "tune" if tuning else "report"
     over.update({k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)})
-    per_method = {m: {"preset": "demo"} for m in methods if "demo" in (get_method_class(m).presets or {})}
+    per_method = {m: {"preset": "demo"} for m in methods if "demo" in (get_method_class(m).Config.presets or {})}
     name = args.sweep or "controls-demo" + ("-tune" if tuning else "") + (f"-{args.tag}" if args.tag else "")
     if not args.report_only:
         ensure_demo_dataset()

@@ -50,7 +50,7 @@ def main() -> int:
     over = {k: v for k, v in demo.overrides.items()}
     over["eval.seed_set"] = "tune" if tuning else "report"
     cls = get_method_class(args.method)
-    if "demo" in cls.presets:
+    if "demo" in cls.Config.presets:
         over["preset"] = "demo"
     over.update({k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)})
     name = args.sweep or f"learns-{args.method.replace('_', '-')}"

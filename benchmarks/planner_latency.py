@@ -56,12 +56,12 @@ def measure(overrides: dict, device: str, reps: int) -> dict:
     obs = np.random.default_rng(0).standard_normal((1, m.spaces.obs_dim)).astype(np.float32)
     state = ActorState.create(0, device)
     r = time_callable(lambda: m.act(obs, "mpc", state, True), component="plan", device=device, batch=1,
-                      warmup=3, reps=reps, extra=m.cost_settings())
+                      warmup=3, reps=reps, extra=m.timed_components(1)["plan"].settings)
     per = m.cfg.planner.replan_every
     calls0 = m.dp.ema.module.denoiser_calls
     m.act(obs, "mpc", state, True)
     return {"p50": r.p50_ms / per, "p90": r.p90_ms / per, "denoiser_calls": m.dp.ema.module.denoiser_calls - calls0,
-            **m.cost_settings(), "method": m, "obs": obs}
+            **m.timed_components(1)["plan"].settings, "method": m, "obs": obs}
 
 
 def measure_pair(over_a: dict, over_b: dict, device: str, reps: int, rounds: int = 5) -> tuple[dict, dict, float]:

@@ -35,7 +35,7 @@ MEASURED = {"run_id", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms
 
 def _overrides(cls, resolve) -> dict:
     over = dict(BUDGET)
-    presets = getattr(cls, "presets", {}) or {}
+    presets = getattr(cls.Config, "presets", None) or getattr(cls, "presets", {}) or {}
     over["preset"] = "test" if "test" in presets else ("demo" if "demo" in presets else "")
     if not over["preset"]:
         over.pop("preset")

@@ -1,23 +1,52 @@
-"""The method interface, and `register`, with which a method puts itself in the registry (methods/registry).
+"""The method contract, `Method`, and `register`, with which a method puts itself in the registry (methods/registry).
 
 Why: the harness owns the env loop, evaluation, timing, checkpoints and storage; a method owns only its
-networks and updates. Every method implements this contract, declared here on `Method` (each hook with a type
-and a one-line docstring, the required ones abstract), and the harness calls it, never the reverse. Nothing
-here imports from `bench/` or from a method: it imports only methods/common (the config section at run time,
-the normaliser and the replay buffer for annotations); each method imports it, and methods/registry imports
-every method.
+networks and updates. Nothing here imports from `bench/` or from a method: only methods/common (the config
+section at run time, the normaliser and the replay buffer for annotations).
 
-Contract, in the order the runner uses it:
-  m = cls(cfg, MethodContext(spaces, normalizer, dp_cfg, device, seed, common_start))
-  m.attach_buffer(buffer)                      # offline data (+ online data as it arrives)
-  m.load_pretrained_dp(state)                  # uses_pretrained_dp: the common-start DP
-  m.pretrain_step(m.pretrain_batch()) -> dict  # pretrains_offline: N offline updates
-  chunk = m.act(obs, actor, state, eval_mode)  # (B, Ta, act_dim) env actions; the harness executes the chunk
-  m.observe(transition); m.finetune_step()     # RolloutKind.OFF_POLICY
-  m.observe_episode(episode)                   # a finished training episode's arrays, in one call
-  m.act_rollout(obs, state); m.update_rollout(rollout)  # RolloutKind.ON_POLICY
-  m.timed_components() -> {name: TimedComponent}
-  m.state_dict() / m.load_state_dict()
+A method, as its author sees it (the templates: methods/bc_gauss for any method, methods/bc_dp for a DP method):
+
+    @register("mine")
+    class Mine(Method):                          # or DPMethod (methods/dp_method.py): built on the shared DP
+        Config = MineConfig                      # its config section (a Section, in its torch-free config.py,
+                                                 #   with its presets and suite defaults as class variables)
+        actors = ("policy",)                     # what the harness evaluates; the first is the headline
+
+        def __init__(self, cfg, ctx): ...        # build networks from cfg and ctx (MethodContext)
+        def act(self, obs, actor, state, eval_mode) -> (actions, extras)
+        def pretrain(self, buffer) -> metrics    # optional: one offline update (absent: no offline phase)
+        def update(self, buffer, env_step) -> [metrics, ...]   # optional: the online updates due now
+        def modules(self) -> {name: module or optimiser}
+        def extra_state(self) -> {attribute: value}            # optional: non-module state to checkpoint
+        def timed_components(self, batch_size) -> {name: TimedComponent}
+        def buffer_extras(self) -> {name: shape}               # optional: what `act` stores with transitions
+        def actor_sampling(self) -> {actor: how}               # optional: actors exempt from eval.sampler
+
+The verbs:
+- `act(obs (B, obs_dim), actor, state, eval_mode)` returns the env actions to execute, (B, n, act_dim), and a
+  dict of extras to store with them. `state` (ActorState) is one batched per-actor state: `generator`, the
+  actor's one RNG stream, and `memory`, tensors with a leading env dimension that the harness zeroes for the
+  envs that start an episode (`reset(env_ids)`) and clears at a whole reset. In training (collecting data) the
+  harness passes `actor=None`: the method acts with whatever collects its data. An extra shaped (B, *shape) of
+  its declared `buffer_extras()` shape is stored with the decision's first transition; one shaped
+  (B, n, *shape) is stored with each executed action.
+- `pretrain(buffer)`: one offline update on the buffer's offline data. The harness calls it `pretrain.steps`
+  times and counts one grad step per call.
+- `update(buffer, env_step)`: called after every env step of the off-policy loop; it makes the updates that
+  are due (none, one or several) and returns one metrics dict per update: the harness counts the grad steps
+  from the list. The first call starts the online phase, which is where a method switches learning rates or
+  resets moments. Finished episodes are in the buffer (`buffer.last_episode()`).
+- On-policy methods subclass `OnPolicy` (methods/on_policy.py) instead of implementing `update`:
+  `rollout_size()`, `act_rollout(obs, state)`, `update_rollout(rollout)`.
+- `modules()` and `extra_state()` are what a checkpoint holds: every network and optimiser by name, and the
+  other state by attribute name (restored onto those attributes: an object with `load_state_dict` gets its
+  state, a torch.Generator its RNG state, anything else is assigned).
+- `timed_components(batch_size)`: closures the timing harness measures, each with its kind, actor, env
+  actions per call, updates per env step and the settings that drive its cost.
+What follows from the class, never from a flag: the online loop (on-policy for an OnPolicy; off-policy where
+`update` is defined; none otherwise), whether there is an offline phase (`pretrain` defined), whether the
+method is built on the shared DP and starts from the common start (a DPMethod), and whether the common start
+is the method's own product (a DPMethod with neither `pretrain` nor `update`: bc_dp).
 """
 from __future__ import annotations
 
@@ -57,25 +86,29 @@ class TaskSpaces:
 
 @dataclasses.dataclass
 class ActorState:
-    """Per-actor mutable state owned by the harness: one for training, a fresh one per eval episode batch.
+    """One actor's mutable state over a batch of envs, owned by the harness: one for training, a fresh one per
+    evaluation batch (evaluation never touches the training state).
 
-    Evaluating never touches the training ActorState, so warm starts and chunk queues used by training are
-    never disturbed by evaluation. `generator` is the actor's own RNG stream.
-    """
+    `generator` is the actor's one RNG stream; `memory` holds what the method keeps between calls (warm
+    starts), as tensors or arrays whose first dimension is the env."""
 
     generator: torch.Generator
     memory: dict[str, Any] = dataclasses.field(default_factory=dict)
-    # Extras a method wants stored with the transitions of the chunk it just returned: per decision (with the
-    # chunk's first transition, e.g. a plan's predicted reward), or per executed action for the names in
-    # `Method.per_action_extras()` (shaped (B, chunk, ...), e.g. MODIP's noise-free planned actions).
-    extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
-    def reset(self, env_index: int | None = None) -> None:
-        """Episode boundary: forget warm starts (all envs, or one env of a batch)."""
-        if env_index is None:
+    def reset(self, env_ids=None) -> None:
+        """Episode boundary: forget everything (env_ids None), or zero the rows of `env_ids` in every memory
+        entry."""
+        if env_ids is None:
             self.memory.clear()
-        else:
-            self.memory.setdefault("reset_envs", set()).add(env_index)
+            return
+        rows = sorted(int(i) for i in env_ids)
+        if not rows:
+            return
+        for key, value in list(self.memory.items()):
+            if isinstance(value, list):  # a resumed state's memory comes back as nested lists
+                value = self.memory[key] = torch.as_tensor(value, dtype=torch.float32)
+            if isinstance(value, torch.Tensor | np.ndarray):
+                value[rows] = 0
 
     @classmethod
     def create(cls, seed: int, device: str | torch.device = "cpu") -> ActorState:
@@ -85,10 +118,10 @@ class ActorState:
 
 
 class RolloutKind(str, enum.Enum):
-    """Which online loop the harness runs for a method."""
+    """Which online loop the harness runs for a method (it follows from the class)."""
 
-    OFF_POLICY = "off_policy"  # observe()/finetune_step() after every env step
-    ON_POLICY = "on_policy"  # whole vector-env rollouts: act_rollout()/update_rollout()
+    OFF_POLICY = "off_policy"  # `update` after every env step
+    ON_POLICY = "on_policy"  # an OnPolicy: whole vector-env rollouts, act_rollout()/update_rollout()
     NONE = "none"  # no online phase (BC): the online curve is flat
 
 
@@ -109,6 +142,9 @@ class TimedComponent:
     actor: str = ""  # the actor an act or plan serves ("" for updates)
     actions_per_call: int = 1  # env actions one call yields (a DP chunk's executed actions, replan_every)
     updates_per_env_step: float | None = None  # for updates: how many the method makes per env step
+    # The settings that drive the method's inference cost (horizon, samples, iterations, denoising_steps,
+    # terminal, ...): the same dict on every component of a method; the timing rows carry them as columns.
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __call__(self) -> Any:
         return self.fn()
@@ -120,47 +156,48 @@ class MethodContext:
 
     spaces: TaskSpaces
     normalizer: Normalizer
-    dp_cfg: Any = None  # methods.common.diffusion.DPConfig for methods with uses_dp, else None
+    dp_cfg: Any = None  # methods.common.dp_config.DPConfig for a DPMethod, else None
     device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
     seed: int = 0
-    common_start: Any = None  # methods.common.common_start.CommonStartConfig where the method starts from it
+    common_start: Any = None  # methods.common.common_start_config.CommonStartConfig for a DPMethod
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
 
 
+# What the harness reads off a method class; each follows from the class (see the module doc), never set by one.
+DERIVED = ("rollout_kind", "pretrains_offline", "uses_dp", "uses_pretrained_dp", "common_start_is_product")
+
+
 class Method(abc.ABC):
-    """Base of every method. A subclass sets `Config`, declares the class attributes below that differ from
-    the defaults, and implements the abstract hooks plus those of its rollout kind."""
+    """Base of every method: the contract is in the module docstring above; the templates are methods/bc_gauss
+    and (for a method built on the shared DP) methods/bc_dp."""
 
     name: ClassVar[str] = "base"
     """The registry name (set by @register)."""
     Config: ClassVar[type] = Section
     """The model of the method's config section (a Section, in the method's torch-free config.py)."""
-    rollout_kind: ClassVar[RolloutKind] = RolloutKind.OFF_POLICY
-    """Which online loop the harness runs (off-policy: observe/finetune_step; on-policy: rollouts; none)."""
     actors: ClassVar[tuple[str, ...]] = ("policy",)
     """The actors the harness evaluates, in order; the first is the method's headline actor."""
-    train_actor: ClassVar[str] = ""
-    """The actor that collects training data in the off-policy loop ("" = the first of `actors`)."""
+
+    # Derived by __init_subclass__ (DERIVED); read by the harness.
+    rollout_kind: ClassVar[RolloutKind] = RolloutKind.NONE
+    pretrains_offline: ClassVar[bool] = False
     uses_dp: ClassVar[bool] = False
-    """Whether the method is built on the shared diffusion policy (it then has a `dp` config section)."""
     uses_pretrained_dp: ClassVar[bool] = False
-    """Whether the method starts from the common-start DP (the harness builds, caches and hands it over)."""
     common_start_is_product: ClassVar[bool] = False
-    """Whether the common start's training is this method's own pretraining (bc_dp): its curve and grad steps."""
-    pretrains_offline: ClassVar[bool] = True
-    """Whether the harness runs `pretrain.steps` pretrain_step calls (False: e.g. DPPO goes online at once)."""
-    presets: ClassVar[dict[str, dict[str, Any]]] = {}
-    """Labelled config presets by name (e.g. "demo", "test"), each a nested dict of sections."""
-    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
-    """Method-section defaults per task suite, applied under presets and user overrides."""
 
     def __init_subclass__(cls, **kw) -> None:
         super().__init_subclass__(**kw)
-        cls.rollout_kind = RolloutKind(cls.rollout_kind)
-        if "train_actor" not in cls.__dict__ and cls.train_actor not in cls.actors:
-            cls.train_actor = cls.actors[0]  # "" or inherited from a base with other actors
+        own = [n for n in DERIVED if n in cls.__dict__ and not cls.__dict__.get("_kind_base", False)]
+        if own:
+            raise TypeError(f"{cls.__name__} sets {', '.join(own)}: these follow from its class (methods/base.py)")
+        cls.pretrains_offline = cls.pretrain is not Method.pretrain
+        if cls.rollout_kind is not RolloutKind.ON_POLICY:
+            cls.rollout_kind = RolloutKind.OFF_POLICY if cls.update is not Method.update else RolloutKind.NONE
+        cls.uses_pretrained_dp = cls.uses_dp
+        cls.common_start_is_product = (cls.uses_dp and not cls.pretrains_offline
+                                       and cls.rollout_kind is RolloutKind.NONE)
 
     def __init__(self, cfg, ctx: MethodContext):
         self.cfg = cfg
@@ -171,114 +208,51 @@ class Method(abc.ABC):
         self.seed = int(ctx.seed)
         self.generator = torch.Generator(device="cpu")
         self.generator.manual_seed(self.seed)
-        self.buffer: ReplayBuffer | None = None
-        self.grad_steps = 0
+        self.buffer: ReplayBuffer | None = None  # set by the harness (attach_buffer) before any verb is called
+        self.grad_steps = 0  # counted by the harness from pretrain/update; checkpointed
 
-    # ---- data -------------------------------------------------------------------------------------------
-    def attach_buffer(self, buffer: ReplayBuffer) -> None:
-        """Receive the replay buffer (offline data loaded; the harness appends online data)."""
-        self.buffer = buffer
-
-    def buffer_extras(self) -> dict[str, tuple[int, ...]]:
-        """Extra per-transition fields this method stores in the replay buffer (name -> shape)."""
-        return {}
-
-    def per_action_extras(self) -> tuple[str, ...]:
-        """The extras that `act` gives per executed action, (B, chunk, *shape); the others are per decision and
-        are stored with the decision's first transition."""
-        return ()
-
-    def pretrain_batch_size(self) -> int:
-        """The batch size of the default pretrain batch."""
-        return int(getattr(self.cfg, "batch_size", 256))
-
-    def pretrain_batch(self) -> dict[str, torch.Tensor] | None:
-        """The batch for one pretrain step; default: uniform offline transitions."""
-        assert self.buffer is not None
-        return self.buffer.sample(self.pretrain_batch_size(), source="offline", device=self.device)
-
-    # ---- updates ----------------------------------------------------------------------------------------
-    def pretrain_step(self, batch: dict[str, torch.Tensor] | None) -> dict[str, float]:
-        """One offline update (required where `pretrains_offline`)."""
-        raise NotImplementedError(f"{self.name} declares pretrains_offline but has no pretrain_step")
-
-    def end_pretrain(self) -> None:
-        """Called once after the offline phase (e.g. to snapshot EMA weights)."""
-
-    def observe(self, transition: dict[str, Any]) -> None:
-        """One env transition of the training env (already stored in the buffer by the harness)."""
-
-    def observe_episode(self, episode: dict[str, np.ndarray]) -> None:
-        """A finished training episode's arrays (obs, action, reward, next_obs, terminal, timeout), in one call."""
-
-    def updates_due(self, env_step: int) -> int:
-        """How many finetune_step calls the harness should make now (after an env step)."""
-        return 0
-
-    def finetune_step(self) -> dict[str, float]:
-        """One online update from the replay buffer (off-policy methods)."""
-        return {}
-
-    # ---- on-policy (RolloutKind.ON_POLICY); the runner's loop is bench/runner/on_policy.py -----------------
-    def rollout_size(self) -> tuple[int, int]:
-        """(n_envs, n_steps): vector envs, and chunk decisions per env in one rollout."""
-        raise NotImplementedError(f"{self.name} is on-policy but has no rollout_size")
-
-    def act_rollout(self, obs: np.ndarray, state: ActorState) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """obs (n_envs, obs_dim) -> (chunks (n_envs, Ta, act_dim) env actions, per-env arrays to keep with
-        the decision in the rollout, e.g. DPPO's denoising chains)."""
-        raise NotImplementedError(f"{self.name} is on-policy but has no act_rollout")
-
-    def update_rollout(self, rollout: dict[str, Any]) -> dict[str, float]:
-        """One on-policy update from a rollout (arrays shaped (n_steps, n_envs, ...)); see on_policy.py."""
-        raise NotImplementedError(f"{self.name} is on-policy but has no update_rollout")
-
-    def decision_length(self) -> int:
-        """Env actions one decision executes in the on-policy loop's chunk steps (the task's chunk by default)."""
-        return int(self.spaces.chunk)
-
-    # ---- acting -----------------------------------------------------------------------------------------
+    # ---- the verbs ------------------------------------------------------------------------------------------
     @abc.abstractmethod
-    def act(self, obs: np.ndarray, actor: str, state: ActorState, eval_mode: bool) -> np.ndarray:
-        """obs (B, obs_dim) -> a chunk (B, Ta, act_dim) of env actions that the harness executes in order."""
+    def act(self, obs: np.ndarray, actor: str | None, state: ActorState,
+            eval_mode: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """obs (B, obs_dim) -> (actions (B, n, act_dim) in env units that the harness executes in order, extras);
+        actor None: the actor that collects training data."""
 
-    def load_pretrained_dp(self, dp_state: dict[str, Any]) -> None:
-        """Take the common-start DP (required where `uses_pretrained_dp`)."""
-        raise NotImplementedError(f"{self.name} declares uses_pretrained_dp but has no load_pretrained_dp")
+    def pretrain(self, buffer: ReplayBuffer) -> dict[str, float]:
+        """One offline update (define it to have an offline phase)."""
+        raise NotImplementedError(f"{type(self).__name__} has no offline phase")
 
-    # ---- timing -----------------------------------------------------------------------------------------
+    def update(self, buffer: ReplayBuffer, env_step: int) -> list[dict[str, float]]:
+        """The online updates due after env step `env_step`, one metrics dict each (define it for an
+        off-policy online phase)."""
+        return []
+
+    @abc.abstractmethod
+    def modules(self) -> dict[str, torch.nn.Module | torch.optim.Optimizer]:
+        """Every network and optimiser, by name."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """Non-module state to checkpoint, by attribute name."""
+        return {}
+
     @abc.abstractmethod
     def timed_components(self, batch_size: int = 1) -> dict[str, TimedComponent]:
         """The components the timing harness measures at this batch size, each with its metadata."""
 
-    def compiled_components(self, batch_size: int = 1, mode: str = "default") -> dict[str, Callable[[], Any]] | None:
-        """Optional: the method's own compiled or CUDA-graphed versions of some act-path timed components (same
-        names, same outputs from the same RNG state), compiled lazily on their first call so that the timing
-        harness can time the compile. None (default): the harness wraps each act path in torch.compile itself.
-        Either way `mbench time --compile` checks them against the eager closures (bench/runner/compiled.py)."""
-        return None
-
-    def cost_settings(self) -> dict[str, Any]:
-        """Settings that drive inference cost (horizon, samples, iterations, denoising_steps, terminal)."""
+    def buffer_extras(self) -> dict[str, tuple[int, ...]]:
+        """The extras `act` returns, stored in the replay buffer: name -> shape of one (per decision or per
+        executed action, as the returned array's shape says)."""
         return {}
 
     def actor_sampling(self) -> dict[str, str]:
         """Actors exempt from the harness's one sampling rule (every DP method samples its DP through
-        `eval.sampler`), each with how it samples instead; the run records it and the report lists it. Empty
-        (default): every actor follows the rule."""
+        `eval.sampler`), each with how it samples instead; the run records it. Empty: none."""
         return {}
 
-    # ---- checkpoints ------------------------------------------------------------------------------------
-    @abc.abstractmethod
-    def modules(self) -> dict[str, torch.nn.Module | torch.optim.Optimizer]:
-        """Every network and optimiser, by name; state_dict/load_state_dict use it."""
-
-    def extra_state(self) -> dict[str, Any]:
-        """Non-module state to checkpoint (counters, scalers), as plain values or tensors."""
-        return {}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore what extra_state returned."""
+    # ---- what the harness calls (not for a method to override) --------------------------------------------
+    def attach_buffer(self, buffer: ReplayBuffer) -> None:
+        """The replay buffer (offline data loaded; the harness appends online data)."""
+        self.buffer = buffer
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed for a resumed run to continue exactly."""
@@ -290,13 +264,14 @@ class Method(abc.ABC):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state_dict()."""
+        """Restore a state_dict(): the modules, then each extra onto its attribute."""
         mods = self.modules()
         for k, v in state["modules"].items():
             mods[k].load_state_dict(v)
         self.generator.set_state(state["generator"])
         self.grad_steps = int(state["grad_steps"])
-        self.load_extra_state(state.get("extra", {}))
+        for key, value in state.get("extra", {}).items():
+            restore_attribute(self, key, value)
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per network, for provenance."""
@@ -304,36 +279,28 @@ class Method(abc.ABC):
                 if isinstance(m, torch.nn.Module)}
 
 
+def restore_attribute(obj: Any, name: str, value: Any) -> None:
+    """Put a checkpointed extra back: into an object with load_state_dict, a generator's state, or assigned."""
+    current = getattr(obj, name, None)
+    if isinstance(current, torch.Generator):
+        current.set_state(value)
+    elif hasattr(current, "load_state_dict") and isinstance(value, dict):
+        current.load_state_dict(value)
+    else:
+        setattr(obj, name, value)
+
+
 def contract_violations(cls: type[Method]) -> list[str]:
     """What a registered method class leaves undefined of the contract (empty: it is complete)."""
     out = [f"abstract hook '{h}' is not implemented" for h in sorted(getattr(cls, "__abstractmethods__", ()))]
-    if not isinstance(cls.rollout_kind, RolloutKind):
-        out.append(f"rollout_kind {cls.rollout_kind!r} is not a RolloutKind")
     if not cls.actors or not all(isinstance(a, str) and a for a in cls.actors):
         out.append("actors must be a non-empty tuple of names")
-    if cls.train_actor not in cls.actors:
-        out.append(f"train_actor '{cls.train_actor}' is not one of its actors {cls.actors}")
     if not (isinstance(cls.Config, type) and issubclass(cls.Config, Section)):
         out.append("Config must be a Section (methods/common/section.py)")
-    need: list[tuple[str, bool]] = [
-        ("pretrain_step", cls.pretrains_offline and not cls.common_start_is_product),
-        ("load_pretrained_dp", cls.uses_pretrained_dp),
-        ("finetune_step", cls.rollout_kind is RolloutKind.OFF_POLICY),
-        ("updates_due", cls.rollout_kind is RolloutKind.OFF_POLICY),
-        ("rollout_size", cls.rollout_kind is RolloutKind.ON_POLICY),
-        ("act_rollout", cls.rollout_kind is RolloutKind.ON_POLICY),
-        ("update_rollout", cls.rollout_kind is RolloutKind.ON_POLICY),
-    ]
-    for hook, required in need:
-        if required and getattr(cls, hook) is getattr(Method, hook):
-            out.append(f"hook '{hook}' is required by its declarations but not implemented")
-    if cls.common_start_is_product and not cls.uses_pretrained_dp:
-        out.append("common_start_is_product needs uses_pretrained_dp")
-    if cls.uses_pretrained_dp and not cls.uses_dp:
-        out.append("uses_pretrained_dp needs uses_dp")
-    for name, p in (cls.presets or {}).items():
-        if not isinstance(p, dict):
-            out.append(f"preset '{name}' is not a dict of sections")
+    else:
+        for name, p in (cls.Config.presets or {}).items():
+            if not isinstance(p, dict):
+                out.append(f"preset '{name}' is not a dict of sections")
     return out
 
 
@@ -352,5 +319,5 @@ def register(name: str):
 
 
 def registered() -> dict[str, type[Method]]:
-    """The methods registered so far, by name (methods.registry imports the built-in ones first)."""
+    """The methods registered so far, by name (methods.registry imports every method package first)."""
     return dict(_REGISTRY)

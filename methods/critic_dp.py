@@ -2,7 +2,7 @@
 
 Why: IDQL and PA-RL share everything but how they use the critics: the common-start DP (DPMethod), IQL's
 critics over decision transitions (methods/common/iql.py), the offline phase (critic steps on the dataset, the DP
-untouched), and their checkpointed modules. A subclass's config has `critic` (an IQLConfig, from
+untouched), their checkpointed modules and how they are timed. A subclass's config has `critic` (an IQLConfig, from
 methods/common/iql_config.py), `batch_size` and `reward_scale`. The critic takes the executed actions of a
 decision, flattened (a chunk critic: DPPO's `CriticObsAct` with `action_steps`), with the chunk's rewards
 summed.
@@ -13,28 +13,19 @@ from typing import Any
 
 import torch
 
-from methods.base import MethodContext
+from methods.base import ComponentKind, MethodContext, TimedComponent
 from methods.common.iql import IQLCritics
-from methods.dp_method import DPMethod
+from methods.dp_method import DPMethod, act_components
 
 
 class CriticDPMethod(DPMethod):
-    rollout_kind = "off_policy"
-    uses_pretrained_dp = True
-
     def __init__(self, cfg, ctx: MethodContext):
         super().__init__(cfg, ctx)
         self.critics = IQLCritics(self.spaces.obs_dim, self.act_steps * self.spaces.act_dim, cfg.critic,
                                   self.spaces.gamma).to(self.device)
-        self.finetuning = False  # set by end_pretrain
+        self.finetuning = False  # set at the first online update
 
     # ---- data ----------------------------------------------------------------------------------------------
-    def pretrain_batch_size(self) -> int:
-        return int(self.cfg.batch_size)
-
-    def pretrain_batch(self):
-        return None  # the critic step draws its decision transitions itself
-
     def decisions(self, n: int, source: str, online_ratio: float | None = None,
                   per_step_discount: bool = False) -> dict[str, torch.Tensor]:
         """n decision transitions: normalised states, the critic's action input (the executed chunk, normalised),
@@ -51,15 +42,18 @@ class CriticDPMethod(DPMethod):
     def critic_update(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
         return self.critics.update(b["obs"], b["action"], b["reward"], b["next_obs"], b["terminal"], b["discount"])
 
-    def pretrain_step(self, batch=None) -> dict[str, float]:
-        m = self.critic_update(self.decisions(self.cfg.batch_size, "offline"))
-        self.grad_steps += 1
-        return m
+    def pretrain(self, buffer) -> dict[str, float]:
+        """One critic step on the dataset's decision transitions (the DP is the common start, untouched)."""
+        return self.critic_update(self.decisions(self.cfg.batch_size, "offline"))
 
-    # ---- timing (DPMethod.timed_components: every actor and the update at update_rate) ---------------------
-    def denoising_steps(self) -> int:
-        """Denoising steps of one DP sample at evaluation."""
-        return self.dp_cfg.ddim_steps if self.dp_cfg.eval_sampler == "ddim" else self.dp_cfg.denoising_steps
+    # ---- timing --------------------------------------------------------------------------------------------
+    def _timed(self, batch_size: int, update, per_env_step: float, settings: dict[str, Any]):
+        """Every actor's act (act_steps actions per call) and, with a buffer, `update` at `per_env_step`."""
+        comps = act_components(self, batch_size, self.act_steps, settings)
+        if self.buffer is not None:
+            comps["update"] = TimedComponent(update, ComponentKind.UPDATE, updates_per_env_step=per_env_step,
+                                             settings=settings)
+        return comps
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def modules(self):
@@ -68,6 +62,3 @@ class CriticDPMethod(DPMethod):
 
     def extra_state(self) -> dict[str, Any]:
         return {"finetuning": self.finetuning}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.finetuning = bool(state.get("finetuning", False))

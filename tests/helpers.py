@@ -72,7 +72,7 @@ def toy_method(method: str, overrides: dict | None = None, obs_dim: int = 3, act
     """`method` from its test preset (with `overrides`, dotted keys inside its section) on a toy task: obs_dim
     observations, one action in [-1, 1], chunks of 4."""
     cls = get_method_class(method)
-    section = dict(cls.presets["test"][method])
+    section = dict(cls.Config.presets["test"][method])
     for key, value in (overrides or {}).items():
         node = section
         parts = key.split(".")

@@ -85,12 +85,12 @@ def resolve(method: str, task: str, seed: int, *, sweep: dict[str, Any] | None =
             raise ConfigError(f"unknown config key '{key}'{closest(key, sorted(HARNESS_KEYS) + list(sections))}")
 
     preset = str(raw.get("preset") or "")
-    presets = cls.presets or {}
+    presets = cls.Config.presets or {}
     if preset and preset not in presets and preset != "default":
         raise ConfigError(f"config key 'preset': method '{method}' has no preset '{preset}'"
                           f"{closest(preset, presets) if presets else ' (it has none)'}")
     chosen = presets.get(preset, {}) if preset else {}
-    suite = {method: (cls.suite_defaults or {}).get(spec.suite, {}),
+    suite = {method: (cls.Config.suite_defaults or {}).get(spec.suite, {}),
              "dp": DP_SUITE_DEFAULTS.get(spec.suite, {}) if cls.uses_dp else {},
              "common_start": COMMON_START_SUITE_DEFAULTS.get(spec.suite, {}) if cls.uses_pretrained_dp else {}}
     layered = {"suite": flatten({k: v for k, v in suite.items() if v}),

@@ -5,14 +5,11 @@ shown to compute what the eager path computes; that takes the RNG bookkeeping be
 never needs.
 
 Only act paths are compiled (kind act or plan): compiling a training step costs minutes (TD-MPC2's update took
-85 s on an H200) and is not what inference time is about. A method opts in one of two ways:
-  - do nothing: the harness wraps each act-path closure of `timed_components(batch_size)` in `torch.compile`
-    (`compile_component`); graph breaks (host syncs, `torch.Generator` arguments) fall back to eager between
-    compiled regions, so this always runs, if not always faster;
-  - define `compiled_components(batch_size, mode) -> {name: closure}` on the method: its own compiled or
-    CUDA-graphed versions of some components (same names, same outputs for the same RNG state). Compilation
-    must happen lazily, on the first call, so that the harness can time it.
-Either way the harness checks that the compiled and eager paths agree (`check_agreement`: both are called
+85 s on an H200) and is not what inference time is about. The harness wraps each act-path closure of
+`timed_components(batch_size)` in `torch.compile` (`compile_component`); graph breaks (host syncs,
+`torch.Generator` arguments) fall back to eager between compiled regions, so this always runs, if not always
+faster. (A method whose own config compiles its paths, TD-MPC2's `compile`, times them as its eager rows.)
+The harness checks that the compiled and eager paths agree (`check_agreement`: both are called
 once from the same RNG state, restoring every generator the closures capture), reports the first compiled
 call's wall time as `compile_s`, and keeps it out of the latencies (it is the first warm-up call).
 """

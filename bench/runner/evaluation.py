@@ -29,8 +29,7 @@ def evaluate_actor(method: Method, task, actor: str, eval_seeds: list[int], devi
     done = np.zeros(n, bool)
     infos: list[dict] = [{} for _ in range(n)]
     while not done.all():
-        chunks = method.act(obs, actor, state, True)
-        state.extras = {}
+        chunks, _ = method.act(obs, actor, state, True)
         for t in range(chunks.shape[1]):
             for i, env in enumerate(envs):
                 if done[i]:

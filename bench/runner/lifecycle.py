@@ -230,7 +230,8 @@ class Run:
             acc: dict[str, list[float]] = {}
             log_every = max(1, cfg.pretrain.log_every)
             while c.grad_step < steps:
-                metrics = method.pretrain_step(method.pretrain_batch())
+                metrics = method.pretrain(self.buffer)
+                method.grad_steps += 1
                 c.grad_step += 1
                 for k, v in metrics.items():
                     acc.setdefault(k, []).append(v)
@@ -243,7 +244,6 @@ class Run:
                 if c.grad_step % cfg.pretrain.checkpoint_every == 0:
                     self.save()
                     self.maybe_stop()
-        method.end_pretrain()
         c.pretrain_done = True
         c.phase = "finetune"
         self.evaluate("pretrain")

@@ -4,7 +4,10 @@ Why (DESIGN.md, "Protocol rules"): env steps count every `env.step` of the train
 length; evaluation happens at the first chunk boundary at or after each grid step and records the actual
 env_step; TD targets see `terminal` and `timeout` apart (the buffer keeps both). Each episode is seeded from
 (run seed, episode index), and checkpoints land at episode boundaries, so a resumed run repeats the
-uninterrupted one. A finished episode's arrays are handed to the method in one call (`observe_episode`).
+uninterrupted one. After every env step the method's `update(buffer, env_step)` makes the updates due; the
+grad steps are counted from what it returns. The extras `act` returns are stored with the transitions: one
+shaped as its declared `buffer_extras()` shape (per sample) with the decision's first transition, one with an
+extra step dimension with each executed action.
 """
 from __future__ import annotations
 
@@ -18,6 +21,26 @@ def episode_seed(run_seed: int, episode: int) -> int:
     return int((run_seed * 1_000_003 + episode * 7_919 + 12_345) % (2 ** 31 - 1))
 
 
+def split_extras(extras: dict[str, np.ndarray], declared: dict[str, tuple[int, ...]],
+                 n_actions: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The extras of one env's decision (batch row 0), split into (per decision, per executed action) by shape:
+    (1, *shape) is per decision, (1, n_actions, *shape) per action; a name not declared is an error."""
+    per_decision, per_action = {}, {}
+    for name, value in extras.items():
+        if name not in declared:
+            raise ValueError(f"act returned extra '{name}', which buffer_extras() does not declare "
+                             f"({', '.join(declared) or 'none'})")
+        value = np.asarray(value)
+        if value.shape[1:] == declared[name]:
+            per_decision[name] = value[0]
+        elif value.shape[1:] == (n_actions, *declared[name]):
+            per_action[name] = value[0]
+        else:
+            raise ValueError(f"act returned extra '{name}' shaped {value.shape}: neither (B, *{declared[name]}) "
+                             f"(per decision) nor (B, {n_actions}, *{declared[name]}) (per action)")
+    return per_decision, per_action
+
+
 def run_off_policy(loop: Loop, bar) -> None:
     """Drive the online phase of an off-policy method for `online.steps` env steps."""
     cfg, method, c = loop.cfg, loop.method, loop.progress
@@ -25,8 +48,7 @@ def run_off_policy(loop: Loop, bar) -> None:
     if total <= 0:
         return
     env = loop.task.make_env()
-    train_actor = method.train_actor
-    per_action_names = set(method.per_action_extras())
+    declared = {k: tuple(v) for k, v in method.buffer_extras().items()}
     acc: dict[str, list[float]] = {}
     log_every = max(1, cfg.online.log_every)
     grid = cfg.eval.grid()
@@ -40,27 +62,23 @@ def run_off_policy(loop: Loop, bar) -> None:
             loop.train_state.reset()
             ep_return, done = 0.0, False
             while not done and c.env_step < total:
-                chunk = method.act(obs[None].astype(np.float32), train_actor, loop.train_state, False)[0]
-                extras = {k: v[0] for k, v in loop.train_state.extras.items()}
-                loop.train_state.extras = {}
-                per_action = {k: extras.pop(k) for k in per_action_names if k in extras}
+                chunks, extras = method.act(obs[None].astype(np.float32), None, loop.train_state, False)
+                chunk = chunks[0]
+                per_decision, per_action = split_extras(extras, declared, len(chunk))
                 for i, action in enumerate(chunk):
                     nobs, reward, term, trunc, info = env.step(action)
                     tr = {"obs": obs, "action": action, "reward": float(reward) * rs, "next_obs": nobs,
                           "terminal": bool(term), "timeout": bool(trunc and not term), "info": info}
                     if i == 0:
-                        tr.update(extras)
+                        tr.update(per_decision)
                     tr.update({k: v[i] for k, v in per_action.items()})
                     loop.buffer.add(tr)
-                    method.observe(tr)
-                    if term or trunc:
-                        method.observe_episode(loop.buffer.last_episode())
                     c.env_step += 1
                     bar.update(1)
                     ep_return += float(reward)
                     obs = nobs
-                    for _ in range(method.updates_due(c.env_step)):
-                        m = method.finetune_step()
+                    for m in method.update(loop.buffer, c.env_step):
+                        method.grad_steps += 1
                         c.grad_step += 1
                         for k, v in m.items():
                             acc.setdefault(k, []).append(v)

@@ -3,8 +3,8 @@
 Why: on-policy methods (DPPO) learn from whole rollouts collected by the current policy, so the harness
 owns a different loop than the off-policy one, under the same protocol (DESIGN.md):
 - Envs. `n_envs` copies of the task's env in a `gymnasium.vector.SyncVectorEnv`, each wrapped so that one
-  vector step executes one decision: `method.decision_length()` actions (`ChunkStep`; a DP method's first
-  `dp.act_steps` of its sampled Ta-chunk). A decision stops early at the end of an episode. An env with
+  vector step executes one decision: the decision length of `method.rollout_size()` actions (`ChunkStep`; a DP
+  method's first `dp.act_steps` of its sampled Ta-chunk). A decision stops early at the end of an episode. An env with
   gymnasium's API that is not a gymnasium.Env (robosuite's, bench/tasks/robomimic.py) goes in `AsGymEnv`.
 - Autoreset. Gymnasium 1.x vector envs autoreset on the *next* step: the step after an episode ends is a
   reset whose action is ignored, with reward 0 and no termination. That slot is marked `valid = False`:
@@ -53,7 +53,7 @@ from bench.tasks.sim_state import EnvStateError
 
 
 class ChunkStep(gym.Wrapper):
-    """One step executes one decision's actions (chunk, act_dim), chunk = the method's decision_length (a DP
+    """One step executes one decision's actions (chunk, act_dim), chunk = the method's decision length (a DP
     method's act_steps of its Ta-chunk), and returns the summed reward, stopping at the end of an episode;
     `info["env_steps"]` is the number of env steps it executed."""
 
@@ -92,6 +92,15 @@ class ChunkStep(gym.Wrapper):
         return obs, total, terminated, truncated, info
 
 
+def mean_metrics(steps: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the steps that report it, in the order the metrics first appear."""
+    acc: dict[str, list[float]] = {}
+    for m in steps:
+        for k, v in m.items():
+            acc.setdefault(k, []).append(v)
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
 def env_seed(run_seed: int, env_index: int) -> int:
     """The seed of env `env_index`'s one reset at the start of the online phase."""
     return int((run_seed * 1_000_003 + env_index * 7_919 + 54_321) % (2 ** 31 - 1))
@@ -122,7 +131,7 @@ def as_gym_env(env) -> gym.Env:
 
 
 def make_vector_env(task, n_envs: int, chunk: int) -> gym.vector.SyncVectorEnv:
-    """n_envs copies of the task's env, one decision (`chunk` actions: a method's decision_length) per step."""
+    """n_envs copies of the task's env, one decision (`chunk` actions: a method's decision length) per step."""
     return gym.vector.SyncVectorEnv([lambda: ChunkStep(as_gym_env(task.make_env()), chunk) for _ in range(n_envs)],
                                     autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
 
@@ -186,6 +195,8 @@ def collect_rollout(envs, method, state, carry: EnvCarry | np.ndarray, n_steps: 
         buf["env_steps"].append(steps)
         for k, v in info.items():
             extras.setdefault(k, []).append(v)
+        if done.any():  # those envs start an episode: forget what the actor kept for them
+            state.reset(np.flatnonzero(done))
         ep_return += np.where(valid, reward, 0.0)
         finished.extend(float(ep_return[i]) for i in np.flatnonzero(done))
         ep_return[done] = 0.0
@@ -252,8 +263,7 @@ def run_on_policy(loop: Loop, bar) -> None:
     total = cfg.online.steps
     if total <= 0:
         return
-    n_envs, n_steps = method.rollout_size()
-    chunk = int(method.decision_length())
+    n_envs, n_steps, chunk = (int(x) for x in method.rollout_size())
     envs = make_vector_env(loop.task, n_envs, chunk)
     grid = cfg.eval.grid()
     seeds = [env_seed(cfg.seed, i) for i in range(n_envs)]
@@ -283,12 +293,12 @@ def run_on_policy(loop: Loop, bar) -> None:
             rollout, stats = collect_rollout(envs, method, loop.train_state, carry, n_steps,
                                              cfg.reward_scale, total - c.env_step, on_step)
             if rollout and rollout["valid"].any():
-                before = method.grad_steps
-                metrics = method.update_rollout(rollout)
-                c.grad_step += method.grad_steps - before
-                # One row per metric per rollout: nothing is held back across a rollout boundary, where a
-                # checkpoint may be taken (online.log_every does not apply to on-policy runs).
-                loop.log("finetune", metrics)
+                steps = method.update_rollout(rollout)
+                method.grad_steps += len(steps)
+                c.grad_step += len(steps)
+                # One row per metric per rollout (the mean over its grad steps): nothing is held back across a
+                # rollout boundary, where a checkpoint may be taken (online.log_every does not apply here).
+                loop.log("finetune", mean_metrics(steps))
             c.rollout += 1
             if stats["episodes"]:
                 loop.log("finetune", {"train/return": float(np.mean(stats["episodes"]))},

@@ -161,12 +161,16 @@ def device_name(device: str | torch.device) -> str:
 _RESERVED = {f.name for f in dataclasses.fields(TimingResult)} - {"extra"}
 
 
-def cost_settings(method: Any) -> dict[str, Any]:
-    """The method's cost settings, with every COST_KEYS column present (None where it has none).
+def cost_settings(components: dict[str, TimedComponent]) -> dict[str, Any]:
+    """The settings that drive a method's cost (its components' `settings`, the same on each), with every
+    COST_KEYS column present (None where it has none).
 
     A setting named like a timing column (e.g. a method's own `compiled` flag) is kept as `method_<name>`, so it
     cannot overwrite what the harness measured."""
-    settings = {(f"method_{k}" if k in _RESERVED else k): v for k, v in (method.cost_settings() or {}).items()}
+    own: dict[str, Any] = {}
+    for comp in components.values():
+        own.update(comp.settings or {})
+    settings = {(f"method_{k}" if k in _RESERVED else k): v for k, v in own.items()}
     return {**{k: None for k in COST_KEYS}, **settings}
 
 
@@ -194,15 +198,12 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
     compile_deadline (a time.perf_counter() value): no compile starts after it; such a path gets a row with
     NaN latencies and compile_detail "skipped: budget spent" (compile_agree None)."""
     device = torch.device(device if device is not None else getattr(method, "device", "cpu"))
-    settings = cost_settings(method)
     common = {"device_name": device_name(device)}
     batch_sizes = list(dict.fromkeys(int(b) for b in batch_sizes))
     rows: list[dict[str, Any]] = []
     for b in batch_sizes:
         comps = _components(method, b)
-        own = None
-        if compile and hasattr(method, "compiled_components"):
-            own = method.compiled_components(batch_size=b, mode=compile_mode) or None
+        settings = cost_settings(comps)
         for name, comp in comps.items():
             act_path = is_act_path(comp)
             if not act_path and b != batch_sizes[0]:
@@ -219,7 +220,7 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
                         f"({r.reps} reps)")
             if not (compile and act_path):
                 continue
-            how = "method" if own and name in own else f"torch.compile:{compile_backend}:{compile_mode}"
+            how = f"torch.compile:{compile_backend}:{compile_mode}"
             if compile_deadline is not None and time.perf_counter() > compile_deadline:
                 if log:
                     log(f"{name:>10s} b={b:<4d} compiled skipped (budget spent)")
@@ -228,7 +229,7 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
                                                          "compile_detail": "skipped: budget spent"}, meta))
                 continue
             try:
-                cfn = own[name] if own and name in own else compile_component(fn, compile_mode, compile_backend)
+                cfn = compile_component(fn, compile_mode, compile_backend)
                 agreement = check_agreement(fn, cfn, device=device, atol=atol, rtol=rtol)
                 # reduce-overhead records its CUDA graphs over the first calls: keep at least 3 untimed.
                 rc = time_callable(cfn, component=name, device=device, batch=b, warmup=max(warmup, 3), reps=reps,

@@ -16,3 +16,6 @@ class BCDPConfig(Section):
 
 PRESETS: dict[str, dict[str, Any]] = {}
 SUITE_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+BCDPConfig.presets = PRESETS
+BCDPConfig.suite_defaults = SUITE_DEFAULTS

@@ -1,27 +1,25 @@
 """bc_gauss: behaviour cloning with an MLP Gaussian policy (tanh-free, state-independent clipping).
 
 Why: the simplest baseline; its online curve is flat (no online phase), a reference line for the DP methods.
+It is also the template of a method (methods/base.py says the contract): a Config, its actors, `act`, an
+offline `pretrain`, `modules` and `timed_components`; no `update`, so no online phase.
 It maximises the log-likelihood of the normalised dataset actions under N(mu(s), sigma(s)); eval acts with mu.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from methods.base import ActorState, ComponentKind, Method, MethodContext, TimedComponent, register
-from methods.bc_gauss.config import PRESETS, SUITE_DEFAULTS, BCGaussConfig
+from methods.bc_gauss.config import BCGaussConfig
 from methods.common.networks import mlp
 
 
 @register("bc_gauss")
 class BCGauss(Method):
     Config = BCGaussConfig
-    presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
-    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = SUITE_DEFAULTS
-    rollout_kind = "none"
     actors = ("policy",)
 
     def __init__(self, cfg: BCGaussConfig, ctx: MethodContext):
@@ -36,7 +34,10 @@ class BCGauss(Method):
         log_std = log_std.clamp(self.cfg.log_std_min, self.cfg.log_std_max)
         return torch.tanh(mu), log_std
 
-    def pretrain_step(self, batch):
+    def pretrain(self, buffer):
+        return self._step(buffer.sample(self.cfg.batch_size, source="offline", device=self.device))
+
+    def _step(self, batch):
         obs = self.normalizer.norm_obs(batch["obs"])
         act = self.normalizer.norm_act(batch["action"])
         mu, log_std = self._dist(obs)
@@ -44,16 +45,15 @@ class BCGauss(Method):
         self.optim.zero_grad(set_to_none=True)
         nll.backward()
         self.optim.step()
-        self.grad_steps += 1
         return {"loss/nll": float(nll.detach()), "loss/mse": float(((act - mu) ** 2).mean().detach())}
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, actor: str, state: ActorState, eval_mode: bool) -> np.ndarray:
+    def act(self, obs: np.ndarray, actor: str | None, state: ActorState, eval_mode: bool):
         o = self.normalizer.norm_obs(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
         mu, log_std = self._dist(o)
         a = mu if eval_mode else mu + log_std.exp() * torch.randn(mu.shape, generator=state.generator,
                                                                     device=mu.device)
-        return self.normalizer.unnorm_act(a).cpu().numpy()[:, None, :]
+        return self.normalizer.unnorm_act(a).cpu().numpy()[:, None, :], {}
 
     def modules(self):
         return {"net": self.net, "optim": self.optim}
@@ -66,6 +66,6 @@ class BCGauss(Method):
         comps = {"act": TimedComponent(lambda: self.act(obs, "policy", st, True), ComponentKind.ACT,
                                        actor="policy", actions_per_call=1)}
         if batch is not None:
-            comps["update"] = TimedComponent(lambda: self.pretrain_step(batch), ComponentKind.UPDATE,
+            comps["update"] = TimedComponent(lambda: self._step(batch), ComponentKind.UPDATE,
                                              updates_per_env_step=None)
         return comps

@@ -20,3 +20,6 @@ class BCGaussConfig(Section):
 
 PRESETS: dict[str, dict[str, Any]] = {}
 SUITE_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+BCGaussConfig.presets = PRESETS
+BCGaussConfig.suite_defaults = SUITE_DEFAULTS

@@ -131,9 +131,13 @@ class ReplayBuffer:
         n = max(self._n_offline, 1) if limit is None else min(max(self._n_offline, 1), int(limit))
         return {k: self._data[k][:n].copy() for k in fields}
 
+    def episode_ended(self) -> bool:
+        """Whether the last added online transition ended its episode (terminal or timeout)."""
+        return self.n_online > 0 and self._open_episode is None
+
     def last_episode(self) -> dict[str, np.ndarray]:
         """The arrays of the latest online episode (the one the last added transition belongs to): the core
-        fields, each extra and its `has_` mask. The harness hands it to `Method.observe_episode`."""
+        fields, each extra and its `has_` mask."""
         if self.n_online == 0:
             raise RuntimeError("no online transitions yet")
         ep = self._data["episode"][self._size - 1]

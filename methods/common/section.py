@@ -9,11 +9,15 @@ A section model:
 - forbids unknown keys (the harness names the closest valid one);
 - coerces what pydantic's lax mode coerces (an int from 3.0 or "3", a bool from "true", a string from a
   number), nothing hand-written; NaN and infinities are refused;
+- carries, for a method's own section, its `presets` and `suite_defaults` (class variables, set in the
+  method's config.py);
 - may define `check(self, prefix)`: the cross-field and range checks that a type cannot say, raising a one-line
   ConfigError that names the key. `prefix` is the section's dotted place in the run config (e.g. "idql.critic"),
   so that a section shared by several methods names its keys where they are.
 """
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,6 +31,10 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, allow_inf_nan=False,
                               protected_namespaces=())
+    # A method's own section carries its labelled presets (name -> nested dict of sections, e.g. "demo",
+    # "test") and its defaults per task suite (applied under presets and user overrides).
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def check(self, prefix: str) -> None:
         """Cross-field and range checks (none by default); raise ConfigError naming `prefix`.key."""

@@ -40,7 +40,7 @@ Where we differ, on purpose:
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,8 +49,9 @@ from torch import nn
 from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
 from methods.common.networks import mlp
 from methods.dp_method import DPMethod
-from methods.dppo.config import PRESETS, SUITE_DEFAULTS, DPPOConfig
+from methods.dppo.config import DPPOConfig
 from methods.dppo.ppo import PPODiffusion
+from methods.on_policy import OnPolicy
 
 
 class RunningRewardScaler:
@@ -88,10 +89,10 @@ class RunningRewardScaler:
         m2 = self.var * self.count + batch_var * batch_count + delta ** 2 * self.count * batch_count / total
         self.mean, self.var, self.count = self.mean + delta * batch_count / total, m2 / (total - 1), total
 
-    def state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {"mean": self.mean, "var": self.var, "count": self.count, "ret": torch.from_numpy(self.ret.copy())}
 
-    def load(self, st: dict[str, Any]) -> None:
+    def load_state_dict(self, st: dict[str, Any]) -> None:
         self.mean, self.var, self.count = float(st["mean"]), float(st["var"]), float(st["count"])
         if "ret" in st:
             ret = st["ret"].numpy().astype(np.float64)
@@ -120,14 +121,9 @@ def gae(reward: np.ndarray, value: np.ndarray, next_value: np.ndarray, terminal:
 
 
 @register("dppo")
-class DPPO(DPMethod):
+class DPPO(OnPolicy, DPMethod):
     Config = DPPOConfig
-    rollout_kind = "on_policy"
-    uses_pretrained_dp = True
-    pretrains_offline = False
     actors = ("dp",)
-    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = SUITE_DEFAULTS  # methods/dppo/config.py, cited there
-    presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS  # methods/dppo/config.py, with how each was chosen
 
     def __init__(self, cfg: DPPOConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)
@@ -139,6 +135,8 @@ class DPPO(DPMethod):
                                   clip_ploss_coef_base=cfg.clip_ploss_coef_base,
                                   clip_ploss_coef_rate=cfg.clip_ploss_coef_rate,
                                   min_logprob_std=cfg.min_logprob_denoising_std, norm_adv=cfg.norm_adv).to(self.device)
+        # Its two denoiser copies take the common start's EMA weights when the harness loads it (DPMethod's
+        # load_pretrained_dp calls the model's load_pretrained), as fine-tuning starts from them (protocol rule).
         self.model.load_pretrained(self.dp.ema.module.state_dict())
         # V(s) on normalised env observations (DPPO's CriticObs, Mish).
         self.critic = mlp(spaces.obs_dim, cfg.critic_hidden, 1, act=nn.Mish).to(self.device)
@@ -149,18 +147,12 @@ class DPPO(DPMethod):
         self.reward_scaler = RunningRewardScaler(cfg.gamma, cfg.n_envs)
         self.iteration = 0  # rollouts consumed by update_rollout
 
-    # ---- the common start -------------------------------------------------------------------------------
-    def load_pretrained_dp(self, state: dict) -> None:
-        super().load_pretrained_dp(state)
-        # Fine-tuning starts from the EMA weights (protocol rule); both denoiser copies take them.
-        self.model.load_pretrained(self.dp.ema.module.state_dict())
-
     # ---- acting -----------------------------------------------------------------------------------------
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(self.normalizer.norm_obs(obs)).squeeze(-1)
 
-    def rollout_size(self) -> tuple[int, int]:
-        return self.cfg.n_envs, self.cfg.n_steps
+    def rollout_size(self) -> tuple[int, int, int]:
+        return self.cfg.n_envs, self.cfg.n_steps, self.act_steps
 
     @torch.no_grad()
     def act_rollout(self, obs: np.ndarray, state: ActorState) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -170,17 +162,18 @@ class DPPO(DPMethod):
         o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         chunks, chain = self.model.sample_chain(self.normalizer.norm_obs(o), state.generator,
                                                 self.cfg.min_sampling_denoising_std, self.cfg.randn_clip_value)
-        return self.normalizer.unnorm_act(self.executed(chunks)).cpu().numpy(), {"chain": chain.cpu().numpy()}
+        return self.normalizer.unnorm_act(self.dp.executed(chunks)).cpu().numpy(), {"chain": chain.cpu().numpy()}
 
     def act(self, obs, actor, state, eval_mode):
         if eval_mode:  # the fine-tuned DP itself, sampled exactly as bc_dp is at evaluation (its act_steps)
-            return self.act_dp(obs, state, True, policy=self.model)
-        return self.act_rollout(obs, state)[0]
+            return self.dp.act(obs, state.generator, True, policy=self.model), {}
+        return self.act_rollout(obs, state)[0], {}
 
     # ---- the update -------------------------------------------------------------------------------------
-    def update_rollout(self, rollout: dict[str, Any]) -> dict[str, float]:
+    def update_rollout(self, rollout: dict[str, Any]) -> list[dict[str, float]]:
         """One DPPO update from a rollout of arrays shaped (T, n_envs, ...), T <= n_steps (see on_policy.py):
-        obs, next_obs, reward, terminal, done, valid, first, chain."""
+        obs, next_obs, reward, terminal, done, valid, first, chain. One metrics dict per minibatch step (the
+        rollout's own statistics with the last)."""
         cfg, dev = self.cfg, self.device
         valid = np.asarray(rollout["valid"], bool)
         n_steps, n_envs = valid.shape
@@ -202,7 +195,7 @@ class DPPO(DPMethod):
         ret_t = f32(returns.reshape(-1)[idx])
         n_dec, k = len(idx), self.model.ft_steps
         if n_dec == 0:
-            return {}
+            return []
         with torch.no_grad():  # log-probs under the weights that sampled the chains
             old_lp = torch.stack([self.model.step_log_prob(cond, chains[:, j], chains[:, j + 1],
                                                            torch.full((n_dec,), j, device=dev))
@@ -220,13 +213,13 @@ class DPPO(DPMethod):
             reward = self.reward_scaler(reward, np.asarray(rollout["first"], bool), valid)
         return reward * self.cfg.reward_scale_const
 
-    def _ppo_epochs(self, cond, chains, adv, ret, old_lp, old_values) -> dict[str, float]:
+    def _ppo_epochs(self, cond, chains, adv, ret, old_lp, old_values) -> list[dict[str, float]]:
         cfg = self.cfg
         n_dec, k = old_lp.shape
         total = n_dec * k
         n_batches = max(1, total // cfg.batch_size)  # DPPO drops the remainder of each epoch
         warmup = self.iteration < cfg.n_critic_warmup_itr
-        stats: dict[str, list[float]] = {}
+        steps: list[dict[str, float]] = []
         stop = False
         for _ in range(cfg.update_epochs):
             perm = torch.randperm(total, generator=self.generator).to(self.device)
@@ -235,22 +228,21 @@ class DPPO(DPMethod):
                 dec, j = sel // k, sel % k
                 m = self.minibatch_step(cond[dec], chains[dec, j], chains[dec, j + 1], j, adv[dec], ret[dec],
                                         old_lp[dec, j], train_actor=not warmup)
-                for key, v in m.items():
-                    stats.setdefault(key, []).append(v)
+                steps.append(m)
                 if cfg.target_kl > 0 and m.get("ppo/approx_kl", 0.0) > cfg.target_kl:
                     stop = True
                     break
             if stop:
                 break
         self.iteration += 1
-        out = {key: float(np.mean(v)) for key, v in stats.items()}
+        out = steps[-1]  # the rollout's statistics go with its last step (the harness logs the means)
         # How much of the GAE returns' variance the pre-update critic explained (DPPO logs the same).
         ret_np = ret.double().cpu().numpy()
         var_ret = float(ret_np.var())
         out["ppo/explained_var"] = 1.0 - float((ret_np - old_values).var()) / var_ret if var_ret > 0 else float("nan")
         out["ppo/early_stop"] = float(stop)
         out["ppo/reward_scale_std"] = float(np.sqrt(self.reward_scaler.var))
-        return out
+        return steps
 
     def minibatch_step(self, cond, x_prev, x_next, j, adv, ret, old_lp, train_actor: bool = True) -> dict[str, float]:
         """One gradient step of actor (clipped loss) and critic (0.5 MSE to GAE returns), from separate
@@ -272,14 +264,9 @@ class DPPO(DPMethod):
                 nn.utils.clip_grad_norm_(self.model.denoiser.parameters(), cfg.max_grad_norm)
             self.actor_optim.step()
         self.critic_optim.step()
-        self.grad_steps += 1
         return metrics
 
     # ---- timing, checkpoints ----------------------------------------------------------------------------
-    def cost_settings(self):
-        return {"denoising_steps": self.dp_cfg.denoising_steps if self.dp_cfg.eval_sampler == "ddpm"
-                else self.dp_cfg.ddim_steps, "ft_denoising_steps": self.cfg.ft_denoising_steps}
-
     def timed_components(self, batch_size: int = 1):
         obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
         st = ActorState.create(0, self.device)
@@ -287,12 +274,13 @@ class DPPO(DPMethod):
         # Updates per env step, nominal: a rollout of n_envs x n_steps decisions (each `executed` = act_steps
         # env steps) makes update_epochs passes of floor(decisions * K / batch_size) minibatch steps (at least
         # one); an epoch stopped early by target_kl makes fewer.
-        n_envs, n_steps = self.rollout_size()
+        settings = {"denoising_steps": self.dp.denoising_steps(), "ft_denoising_steps": self.cfg.ft_denoising_steps}
+        n_envs, n_steps, _ = self.rollout_size()
         decisions = n_envs * n_steps
         grad_steps = self.cfg.update_epochs * max(1, decisions * self.model.ft_steps // self.cfg.batch_size)
         per_env_step = grad_steps / (decisions * executed)
         comps = {"act": TimedComponent(lambda: self.act(obs, "dp", st, True), ComponentKind.ACT, actor="dp",
-                                       actions_per_call=executed)}
+                                       actions_per_call=executed, settings=settings)}
         if self.buffer is not None:
             # One PPO minibatch step on synthetic data: chains sampled at dataset states, random advantages.
             # It changes the weights, so the runner times it only after the final evaluation.
@@ -310,7 +298,7 @@ class DPPO(DPMethod):
                 old_lp = self.model.step_log_prob(cond[dec], chains[dec, j], chains[dec, j + 1], j)
             comps["update"] = TimedComponent(
                 lambda: self.minibatch_step(cond[dec], chains[dec, j], chains[dec, j + 1], j, adv, ret, old_lp),
-                ComponentKind.UPDATE, updates_per_env_step=per_env_step)
+                ComponentKind.UPDATE, updates_per_env_step=per_env_step, settings=settings)
         return comps
 
     def modules(self):
@@ -318,9 +306,4 @@ class DPPO(DPMethod):
                 "critic_optim": self.critic_optim}
 
     def extra_state(self):
-        return {"iteration": self.iteration, "reward_scaler": self.reward_scaler.state()}
-
-    def load_extra_state(self, state):
-        self.iteration = int(state.get("iteration", 0))
-        if "reward_scaler" in state:
-            self.reward_scaler.load(state["reward_scaler"])
+        return {"iteration": self.iteration, "reward_scaler": self.reward_scaler.state_dict()}

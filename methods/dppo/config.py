@@ -76,3 +76,6 @@ PRESETS: dict[str, dict[str, Any]] = {
                       "critic_hidden": [32, 32], "ft_denoising_steps": 4},
              "dp": {"hidden": [32, 32]}},
 }
+
+DPPOConfig.presets = PRESETS
+DPPOConfig.suite_defaults = SUITE_DEFAULTS

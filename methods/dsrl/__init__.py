@@ -32,7 +32,7 @@ suite defaults in config.py.
   act_steps env steps (a decision is act_steps env steps; episode ends cut some short). `init_rollout_steps`
   2001 vector steps = 8004 decisions of the DP at w ~ N(0, I) (unclipped for NA, clipped to ±action_magnitude for
   SAC: utils.collect_rollouts) fill the replay first; they are online env steps and count toward `online.steps`
-  (the fork does not count them in its timesteps). One `finetune_step` is one train call.
+  (the fork does not count them in its timesteps). One update (one grad step of the harness) is one train call.
 - actors: `steered` (the product; π^W then the chain; at evaluation a stochastic π^W sample, the config's
   deterministic_eval False) and `dp` (the DP alone, sampled through `eval.sampler` as bc_dp is: at env step 0 it
   equals bc_dp). `steered` is exempt from `eval.sampler` (its chain is the method; `actor_sampling` records it).
@@ -41,28 +41,22 @@ Not built: the fork's first learn() step takes uniform noise (learning_starts 1)
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from methods.base import ActorState, MethodContext, register
+from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
 from methods.common.section import ConfigError
-from methods.dp_method import DPMethod
-from methods.dsrl.config import PRESETS, SUITE_DEFAULTS, DsrlConfig
+from methods.dp_method import DPMethod, act_components
+from methods.dsrl.config import DsrlConfig
 from methods.dsrl.learner import DsrlLearner, LearnerSpec
 
 
 @register("dsrl")
 class DSRL(DPMethod):
     Config = DsrlConfig
-    rollout_kind = "off_policy"
-    uses_pretrained_dp = True
-    pretrains_offline = False
     actors = ("steered", "dp")
-    train_actor = "steered"
-    presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
-    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = SUITE_DEFAULTS
 
     def __init__(self, cfg: DsrlConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)
@@ -99,7 +93,7 @@ class DSRL(DPMethod):
 
     def steer(self, s: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """The critic's action input of DP(s, w): the executed part of the chunk, flattened."""
-        return self.executed(self.chain(s, w)).reshape(s.shape[0], -1)
+        return self.dp.executed(self.chain(s, w)).reshape(s.shape[0], -1)
 
     # ---- data ----------------------------------------------------------------------------------------------
     def buffer_extras(self) -> dict[str, tuple[int, ...]]:
@@ -154,7 +148,10 @@ class DSRL(DPMethod):
         start = self.init_env_steps()
         return int(env_step > start and (env_step - start) % self.train_period() == 0)
 
-    def finetune_step(self) -> dict[str, float]:
+    def update(self, buffer, env_step: int) -> list[dict[str, float]]:
+        return [self._train_call() for _ in range(self.updates_due(env_step))]
+
+    def _train_call(self) -> dict[str, float]:
         """One train call of the fork: `utd` gradient steps, then (NA) `noise_critic_grad_steps` Q^W steps."""
         acc: dict[str, list[float]] = {}
         for _ in range(self.cfg.utd):
@@ -166,7 +163,6 @@ class DSRL(DPMethod):
                 w = torch.randn((s.shape[0], self.noise_dim), generator=self.update_generator,
                                 device=self.device)
                 acc.setdefault("loss/noise_critic", []).append(self.learner.distill_step(s, w, self.steer))
-        self.grad_steps += 1
         return {k: float(np.mean(v)) for k, v in acc.items()}
 
     # ---- acting --------------------------------------------------------------------------------------------
@@ -185,25 +181,25 @@ class DSRL(DPMethod):
                                   generator=state.generator)
         return w
 
-    def act(self, obs, actor: str, state: ActorState, eval_mode: bool) -> np.ndarray:
+    def act(self, obs, actor: str | None, state: ActorState, eval_mode: bool):
         if actor == "dp":
-            return self.act_dp(obs, state, eval_mode)
-        if actor != "steered":
+            return self.dp.act(obs, state.generator, eval_mode), {}
+        if actor not in ("steered", None):  # None: training collects with `steered`
             raise ValueError(f"dsrl has actors {self.actors}, not '{actor}'")
         s = self.normalizer.norm_obs(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
         w = self.noise(s, state, eval_mode)
-        if not eval_mode:
-            state.extras = {"noise": w.reshape(-1, *self.noise_shape).cpu().numpy()}
-        return self.normalizer.unnorm_act(self.executed(self.chain(s, w))).cpu().numpy()
+        extras = {} if eval_mode else {"noise": w.reshape(-1, *self.noise_shape).cpu().numpy()}
+        return self.normalizer.unnorm_act(self.dp.executed(self.chain(s, w))).cpu().numpy(), extras
 
     # ---- timing --------------------------------------------------------------------------------------------
-    # DPMethod.timed_components: `steered_act` (π^W and the chain), `dp_act`, and `update` (one train call).
-    def update_rate(self) -> float:
-        """Train calls per env step."""
-        return 1.0 / self.train_period()
-
-    def cost_settings(self) -> dict[str, Any]:
-        return {"samples": 1, "denoising_steps": self.cfg.ddim_steps, "horizon": 0}
+    def timed_components(self, batch_size: int = 1):
+        """`steered_act` (π^W and the chain), `dp_act`, and `update` (one train call)."""
+        settings = {"samples": 1, "denoising_steps": self.cfg.ddim_steps, "horizon": 0}
+        comps = act_components(self, batch_size, self.act_steps, settings)
+        if self.buffer is not None:
+            comps["update"] = TimedComponent(self._train_call, ComponentKind.UPDATE, settings=settings,
+                                             updates_per_env_step=1.0 / self.train_period())
+        return comps
 
     def actor_sampling(self) -> dict[str, str]:
         return {"steered": f"deterministic DDIM (eta 0), {self.cfg.ddim_steps} steps on the {self.cfg.ddim_schedule} "
@@ -216,7 +212,3 @@ class DSRL(DPMethod):
 
     def extra_state(self) -> dict[str, Any]:
         return {"update_generator": self.update_generator.get_state()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        if "update_generator" in state:
-            self.update_generator.set_state(state["update_generator"])

@@ -93,3 +93,6 @@ SUITE_DEFAULTS: dict[str, dict[str, Any]] = {
     # No official kitchen config: the gym values.
     "kitchen": {},
 }
+
+DsrlConfig.presets = PRESETS
+DsrlConfig.suite_defaults = SUITE_DEFAULTS

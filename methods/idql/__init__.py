@@ -31,23 +31,20 @@ harness's one rule for every DP method (DPPO's deterministic eval chain uses DDP
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from methods.base import ActorState, register
 from methods.critic_dp import CriticDPMethod
-from methods.idql.config import PRESETS, SUITE_DEFAULTS, IdqlConfig
+from methods.idql.config import IdqlConfig
 
 
 @register("idql")
 class IDQL(CriticDPMethod):
     Config = IdqlConfig
     actors = ("resample", "dp")
-    train_actor = "resample"
-    presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
-    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = SUITE_DEFAULTS
 
     # ---- data ----------------------------------------------------------------------------------------------
     def decisions(self, n: int, source: str, online_ratio: float | None = None,
@@ -61,13 +58,10 @@ class IDQL(CriticDPMethod):
         return b
 
     # ---- updates -------------------------------------------------------------------------------------------
-
-    def end_pretrain(self) -> None:
-        self.dp.reset_to_ema()  # fine-tuning starts from the common start's EMA weights (protocol rule)
-        self.finetuning = True
-        self._set_actor_hparams()
-
     def _set_actor_hparams(self) -> None:
+        """The DP's fine-tuning optimiser settings, from the first online update on (the common start's
+        optimiser state, loaded with the DP, carries its own)."""
+        self.finetuning = True
         for group in self.dp.optim.param_groups:
             group["lr"] = self.cfg.actor_lr
             group["weight_decay"] = self.cfg.actor_weight_decay
@@ -91,10 +85,10 @@ class IDQL(CriticDPMethod):
                                                  grad_clip=self.cfg.actor_grad_clip)
         return m
 
-    def finetune_step(self) -> dict[str, float]:
-        m = self._update(train_dp=self.buffer.n_online >= self.cfg.actor_start)
-        self.grad_steps += 1
-        return m
+    def update(self, buffer, env_step: int) -> list[dict[str, float]]:
+        self._set_actor_hparams()
+        return [self._update(train_dp=buffer.n_online >= self.cfg.actor_start)
+                for _ in range(self.updates_due(env_step))]
 
     # ---- acting --------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -106,7 +100,7 @@ class IDQL(CriticDPMethod):
         s_rep = s.repeat(n, 1)  # sample j of state i at row j * B + i (DPPO's repeat along a leading dim)
         sampler = self.dp_cfg.eval_sampler if eval_mode else self.dp_cfg.sampler
         chunks = self.dp.policy.sample(s_rep, generator=state.generator, sampler=sampler)
-        q = self.critics.target_min(s_rep, self.executed(chunks)).view(n, b)
+        q = self.critics.target_min(s_rep, self.dp.executed(chunks)).view(n, b)
         if eval_mode or not self.cfg.expectile_exploration:
             pick = q.argmax(0)
         else:
@@ -117,24 +111,16 @@ class IDQL(CriticDPMethod):
         chosen = chunks.view(n, b, *chunks.shape[1:])[pick, torch.arange(b, device=self.device)]
         return chosen, {}
 
-    def act(self, obs, actor: str, state: ActorState, eval_mode: bool) -> np.ndarray:
+    def act(self, obs, actor: str | None, state: ActorState, eval_mode: bool):
         if actor == "dp":
-            return self.act_dp(obs, state, eval_mode, policy=self.dp.policy)
-        if actor == "resample":
+            return self.dp.act(obs, state.generator, eval_mode, policy=self.dp.policy), {}
+        if actor in ("resample", None):  # None: training collects with `resample`
             chosen, _ = self.select(obs, state, eval_mode)
-            return self.normalizer.unnorm_act(self.executed(chosen)).cpu().numpy()
+            return self.normalizer.unnorm_act(self.dp.executed(chosen)).cpu().numpy(), {}
         raise ValueError(f"idql has actors {self.actors}, not '{actor}'")
 
     # ---- timing --------------------------------------------------------------------------------------------
-    def cost_settings(self) -> dict[str, Any]:
-        return {"samples": self.cfg.samples, "denoising_steps": self.denoising_steps(), "horizon": 0}
-
-    def timed_update(self) -> dict[str, float]:
-        """A fine-tune update with its DP step (the cost of a run past actor_start)."""
-        return self._update(train_dp=True)
-
-    # ---- checkpoints ---------------------------------------------------------------------------------------
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        super().load_extra_state(state)
-        if self.finetuning:
-            self._set_actor_hparams()
+    def timed_components(self, batch_size: int = 1):
+        """Every actor's act and a fine-tune update with its DP step (the cost of a run past actor_start)."""
+        settings = {"samples": self.cfg.samples, "denoising_steps": self.dp.denoising_steps(), "horizon": 0}
+        return self._timed(batch_size, lambda: self._update(train_dp=True), self.update_rate(), settings)

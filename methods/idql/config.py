@@ -63,3 +63,6 @@ PRESETS: dict[str, dict[str, Any]] = {"demo": _DEMO, "test": _TEST}
 
 # No defaults per task suite: DPPO's IDQL values (the class defaults) on every suite.
 SUITE_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+IdqlConfig.presets = PRESETS
+IdqlConfig.suite_defaults = SUITE_DEFAULTS

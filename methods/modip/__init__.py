@@ -11,7 +11,7 @@ world_model.py (ensemble of probabilistic MLPs over Δs, r, termination), critic
 top to bottom), then this file, which wires them into the harness, then the two halves it delegates to:
 distill.py (labels, their advantage and weights, the start rule, the DP's distillation step) and diagnostics.py
 (`wm/*`, `diag/dp_spread`, `diag/v_mc_*`, `diag/plan_gap`). In short:
-- pretrain: the DP comes from the common-start bc_dp checkpoint (uses_pretrained_dp); MODIP's own offline
+- pretrain: the DP comes from the common-start bc_dp checkpoint (a DPMethod); MODIP's own offline
   steps train the world model and the critics on the dataset, never the DP;
 - actors: `dp` (the product: the fine-tuned DP alone, EMA weights), `mpc` (the planner, executing
   `replan_every` actions of each plan) and `mpc_chunk` (eval only: the planner executing the first Ta actions
@@ -39,16 +39,16 @@ distill.py (labels, their advantage and weights, the start rule, the DP's distil
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
 from methods.common.section import ConfigError
-from methods.dp_method import DPMethod
+from methods.dp_method import DPMethod, probe_obs
 from methods.modip import diagnostics, distill
-from methods.modip.config import PRESETS, SUITE_DEFAULTS, ModipConfig
+from methods.modip.config import ModipConfig
 from methods.modip.critics import Critics
 from methods.modip.distill import offline_episode_return, ramp
 from methods.modip.planner import PlanModels, plan, shift_mean
@@ -58,13 +58,8 @@ from methods.modip.world_model import WorldModel
 @register("modip")
 class MODIP(DPMethod):
     Config = ModipConfig
-    rollout_kind = "off_policy"
-    uses_pretrained_dp = True
     # dp first: the fine-tuned policy alone is the product (the headline actor); mpc_chunk is eval-only.
     actors = ("dp", "mpc", "mpc_chunk")
-    train_actor = "mpc"
-    presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS  # methods/modip/config.py, with how each was chosen
-    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = SUITE_DEFAULTS
 
     def __init__(self, cfg: ModipConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)
@@ -78,20 +73,27 @@ class MODIP(DPMethod):
                                           weight_decay=cfg.world_model.weight_decay)
         self.critics = Critics(spaces.obs_dim, spaces.act_dim, cfg.critic, self.gamma).to(self.device)
         self.critic_optim = torch.optim.Adam(self.critics.parameters_to_train(), lr=cfg.critic.lr)
-        # Episode diagnostics computed in observe(), returned by the next update (saved in checkpoints).
+        # Episode diagnostics of the last finished training episode, returned with the next update (checkpointed).
         self.pending: dict[str, float] = {}
         # Training plans' ESS and DP-proposal wins since the last update: [Σ ess, Σ dp_won, plans].
         self.plan_acc = [0.0, 0.0, 0]
-        self.finetuning = False  # set by end_pretrain; the DP's fine-tuning lr / EMA decay apply from then on
+        self.finetuning = False  # set at the first online update; the DP's fine-tuning lr / EMA decay apply from then on
         self.distilling = False  # set once by the start rule
         self.distill_start = -1  # online transitions when it fired (-1: not recorded)
         self.offline_return = float("nan")  # the offline data's mean episode return (set with the buffer)
         self.offline_horizon = 0  # its longest episode: training returns are counted over as many steps
         self.train_returns: list[float] = []  # returns of the last distill_start_episodes training episodes
+        self.updates = 0  # offline and online updates made (the diagnostics' cadence, diag_every)
+        self.fitted = False  # the offline statistics below are set (at the first verb: the buffer is there then)
 
     # ---- data ----------------------------------------------------------------------------------------------
-    def attach_buffer(self, buffer) -> None:
-        super().attach_buffer(buffer)
+    def _fit_offline(self) -> None:
+        """The offline data's statistics, once: the critics' value scale, the world model's target statistics,
+        and the data's mean episode return and horizon (the distillation start rule's bar)."""
+        if self.fitted or self.buffer is None:
+            return
+        self.fitted = True
+        buffer = self.buffer
         off = buffer.offline_stats(("obs", "next_obs", "reward"))
         rewards = torch.as_tensor(off["reward"])
         self.critics.set_value_scale(rewards)
@@ -104,9 +106,6 @@ class MODIP(DPMethod):
 
     def buffer_extras(self) -> dict[str, tuple[int, ...]]:
         return {"plan_action": (self.spaces.act_dim,), "plan_reward": ()}
-
-    def per_action_extras(self) -> tuple[str, ...]:
-        return ("plan_action",)
 
     def _normalised(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"obs": self.normalizer.norm_obs(b["obs"]), "next_obs": self.normalizer.norm_obs(b["next_obs"]),
@@ -187,34 +186,37 @@ class MODIP(DPMethod):
         return diagnostics.episode_diagnostics(self, ep)
 
     # ---- pretrain and fine-tune ----------------------------------------------------------------------------
-    def pretrain_batch(self):
-        return None  # each part samples its own batch (the world model takes one per member)
-
-    def pretrain_step(self, batch=None) -> dict[str, float]:
+    def pretrain(self, buffer) -> dict[str, float]:
+        """One offline update of the world model and the critics (each part samples its own batch; the world
+        model takes one per member)."""
+        self._fit_offline()
         metrics = {**self._wm_step("offline"), **self._critic_step("offline")}
-        self.grad_steps += 1
-        if self.grad_steps % self.cfg.diag_every == 0:
+        self.updates += 1
+        if self.updates % self.cfg.diag_every == 0:
             metrics.update(self._wm_diagnostics("offline"))
         return metrics
 
-    def end_pretrain(self) -> None:
-        self.dp.reset_to_ema()  # fine-tuning starts from the EMA weights (protocol rule)
-        self.finetuning = True
-        self._set_distill_hparams()
-
     def _set_distill_hparams(self) -> None:
-        """Fine-tuning lr and EMA decay of the DP (the pretrained DP's own unless set). Applied again after a
-        checkpoint load, since the optimiser state carries the pretrained lr."""
+        """Fine-tuning lr and EMA decay of the DP (the pretrained DP's own unless set), at every online update
+        (the loaded optimiser state carries the common start's lr)."""
+        self.finetuning = True
         if self.cfg.distill_lr > 0:
             for group in self.dp.optim.param_groups:
                 group["lr"] = self.cfg.distill_lr
         if self.cfg.distill_ema_decay > 0:
             self.dp.ema.decay = self.cfg.distill_ema_decay
 
-    def updates_due(self, env_step: int) -> int:
-        return self.cfg.updates_per_round if env_step % self.cfg.update_every == 0 else 0
+    def update(self, buffer, env_step: int) -> list[dict[str, float]]:
+        """A finished training episode's diagnostics first, then every update_every env steps updates_per_round
+        updates."""
+        self._fit_offline()
+        self._set_distill_hparams()
+        if buffer.episode_ended():
+            self._on_episode(buffer.last_episode())
+        due = self.cfg.updates_per_round if env_step % self.cfg.update_every == 0 else 0
+        return [self._finetune() for _ in range(due)]
 
-    def finetune_step(self) -> dict[str, float]:
+    def _finetune(self) -> dict[str, float]:
         metrics = {**self._wm_step("mixed"), **self._critic_step("mixed"),
                    "wm/online_ratio": self.online_ratio_now()}
         if self.cfg.distill and self.cfg.distill_updates > 0:
@@ -222,8 +224,8 @@ class MODIP(DPMethod):
                 metrics.update(self._start_rule())
             if self.distilling:
                 metrics.update(self._distill())
-        self.grad_steps += 1
-        if self.grad_steps % self.cfg.diag_every == 0:
+        self.updates += 1
+        if self.updates % self.cfg.diag_every == 0:
             metrics.update(self._wm_diagnostics("mixed"))
             metrics.update(self._dp_spread())
         if self.plan_acc[2] > 0:
@@ -235,7 +237,7 @@ class MODIP(DPMethod):
         return metrics
 
     # ---- episode diagnostics -------------------------------------------------------------------------------
-    def observe_episode(self, episode: dict[str, np.ndarray]) -> None:
+    def _on_episode(self, episode: dict[str, np.ndarray]) -> None:
         self.pending.update(self._episode_diagnostics(episode))
         # over the data's horizon: a task with longer episodes than its data (demo-long) must not pass on length
         ret = float(episode["reward"][: self.offline_horizon or None].sum())
@@ -260,17 +262,15 @@ class MODIP(DPMethod):
         mean = torch.as_tensor(mean, dtype=torch.float32, device=self.device)
         if mean.shape != (batch, self.cfg.planner.horizon, self.spaces.act_dim):
             return None
-        resets = state.memory.pop("reset_envs", None)
-        if resets:
-            mean = mean.clone()
-            mean[sorted(int(i) for i in resets)] = 0.0
-        return mean
+        return mean  # zero for the envs that started an episode (ActorState.reset)
 
     @torch.no_grad()
-    def act_mpc(self, obs: np.ndarray, state: ActorState, eval_mode: bool, execute: int | None = None) -> np.ndarray:
+    def act_mpc(self, obs: np.ndarray, state: ActorState, eval_mode: bool,
+                execute: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Plan from each observation and return the first `execute` actions of the plan (replan_every unless
-        given; the mpc_chunk actor passes the DP's chunk Ta). In training, exploration noise is added to the
-        executed actions only: the noise-free planned actions go to the buffer as `plan_action`, one per step."""
+        given; the mpc_chunk actor passes the DP's chunk Ta), with the extras. In training, exploration noise is
+        added to the executed actions only: the noise-free planned actions go to the buffer as `plan_action`,
+        one per step, and the plan's H-step reward as `plan_reward`, with the decision."""
         pcfg = self.cfg.planner
         execute = int(pcfg.replan_every if execute is None else execute)
         s = self.normalizer.norm_obs(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
@@ -283,17 +283,18 @@ class MODIP(DPMethod):
             noise = torch.randn(actions.shape, device=self.device, generator=state.generator)
             actions = (actions + pcfg.explore_std * noise).clamp(-1.0, 1.0)
         state.memory["mean"] = shift_mean(result.mean, execute)
-        state.extras = {"plan_action": planned.cpu().numpy(), "plan_reward": result.planned_reward.cpu().numpy()}
+        extras = {"plan_action": planned.cpu().numpy(), "plan_reward": result.planned_reward.cpu().numpy()}
         if not eval_mode:
             self.plan_acc[0] += float(result.ess.sum())
             self.plan_acc[1] += float(result.dp_won.sum())
             self.plan_acc[2] += int(s.shape[0])
-        return self.normalizer.unnorm_act(actions).cpu().numpy()
+        return self.normalizer.unnorm_act(actions).cpu().numpy(), extras
 
-    def act(self, obs, actor: str, state: ActorState, eval_mode: bool) -> np.ndarray:
-        if actor == "dp":  # the first dp.act_steps actions of the DP's chunk (DPMethod.act_dp)
-            return self.act_dp(obs, state, eval_mode)
-        if actor == "mpc":
+    def act(self, obs, actor: str | None, state: ActorState, eval_mode: bool):
+        self._fit_offline()
+        if actor == "dp":  # the first dp.act_steps actions of the DP's chunk
+            return self.dp.act(obs, state.generator, eval_mode), {}
+        if actor in ("mpc", None):  # None: training collects with the planner
             return self.act_mpc(obs, state, eval_mode)
         if actor == "mpc_chunk":  # the DP's ceiling: whole Ta-chunks of each plan, open-loop
             return self.act_mpc(obs, state, eval_mode, execute=self.chunk)
@@ -302,34 +303,30 @@ class MODIP(DPMethod):
     # ---- timing --------------------------------------------------------------------------------------------
     def planner_denoising_steps(self, eval_mode: bool = True) -> int:
         sampler = self.cfg.planner.dp_sampler or (self.dp_cfg.eval_sampler if eval_mode else self.dp_cfg.sampler)
-        return self.dp_cfg.ddim_steps if sampler == "ddim" else self.dp_cfg.denoising_steps
-
-    def cost_settings(self) -> dict[str, Any]:
-        p = self.cfg.planner
-        return {"horizon": p.horizon, "samples": p.samples, "iterations": p.iterations,
-                "denoising_steps": self.planner_denoising_steps(True), "terminal": p.terminal,
-                "critic_target": self.cfg.critic.target, "replan_every": p.replan_every,
-                "pi_trajectories": p.pi_trajectories, "wm_members": self.cfg.world_model.members}
+        return self.dp.denoising_steps(sampler)
 
     def timed_components(self, batch_size: int = 1):
-        if self.buffer is not None and self.buffer.size >= batch_size:
-            obs = self.buffer.offline_stats(("obs",), limit=batch_size)["obs"]
-        else:
-            obs = np.zeros((batch_size, self.spaces.obs_dim), np.float32)
+        self._fit_offline()
+        p = self.cfg.planner
+        settings = {"horizon": p.horizon, "samples": p.samples, "iterations": p.iterations,
+                    "denoising_steps": self.planner_denoising_steps(True), "terminal": p.terminal,
+                    "critic_target": self.cfg.critic.target, "replan_every": p.replan_every,
+                    "pi_trajectories": p.pi_trajectories, "wm_members": self.cfg.world_model.members}
+        obs = probe_obs(self, batch_size)
         plan_state = ActorState.create(0, self.device)
         dp_state = ActorState.create(1, self.device)
         chunk_state = ActorState.create(2, self.device)
-        # A plan executes its first replan_every actions; a DP call the first dp.act_steps of its chunk (what
-        # act_dp returns); updates_due makes updates_per_round updates every update_every env steps.
-        executed = self.act_steps
+        # A plan executes its first replan_every actions; a DP call the first dp.act_steps of its chunk;
+        # `update` makes updates_per_round updates every update_every env steps.
         comps = {"plan": TimedComponent(lambda: self.act(obs, "mpc", plan_state, True), ComponentKind.PLAN,
-                                        actor="mpc", actions_per_call=int(self.cfg.planner.replan_every)),
-                 "plan_chunk": TimedComponent(lambda: self.act(obs, "mpc_chunk", chunk_state, True), ComponentKind.PLAN,
-                                              actor="mpc_chunk", actions_per_call=int(self.chunk)),
+                                        actor="mpc", actions_per_call=int(p.replan_every), settings=settings),
+                 "plan_chunk": TimedComponent(lambda: self.act(obs, "mpc_chunk", chunk_state, True),
+                                              ComponentKind.PLAN, actor="mpc_chunk", actions_per_call=int(self.chunk),
+                                              settings=settings),
                  "dp_act": TimedComponent(lambda: self.act(obs, "dp", dp_state, True), ComponentKind.ACT,
-                                          actor="dp", actions_per_call=executed)}
+                                          actor="dp", actions_per_call=self.act_steps, settings=settings)}
         if self.buffer is not None:
-            comps["update"] = TimedComponent(self._timed_update, ComponentKind.UPDATE,
+            comps["update"] = TimedComponent(self._timed_update, ComponentKind.UPDATE, settings=settings,
                                              updates_per_env_step=self.cfg.updates_per_round / self.cfg.update_every)
         return comps
 
@@ -339,7 +336,7 @@ class MODIP(DPMethod):
         was = self.distilling
         self.distilling = self.cfg.distill and self.cfg.distill_updates > 0
         try:
-            return self.finetune_step()
+            return self._finetune()
         finally:
             self.distilling = was
 
@@ -352,15 +349,5 @@ class MODIP(DPMethod):
     def extra_state(self) -> dict[str, Any]:
         return {"pending": dict(self.pending), "finetuning": self.finetuning, "distilling": self.distilling,
                 "plan_acc": [float(self.plan_acc[0]), float(self.plan_acc[1]), int(self.plan_acc[2])],
-                "train_returns": [float(x) for x in self.train_returns], "distill_start": int(self.distill_start)}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.pending = {str(k): float(v) for k, v in state.get("pending", {}).items()}
-        self.finetuning = bool(state.get("finetuning", False))
-        self.distilling = bool(state.get("distilling", False))
-        acc = state.get("plan_acc", [0.0, 0.0, 0])
-        self.plan_acc = [float(acc[0]), float(acc[1]), int(acc[2])]
-        self.train_returns = [float(x) for x in state.get("train_returns", [])]
-        self.distill_start = int(state.get("distill_start", -1))
-        if self.finetuning:
-            self._set_distill_hparams()
+                "train_returns": [float(x) for x in self.train_returns], "distill_start": int(self.distill_start),
+                "updates": int(self.updates)}

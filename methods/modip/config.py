@@ -202,3 +202,6 @@ PRESETS: dict[str, dict[str, Any]] = {"demo": _DEMO, "test": _TEST}
 # No per-suite defaults of MODIP's own: the class defaults apply on every suite (the `dp` and `common_start`
 # sections take DPPO's design, methods/common/{dp_config,common_start_config}.py).
 SUITE_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+ModipConfig.presets = PRESETS
+ModipConfig.suite_defaults = SUITE_DEFAULTS

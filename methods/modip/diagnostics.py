@@ -53,7 +53,7 @@ def dp_spread(m: MODIP, states: int = 32, samples: int = 8) -> dict[str, float]:
     if m.distilling and m.label_count() > 0:
         s = m.label_batch(states)["obs"]
     else:
-        s = m.dp_batch(states, "offline")["obs"]
+        s = m.dp.batch(m.buffer, states, "offline")["obs"]
     chunks = m.dp.ema.module.sample(s.repeat(samples, 1), generator=None, sampler=m.dp_cfg.sampler)
     return {"diag/dp_spread": float(chunks.view(samples, states, *chunks.shape[1:]).std(0).mean())}
 

@@ -124,7 +124,7 @@ def distill_batch(m: MODIP, n: int) -> dict[str, torch.Tensor]:
         parts["is_label"].append(torch.ones(n_label, dtype=torch.bool, device=m.device))
         out.update(adv=adv, dp_chunk=dp_chunks, label_chunk=lab["chunk"])
     if n - n_label > 0:
-        off = m.dp_batch(n - n_label, "offline")
+        off = m.dp.batch(m.buffer, n - n_label, "offline")
         parts["obs"].append(off["obs"])
         parts["chunk"].append(off["chunk"])
         parts["weights"].append(torch.ones(n - n_label, device=m.device))

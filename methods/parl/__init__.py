@@ -41,7 +41,7 @@ action_optimization.py, iql.py, configs/base_config.py, train.py.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,16 +49,13 @@ import torch
 from methods.base import ActorState, MethodContext, register
 from methods.critic_dp import CriticDPMethod
 from methods.parl.action_opt import ascend, choose, rerank
-from methods.parl.config import PRESETS, SUITE_DEFAULTS, ParlConfig
+from methods.parl.config import ParlConfig
 
 
 @register("parl")
 class PARL(CriticDPMethod):
     Config = ParlConfig
     actors = ("dp", "rerank")
-    train_actor = "rerank"
-    presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
-    suite_defaults: ClassVar[dict[str, dict[str, Any]]] = SUITE_DEFAULTS
 
     def __init__(self, cfg: ParlConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)
@@ -72,8 +69,11 @@ class PARL(CriticDPMethod):
     def _critic_step(self, source: str, online_ratio: float | None) -> dict[str, float]:
         return self.critic_update(self.decisions(self.cfg.batch_size, source, online_ratio))
 
-    def end_pretrain(self) -> None:
-        self.dp.reset_to_ema()
+    def _go_online(self) -> None:
+        """The switch to online, at the first online update: fresh DP optimiser moments and (PA-RL, train.py)
+        fresh critic optimiser moments. Once: `finetuning` is checkpointed."""
+        if self.finetuning:
+            return
         if self.cfg.reset_critic_optim_online:  # PA-RL resets the critic optimiser at the switch (config.py)
             for opt in self.critics.optimizers().values():
                 opt.state.clear()
@@ -118,7 +118,12 @@ class PARL(CriticDPMethod):
         self.distill_steps += 1
         return stats
 
-    def finetune_step(self) -> dict[str, float]:
+    def update(self, buffer, env_step: int) -> list[dict[str, float]]:
+        self._go_online()
+        return [self._update() for _ in range(self.updates_due(env_step))]
+
+    def _update(self) -> dict[str, float]:
+        """PA-RL's updates of one env step: `distill_updates` DP steps, then `critic_updates` critic steps."""
         acc: dict[str, list[float]] = {}
         steps = [self._distill_step] * self.cfg.distill_updates
         if self.cfg.critics_online:
@@ -126,7 +131,6 @@ class PARL(CriticDPMethod):
         for step in steps:  # distillation first, then the critics (PA-RL's order)
             for key, v in step().items():
                 acc.setdefault(key, []).append(v)
-        self.grad_steps += 1
         return {key: float(np.mean(v)) for key, v in acc.items()}
 
     # ---- acting --------------------------------------------------------------------------------------------
@@ -137,27 +141,21 @@ class PARL(CriticDPMethod):
         kept = rerank(self.q_mean, s, self.proposals(s, cfg.samples, state.generator, sampler), cfg.keep, k)
         opt, q = ascend(self.q_mean, s, kept, cfg.opt_steps, cfg.step_size, k)
         chosen = choose(opt, q, argmax=True)
-        return self.normalizer.unnorm_act(self.executed(chosen)).detach().cpu().numpy()
+        return self.normalizer.unnorm_act(self.dp.executed(chosen)).detach().cpu().numpy()
 
-    def act(self, obs, actor: str, state: ActorState, eval_mode: bool) -> np.ndarray:
+    def act(self, obs, actor: str | None, state: ActorState, eval_mode: bool):
         if actor == "dp":
-            return self.act_dp(obs, state, eval_mode)
-        if actor == "rerank":
-            return self.act_rerank(obs, state, eval_mode)
+            return self.dp.act(obs, state.generator, eval_mode), {}
+        if actor in ("rerank", None):  # None: training collects with `rerank` (PA-RL's train.py)
+            return self.act_rerank(obs, state, eval_mode), {}
         raise ValueError(f"parl has actors {self.actors}, not '{actor}'")
 
     # ---- timing --------------------------------------------------------------------------------------------
-    def cost_settings(self) -> dict[str, Any]:
-        return {"samples": self.cfg.samples, "keep": self.cfg.keep, "iterations": self.cfg.opt_steps,
-                "denoising_steps": self.denoising_steps(), "horizon": 0}
-
-    def update_rate(self) -> float:
-        return 1.0 / self.cfg.update_every
+    def timed_components(self, batch_size: int = 1):
+        settings = {"samples": self.cfg.samples, "keep": self.cfg.keep, "iterations": self.cfg.opt_steps,
+                    "denoising_steps": self.dp.denoising_steps(), "horizon": 0}
+        return self._timed(batch_size, self._update, 1.0 / self.cfg.update_every, settings)
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
         return {**super().extra_state(), "distill_steps": int(self.distill_steps)}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        super().load_extra_state(state)
-        self.distill_steps = int(state.get("distill_steps", 0))

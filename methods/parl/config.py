@@ -95,3 +95,6 @@ PRESETS: dict[str, dict[str, Any]] = {"demo": _DEMO, "test": _TEST}
 
 # No defaults per task suite: PA-RL's values (the class defaults) on every suite.
 SUITE_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+ParlConfig.presets = PRESETS
+ParlConfig.suite_defaults = SUITE_DEFAULTS

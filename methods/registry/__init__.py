@@ -1,10 +1,12 @@
-"""The registry of methods: every built-in method by name, and lookup with a hint for a misspelt name.
+"""The registry of methods: every method by name, and lookup with a hint for a misspelt name.
 
 Why: the harness, the CLI and the tests name a method by a string (`--method modip`) and need its class. Each
-method registers itself with `methods.base.register` when its package is imported; this package imports the
-built-in ones, so it sits above them all. The layers of `methods/`, each importing only from those below it:
+method registers itself with `methods.base.register` when its package is imported; this package imports every
+method package, found on disk: each folder of `methods/` with a config.py (its config section). A method package
+that fails to import is an error here, never skipped. The layers of `methods/`, each importing only from those
+below it:
   methods/common (networks, DP, buffers, normalisers, config sections)
-  <- methods/base.py (the contract), methods/dp_method.py and critic_dp.py (the DP-method bases)
+  <- methods/base.py (the contract), methods/dp_method.py, critic_dp.py and on_policy.py (the bases)
   <- one folder per method (methods/<name>)
   <- methods/registry (here).
 Importing it imports every method (and so torch); a light module (bench.config, the CLI) imports it where it
@@ -13,16 +15,31 @@ needs a method class.
 from __future__ import annotations
 
 import difflib
+import importlib
+from pathlib import Path
 
-from methods import base, bc_dp, bc_gauss, dppo, dsrl, idql, modip, parl, tdmpc2
+from methods import base
 from methods.base import Method, MethodError
 
-# The built-in methods' packages: importing each registers its method under its name.
-BUILTIN = (bc_gauss, bc_dp, modip, dppo, tdmpc2, idql, parl, dsrl)
+METHODS_DIR = Path(__file__).resolve().parents[1]
+
+
+def method_packages() -> list[str]:
+    """The method packages on disk: the folders of methods/ that hold a config.py."""
+    return sorted(p.parent.name for p in METHODS_DIR.glob("*/config.py") if (p.parent / "__init__.py").exists())
+
+
+def _discover() -> None:
+    """Import every method package; each registers its method."""
+    for folder in method_packages():
+        importlib.import_module(f"methods.{folder}")
+
+
+_discover()
 
 
 def registered_methods() -> dict[str, type[Method]]:
-    """Every registered method by name: the built-in ones and any registered since."""
+    """Every registered method by name: those found on disk and any registered since."""
     return base.registered()
 
 

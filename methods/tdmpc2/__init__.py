@@ -27,7 +27,8 @@ What is ours (the official code has no offline-to-online mode; all of it is conf
 - `online_ratio` (0.5): the share of each online batch drawn from online data, the rest from the dataset
   (symmetric sampling, as in RLPD / Cal-QL); the dataset stays in the buffer for the whole run;
 - `online_reset` ("none"): whether the policy prior and/or the Q ensemble are re-initialised when the online
-  phase starts; by default everything learned offline is kept (world model, pi, Q, the Q scale);
+  phase starts (at its first update: the step-0 evaluation scores the pretrained agent); by default everything
+  learned offline is kept (world model, pi, Q, the Q scale);
 - `seed_steps` (0): random-action steps before planning starts, followed by that many updates at once, as
   the official online trainer does; 0 after offline pretraining, the official max(1000, 5 L) online-only;
 - `utd` (1.0): gradient updates per env step (the official code makes 1);
@@ -43,7 +44,7 @@ import numpy as np
 import torch
 
 from methods.base import ActorState, ComponentKind, Method, MethodContext, TimedComponent, register
-from methods.tdmpc2.config import PRESETS, SUITE_DEFAULTS, TDMPC2Config
+from methods.tdmpc2.config import TDMPC2Config
 from methods.tdmpc2.model import WorldModel, model_dims
 from methods.tdmpc2.planner import plan, plan_noise, previous_mean
 from methods.tdmpc2.update import RunningScale, update
@@ -58,11 +59,7 @@ def heuristic_discount(episode_length: int, denom: float, lo: float, hi: float) 
 @register("tdmpc2")
 class TDMPC2(Method):
     Config = TDMPC2Config
-    rollout_kind = "off_policy"
-    uses_pretrained_dp = False  # not a DP method: no common start
     actors = ("mpc", "pi")  # the planner (headline) and the policy prior alone
-    presets = PRESETS
-    suite_defaults = SUITE_DEFAULTS
 
     def __init__(self, cfg: TDMPC2Config, ctx: MethodContext):
         super().__init__(cfg, ctx)
@@ -103,9 +100,10 @@ class TDMPC2(Method):
             self._plan_fn = torch.compile(self._plan, mode=mode)
 
     # ---- data -------------------------------------------------------------------------------------------
-    def pretrain_batch(self):
-        return self.buffer.sample_sequences(self.cfg.batch_size, self.cfg.horizon, source="offline",
-                                            device=self.device, by_episode=self.cfg.episode_sampling)
+    def pretrain(self, buffer):
+        """One offline update on sub-sequences of the dataset."""
+        return self._step(buffer.sample_sequences(self.cfg.batch_size, self.cfg.horizon, source="offline",
+                                                  device=self.device, by_episode=self.cfg.episode_sampling))
 
     def _tensors(self, batch):
         """Buffer sequences (B, H, ...) -> time-major normalised tensors for `_update`."""
@@ -128,13 +126,9 @@ class TDMPC2(Method):
             torch.compiler.cudagraph_mark_step_begin()
         out = self._update_fn(*self._tensors(batch))
         self.model.eval()
-        self.grad_steps += 1
         return {k: float(v) for k, v in out.items()}
 
-    def pretrain_step(self, batch):
-        return self._step(batch)
-
-    def end_pretrain(self) -> None:
+    def _reset_for_online(self) -> None:
         """Offline -> online: optionally re-initialise pi and/or Q (config `online_reset`)."""
         reset = self.cfg.online_reset
         if reset == "none":
@@ -158,10 +152,14 @@ class TDMPC2(Method):
                 self.scale.value.fill_(1.0)
 
     # ---- online -----------------------------------------------------------------------------------------
-    def observe(self, transition) -> None:
+    def update(self, buffer, env_step: int) -> list[dict[str, float]]:
+        """After each online env step: the online reset at the first, then the updates due."""
         self.online_steps += 1
+        if self.online_steps == 1:
+            self._reset_for_online()
+        return [self._online_step(buffer) for _ in range(self.updates_due())]
 
-    def updates_due(self, env_step: int) -> int:
+    def updates_due(self) -> int:
         n, seed = self.online_steps, self.cfg.seed_steps
         if n < seed:
             return 0
@@ -172,8 +170,8 @@ class TDMPC2(Method):
         self.update_credit -= k
         return k
 
-    def finetune_step(self):
-        batch = self.buffer.sample_sequences(self.cfg.batch_size, self.cfg.horizon, source="mixed",
+    def _online_step(self, buffer):
+        batch = buffer.sample_sequences(self.cfg.batch_size, self.cfg.horizon, source="mixed",
                                              device=self.device, online_ratio=self.cfg.online_ratio,
                                              by_episode=self.cfg.episode_sampling)
         return self._step(batch)
@@ -184,7 +182,7 @@ class TDMPC2(Method):
         return plan(self.model, self.cfg.planner, obs, prev_mean, noise, self.discount, self.cfg.episodic)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, actor: str, state: ActorState, eval_mode: bool) -> np.ndarray:
+    def act(self, obs: np.ndarray, actor: str | None, state: ActorState, eval_mode: bool):
         obs_t = self.normalizer.norm_obs(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
         B, A, gen = obs_t.shape[0], self.spaces.act_dim, state.generator
         if not eval_mode and self.online_steps < self.cfg.seed_steps:  # random seeding (online from scratch)
@@ -195,14 +193,17 @@ class TDMPC2(Method):
             action = mean_action if eval_mode else action
         else:
             H = self.cfg.horizon
-            prev = previous_mean(state.memory.get("prev_mean"), state.memory.pop("reset_envs", ()), H, B, A,
-                                 self.device)
+            prev = state.memory.get("prev_mean")  # (B, H, A): env first (ActorState.reset zeroes an env's row)
+            if prev is not None:
+                prev = torch.as_tensor(prev, dtype=torch.float32, device=self.device)
+                prev = prev if prev.shape == (H, B, A) and prev.shape != (B, H, A) else prev.transpose(0, 1)
+            prev = previous_mean(prev, H, B, A, self.device)
             if self.cfg.compile:
                 torch.compiler.cudagraph_mark_step_begin()
             noise = plan_noise(self.cfg.planner, B, H, A, self.dims.num_q, gen, self.device, eval_mode)
             action, mean = self._plan_fn(obs_t, prev, noise)
-            state.memory["prev_mean"] = mean.clone()
-        return self.normalizer.unnorm_act(action).cpu().numpy()[:, None, :]
+            state.memory["prev_mean"] = mean.transpose(0, 1).clone()
+        return self.normalizer.unnorm_act(action).cpu().numpy()[:, None, :], {}
 
     # ---- timing, checkpoints ----------------------------------------------------------------------------
     def _synthetic_batch(self, B: int):
@@ -222,19 +223,17 @@ class TDMPC2(Method):
             batch = {k: v.to(self.device) for k, v in self._synthetic_batch(self.cfg.batch_size).items()}
         # A plan yields one env action (B, 1, act_dim); `utd` updates per env step (after the seed steps).
         pi_state = ActorState.create(1, self.device)
-        return {"plan": TimedComponent(lambda: self.act(obs, "mpc", state, True), ComponentKind.PLAN, actor="mpc",
-                                       actions_per_call=1),
-                "pi_act": TimedComponent(lambda: self.act(obs, "pi", pi_state, True), ComponentKind.ACT, actor="pi",
-                                         actions_per_call=1),
-                "update": TimedComponent(lambda: self._step(batch), ComponentKind.UPDATE,
-                                         updates_per_env_step=float(self.cfg.utd))}
-
-    def cost_settings(self):
         p = self.cfg.planner
-        return {"horizon": self.cfg.horizon, "samples": p.num_samples, "iterations": p.iterations,
-                "elites": p.num_elites, "pi_trajs": p.num_pi_trajs, "terminal": p.terminal,
-                "compiled": self.cfg.compile, "model_size": self.cfg.model_size,
-                "trainable_params": self.model.trainable_parameters()}
+        settings = {"horizon": self.cfg.horizon, "samples": p.num_samples, "iterations": p.iterations,
+                    "elites": p.num_elites, "pi_trajs": p.num_pi_trajs, "terminal": p.terminal,
+                    "compiled": self.cfg.compile, "model_size": self.cfg.model_size,
+                    "trainable_params": self.model.trainable_parameters()}
+        return {"plan": TimedComponent(lambda: self.act(obs, "mpc", state, True), ComponentKind.PLAN, actor="mpc",
+                                       actions_per_call=1, settings=settings),
+                "pi_act": TimedComponent(lambda: self.act(obs, "pi", pi_state, True), ComponentKind.ACT, actor="pi",
+                                         actions_per_call=1, settings=settings),
+                "update": TimedComponent(lambda: self._step(batch), ComponentKind.UPDATE,
+                                         updates_per_env_step=float(self.cfg.utd), settings=settings)}
 
     def modules(self):
         mods = {"model": self.model, "optim": self.optim, "pi_optim": self.pi_optim, "scale": self.scale}
@@ -245,10 +244,6 @@ class TDMPC2(Method):
     def extra_state(self):
         return {"online_steps": self.online_steps, "update_credit": self.update_credit,
                 "discount": self.discount}
-
-    def load_extra_state(self, state):
-        self.online_steps = int(state.get("online_steps", 0))
-        self.update_credit = float(state.get("update_credit", 0.0))
 
     def parameter_counts(self):
         return {"trainable": self.model.trainable_parameters()}

@@ -92,3 +92,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # No per-suite defaults: the official settings are the same on every suite.
 SUITE_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+TDMPC2Config.presets = PRESETS
+TDMPC2Config.suite_defaults = SUITE_DEFAULTS

@@ -48,17 +48,15 @@ def plan_noise(cfg: PlannerConfig, batch: int, horizon: int, act_dim: int, num_q
     }
 
 
-def previous_mean(prev: torch.Tensor | None, reset_envs, horizon: int, batch: int, act_dim: int,
+def previous_mean(prev: torch.Tensor | None, horizon: int, batch: int, act_dim: int,
                   device: torch.device) -> torch.Tensor:
-    """The previous plan's mean (H, B, A) of each env: zeros at the first plan, on a change of shape, and for the
-    envs in `reset_envs` (an episode start)."""
+    """The previous plan's mean (H, B, A) of each env: zeros at the first plan and on a change of shape (an env
+    that starts an episode has its row zeroed by ActorState.reset)."""
     H, B, A = horizon, batch, act_dim
     prev = (torch.zeros(H, B, A, device=device) if prev is None
             else torch.as_tensor(prev, dtype=torch.float32, device=device))
     if prev.shape != (H, B, A):
         prev = torch.zeros(H, B, A, device=device)
-    for i in reset_envs:
-        prev[:, i] = 0.0
     return prev
 
 

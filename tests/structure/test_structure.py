@@ -90,7 +90,10 @@ def _dynamic_names(call: ast.Call, env: dict[str, list[str]], dicts: dict[str, l
         (`for mod in ("a.b", "a.c"): __import__(mod)`), or an f-string whose placeholders are such names
         (`for m in ("bc_dp", "modip"): import_module(f"methods.{m}")`): every element is an edge;
       - a subscript of a module-level dict literal of strings (`import_module(_EXPORTS[name])`, PEP 562 lazy
-        exports): every value is an edge.
+        exports): every value is an edge;
+      - an f-string of a package's name and a dot, then one placeholder that is none of the above
+        (`import_module(f"methods.{folder}")`, package discovery): it can load any direct child of that
+        package, so every one is an edge (the name ends in "*" here; imports_of expands it).
     Comprehensions, variables assigned otherwise and relative names are not followed."""
 
     def resolve(arg: ast.AST) -> list[str] | None:
@@ -101,6 +104,10 @@ def _dynamic_names(call: ast.Call, env: dict[str, list[str]], dicts: dict[str, l
         if isinstance(arg, ast.Subscript) and isinstance(arg.value, ast.Name):
             return dicts.get(arg.value.id)
         if isinstance(arg, ast.JoinedStr):
+            vals = arg.values
+            if len(vals) == 2 and isinstance(vals[0], ast.Constant) and str(vals[0].value).endswith(".") \
+                    and isinstance(vals[1], ast.FormattedValue) and resolve(vals[1].value) is None:
+                return [str(vals[0].value) + "*"]
             parts: list[list[str]] = []
             for v in arg.values:
                 if isinstance(v, ast.Constant):
@@ -155,6 +162,9 @@ def imports_of(tree: ast.AST, module: str, is_pkg: bool, known: set[str]) -> lis
             out.append(Import(node, local, mods, pkgs, dotted=dotted))
         elif isinstance(node, ast.Call) and _is_dynamic_import(node.func):
             names = _dynamic_names(node, env, dicts)
+            if names is not None:  # a package's discovery: any direct child of it
+                names = [k for n in names for k in ((n,) if not n.endswith("*") else sorted(
+                    m for m in known if m.startswith(n[:-1]) and "." not in m[len(n) - 1:]))]
             mods, pkgs, dotted = split(names or [])
             fromlist = next((_strings(k.value) or [] for k in node.keywords if k.arg == "fromlist"), [])
             mods |= {f"{n}.{f}" for n in names or () for f in fromlist} & known

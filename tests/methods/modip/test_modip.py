@@ -84,7 +84,7 @@ def test_planner_does_not_plan_through_a_terminal():
 # ---- the real method, built without the runner --------------------------------------------------------------
 def build(overrides: dict | None = None, obs_dim: int = 3, seed: int = 0, normalizer=None, preset: str = "test"):
     cls = get_method_class("modip")
-    section = dict(cls.presets[preset]["modip"]) if preset else {}
+    section = dict(cls.Config.presets[preset]["modip"]) if preset else {}
     for key, value in (overrides or {}).items():
         node = section
         parts = key.split(".")
