@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=_cmd_demo)
 
     unavailable = []
-    for mod in ("bench.data.make", "bench.sweep", "results.store", "analysis.report", "bench.timing.cli"):
+    for mod in ("bench.data.make", "bench.sweep.cli", "results.store", "analysis.report", "bench.timing.cli"):
         try:
             module = __import__(mod, fromlist=["add_cli"])  # lazy: gymnasium, pandas, matplotlib, torch
         except ModuleNotFoundError as e:

@@ -134,7 +134,7 @@ def main() -> None:
         opt_a.zero_grad()
         la.backward()
         opt_a.step()
-        # ---- ours: the same steps (IDQL.finetune_step on this batch) ----
+        # ---- ours: the same steps (IDQL's update on this batch) ----
         m = ours.critics.update(obs, actions, rewards, next_obs, terminated.bool(),
                                 torch.full((b,), 0.99))
         la_ours = ours.dp.train_step(actions, obs, update_ema=False, grad_clip=ours.cfg.actor_grad_clip)

@@ -140,7 +140,7 @@ def run_config(args, seed: int):
 
 def _run_until(cfg, store: Path, sweep_id: str, progress: bool, **stop_at) -> None:
     """Run (or continue from its last.pt) the run of `cfg` in the store sweep until a stop request fires."""
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from bench.runner.stops import Preempted, request_stop_at
 
     request_stop_at(**stop_at)
@@ -199,8 +199,8 @@ def later_checkpoints(cfg, store: Path, sweep_id: str, post: Path, env_steps: li
 
 
 def load_run(cfg, ckpt: Path):
-    """The run's parts (assemble) with the checkpoint's method and normaliser loaded; the offline phase is
-    closed (end_pretrain) where the checkpoint was taken inside it."""
+    """The run's parts (assemble) with the checkpoint's method and normaliser loaded; the DP restarts from its
+    EMA weights where the checkpoint (of older code) was taken inside the offline phase."""
     from bench.runner.assemble import assemble
     from bench.runner.checkpoints import load_checkpoint, seed_everything
     from bench.runner.progress import Progress
@@ -212,7 +212,7 @@ def load_run(cfg, ckpt: Path):
     parts.normalizer.load_state_dict(st["normalizer"])
     prog = Progress.from_json(st["counters"])
     if not prog.pretrain_done:
-        parts.method.end_pretrain()
+        parts.method.dp.reset_to_ema()
     return parts, prog, str(st.get("run_id", ""))
 
 
@@ -385,7 +385,7 @@ def checkpoint_predictor(method) -> Predictor:
     wm, wcfg = method.world_model, method.cfg.world_model
     wm.eval()
     info = {"members": wcfg.members, "elites": wcfg.members, "hidden": list(wcfg.hidden),
-            "data": "all offline data (held-out included)", "budget": f"{method.grad_steps} steps",
+            "data": "all offline data (held-out included)", "budget": f"{method.updates} steps",
             "stop": "budget", "train_s": float("nan"), "params": sum(p.numel() for p in wm.parameters())}
     return Predictor("ckpt", lambda s, a: wm.step(s, a, disagreement=False)[:3], info)
 
@@ -512,8 +512,7 @@ def record_episodes(method, task, actor: str, seeds: list[int], device, reward_s
     done = np.zeros(len(seeds), bool)
     with torch.no_grad():
         while not done.all():
-            chunks = method.act(obs, actor, state, True)
-            state.extras = {}
+            chunks, _ = method.act(obs, actor, state, True)
             for t in range(chunks.shape[1]):
                 for i, env in enumerate(envs):
                     if done[i]:

@@ -97,7 +97,7 @@ def modip_config(task: str, seed: int, budget: dict):
 def offline_checkpoint(cfg, store: Path, sweep: str) -> dict:
     """The post-offline checkpoint of `cfg` in `store`: read if there, else made by a run stopped right after its
     offline phase (the common start from the store's cache where it is there)."""
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from bench.runner.checkpoints import load_checkpoint
     from bench.runner.stops import Preempted, request_stop_at
 
@@ -139,8 +139,7 @@ def load_post_offline(cfg, st: dict):
     parts = assemble(cfg)
     parts.method.load_state_dict(st["method"])
     parts.normalizer.load_state_dict(st["normalizer"])
-    if not parts.method.finetuning:
-        parts.method.end_pretrain()
+    parts.method.dp.reset_to_ema()  # as the harness's common-start load does (a checkpoint of older code may not)
     parts.method.world_model.eval()
     return parts
 
@@ -162,7 +161,6 @@ def evaluate(task, act: Actor, eval_seeds: list[int], device) -> dict:
     infos: list[dict] = [{} for _ in range(n)]
     while not done.all():
         chunks = act(obs, state, envs, done.copy())
-        state.extras = {}
         for t in range(chunks.shape[1]):
             for i, env in enumerate(envs):
                 if done[i]:
@@ -190,20 +188,20 @@ def planner_sampler(m) -> str:
 
 
 def method_actor(m, name: str) -> Actor:
-    return lambda obs, state, envs, done: m.act(obs, name, state, True)
+    return lambda obs, state, envs, done: m.act(obs, name, state, True)[0]
 
 
 def sampled_dp_actor(m, sampler: str) -> Actor:
-    """The DP alone with `sampler`: act_dp's chunk, executed the same way."""
+    """The DP alone with `sampler`: the DP's chunk, executed the same way as its `act`."""
     def act(obs, state, envs, done):
         s = m.normalizer.norm_obs(torch.as_tensor(obs, dtype=torch.float32, device=m.device))
         chunk = m.dp.ema.module.sample(s, generator=state.generator, sampler=sampler)
-        return m.normalizer.unnorm_act(m.executed(chunk)).cpu().numpy()
+        return m.normalizer.unnorm_act(m.dp.executed(chunk)).cpu().numpy()
     return act
 
 
 def best_of_n_actor(m, n: int, score: str) -> Actor:
-    """N DP chunks per state (the planner's sampler, one batched chain), the best executed as act_dp executes a
+    """N DP chunks per state (the planner's sampler, one batched chain), the best executed as the DP's act executes a
     chunk. score "q": Q(s, a[0]), the critics' ensemble mean; "v1": r̂(s, a[0]) + γ m_1 V(ŝ_1), the planner's own
     score at horizon 1 (planner.py score_sequences, with the learned model's PlanModels)."""
     from methods.modip.planner import score_sequences
@@ -221,7 +219,7 @@ def best_of_n_actor(m, n: int, score: str) -> Actor:
             scores = score_sequences(m.plan_models(True), s.unsqueeze(1).expand(b, n, s.shape[1]),
                                      chunks[:, :, :1], m.cfg.planner, m.gamma, state.generator)
         chosen = chunks[torch.arange(b, device=s.device), scores.argmax(1)]
-        return m.normalizer.unnorm_act(m.executed(chosen)).cpu().numpy()
+        return m.normalizer.unnorm_act(m.dp.executed(chosen)).cpu().numpy()
     return act
 
 

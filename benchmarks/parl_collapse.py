@@ -24,7 +24,7 @@ Follow-up arms, for the cell that fails (`--arm-cell`, default learn+distill): e
 key of that cell:
     --no-optim-reset        parl.reset_critic_optim_online=false (PA-RL resets the critics' Adam moments at the
                             switch to online: MaxSobolMark/PolicyAgnosticRL at a26a192, train.py lines 426-434
-                            and 909; the harness does it in PARL.end_pretrain)
+                            and 909; PARL does it at its first online update)
     --target-tau A,B        parl.critic.target_tau (the demo preset's 0.02; PA-RL's own 0.002)
     --online-ratio A,B      parl.online_ratio, the online share of a critic batch (PA-RL's mixing_ratio 0.5, from
                             the first online update on). PA-RL has no ramp of it: this is the only offline/online
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     store = Path(args.store or (Path(tmp.name) / "store" if tmp else "results-diag"))
     specs = run_specs(args, task, seeds, budget)
     if not args.report_only:
-        from bench.runner import run_one
+        from bench.runner.lifecycle import run_one
 
         for i, (arm, r) in enumerate(specs, 1):
             t0 = time.perf_counter()

@@ -5,7 +5,7 @@ an easy task (InvertedPendulum-v5: random actions score about 5-10, the maximum 
 The gym env is registered as a task without a dataset; the method, its identity normalisers (raw observations;
 actions mapped from the env's box to [-1, 1]) and its empty replay buffer come from `assemble(cfg, data="none")`
 (bench/runner/assemble.py), and the runner's own off-policy loop (bench/runner/off_policy.py, through a `Loop`
-without checkpoints) drives it: act / observe / updates_due / finetune_step, with official-style random seeding
+without checkpoints) drives it: act / update, with official-style random seeding
 (`seed_steps` random actions, then that many updates at once) and one update per env step after that.
 Whether the port computes what the official agent computes is checked exactly, not by curves, in
 `benchmarks/tdmpc2_check_official.py`; this script shows whether it learns, one noisy seed at a time.

@@ -108,10 +108,11 @@ def trained_on_bimodal(method: str, overrides: dict, critic_steps: int):
     m = toy_method(method, overrides)
     bimodal_buffer(m)
     for _ in range(600):
-        m.bc_step(64)
+        m.dp.bc_step(m.buffer, 64)
+    m.dp.reset_to_ema()  # as the harness's common-start load does
     for _ in range(critic_steps):
-        m.pretrain_step()
-    m.end_pretrain()
+        m.pretrain(m.buffer)
+    assert m.update(m.buffer, 0) == []  # the first online call switches to fine-tuning; no update is due at 0
     return m
 
 
@@ -136,10 +137,7 @@ class OnPolicyStandIn:
         self.rollouts: list[dict] = []
 
     def rollout_size(self):
-        return self.n_envs, self.n_steps
-
-    def decision_length(self):
-        return 4
+        return self.n_envs, self.n_steps, 4
 
     def act_rollout(self, obs, state):
         a = self.gain * np.tanh(obs[:, :self.act_dim] - obs[:, -self.act_dim:])
@@ -147,8 +145,7 @@ class OnPolicyStandIn:
 
     def update_rollout(self, rollout):
         self.rollouts.append(rollout)
-        self.grad_steps += 1
-        return {}
+        return [{}]
 
 
 # ---- robomimic's real old layout ---------------------------------------------------------------------------

@@ -18,19 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.data import DatasetError
-from bench.data.robomimic_hdf5 import (  # noqa: F401  (the reader's names, importable from here as before)
-    MADE_FILE_NAME,
-    REAL_FILE_NAMES,
-    ROBOMIMIC_PREFIX,
-    _demo_sort_key,
-    is_robomimic_file,
-    load_robomimic,
-    parse_id,
-    read_env_args,
-    resolve_path,
-    robomimic_root,
-    write_robomimic_hdf5,
-)
+from bench.data.robomimic_hdf5 import MADE_FILE_NAME, _demo_sort_key, parse_id, robomimic_root, write_robomimic_hdf5
 from bench.tasks import get_task
 from bench.tasks.robomimic import ROBOMIMIC_TASKS, RobosuiteLowDimEnv, default_env_args
 

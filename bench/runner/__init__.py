@@ -18,24 +18,6 @@ One concept per file:
 - provenance.py: git state, package versions, timestamps.
 The run config (resolved, validated and hashed into the run id) is bench/config.
 
-The names of lifecycle.py and evaluation.py load their module on first use (PEP 562), so that importing one
-light part (provenance, stops) does not import torch and the env stack (a bare GPU machine may run `mbench time`
-without gymnasium). The project's own modules import each name from the module that defines it.
+Each name is imported from the module that defines it (`from bench.runner.lifecycle import run_one`); the
+package exports nothing of its own, so importing a light part (provenance, stops) imports nothing heavy.
 """
-from __future__ import annotations
-
-import importlib
-
-from bench.runner.stops import Preempted, request_stop, request_stop_at
-
-_EXPORTS = {
-    "evaluate_actor": "bench.runner.evaluation", "Run": "bench.runner.lifecycle",
-    "RunContext": "bench.runner.lifecycle", "run": "bench.runner.lifecycle", "run_one": "bench.runner.lifecycle",
-}
-__all__ = ["Preempted", "Run", "RunContext", "evaluate_actor", "request_stop", "request_stop_at", "run", "run_one"]
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'bench.runner' has no attribute '{name}'")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)  # lazy: torch, gymnasium

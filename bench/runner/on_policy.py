@@ -195,7 +195,7 @@ def collect_rollout(envs, method, state, carry: EnvCarry | np.ndarray, n_steps: 
         buf["env_steps"].append(steps)
         for k, v in info.items():
             extras.setdefault(k, []).append(v)
-        if done.any():  # those envs start an episode: forget what the actor kept for them
+        if done.any() and state is not None:  # those envs start an episode: forget what the actor kept for them
             state.reset(np.flatnonzero(done))
         ep_return += np.where(valid, reward, 0.0)
         finished.extend(float(ep_return[i]) for i in np.flatnonzero(done))

@@ -8,11 +8,5 @@ seeds that reported results never use.
 
 Modules: `spec` (sweep specs, grid expansion; the file's schema and its one reader are results/sweep_file.py),
 `job` (the preemptible job), `launch` (submit, status), `tune` (optuna), `cli` (`add_cli`, which bench/cli.py
-calls).
+calls). Each name is imported from the module that defines it; the package exports nothing of its own.
 """
-from __future__ import annotations
-
-from bench.sweep.cli import add_cli
-from bench.sweep.spec import RunSpec, SweepError, SweepSpec, load_sweep, parse_sweep
-
-__all__ = ["RunSpec", "SweepError", "SweepSpec", "add_cli", "load_sweep", "parse_sweep"]

@@ -18,15 +18,8 @@ from typing import Any
 from bench.config.layers import resolve_config
 from bench.config.run import RunConfig, run_id_of
 from methods.common.section import ConfigError
-from results.sweep_file import (  # noqa: F401 - TUNE_SEED_BASE: re-exported (tests, bench/sweep/tune.py)
-    TUNE_SEED_BASE,
-    Resources,
-    SweepError,
-    SweepFile,
-    Tune,
-    parse_sweep_file,
-    read_sweep_file,
-)
+from results.sweep_errors import SweepError
+from results.sweep_file import Resources, SweepFile, Tune, parse_sweep_file, read_sweep_file
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,8 +31,9 @@ from bench.config.run import run_id_of
 from bench.runner.stops import Preempted, request_stop
 from bench.sweep.job import _append_jsonl
 from bench.sweep.launch import make_executor, squeue_states, wait_for
-from bench.sweep.spec import SweepError, SweepSpec, method_overrides, parse_sweep
+from bench.sweep.spec import SweepSpec, method_overrides, parse_sweep
 from results.store import Store
+from results.sweep_errors import SweepError
 from results.sweep_file import Param, Tune
 from results.sweeps import sweep_dir
 

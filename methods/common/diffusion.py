@@ -24,7 +24,8 @@ model/common/mlp.py `MLP` / `ResidualMLP` / `TwoLayerPreActivationResNetLinear`)
 With obs 11, act 3, Ta 4 and mlp_dims [512, 512, 512] that is 553,020 parameters (tests/methods/common/test_diffusion.py).
 
 `act_steps` is how many actions of each Ta-chunk a DP method executes per call (DPPO's `act_steps`): the
-chunk is still sampled and trained whole; `DPMethod.act_dp` returns its first act_steps actions.
+chunk is still sampled and trained whole; `SharedDP.act` (methods/common/shared_dp.py) returns its first
+act_steps actions.
 
 `denoiser_calls` counts denoiser forward passes, so tests can count what a planner pays per plan.
 """

@@ -89,7 +89,8 @@ class MODIP(DPMethod):
     # ---- data ----------------------------------------------------------------------------------------------
     def _fit_offline(self) -> None:
         """The offline data's statistics, once: the critics' value scale, the world model's target statistics,
-        and the data's mean episode return and horizon (the distillation start rule's bar)."""
+        and the data's mean episode return and horizon (the distillation start rule's bar). Called where the
+        world model, the critics or the start rule are first used (the harness attaches the buffer first)."""
         if self.fitted or self.buffer is None:
             return
         self.fitted = True
@@ -118,6 +119,7 @@ class MODIP(DPMethod):
 
     # ---- updates -------------------------------------------------------------------------------------------
     def _wm_step(self, source: str) -> dict[str, float]:
+        self._fit_offline()
         wcfg = self.cfg.world_model
         k, n = wcfg.members, wcfg.batch_size
         # One batch per member, each with the offline/online mix on its own (groups=k): a single k·n draw,
@@ -138,6 +140,7 @@ class MODIP(DPMethod):
         return self.dp.ema.module.sample(s, generator=None, sampler=self.dp_cfg.sampler)[:, 0]
 
     def _critic_step(self, source: str) -> dict[str, float]:
+        self._fit_offline()
         raw = self.buffer.sample(self.cfg.critic.batch_size, source=source, device=self.device,
                                  online_ratio=self.online_ratio_now(),
                                  fields=("obs", "action", "reward", "next_obs", "terminal"))
@@ -177,19 +180,20 @@ class MODIP(DPMethod):
 
     # ---- diagnostics (diagnostics.py) ----------------------------------------------------------------------
     def _wm_diagnostics(self, source: str) -> dict[str, float]:
+        self._fit_offline()
         return diagnostics.wm_diagnostics(self, source)
 
     def _dp_spread(self, states: int = 32, samples: int = 8) -> dict[str, float]:
         return diagnostics.dp_spread(self, states, samples)
 
     def _episode_diagnostics(self, ep: dict[str, np.ndarray]) -> dict[str, float]:
+        self._fit_offline()
         return diagnostics.episode_diagnostics(self, ep)
 
     # ---- pretrain and fine-tune ----------------------------------------------------------------------------
     def pretrain(self, buffer) -> dict[str, float]:
         """One offline update of the world model and the critics (each part samples its own batch; the world
         model takes one per member)."""
-        self._fit_offline()
         metrics = {**self._wm_step("offline"), **self._critic_step("offline")}
         self.updates += 1
         if self.updates % self.cfg.diag_every == 0:
@@ -209,7 +213,6 @@ class MODIP(DPMethod):
     def update(self, buffer, env_step: int) -> list[dict[str, float]]:
         """A finished training episode's diagnostics first, then every update_every env steps updates_per_round
         updates."""
-        self._fit_offline()
         self._set_distill_hparams()
         if buffer.episode_ended():
             self._on_episode(buffer.last_episode())

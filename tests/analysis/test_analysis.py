@@ -379,17 +379,15 @@ class _FooPlanner:
 
     device = None
 
-    def cost_settings(self):
-        return {"horizon": 5}
-
     def timed_components(self, batch_size=1):
         import time
 
         from methods.base import ComponentKind, TimedComponent
 
         return {"think": TimedComponent(lambda: time.sleep(0.002), ComponentKind.PLAN, actor="foo",
-                                        actions_per_call=3),
-                "learn": TimedComponent(lambda: None, ComponentKind.UPDATE, updates_per_env_step=2.0)}
+                                        actions_per_call=3, settings={"horizon": 5}),
+                "learn": TimedComponent(lambda: None, ComponentKind.UPDATE, updates_per_env_step=2.0,
+                                        settings={"horizon": 5})}
 
 
 def test_a_new_planning_method_lands_in_the_pareto_figure_by_its_metadata(tmp_path):

@@ -76,7 +76,7 @@ def test_planner_actor_with_the_learned_model_equals_the_mpc_actor(parts):
     mine = rungs.planner_actor(m, rungs.learned_models_for(m), int(m.cfg.planner.replan_every), False)
     done = np.zeros(3, bool)
     for _ in range(2):  # the second call warm-starts from the shifted mean
-        np.testing.assert_array_equal(m.act(obs, "mpc", a, True), mine(obs, b, envs, done))
+        np.testing.assert_array_equal(m.act(obs, "mpc", a, True)[0], mine(obs, b, envs, done))
         obs = obs + 0.01
 
 

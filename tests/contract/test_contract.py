@@ -15,7 +15,8 @@ import pytest
 
 from bench.config.layers import from_json, resolve_config
 from bench.config.run import run_id_of
-from bench.runner import Preempted, request_stop_at, run_one
+from bench.runner.lifecycle import run_one
+from bench.runner.stops import Preempted, request_stop_at
 from methods.registry import registered_methods
 from results.store import Store
 from tests.helpers import tiny
@@ -30,9 +31,9 @@ METHODS_SLOW_MARKED = [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else
 def _tiny(method: str, seed: int = 0, **extra):
     cls = registered_methods()[method]
     over = tiny(method)
-    if "test" in (getattr(cls, "presets", {}) or {}):
+    if "test" in (cls.Config.presets or {}):
         over["preset"] = "test"
-    elif "demo" in (getattr(cls, "presets", {}) or {}):
+    elif "demo" in (cls.Config.presets or {}):
         over["preset"] = "demo"
     over.update(extra)
     return resolve_config(method, "demo", seed, over)

@@ -1,12 +1,16 @@
-"""The method contract: every registered method implements the declared contract, a deliberately incomplete
-one is caught, and the rollout kind is an enum.
+"""The method contract: every registered method implements it, an incomplete one is caught, what the harness
+reads off a class follows from the class (never a flag), and methods are found on disk, a broken one loudly.
 """
 from __future__ import annotations
 
-import dataclasses
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+
+from tests.helpers import ROOT
 
 
 # ---- the method contract -----------------------------------------------------------------------------------
@@ -19,51 +23,90 @@ def test_every_registered_method_implements_the_declared_contract():
 
 
 def test_an_incomplete_method_is_caught():
-    from methods.base import ActorState, Method, MethodContext, RolloutKind, TaskSpaces, contract_violations
+    from methods.base import Method, MethodContext, TaskSpaces, contract_violations
     from methods.common.normalize import Normalizer
+    from methods.common.section import Section
 
-    @dataclasses.dataclass
-    class Cfg:
+    class Cfg(Section):
         lr: float = 1e-3
 
-    class Incomplete(Method):  # off-policy by default, but no finetune_step, no act, no timed components
+    class Incomplete(Method):  # no act, no timed components
         Config = Cfg
         actors = ("pi",)
-        train_actor = "mpc"
 
         def modules(self):
             return {}
 
     v = contract_violations(Incomplete)
     assert any("'act'" in x for x in v) and any("'timed_components'" in x for x in v)
-    assert any("finetune_step" in x for x in v) and any("train_actor 'mpc'" in x for x in v)
-    assert any("pretrain_step" in x for x in v)
     spaces = TaskSpaces(obs_dim=2, act_dim=1, act_low=-np.ones(1), act_high=np.ones(1), max_episode_steps=10)
     with pytest.raises(TypeError, match="abstract"):
         Incomplete(Cfg(), MethodContext(spaces=spaces, normalizer=Normalizer(np.zeros(2), np.ones(2),
                                                                              -np.ones(1), np.ones(1))))
 
-    class OnPolicyWithoutRollouts(Incomplete):
-        rollout_kind = RolloutKind.ON_POLICY
-        train_actor = "pi"
+    from methods.on_policy import OnPolicy
 
-        def act(self, obs, actor, state: ActorState, eval_mode):
-            return obs
+    class OnPolicyWithoutRollouts(OnPolicy):
+        Config = Cfg
+
+        def act(self, obs, actor, state, eval_mode):
+            return obs, {}
+
+        def modules(self):
+            return {}
 
         def timed_components(self, batch_size=1):
             return {}
 
     v = contract_violations(OnPolicyWithoutRollouts)
-    assert {x for x in v if "rollout" in x} == {
-        "hook 'rollout_size' is required by its declarations but not implemented",
-        "hook 'act_rollout' is required by its declarations but not implemented",
-        "hook 'update_rollout' is required by its declarations but not implemented"}
-    assert OnPolicyWithoutRollouts.rollout_kind is RolloutKind.ON_POLICY
+    assert {x for x in v if "rollout" in x} == {f"abstract hook '{h}' is not implemented"
+                                                for h in ("act_rollout", "rollout_size", "update_rollout")}
 
 
-def test_rollout_kind_is_an_enum_and_strings_are_normalised():
-    from methods.base import RolloutKind
+def test_the_loop_and_phases_follow_from_the_class():
+    from methods.base import Method, RolloutKind
+    from methods.dp_method import DPMethod
+    from methods.on_policy import OnPolicy
     from methods.registry import registered_methods
 
     for cls in registered_methods().values():
         assert isinstance(cls.rollout_kind, RolloutKind)
+        assert cls.pretrains_offline == (cls.pretrain is not Method.pretrain)
+        assert cls.uses_dp == cls.uses_pretrained_dp == issubclass(cls, DPMethod)
+        expected = (RolloutKind.ON_POLICY if issubclass(cls, OnPolicy) else
+                    RolloutKind.OFF_POLICY if cls.update is not Method.update else RolloutKind.NONE)
+        assert cls.rollout_kind is expected
+    kinds = {n: (c.rollout_kind.value, c.pretrains_offline, c.common_start_is_product)
+             for n, c in registered_methods().items()}
+    assert kinds["bc_dp"] == ("none", False, True)  # neither pretrain nor update: the common start is its product
+    assert kinds["bc_gauss"] == ("none", True, False)
+    assert kinds["dppo"] == ("on_policy", False, False)
+    assert kinds["dsrl"] == ("off_policy", False, False)
+    assert kinds["modip"] == ("off_policy", True, False)
+
+
+def test_a_method_cannot_declare_what_follows_from_its_class():
+    from methods.base import Method
+
+    with pytest.raises(TypeError, match="rollout_kind.*follow from its class"):
+        class Flagged(Method):  # noqa: F841 - defining it is the test
+            rollout_kind = "off_policy"
+
+
+def test_methods_are_found_on_disk_and_a_broken_one_is_an_error(tmp_path):
+    """Every folder of methods/ with a config.py is a method package; one that fails to import stops the
+    registry with its error instead of being skipped."""
+    from methods.registry import method_packages, registered_methods
+
+    assert set(method_packages()) == set(registered_methods())
+    broken = ROOT / "methods" / "zz_broken_for_test"
+    assert not broken.exists()
+    try:
+        broken.mkdir()
+        (broken / "config.py").write_text("")
+        (broken / "__init__.py").write_text("raise ImportError('zz_broken_for_test cannot import')\n")
+        out = subprocess.run([sys.executable, "-c", "import methods.registry"], cwd=ROOT, capture_output=True,
+                             text=True)
+    finally:
+        shutil.rmtree(broken)
+    assert out.returncode != 0 and "zz_broken_for_test cannot import" in out.stderr

@@ -22,7 +22,7 @@ OLD_OBS_DIMS = {"object": 10, "robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0
 
 def _old_layout_file(path, n_demos=3):
     """A tiny file in robomimic's real v0.3 layout (MH-style masks included); demos end with 2 success steps."""
-    from bench.data.robomimic import write_robomimic_hdf5
+    from bench.data.robomimic_hdf5 import write_robomimic_hdf5
 
     rng = np.random.default_rng(0)
     demos = []
@@ -48,7 +48,7 @@ def test_real_layout_file_loads(tmp_path):
     from robomimic.utils.dataset import SequenceDataset
 
     from bench.data.loaders import load_dataset
-    from bench.data.robomimic import load_robomimic
+    from bench.data.robomimic_hdf5 import load_robomimic
 
     path, demos = _old_layout_file(tmp_path / "low_dim_v141.hdf5")
     ds = load_dataset(str(path), obs_dim=19, act_dim=7)
@@ -79,7 +79,7 @@ def test_made_lift_demos(robomimic_root):
     from robomimic.utils.dataset import SequenceDataset
 
     from bench.data.loaders import bind_task
-    from bench.data.robomimic import resolve_path
+    from bench.data.robomimic_hdf5 import resolve_path
     from bench.tasks import get_task
 
     _root, summary = robomimic_root

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from bench.config.run import EvalConfig, OnlineConfig, RunConfig
-from bench.runner import run_one
+from bench.runner.lifecycle import run_one
 from bench.runner.loop import Loop
 from bench.runner.on_policy import (
     EnvCarry,

@@ -39,38 +39,34 @@ def test_max_s_caps_the_timed_loop():
 
 
 class _Fake:
-    """A duck-typed method: one sampling act path and one update; `wrong` makes its own compiled path lie."""
+    """A duck-typed method: one sampling act path and one update; `wrong` makes its act path depend on how often
+    it was called (state no RNG restore brings back), so that its compiled path cannot agree with the eager one."""
 
     def __init__(self, wrong: bool = False):
         self.device = torch.device("cpu")
         self.net = torch.nn.Linear(3, 2)
         self.wrong = wrong
         self.updates = 0
+        self.calls = 0
 
-    def cost_settings(self):
-        return {"samples": 8, "terminal": "v"}
-
-    def _act(self, obs, g, bias=0.0):
+    def _act(self, obs, g):
+        self.calls += 1
         with torch.no_grad():
             noise = torch.randn(obs.shape, generator=g)
-            return (self.net(obs + noise) + bias).numpy()
+            return (self.net(obs + noise) + (0.5 * self.calls if self.wrong else 0.0)).numpy()
 
     def timed_components(self, batch_size=1):
         obs = torch.zeros(batch_size, 3)
         g = torch.Generator().manual_seed(0)
+        settings = {"samples": 8, "terminal": "v"}
 
         def update():
             self.updates += 1
 
-        return {"act": TimedComponent(lambda: self._act(obs, g), ComponentKind.ACT, actor="policy"),
-                "update": TimedComponent(update, ComponentKind.UPDATE, updates_per_env_step=0.5)}
-
-    def compiled_components(self, batch_size=1, mode="default"):
-        if not self.wrong:
-            return None  # the harness wraps act in torch.compile itself
-        obs = torch.zeros(batch_size, 3)
-        g = torch.Generator().manual_seed(0)
-        return {"act": lambda: self._act(obs, g, bias=0.5)}
+        return {"act": TimedComponent(lambda: self._act(obs, g), ComponentKind.ACT, actor="policy",
+                                      settings=settings),
+                "update": TimedComponent(update, ComponentKind.UPDATE, updates_per_env_step=0.5,
+                                         settings=settings)}
 
 
 def test_time_components_rows_eager_and_compiled():
@@ -118,9 +114,6 @@ class _Named:
     def __init__(self):
         self.calls = {"update_plan": 0, "step": 0}
 
-    def cost_settings(self):
-        return {"actor": "clash"}  # a setting named like a metadata column is kept apart from it
-
     def timed_components(self, batch_size=1):
         def plan():
             self.calls["update_plan"] += 1
@@ -129,8 +122,10 @@ class _Named:
         def step():
             self.calls["step"] += 1
 
-        return {"update_plan": TimedComponent(plan, ComponentKind.PLAN, actor="foo", actions_per_call=3),
-                "step": TimedComponent(step, ComponentKind.UPDATE, updates_per_env_step=0.25)}
+        clash = {"actor": "clash"}  # a setting named like a metadata column is kept apart from it
+        return {"update_plan": TimedComponent(plan, ComponentKind.PLAN, actor="foo", actions_per_call=3,
+                                              settings=clash),
+                "step": TimedComponent(step, ComponentKind.UPDATE, updates_per_env_step=0.25, settings=clash)}
 
 
 def test_kind_not_name_decides_what_is_a_training_step_and_rows_carry_metadata():
@@ -148,7 +143,7 @@ def test_kind_not_name_decides_what_is_a_training_step_and_rows_carry_metadata()
 
 
 def test_a_bare_closure_is_refused_with_the_component_named():
-    fake = types.SimpleNamespace(device=torch.device("cpu"), cost_settings=dict,
+    fake = types.SimpleNamespace(device=torch.device("cpu"),
                                  timed_components=lambda batch_size=1: {"act": lambda: None})
     with pytest.raises(TypeError, match=r"\['act'\] is a function, not a methods.base.TimedComponent"):
         time_components(fake, (1,), warmup=0, reps=1)

@@ -98,7 +98,7 @@ def test_success_metric_success_and_failure(robomimic_root):
 @pytest.mark.slow
 def test_tiny_bc_dp_run(robomimic_root, tmp_path):
     from bench.config.layers import resolve_config
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from results.store import Store
 
     over = dict(TINY, **TINY_CS, **{"eval.episodes": 2})

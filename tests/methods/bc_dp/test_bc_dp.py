@@ -15,7 +15,7 @@ def test_bc_dp_executes_act_steps_of_its_chunk_and_its_timing_says_so(act_steps,
     from methods.bc_dp.config import BCDPConfig
 
     m = BCDP(BCDPConfig(), dp_context(DPConfig(hidden=[16, 16], denoising_steps=3, act_steps=act_steps)))
-    out = m.act(np.zeros((3, 5), np.float32), "dp", ActorState.create(0), True)
-    assert out.shape == (3, executed, 2) and m.decision_length() == executed
+    out, extras = m.act(np.zeros((3, 5), np.float32), "dp", ActorState.create(0), True)
+    assert out.shape == (3, executed, 2) and extras == {}
     comps = m.timed_components(batch_size=2)
     assert comps["act"].actions_per_call == executed

@@ -122,7 +122,9 @@ def test_first_minibatch_ratio_is_one_and_kl_zero():
         return loss, info
 
     m.model.policy_loss = spy
-    metrics = m.update_rollout(_rollout(m))
+    steps = m.update_rollout(_rollout(m))
+    metrics = steps[-1]  # one dict per minibatch step, the rollout's statistics with the last
+    assert len(steps) == len(seen) and "ppo/explained_var" in metrics
     first = seen[0]
     assert first["ratio"] == 1.0 and first["ratio_max_dev"] == 0.0
     assert abs(first["approx_kl"]) < 1e-7 and first["clipfrac"] == 0.0
@@ -324,7 +326,7 @@ def test_running_reward_scaler_carries_each_envs_return_across_rollouts():
     st = m.extra_state()["reward_scaler"]
     assert isinstance(st["ret"], torch.Tensor) and st["ret"].dtype == torch.float64
     m2 = _method()
-    m2.load_extra_state({"iteration": 1, "reward_scaler": st})
+    m2.load_state_dict({**m.state_dict(), "extra": {"iteration": 1, "reward_scaler": st}})
     np.testing.assert_array_equal(m2.reward_scaler.ret, split.ret)
     assert (m2.reward_scaler.mean, m2.reward_scaler.var) == (split.mean, split.var)
 

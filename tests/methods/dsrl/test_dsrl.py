@@ -33,7 +33,7 @@ def bimodal_dsrl(overrides: dict | None = None, bc_steps: int = 600):
     bimodal_buffer(m)
     m.dp.policy.requires_grad_(True)
     for _ in range(bc_steps):
-        m.bc_step(64)
+        m.dp.bc_step(m.buffer, 64)
     m.dp.ema.module.load_state_dict(m.dp.policy.state_dict())
     m.dp.policy.requires_grad_(False)
     return m
@@ -42,7 +42,7 @@ def bimodal_dsrl(overrides: dict | None = None, bc_steps: int = 600):
 def toy_rollouts(m, env_steps: int, seed: int = 0, start: int = 0) -> int:
     """The harness's off-policy loop in miniature on a toy bandit: each episode is one decision (act_steps env
     steps, then a terminal) from a random state, with reward 1 for each executed action above 0; updates as
-    `updates_due` says. Runs from env step `start` to `env_steps`; returns the env step reached."""
+    `update` makes them. Runs from env step `start` to `env_steps`; returns the env step reached."""
     from methods.base import ActorState
 
     rng = np.random.default_rng(seed)
@@ -50,9 +50,8 @@ def toy_rollouts(m, env_steps: int, seed: int = 0, start: int = 0) -> int:
     step = start
     while step < env_steps:
         obs = rng.normal(size=3).astype(np.float32)
-        chunk = m.act(obs[None], "steered", state, False)[0]
-        extras = {k: v[0] for k, v in state.extras.items()}
-        state.extras = {}
+        chunks, extras = m.act(obs[None], None, state, False)  # training collects with `steered`
+        chunk, extras = chunks[0], {k: v[0] for k, v in extras.items()}
         for t, a in enumerate(chunk):
             nobs = rng.normal(size=3).astype(np.float32)
             tr = {"obs": obs, "action": a, "reward": float(a[0] > 0), "next_obs": nobs,
@@ -60,8 +59,7 @@ def toy_rollouts(m, env_steps: int, seed: int = 0, start: int = 0) -> int:
             m.buffer.add(tr)
             step += 1
             obs = nobs
-            for _ in range(m.updates_due(step)):
-                m.finetune_step()
+            m.update(m.buffer, step)
     return step
 
 
@@ -69,7 +67,7 @@ def good_share(m, probe: torch.Tensor) -> float:
     """The share of the steered actor's (stochastic) first actions above 0.3, on probe states."""
     from methods.base import ActorState
 
-    a = m.act(probe.numpy(), "steered", ActorState.create(5), True)[:, 0, 0]
+    a = m.act(probe.numpy(), "steered", ActorState.create(5), True)[0][:, 0, 0]
     return float((a > 0.3).mean())
 
 
@@ -119,7 +117,7 @@ def test_fine_tuning_leaves_the_dp_bit_identical(variant):
     before_policy = {k: v.clone() for k, v in m.dp.policy.state_dict().items()}
     actor_before = [p.clone() for p in m.learner.actor.parameters()]
     for _ in range(3):
-        metrics = m.finetune_step()
+        metrics = m._train_call()
     assert all(np.isfinite(v) for v in metrics.values())
     assert all(torch.equal(before[k], v) for k, v in m.dp.ema.module.state_dict().items())
     assert all(torch.equal(before_policy[k], v) for k, v in m.dp.policy.state_dict().items())
@@ -135,12 +133,12 @@ def test_changing_the_noise_policy_output_changes_the_actions():
     m = toy_method("dsrl", {"deterministic_eval": True})
     online_buffer(m, n=40)
     obs = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
-    a1 = m.act(obs, "steered", ActorState.create(0), True)
-    assert np.array_equal(a1, m.act(obs, "steered", ActorState.create(9), True))  # deterministic: tanh(mean)
+    a1, _ = m.act(obs, "steered", ActorState.create(0), True)
+    assert np.array_equal(a1, m.act(obs, "steered", ActorState.create(9), True)[0])  # deterministic: tanh(mean)
     head = m.learner.actor.net[-1]
     with torch.no_grad():
         head.bias[:4] += 1.5  # the mean of the noise
-    a2 = m.act(obs, "steered", ActorState.create(0), True)
+    a2, _ = m.act(obs, "steered", ActorState.create(0), True)
     assert np.abs(a2 - a1).max() > 1e-3
 
 

@@ -18,12 +18,12 @@ def test_idql_selects_the_mode_its_critic_prefers_and_explores_by_advantage():
                                     "reward_scale": 1.0}, critic_steps=400)
     rng = np.random.default_rng(1)
     obs = rng.normal(size=(200, 3)).astype(np.float32)
-    dp = m.act(obs, "dp", ActorState.create(0), True)[:, 0, 0]
-    sel = m.act(obs, "resample", ActorState.create(0), True)[:, 0, 0]
+    dp = m.act(obs, "dp", ActorState.create(0), True)[0][:, 0, 0]
+    sel = m.act(obs, "resample", ActorState.create(0), True)[0][:, 0, 0]
     assert 0.2 < float((dp > 0.3).mean()) < 0.8  # the DP alone samples both modes
     assert float((sel > 0.3).mean()) >= 0.9, float((sel > 0.3).mean())
     # training: expectile exploration keeps some of the other mode (weights 0.7 / 0.3 by the advantage's sign)
-    explore = m.act(obs, "resample", ActorState.create(0), False)[:, 0, 0]
+    explore = m.act(obs, None, ActorState.create(0), False)[0][:, 0, 0]  # training collects with resample
     assert float((sel > 0.3).mean()) > float((explore > 0.3).mean()) > float((dp > 0.3).mean())
 
 

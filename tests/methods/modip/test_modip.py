@@ -156,15 +156,15 @@ def test_plan_has_no_host_syncs():
 def test_mpc_actor_chunks_planned_actions_and_warm_start():
     m = build({"planner.replan_every": 2})
     st = ActorState.create(0)
-    chunk = m.act(np.zeros((3, 3), np.float32), "mpc", st, False)
+    chunk, extras = m.act(np.zeros((3, 3), np.float32), None, st, False)  # training: the planner
     assert chunk.shape == (3, 2, 1)
-    # one noise-free planned action per executed step, and the plan's reward per decision
-    assert st.extras["plan_action"].shape == (3, 2, 1) and st.extras["plan_reward"].shape == (3,)
-    assert m.per_action_extras() == ("plan_action",)
+    # one noise-free planned action per executed step, and the plan's reward per decision: the shapes say which
+    assert extras["plan_action"].shape == (3, 2, 1) and extras["plan_reward"].shape == (3,)
+    assert m.buffer_extras() == {"plan_action": (1,), "plan_reward": ()}
     # exploration noise is on the executed actions, never on the planned ones (the labels)
-    noise = chunk - m.normalizer.unnorm_act(torch.as_tensor(st.extras["plan_action"])).numpy()
+    noise = chunk - m.normalizer.unnorm_act(torch.as_tensor(extras["plan_action"])).numpy()
     assert 0.02 < np.abs(noise).mean() < 0.3
-    assert np.abs(st.extras["plan_action"]).max() <= 1.0
+    assert np.abs(extras["plan_action"]).max() <= 1.0
     assert st.memory["mean"].shape == (3, m.cfg.planner.horizon, 1)
     assert torch.all(st.memory["mean"][:, -2:] == 0)  # shifted by the executed length, zero-padded
     # a resumed ActorState holds plain lists; the planner accepts them
@@ -172,11 +172,11 @@ def test_mpc_actor_chunks_planned_actions_and_warm_start():
     m.act(np.zeros((3, 3), np.float32), "mpc", st, True)
     # in eval mode the executed actions are the plan's noise-free first steps
     st2 = ActorState.create(1)
-    out = m.act(np.zeros((1, 3), np.float32), "mpc", st2, True)
-    np.testing.assert_allclose(out[0], st2.extras["plan_action"][0], atol=1e-6)
+    out, extras = m.act(np.zeros((1, 3), np.float32), "mpc", st2, True)
+    np.testing.assert_allclose(out[0], extras["plan_action"][0], atol=1e-6)
     # the ceiling actor executes the DP's whole chunk of each plan, open-loop
     st3 = ActorState.create(2)
-    assert m.act(np.zeros((2, 3), np.float32), "mpc_chunk", st3, True).shape == (2, m.chunk, 1)
+    assert m.act(np.zeros((2, 3), np.float32), "mpc_chunk", st3, True)[0].shape == (2, m.chunk, 1)
     assert torch.all(torch.as_tensor(st3.memory["mean"])[:, -m.chunk:] == 0)
 
 
@@ -251,6 +251,7 @@ def method_on_demo(demo_dataset, overrides=None, seed=0):
     buf.add_offline(d.observations[:cut], d.actions[:cut], d.rewards[:cut], d.next_observations[:cut],
                     d.terminals[:cut], d.timeouts[:cut])
     m.attach_buffer(buf)
+    m._fit_offline()  # the offline statistics, as the method's first verb takes them
     return m, d, cut
 
 
@@ -325,8 +326,8 @@ def test_distillation_moves_the_dp_toward_planned_labels(demo_dataset):
     # plan along a held-out episode and store each step's planned action, as the runner does
     states = d.observations[cut: cut + 64]
     st = ActorState.create(0)
-    m.act(states, "mpc", st, True)
-    planned = st.extras["plan_action"][:, 0]  # (64, 1)
+    _, extras = m.act(states, "mpc", st, True)
+    planned = extras["plan_action"][:, 0]  # (64, 1)
     add_online(m.buffer, states, planned)
     # the chunk sampler's labels: the planned actions from each state on
     idx = np.arange(m.buffer.n_offline, m.buffer.n_offline + len(states))
@@ -424,17 +425,17 @@ def test_distillation_waits_for_the_start_rule_and_starts_with_fresh_moments(dem
     m, d, cut = method_on_demo(demo_dataset, {"distill_start_labels": 40, "distill_start_adv_labels": 0,
                                               "label_ramp": 0, "online_ramp": 0})
     for _ in range(3):
-        m.bc_step(32)  # BC leaves Adam moments behind (3 steps)
-    m.end_pretrain()
+        m.dp.bc_step(m.buffer, 32)  # BC leaves Adam moments behind (3 steps)
+    m.dp.reset_to_ema()  # as the harness's common-start load does
     assert len(m.dp.optim.state) > 0
     before = [p.detach().clone() for p in m.dp.policy.parameters()]
     add_online(m.buffer, d.observations[cut: cut + 39], np.zeros((39, 1)))
-    out = m.finetune_step()
+    out = m._finetune()
     assert "loss/dp_distill" not in out and not m.distilling
     assert all(torch.equal(p, q) for p, q in zip(before, m.dp.policy.parameters()))
     add_online(m.buffer, d.observations[cut: cut + 1], np.zeros((1, 1)))
     steps_before = {id(p): int(st["step"]) for p, st in m.dp.optim.state.items()}
-    out = m.finetune_step()
+    out = m._finetune()
     assert m.distilling and out["distill/started_at"] == 40 and "loss/dp_distill" in out
     assert set(steps_before.values()) == {3}
     assert {int(st["step"]) for st in m.dp.optim.state.values()} == {1}  # fresh moments: one step since
@@ -470,14 +471,14 @@ def test_the_return_rule_starts_when_the_planner_beats_the_data(demo_dataset):
                 "has_plan_reward": np.zeros(10, bool)}
 
     for ret in (2 * data_return, 2 * data_return, 0.1 * data_return):  # mean 1.37x the data's level: start
-        m.observe_episode(episode(ret))
+        m._on_episode(episode(ret))
     assert m._start_rule() and m.distilling
     m2, _, _ = method_on_demo(demo_dataset, {"distill_start_labels": 0, "distill_start_episodes": 3})
     add_online(m2.buffer, d.observations[cut: cut + 10], np.zeros((10, 1)))
     for ret in (0.9 * data_return,) * 5:
-        m2.observe_episode(episode(ret))
+        m2._on_episode(episode(ret))
     assert m2._start_rule() == {} and not m2.distilling
-    m2.observe_episode(episode(1.5 * data_return))  # the last 3: 0.9, 0.9, 1.5 -> 1.1x
+    m2._on_episode(episode(1.5 * data_return))  # the last 3: 0.9, 0.9, 1.5 -> 1.1x
     assert m2._start_rule() and m2.distilling
 
 
@@ -519,8 +520,8 @@ def test_distillation_moves_the_dp_to_the_better_mode():
     buf.add_offline(obs, acts, np.zeros(n, np.float32), obs, np.zeros(n, bool), np.roll(ends, -1))
     m.attach_buffer(buf)
     for _ in range(600):  # BC: a bimodal DP
-        m.bc_step(64)
-    m.end_pretrain()
+        m.dp.bc_step(m.buffer, 64)
+    m.dp.reset_to_ema()  # as the harness's common-start load does
     probe = torch.as_tensor(rng.normal(size=(256, 3)).astype(np.float32))
 
     def share_good():
@@ -540,11 +541,11 @@ def test_distillation_moves_the_dp_to_the_better_mode():
 def test_distill_hyperparameters_apply_from_fine_tuning_on():
     m = build({"distill_lr": 1e-3, "distill_ema_decay": 0.9})
     assert m.dp.optim.param_groups[0]["lr"] == m.dp_cfg.lr and m.dp.ema.decay == m.dp_cfg.ema_decay
-    m.end_pretrain()
-    assert m.dp.optim.param_groups[0]["lr"] == 1e-3 and m.dp.ema.decay == 0.9
-    fresh = build({"distill_lr": 1e-3, "distill_ema_decay": 0.9})  # a resume restores them
-    fresh.load_state_dict(m.state_dict())
-    assert fresh.dp.optim.param_groups[0]["lr"] == 1e-3 and fresh.dp.ema.decay == 0.9
+    m._set_distill_hparams()  # what every online update does first
+    assert m.dp.optim.param_groups[0]["lr"] == 1e-3 and m.dp.ema.decay == 0.9 and m.finetuning
+    fresh = build({"distill_lr": 1e-3, "distill_ema_decay": 0.9})  # a resume: the optimiser's lr comes back,
+    fresh.load_state_dict(m.state_dict())  # and the next online update sets the EMA decay again
+    assert fresh.dp.optim.param_groups[0]["lr"] == 1e-3 and fresh.finetuning
 
 
 # ---- end to end, through the runner -------------------------------------------------------------------------
@@ -562,7 +563,7 @@ def tiny_cfg(method: str, seed: int = 0, **extra):
 @pytest.mark.slow
 @pytest.mark.parametrize("terminal", ["v", "q"])
 def test_tiny_run_end_to_end(demo_dataset, store_root, terminal):
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from results.store import Store
 
     cfg = tiny_cfg("modip", **{"modip.planner.terminal": terminal, "eval.timing": True, "eval.timing_reps": 2,
@@ -589,24 +590,24 @@ def test_the_runner_stores_each_steps_planned_action_and_labels_pair_with_their_
     """Through the real runner: every executed step of a plan stores that step's noise-free planned action at
     the state it was taken from, exploration noise stays out of it, and label chunks pair with the state of
     their first action."""
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from methods.modip import MODIP
 
     decisions, holder = [], {}
-    act_mpc, finetune_step = MODIP.act_mpc, MODIP.finetune_step
+    act_mpc, finetune = MODIP.act_mpc, MODIP._finetune
 
     def recording_act(self, obs, state, eval_mode, execute=None):
-        out = act_mpc(self, obs, state, eval_mode, execute)
+        out, extras = act_mpc(self, obs, state, eval_mode, execute)
         if not eval_mode:
-            decisions.append((obs[0].copy(), state.extras["plan_action"][0].copy(), out[0].copy()))
-        return out
+            decisions.append((obs[0].copy(), extras["plan_action"][0].copy(), out[0].copy()))
+        return out, extras
 
     def keeping_step(self):
         holder["m"] = self
-        return finetune_step(self)
+        return finetune(self)
 
     monkeypatch.setattr(MODIP, "act_mpc", recording_act)
-    monkeypatch.setattr(MODIP, "finetune_step", keeping_step)
+    monkeypatch.setattr(MODIP, "_finetune", keeping_step)
     cfg = tiny_cfg("modip", **{"modip.planner.replan_every": 2, "online.steps": 120, "eval.every": 1000})
     run_one(cfg, store_root=store_root, sweep_id="lab", progress=False)
     m = holder["m"]
@@ -640,7 +641,7 @@ def test_the_runner_stores_each_steps_planned_action_and_labels_pair_with_their_
 
 
 def test_common_start_dp_actor_equals_bc_dp(demo_dataset, store_root):
-    from bench.runner import run_one
+    from bench.runner.lifecycle import run_one
     from results.store import Store
 
     over = {"online.steps": 0, "eval.timing": False}
@@ -659,6 +660,6 @@ def test_modip_dp_actor_executes_act_steps():
     from methods.modip.config import ModipConfig
 
     m = MODIP(ModipConfig(), dp_context(DPConfig(hidden=[16, 16], denoising_steps=3, act_steps=2)))
-    assert m.act(np.zeros((3, 5), np.float32), "dp", ActorState.create(0), True).shape == (3, 2, 2)
+    assert m.act(np.zeros((3, 5), np.float32), "dp", ActorState.create(0), True)[0].shape == (3, 2, 2)
     comps = m.timed_components(batch_size=1)
     assert comps["dp_act"].actions_per_call == 2 and comps["plan"].actions_per_call == m.cfg.planner.replan_every

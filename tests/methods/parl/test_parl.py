@@ -66,7 +66,7 @@ def test_parl_critic_keeps_pa_rls_defaults_when_one_key_is_set():
 
 def test_parl_rerank_actor_acts_in_the_box_and_keep_cannot_exceed_samples():
     m = toy_method("parl")
-    out = m.act(np.zeros((2, 3), np.float32), "rerank", ActorState.create(0), True)
+    out, _ = m.act(np.zeros((2, 3), np.float32), "rerank", ActorState.create(0), True)
     assert out.shape == (2, 2, 1) and np.all(np.abs(out) <= 1)
     with pytest.raises(ConfigError, match="parl.keep"):
         toy_method("parl", {"keep": 40})
@@ -83,9 +83,10 @@ def parl_switched(overrides: dict):
         buf.add({"obs": rng.normal(size=3).astype(np.float32), "action": np.array([0.6], np.float32),
                  "reward": 1.0, "next_obs": rng.normal(size=3).astype(np.float32), "terminal": False,
                  "timeout": i % 4 == 3})
+    m.dp.reset_to_ema()  # as the harness's common-start load does
     for _ in range(20):
-        m.pretrain_step()
-    m.end_pretrain()
+        m.pretrain(buf)
+    assert m.update(buf, 0) == []  # the switch to fine-tuning; no update is due at env step 0
     return m
 
 
@@ -101,7 +102,8 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 def test_parl_critics_online_false_leaves_every_critic_weight_unchanged_online(critics_online):
     m = parl_switched({"critics_online": critics_online})
     critics, dp = snapshot(m.critics), snapshot(m.dp.policy)
-    logged = [m.finetune_step() for _ in range(5)]
+    logged = [x for k in range(1, 6) for x in m.update(m.buffer, k * m.cfg.update_every)]
+    assert len(logged) == 5
     assert same(snapshot(m.critics), critics) is not critics_online  # V, Q and the target Q
     assert not same(snapshot(m.dp.policy), dp)  # distillation runs in both
     assert all(("loss/critic_q" in x) is critics_online for x in logged)
@@ -111,7 +113,8 @@ def test_parl_critics_online_false_leaves_every_critic_weight_unchanged_online(c
 def test_parl_distill_false_leaves_the_dp_unchanged_and_still_logs_the_targets(distill):
     m = parl_switched({"distill": distill})
     policy, ema, critics = snapshot(m.dp.policy), snapshot(m.dp.ema.module), snapshot(m.critics)
-    logged = [m.finetune_step() for _ in range(5)]
+    logged = [x for k in range(1, 6) for x in m.update(m.buffer, k * m.cfg.update_every)]
+    assert len(logged) == 5
     assert same(snapshot(m.dp.policy), policy) is not distill
     assert same(snapshot(m.dp.ema.module), ema) is not distill
     assert not same(snapshot(m.critics), critics)  # the critics learn in both

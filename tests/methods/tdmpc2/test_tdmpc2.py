@@ -80,16 +80,16 @@ def test_mppi_picks_the_best_action_of_a_toy_model():
     _ToyModel(meth.model, target).install()
     state = ActorState.create(0)
     obs = np.zeros((2, 3), np.float32)  # a batch of 2: every row plans independently
-    a = meth.act(obs, "mpc", state, eval_mode=True)
+    a, _ = meth.act(obs, "mpc", state, eval_mode=True)
     assert a.shape == (2, 1, 2)
     assert np.abs(a[:, 0] - target.numpy()).max() < 0.08, a
     # the warm start is kept per env, and the plan's mean has converged on the target
     mean = state.memory["prev_mean"]
-    assert mean.shape == (3, 2, 2) and (mean - target).abs().max() < 0.08
+    assert mean.shape == (2, 3, 2) and (mean - target).abs().max() < 0.08  # (env, horizon, action)
     # a random reward landscape far from the target gives a different plan (the test can fail)
     meth2 = _method(obs_dim=3, act_dim=2, model_size=1, mlp_dim=32, latent_dim=16, enc_dim=32)
     _ToyModel(meth2.model, torch.tensor([-0.8, 0.9])).install()
-    b = meth2.act(obs, "mpc", ActorState.create(0), eval_mode=True)
+    b, _ = meth2.act(obs, "mpc", ActorState.create(0), eval_mode=True)
     assert np.abs(b[:, 0] - target.numpy()).max() > 0.5
 
 
@@ -102,7 +102,7 @@ def test_planner_respects_predicted_termination():
     m.reward = lambda z, a: torch.log(th.encode(torch.ones(z.shape[0], 1)).clamp_min(1e-30))
     m.termination_logit = lambda z: torch.where(z[:, :1] > 0, 10.0, -10.0)  # a > 0 ends the episode
     m.q_two = lambda z, a, members, reduce, **kw: torch.full((z.shape[0], 1), 10.0)
-    a = meth.act(np.zeros((1, 3), np.float32), "mpc", ActorState.create(0), eval_mode=True)
+    a, _ = meth.act(np.zeros((1, 3), np.float32), "mpc", ActorState.create(0), eval_mode=True)
     assert a[0, 0, 0] <= 0.0
 
 
@@ -121,7 +121,7 @@ def test_updates_reduce_losses(terminal):
     if terminal == "v":
         assert "loss/v" in last and np.isfinite(last["loss/v"])
         assert meth.model.value_head is not None
-    a = meth.act(np.zeros((3, 5), np.float32), "mpc", ActorState.create(1), eval_mode=False)
+    a, _ = meth.act(np.zeros((3, 5), np.float32), "mpc", ActorState.create(1), eval_mode=False)
     assert a.shape == (3, 1, 2) and np.isfinite(a).all() and np.abs(a).max() <= 1.0
 
 
@@ -167,11 +167,11 @@ def test_sequences_are_drawn_per_episode_like_the_official_buffer():
     seen = []
     meth._step = lambda batch: seen.append(batch["terminal"].any(1).float().mean().item()) or {}
     for _ in range(4):
-        meth.finetune_step()
+        meth._online_step(buf)
     # per episode: 50/51 episodes are short, 1 of the 3 starts of each holds the terminal -> ~0.33
     assert 0.27 < np.mean(seen) < 0.39, seen
     meth.cfg.episode_sampling = False  # uniform over starts: 50 of 1148 starts -> ~0.04
     seen.clear()
     for _ in range(4):
-        meth.finetune_step()
+        meth._online_step(buf)
     assert np.mean(seen) < 0.08, seen
