@@ -97,8 +97,8 @@ def modip_config(task: str, seed: int, budget: dict):
 def offline_checkpoint(cfg, store: Path, sweep: str) -> dict:
     """The post-offline checkpoint of `cfg` in `store`: read if there, else made by a run stopped right after its
     offline phase (the common start from the store's cache where it is there)."""
-    from bench.runner.lifecycle import run_one
     from bench.runner.checkpoints import load_checkpoint
+    from bench.runner.lifecycle import run_one
     from bench.runner.stops import Preempted, request_stop_at
 
     path = store / "checkpoints" / sweep / cfg.run_id / "last.pt"

@@ -52,8 +52,8 @@ def collect(root: Path) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from bench.data.d4rl import make_dataset
     from bench.config.layers import resolve_config
+    from bench.data.d4rl import make_dataset
     from bench.runner.lifecycle import run_one
     from bench.tasks.demo import DEMO_DATASET
     from methods.registry import registered_methods

@@ -18,7 +18,13 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.data import DatasetError
-from bench.data.robomimic_hdf5 import MADE_FILE_NAME, _demo_sort_key, parse_id, robomimic_root, write_robomimic_hdf5
+from bench.data.robomimic_hdf5 import (
+    MADE_FILE_NAME,
+    _demo_sort_key,
+    parse_id,
+    robomimic_root,
+    write_robomimic_hdf5,
+)
 from bench.tasks import get_task
 from bench.tasks.robomimic import ROBOMIMIC_TASKS, RobosuiteLowDimEnv, default_env_args
 

@@ -7,7 +7,6 @@ It maximises the log-likelihood of the normalised dataset actions under N(mu(s),
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from torch import nn

@@ -3,6 +3,7 @@ reads off a class follows from the class (never a flag), and methods are found o
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -89,24 +90,27 @@ def test_a_method_cannot_declare_what_follows_from_its_class():
     from methods.base import Method
 
     with pytest.raises(TypeError, match="rollout_kind.*follow from its class"):
-        class Flagged(Method):  # noqa: F841 - defining it is the test
+        class Flagged(Method):
             rollout_kind = "off_policy"
 
 
 def test_methods_are_found_on_disk_and_a_broken_one_is_an_error(tmp_path):
     """Every folder of methods/ with a config.py is a method package; one that fails to import stops the
-    registry with its error instead of being skipped."""
+    registry with its error instead of being skipped (checked on a copy of methods/, never the tree itself)."""
     from methods.registry import method_packages, registered_methods
 
     assert set(method_packages()) == set(registered_methods())
-    broken = ROOT / "methods" / "zz_broken_for_test"
-    assert not broken.exists()
-    try:
-        broken.mkdir()
-        (broken / "config.py").write_text("")
-        (broken / "__init__.py").write_text("raise ImportError('zz_broken_for_test cannot import')\n")
-        out = subprocess.run([sys.executable, "-c", "import methods.registry"], cwd=ROOT, capture_output=True,
-                             text=True)
-    finally:
-        shutil.rmtree(broken)
-    assert out.returncode != 0 and "zz_broken_for_test cannot import" in out.stderr
+    shutil.copytree(ROOT / "methods", tmp_path / "methods", ignore=shutil.ignore_patterns("__pycache__"))
+    broken = tmp_path / "methods" / "zz_broken"
+    broken.mkdir()
+    (broken / "config.py").write_text("")
+    (broken / "__init__.py").write_text("raise ImportError('zz_broken cannot import')\n")
+    code = "import methods.registry as r; print(sorted(r.registered_methods()))"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], check=False, cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
+    assert out.returncode != 0 and "zz_broken cannot import" in out.stderr
+    shutil.rmtree(broken)  # without it, the copy registers every method
+    out = subprocess.run([sys.executable, "-c", code], check=False, cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0 and out.stdout.strip() == str(sorted(registered_methods())), out.stderr
