@@ -13,8 +13,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from tests.helpers import ROOT
 
 ENGINES = ("torch", "gymnasium", "mujoco")
