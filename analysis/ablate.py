@@ -12,7 +12,6 @@ module; `mbench ablate NAME` finds it in `--sweep-file`, else in the sweep file 
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 from pathlib import Path
 from typing import Any
@@ -231,29 +230,4 @@ def side_by_side(scores: pd.DataFrame, latency: dict[str, pd.DataFrame] | pd.Dat
     return fig
 
 
-# --------------------------------------------------------------------------------------------------- CLI
-def _cmd_ablate(args: argparse.Namespace) -> int:
-    root = args.store
-    out = Path(args.out) if args.out else Path(root) / "reports" / f"{args.sweep}-ablation"
-    spec = find_ablation(root, args.sweep, args.sweep_file)
-    path = write_ablation(root, args.sweep, out, reps=args.reps, spec=spec)
-    print(f"ablation report: {path} (and {path.with_suffix('.html')})")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser("ablate", help="an ablation report: the cells of its sweep file's 'ablation:' "
-                                                  "section, side by side")
-    parser.add_argument("sweep", help="sweep id")
-    parser.add_argument("--sweep-file", default=None,
-                        help="the sweep file with the 'ablation:' section (default: the one the sweep was launched "
-                             "from, else sweeps/<sweep>.yaml)")
-    parser.add_argument("--out", default=None, help="report folder (default <store>/reports/<sweep>-ablation)")
-    # SUPPRESS: given here it overrides the global `mbench --store`; not given, the global one stands.
-    parser.add_argument("--store", default=argparse.SUPPRESS,
-                        help="results store folder (default: mbench --store, else $MBENCH_STORE, else results)")
-    parser.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions")
-    parser.set_defaults(func=_cmd_ablate)
-
-
-__all__ = ["add_cli", "write_ablation"]
+__all__ = ["write_ablation"]

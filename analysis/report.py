@@ -9,12 +9,11 @@ replaced by a printed warning, listed again at the end of the report; the report
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
-from analysis import ablate, figures, stats, tables
+from analysis import figures, stats, tables
 from analysis.data import (
     DIAGNOSTIC_PREFIXES,
     EVAL_METRICS,
@@ -30,8 +29,6 @@ from analysis.data import (
     timing_metadata,
 )
 from analysis.document import Document, save_table, section
-from results import store
-from results.store import Store, validate_name
 
 # The method whose lines the probability of improvement compares with every other method's lines. None: every
 # pair of lines of two different methods, each as P(the line with the higher mean final score > the other).
@@ -265,33 +262,4 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
     return doc.write("report")
 
 
-# ---------------------------------------------------------------------------------------------------- CLI
-def _cmd_report(args: argparse.Namespace) -> int:
-    root = args.store
-    validate_name(args.sweep, "sweep name")
-    if Store(root).runs(sweep=args.sweep).empty:  # an empty report would look like a result
-        raise ValueError(f"no runs in sweep '{args.sweep}' under {root}; launch it with "
-                         f"mbench sweep launch <sweep file> --store {root}")
-    out = Path(args.out) if args.out else Path(root) / "reports" / args.sweep
-    path = write_report(root, args.sweep, out, target=args.target, reps=args.reps)
-    print(f"report: {path} (and {path.with_suffix('.html')})")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """Add `report SWEEP [--out DIR]` (and, from analysis.ablate, `ablate SWEEP`) to the main CLI."""
-    parser = subparsers.add_parser("report", help="figures and tables for one sweep, from the store")
-    parser.add_argument("sweep", help="sweep id")
-    parser.add_argument("--out", default=None, help="report folder (default <store>/reports/<sweep>)")
-    # SUPPRESS: given here it overrides the global `mbench --store`; not given, the global one stands.
-    parser.add_argument("--store", default=argparse.SUPPRESS,
-                        help="results store folder (default: mbench --store, else $MBENCH_STORE, else results)")
-    parser.add_argument("--target", default=TARGET_METHOD, help="method compared with each baseline")
-    parser.add_argument("--reps", type=int, default=BOOTSTRAP_REPS, help="bootstrap repetitions")
-    parser.set_defaults(func=_cmd_report)
-    ablate.add_cli(subparsers)
-    if "store" not in subparsers.choices:
-        store.add_cli(subparsers)
-
-
-__all__ = ["action_component", "add_cli", "per_action_latency", "write_report"]
+__all__ = ["action_component", "per_action_latency", "write_report"]

@@ -4,17 +4,40 @@ Why: every user journey (demo, one run, data make, sweeps, tuning, timing, repor
 Errors a user can cause (unknown method or task, bad config key, missing or mismatched dataset) print one
 line naming the problem and the fix, and exit 2; nothing is recorded as a finished run.
 
-This is the top of the package: it imports the subsystems (each command's module when the command runs, each
-subsystem's `add_cli` when the parser is built), and none of them imports it. Importing it loads nothing but
-the standard library.
+This is the top of the package: it imports the subsystems, and none of them imports it. The parser is built
+before anyone knows which command runs, so it is built from light modules only: each subsystem's command-line
+module (its `add_cli`) imports nothing heavy, and each command imports what it needs (torch, gymnasium, pandas,
+...) when it runs. So importing this module loads none of them, and `mbench --help`, `mbench list ...`,
+`mbench config ...` and `mbench sweep status` answer without torch, gymnasium or MuJoCo (their imports take
+seconds). A subsystem's REQUIRES names the packages its commands need; where one is missing (e.g. on a bare GPU
+machine), its commands are left out and the help's epilog names what is missing; the other commands still work.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 
+from analysis import cli as analysis_cli
+from bench.data import make as data_cli
 from bench.data.minari_io import list_datasets
+from bench.demo import run_demo
+from bench.sweep import cli as sweep_cli
+from bench.tasks import all_tasks
+from bench.timing import cli as timing_cli
+from results import cli as store_cli
+
+# The subsystems whose commands the parser adds, each by its command-line module's `add_cli`.
+SUBSYSTEMS = (data_cli, sweep_cli, store_cli, analysis_cli, timing_cli)
+
+
+def _installed(package: str) -> bool:
+    """Whether a top-level package can be imported here, found without importing it."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or a module without a spec
+        return False
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -28,14 +51,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def _cmd_list(args) -> int:
     if args.what == "methods":
-        from methods.registry import registered_methods  # lazy: torch
+        # Each method as its torch-free config.py declares it; its summary is its package's docstring.
+        from methods.catalog import method_cards  # lazy: pydantic
 
-        for name, cls in sorted(registered_methods().items()):
-            doc = (cls.__module__ and sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
-            print(f"{name:10s} actors={','.join(cls.actors):8s} {doc[0] if doc else ''}")
+        for name, card in sorted(method_cards().items()):
+            doc = card.doc.strip().splitlines()
+            print(f"{name:10s} actors={','.join(card.actors):8s} {doc[0] if doc else ''}")
     elif args.what == "tasks":
-        from bench.tasks import all_tasks  # lazy: gymnasium
-
         for name, t in sorted(all_tasks().items()):
             print(f"{name:28s} suite={t.suite:9s} env={t.env_id:28s} dataset={t.dataset_id}")
     else:
@@ -96,8 +118,6 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from bench.demo import run_demo  # lazy: gymnasium
-
     run_demo(store_root=args.store, out=args.out, seeds=args.seeds, methods=args.methods, quick=args.quick)
     return 0
 
@@ -155,20 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=_cmd_demo)
 
     unavailable = []
-    for mod in ("bench.data.make", "bench.sweep.cli", "results.store", "analysis.report", "bench.timing.cli"):
-        try:
-            module = __import__(mod, fromlist=["add_cli"])  # lazy: gymnasium, pandas, matplotlib, torch
-        except ModuleNotFoundError as e:
-            if e.name and mod.startswith(e.name):
-                continue
-            if e.name and e.name.split(".")[0] not in ("bench", "methods", "results", "analysis"):
-                # A third-party package that command needs is missing (e.g. on a bare GPU machine): the other
-                # commands still work, and the help's epilog names what is missing.
-                unavailable.append(f"{mod} (needs {e.name})")
-                continue
-            raise
-        if hasattr(module, "add_cli"):
-            module.add_cli(sub)
+    for module in SUBSYSTEMS:
+        missing = [pkg for pkg in getattr(module, "REQUIRES", ()) if not _installed(pkg)]
+        if missing:
+            # A third-party package these commands need is missing (e.g. on a bare GPU machine): the other
+            # commands still work, and the help's epilog names what is missing.
+            unavailable.append(f"{module.__name__} (needs {', '.join(missing)})")
+            continue
+        module.add_cli(sub)
     # The store folder is spelled --store everywhere, before or after the command.
     for name in ("report", "ablate", "time", "tune"):
         if name in sub.choices:

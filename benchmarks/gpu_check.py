@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     import torch
 
     from bench.runner.timing import device_name, time_components
-    from bench.timing.cli import format_table
+    from bench.timing.measure import format_table
     from bench.timing.synthetic import build_subject, timing_run_id
 
     if args.device == "auto":
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
 
 def write_store(root: str, rows, subjects, wall: float) -> None:
     from bench.runner.provenance import now as _now
-    from bench.timing.cli import write_rows
+    from bench.timing.measure import write_rows
 
     by_run: dict[str, list] = {}
     for r in rows:

@@ -10,7 +10,7 @@ A method, as its author sees it (the templates: methods/bc_gauss for any method,
     class Mine(Method):                          # or DPMethod (methods/dp_method.py): built on the shared DP
         Config = MineConfig                      # its config section (a Section, in its torch-free config.py,
                                                  #   with its presets and suite defaults as class variables)
-        actors = ("policy",)                     # what the harness evaluates; the first is the headline
+        actors = ACTORS                          # what the harness evaluates; the first is the headline
 
         def __init__(self, cfg, ctx): ...        # build networks from cfg and ctx (MethodContext)
         def act(self, obs, actor, state, eval_mode) -> (actions, extras)
@@ -21,6 +21,10 @@ A method, as its author sees it (the templates: methods/bc_gauss for any method,
         def timed_components(self, batch_size) -> {name: TimedComponent}
         def buffer_extras(self) -> {name: shape}               # optional: what `act` stores with transitions
         def actor_sampling(self) -> {actor: how}               # optional: actors exempt from eval.sampler
+
+Its torch-free config.py also declares `ACTORS` (the class's `actors`) and `USES_DP` (True for a DPMethod):
+methods/catalog reads them there, with the section, so that the CLI and the config layer know a method without
+importing it (and torch); tests/contract checks that every class agrees with its declaration.
 
 The verbs:
 - `act(obs (B, obs_dim), actor, state, eval_mode)` returns the env actions to execute, (B, n, act_dim), and a
@@ -59,15 +63,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
-from methods.common.section import Section
+from methods.common.section import (
+    MethodError,  # noqa: F401 - the contract's error for an unknown method (the catalog raises it too)
+    Section,
+)
 
 if TYPE_CHECKING:
     from methods.common.normalize import Normalizer
     from methods.common.replay import ReplayBuffer
-
-
-class MethodError(ValueError):
-    pass
 
 
 @dataclasses.dataclass

@@ -34,7 +34,6 @@ timings (`kind`, `actor`, `actions_per_call`, `updates_per_env_step`). Version-1
 """
 from __future__ import annotations
 
-import argparse
 import enum
 import json
 import math
@@ -772,24 +771,3 @@ def _vanished(err: OSError) -> bool:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-# ---------------------------------------------------------------------------------------------------- CLI
-def _cmd_compact(args: argparse.Namespace) -> int:
-    store = Store(args.store)
-    stats = store.compact(sweep=args.sweep)
-    print(f"compacted {store.root}: {stats['files_before']} files -> {stats['files_after']}")
-    return 0
-
-
-def add_cli(subparsers) -> argparse.ArgumentParser:
-    """Add `store compact [--sweep ID] [--store DIR]` to the main CLI's subparsers."""
-    store_parser = subparsers.add_parser("store", help="maintain the results store")
-    store_sub = store_parser.add_subparsers(dest="store_command", required=True)
-    compact = store_sub.add_parser("compact", help="merge small files without changing query results")
-    # SUPPRESS: when not given here, the global `mbench --store` (or its default) stands.
-    compact.add_argument("--store", default=argparse.SUPPRESS,
-                         help="results store folder (default: mbench --store, else $MBENCH_STORE, else results)")
-    compact.add_argument("--sweep", action="append", default=None, help="only this sweep (repeatable)")
-    compact.set_defaults(func=_cmd_compact)
-    return store_parser

@@ -22,6 +22,8 @@ from typing import Any
 from bench.config.dotted import as_dotted, nest
 from bench.config.parse import parse_section
 from bench.config.run import HARNESS_KEYS, RunConfig
+from bench.tasks import get_task
+from methods.catalog import MethodCard, method_card
 from methods.common.common_start_config import COMMON_START_SUITE_DEFAULTS, CommonStartConfig
 from methods.common.dp_config import DP_SUITE_DEFAULTS, DPConfig
 from methods.common.section import ConfigError
@@ -46,7 +48,7 @@ def variant_label(flat: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(flat.items()) if not k.startswith(NON_VARIANT))
 
 
-def _sections(cls) -> tuple[str, ...]:
+def _sections(cls: MethodCard) -> tuple[str, ...]:
     """The sections a method's run config has besides the harness's: its own, then dp and common_start."""
     return (cls.name,) + (("dp",) if cls.uses_dp else ()) + (("common_start",) if cls.uses_pretrained_dp else ())
 
@@ -54,12 +56,10 @@ def _sections(cls) -> tuple[str, ...]:
 def resolve(method: str, task: str, seed: int, *, sweep: dict[str, Any] | None = None,
             per_method: dict[str, Any] | None = None,
             overrides: dict[str, Any] | list[str] | None = None) -> Resolved:
-    """The typed config of one run and where each value came from. Raises ConfigError naming any bad key."""
-    # lazy: gymnasium, torch (the config stays importable without the tasks' envs and the methods)
-    from bench.tasks import get_task
-    from methods.registry import get_method_class
-
-    cls = get_method_class(method)
+    """The typed config of one run and where each value came from. Raises ConfigError naming any bad key.
+    The method is read from its card (methods/catalog: its config.py alone), so no method and no torch is
+    imported here."""
+    cls = method_card(method)
     spec = get_task(task)
     user = {"sweep": as_dotted(sweep), "per_method": as_dotted(per_method), "set": as_dotted(overrides)}
     for layer in user.values():
@@ -134,9 +134,7 @@ def resolve_config(method: str, task: str, seed: int, overrides: dict[str, Any] 
 
 def from_json(data: dict[str, Any]) -> RunConfig:
     """A stored config (RunConfig.to_json) read back, typed (a checkpoint or the store's config_json)."""
-    from methods.registry import get_method_class  # lazy: torch
-
-    cls = get_method_class(str(data.get("method", "")))
+    cls = method_card(str(data.get("method", "")))
     rest = {k: v for k, v in data.items() if k not in _sections(cls)}
     cfg = parse_section(RunConfig, rest, "")
     return cfg.model_copy(update={

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from bench.config.layers import resolve
 from bench.config.run import RunConfig
+from methods.catalog import method_card
 from methods.common.common_start_config import CommonStartConfig
 from methods.common.dp_config import DPConfig
 
@@ -60,9 +61,7 @@ def config_rows(method: str, task: str | None = None, overrides: list[str] | Non
     """Rows (key, type, default) without a task; (key, type, value, layer) with one. `method` and `task` are
     chosen, not set, so they are not listed; dp.eval_sampler is listed only with a task (it copies
     eval.sampler)."""
-    from methods.registry import get_method_class  # lazy: torch
-
-    cls = get_method_class(method)
+    cls = method_card(method)
     if task is None:
         dp = DPConfig() if cls.uses_dp else None
         cs = CommonStartConfig() if cls.uses_pretrained_dp else None

@@ -22,20 +22,19 @@ Nothing here imports gymnasium, MuJoCo or Minari at module level.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 
 from bench.config.run import RunConfig
 from bench.data import DatasetError, OfflineDataset
+from bench.data.loaders import bind_task, load_dataset
+from bench.tasks import TaskSpec, get_task
 from methods.base import Method, MethodContext, TaskSpaces
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
 from methods.registry import get_method_class
-
-if TYPE_CHECKING:
-    from bench.tasks import TaskSpec
 
 Data = Literal["dataset", "synthetic", "none"]
 
@@ -79,8 +78,6 @@ def task_spaces(task_name: str, obs_dim: int | None = None, act_dim: int | None 
                 reward_scale: float = 1.0) -> TaskSpaces:
     """TaskSpaces for `task_name` without its dataset: from KNOWN_SPACES, else from the env if it can be built,
     else from the explicit obs_dim/act_dim (which also override the table)."""
-    from bench.tasks import get_task  # lazy: gymnasium
-
     task = get_task(task_name)
     if obs_dim is not None and act_dim is not None:
         o, a, lo, hi = int(obs_dim), int(act_dim), np.full(int(act_dim), -1.0), np.full(int(act_dim), 1.0)
@@ -136,8 +133,6 @@ def synthetic_buffer(spaces: TaskSpaces, extras: dict[str, tuple[int, ...]] | No
 
 def _with_dataset(cfg: RunConfig, task: TaskSpec) -> tuple[TaskSpec, TaskSpaces, OfflineDataset]:
     """The task bound to the run's dataset (refs included), its spaces from one env, and the dataset."""
-    from bench.data.loaders import bind_task, load_dataset  # lazy: gymnasium
-
     source = cfg.dataset_path or task.dataset_id
     task = bind_task(task, source)  # e.g. robomimic: the env comes from the dataset's env_args
     env = task.make_env()
@@ -164,8 +159,6 @@ def assemble(cfg: RunConfig, data: Data = "dataset", *, obs_dim: int | None = No
              act_dim: int | None = None) -> RunParts:
     """The parts of a run of `cfg` (module docstring): the method on cfg.device with seed cfg.seed, its buffer
     attached. `obs_dim`/`act_dim` set the spaces of data="synthetic" or "none" (both or neither)."""
-    from bench.tasks import get_task  # lazy: gymnasium
-
     if data not in ("dataset", "synthetic", "none"):
         raise ValueError(f"data must be 'dataset', 'synthetic' or 'none', got {data!r}")
     if (obs_dim is None) != (act_dim is None):

@@ -2,15 +2,16 @@
 
 Why a separate module: bench/cli.py stays a thin dispatcher; it calls `add_cli(subparsers)` and each command's
 `func(args)`. Sweep files that are wrong fail with one line naming the key (SweepError is a ValueError, which
-bench/cli.py prints as `mbench: error: ...`).
+bench/cli.py prints as `mbench: error: ...`). The parser is built before anyone knows which command runs, so
+this module imports nothing heavy: each command imports what it needs (pydantic, pandas, submitit) when it runs.
+REQUIRES names those packages; where one is missing, bench/cli.py leaves the commands out.
 """
 from __future__ import annotations
 
 import argparse
 import os
 
-from bench.sweep.spec import load_sweep
-from results.store import validate_name
+REQUIRES = ("pandas", "pyarrow", "pydantic", "submitit")
 
 
 def _add_store(parser, help_text: str) -> None:
@@ -19,7 +20,9 @@ def _add_store(parser, help_text: str) -> None:
 
 
 def _cmd_launch(args) -> int:
-    from bench.sweep.launch import launch  # lazy: submitit
+    # lazy: submitit, pydantic
+    from bench.sweep.launch import launch
+    from bench.sweep.spec import load_sweep
 
     spec = load_sweep(args.file)
     launch(spec, args.store, wait=args.wait, rerun_stale=args.rerun_stale, executor=args.executor)
@@ -27,7 +30,10 @@ def _cmd_launch(args) -> int:
 
 
 def _cmd_status(args) -> int:
-    from bench.sweep.launch import format_status, sweep_status  # lazy: submitit
+    # lazy: submitit, pydantic, pandas
+    from bench.sweep.launch import format_status, sweep_status
+    from bench.sweep.spec import load_sweep
+    from results.store import validate_name
 
     name = args.name
     if name.endswith((".yaml", ".yml")) and os.path.isfile(name):
@@ -39,7 +45,9 @@ def _cmd_status(args) -> int:
 
 
 def _cmd_tune(args) -> int:
-    from bench.sweep.tune import tune  # lazy: submitit
+    # lazy: submitit, pydantic
+    from bench.sweep.spec import load_sweep
+    from bench.sweep.tune import tune
 
     spec = load_sweep(args.file)
     tune(spec, args.store, wait=args.wait, executor=args.executor, n_trials=args.trials, workers=args.workers)

@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.config.layers import resolve_config
 from bench.config.run import RunConfig, run_id_of
+from methods.catalog import method_card, method_cards
 from methods.common.section import ConfigError
 from results.sweep_errors import SweepError
 from results.sweep_file import Resources, SweepFile, Tune, parse_sweep_file, read_sweep_file
@@ -79,14 +80,12 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
 def applies_to(key: str, method: str) -> bool:
     """Whether an override key belongs to `method`'s runs (method-named and dp. sections are scoped)."""
-    from methods.registry import get_method_class, registered_methods  # lazy: torch
-
     head = key.split(".", 1)[0]
     if head == "dp":
-        return get_method_class(method).uses_dp
+        return method_card(method).uses_dp
     if head == "common_start":
-        return get_method_class(method).uses_pretrained_dp
-    if head in registered_methods():
+        return method_card(method).uses_pretrained_dp
+    if head in method_cards():
         return head == method
     return True
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from bench.tasks.kitchen import FlatKitchen
+from bench.tasks.kitchen_env import FlatKitchen
 from bench.tasks.kitchen_state import FLAT_KITCHEN_ATTRS, is_kitchen_env, kitchen_capture, kitchen_restore
 from bench.tasks.robomimic import RobosuiteLowDimEnv
 from bench.tasks.robomimic_state import robosuite_capture, robosuite_restore

@@ -12,13 +12,17 @@ The observation is flat: FrankaKitchen-v1's `observation` entry (robot qpos and 
 numbers). The goal entries are constant within a task, so they carry no information and are dropped, both here
 and in the loader (bench/data/kitchen.py), so env and data agree.
 
-This module does not import `bench.tasks` (which imports it to register its tasks): `TASKS` lists them.
+This module does not import `bench.tasks` (which imports it to register its tasks): `TASKS` lists them. Nor
+does it import gymnasium: the env's wrapper, FlatKitchen, is bench/tasks/kitchen_env.py, which make_kitchen_env
+imports when it makes an env, so the tasks are listed and configured without gymnasium (`mbench list tasks`,
+`mbench config`, and `mbench time` on a machine that lacks it).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    from bench.tasks.kitchen_env import FlatKitchen
 
 KITCHEN_TASK_SETS: dict[str, tuple[str, ...]] = {
     "complete": ("microwave", "kettle", "light switch", "slide cabinet"),
@@ -27,52 +31,14 @@ KITCHEN_TASK_SETS: dict[str, tuple[str, ...]] = {
 }
 KITCHEN_MAX_STEPS = 280
 KITCHEN_ENV_ID = "FrankaKitchen-v1"
-KITCHEN_OBS_DIM = 59
-
-
-def _wrapper_base():
-    # Registering the kitchen tasks must not need gymnasium: `mbench time` lists and times tasks on machines
-    # without it (bare GPU machines). There the class is a placeholder; make_kitchen_env needs gymnasium anyway.
-    try:
-        import gymnasium as gym
-    except ModuleNotFoundError:
-        return object
-    return gym.Wrapper
-
-
-class FlatKitchen(_wrapper_base()):
-    """FrankaKitchen-v1 with the flat `observation` entry and `info["success"]` / `info["completed"]`.
-
-    The inner env keeps one list object for `episode_task_completions` across steps and clears it on reset;
-    the infos returned here hold copies, so a final info kept by the caller stays true after a reset."""
-
-    def __init__(self, env, tasks: tuple[str, ...]):
-        import gymnasium as gym
-
-        super().__init__(env)
-        self.tasks = tuple(tasks)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(KITCHEN_OBS_DIM,), dtype=np.float64)
-
-    def _info(self, info: dict[str, Any]) -> dict[str, Any]:
-        done = list(info.get("episode_task_completions", []))
-        return {"tasks_to_complete": list(info.get("tasks_to_complete", [])),
-                "step_task_completions": list(info.get("step_task_completions", [])),
-                "episode_task_completions": done, "completed": len(done),
-                "success": len(done) == len(self.tasks)}
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        obs, info = self.env.reset(seed=seed, options=options)
-        return np.array(obs["observation"], dtype=np.float64), self._info(info)
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        return np.array(obs["observation"], dtype=np.float64), float(reward), terminated, truncated, self._info(info)
 
 
 def make_kitchen_env(task: Any, **overrides) -> FlatKitchen:
     """`task`: a bench.tasks.TaskSpec of this suite."""
     import gymnasium as gym
     import gymnasium_robotics
+
+    from bench.tasks.kitchen_env import FlatKitchen  # lazy: gymnasium
 
     gym.register_envs(gymnasium_robotics)
     kwargs = {"tasks_to_complete": list(KITCHEN_TASK_SETS[task.env_kwargs["variant"]]),

@@ -26,7 +26,7 @@ from bench.tasks.sim_state import (
     rng_state,
 )
 
-# bench/tasks/kitchen.py's FlatKitchen: its task list is set once, at construction; it keeps no episode state
+# bench/tasks/kitchen_env.py's FlatKitchen: its task list is set once, at construction; it keeps no episode state
 # (the completed tasks are FrankaKitchen's own, saved with it below).
 FLAT_KITCHEN_ATTRS = WRAPPER_ATTRS | {"tasks", "observation_space"}
 

@@ -2,7 +2,8 @@
 
 - synthetic.py: a timing subject, the method built from its config and the task's spaces alone (no env, no
   dataset), a checkpoint loaded into it if given, and the timing run's id;
-- cli.py: `measure` (build a subject and time it), the store's rows, the table, and `add_cli` (the command).
+- measure.py: `measure` (build a subject and time it), the store's rows, and the table;
+- cli.py: `add_cli`, the command (light: it imports measure.py, and so torch, when it runs).
 The timer itself (`time_components`: warm-up, synchronised reps, percentiles) is bench/runner/timing.py,
 with its compiled paths in bench/runner/compiled.py, which every run also uses at its end; this package imports
 the runner, never the reverse.

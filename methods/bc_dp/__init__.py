@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
-from methods.bc_dp.config import BCDPConfig
+from methods.bc_dp.config import ACTORS, BCDPConfig
 from methods.dp_method import DPMethod
 
 
 @register("bc_dp")
 class BCDP(DPMethod):
     Config = BCDPConfig
-    actors = ("dp",)
+    actors = ACTORS
 
     def __init__(self, cfg, ctx: MethodContext):
         super().__init__(cfg, ctx)

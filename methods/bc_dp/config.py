@@ -19,3 +19,9 @@ SUITE_DEFAULTS: dict[str, dict[str, Any]] = {}
 
 BCDPConfig.presets = PRESETS
 BCDPConfig.suite_defaults = SUITE_DEFAULTS
+
+# What the harness knows of bc_dp without importing it (methods/catalog): the actors it evaluates, the
+# headline first (the class's `actors`), and whether it is built on the shared DP (a DPMethod: its runs also
+# have the `dp` and `common_start` sections).
+ACTORS: tuple[str, ...] = ("dp",)
+USES_DP = True

@@ -12,14 +12,14 @@ import torch
 from torch import nn
 
 from methods.base import ActorState, ComponentKind, Method, MethodContext, TimedComponent, register
-from methods.bc_gauss.config import BCGaussConfig
+from methods.bc_gauss.config import ACTORS, BCGaussConfig
 from methods.common.networks import mlp
 
 
 @register("bc_gauss")
 class BCGauss(Method):
     Config = BCGaussConfig
-    actors = ("policy",)
+    actors = ACTORS
 
     def __init__(self, cfg: BCGaussConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)

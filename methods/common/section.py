@@ -1,4 +1,4 @@
-"""The base of every config section, and the one error a bad config raises.
+"""The base of every config section, and the errors a bad config raises: a bad key or value, an unknown method.
 
 Why: a method declares its config as a pydantic model (one section: its own keys, typed, with defaults) and its
 presets; the harness (bench/config) parses, layers and validates them. This module is all a method needs for
@@ -24,6 +24,11 @@ from pydantic import BaseModel, ConfigDict
 
 class ConfigError(ValueError):
     """A bad config key or value. The message is one line that names the key and the fix."""
+
+
+class MethodError(ValueError):
+    """An unknown method name (methods/catalog and methods/registry look a method up by its name). It lives here,
+    below every method, so that the light catalog raises the same error as the registry."""
 
 
 class Section(BaseModel):

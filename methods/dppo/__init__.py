@@ -49,7 +49,7 @@ from torch import nn
 from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
 from methods.common.networks import mlp
 from methods.dp_method import DPMethod
-from methods.dppo.config import DPPOConfig
+from methods.dppo.config import ACTORS, DPPOConfig
 from methods.dppo.ppo import PPODiffusion
 from methods.on_policy import OnPolicy
 
@@ -123,7 +123,7 @@ def gae(reward: np.ndarray, value: np.ndarray, next_value: np.ndarray, terminal:
 @register("dppo")
 class DPPO(OnPolicy, DPMethod):
     Config = DPPOConfig
-    actors = ("dp",)
+    actors = ACTORS
 
     def __init__(self, cfg: DPPOConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)

@@ -79,3 +79,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 DPPOConfig.presets = PRESETS
 DPPOConfig.suite_defaults = SUITE_DEFAULTS
+
+# What the harness knows of dppo without importing it (methods/catalog): the actors it evaluates, the
+# headline first (the class's `actors`), and whether it is built on the shared DP (a DPMethod: its runs also
+# have the `dp` and `common_start` sections).
+ACTORS: tuple[str, ...] = ("dp",)
+USES_DP = True

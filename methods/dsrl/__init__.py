@@ -49,14 +49,14 @@ import torch
 from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
 from methods.common.section import ConfigError
 from methods.dp_method import DPMethod, act_components
-from methods.dsrl.config import DsrlConfig
+from methods.dsrl.config import ACTORS, DsrlConfig
 from methods.dsrl.learner import DsrlLearner, LearnerSpec
 
 
 @register("dsrl")
 class DSRL(DPMethod):
     Config = DsrlConfig
-    actors = ("steered", "dp")
+    actors = ACTORS
 
     def __init__(self, cfg: DsrlConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)

@@ -38,13 +38,13 @@ import torch
 
 from methods.base import ActorState, register
 from methods.critic_dp import CriticDPMethod
-from methods.idql.config import IdqlConfig
+from methods.idql.config import ACTORS, IdqlConfig
 
 
 @register("idql")
 class IDQL(CriticDPMethod):
     Config = IdqlConfig
-    actors = ("resample", "dp")
+    actors = ACTORS
 
     # ---- data ----------------------------------------------------------------------------------------------
     def decisions(self, n: int, source: str, online_ratio: float | None = None,

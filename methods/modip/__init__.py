@@ -48,7 +48,7 @@ from methods.base import ActorState, ComponentKind, MethodContext, TimedComponen
 from methods.common.section import ConfigError
 from methods.dp_method import DPMethod, probe_obs
 from methods.modip import diagnostics, distill
-from methods.modip.config import ModipConfig
+from methods.modip.config import ACTORS, ModipConfig
 from methods.modip.critics import Critics
 from methods.modip.distill import offline_episode_return, ramp
 from methods.modip.planner import PlanModels, plan, shift_mean
@@ -59,7 +59,7 @@ from methods.modip.world_model import WorldModel
 class MODIP(DPMethod):
     Config = ModipConfig
     # dp first: the fine-tuned policy alone is the product (the headline actor); mpc_chunk is eval-only.
-    actors = ("dp", "mpc", "mpc_chunk")
+    actors = ACTORS
 
     def __init__(self, cfg: ModipConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)

@@ -205,3 +205,9 @@ SUITE_DEFAULTS: dict[str, dict[str, Any]] = {}
 
 ModipConfig.presets = PRESETS
 ModipConfig.suite_defaults = SUITE_DEFAULTS
+
+# What the harness knows of modip without importing it (methods/catalog): the actors it evaluates, the
+# headline first (the class's `actors`), and whether it is built on the shared DP (a DPMethod: its runs also
+# have the `dp` and `common_start` sections).
+ACTORS: tuple[str, ...] = ("dp", "mpc", "mpc_chunk")
+USES_DP = True

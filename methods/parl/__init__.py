@@ -49,13 +49,13 @@ import torch
 from methods.base import ActorState, MethodContext, register
 from methods.critic_dp import CriticDPMethod
 from methods.parl.action_opt import ascend, choose, rerank
-from methods.parl.config import ParlConfig
+from methods.parl.config import ACTORS, ParlConfig
 
 
 @register("parl")
 class PARL(CriticDPMethod):
     Config = ParlConfig
-    actors = ("dp", "rerank")
+    actors = ACTORS
 
     def __init__(self, cfg: ParlConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)

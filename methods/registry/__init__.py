@@ -9,8 +9,9 @@ below it:
   <- methods/base.py (the contract), methods/dp_method.py, critic_dp.py and on_policy.py (the bases)
   <- one folder per method (methods/<name>)
   <- methods/registry (here).
-Importing it imports every method (and so torch); a light module (bench.config, the CLI) imports it where it
-needs a method class.
+Importing it imports every method (and so torch); a light module imports it where it needs a method class.
+What the config layer and the CLI need of a method before it is built (its config section, actors, whether it
+is built on the shared DP) is in methods/catalog, read from each method's config.py alone, without torch.
 """
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from methods.base import ActorState, ComponentKind, Method, MethodContext, TimedComponent, register
-from methods.tdmpc2.config import TDMPC2Config
+from methods.tdmpc2.config import ACTORS, TDMPC2Config
 from methods.tdmpc2.model import WorldModel, model_dims
 from methods.tdmpc2.planner import plan, plan_noise, previous_mean
 from methods.tdmpc2.update import RunningScale, update
@@ -59,7 +59,7 @@ def heuristic_discount(episode_length: int, denom: float, lo: float, hi: float) 
 @register("tdmpc2")
 class TDMPC2(Method):
     Config = TDMPC2Config
-    actors = ("mpc", "pi")  # the planner (headline) and the policy prior alone
+    actors = ACTORS
 
     def __init__(self, cfg: TDMPC2Config, ctx: MethodContext):
         super().__init__(cfg, ctx)

@@ -95,3 +95,9 @@ SUITE_DEFAULTS: dict[str, dict[str, Any]] = {}
 
 TDMPC2Config.presets = PRESETS
 TDMPC2Config.suite_defaults = SUITE_DEFAULTS
+
+# What the harness knows of tdmpc2 without importing it (methods/catalog): the actors it evaluates, the
+# headline first (the class's `actors`), and whether it is built on the shared DP (a DPMethod: its runs also
+# have the `dp` and `common_start` sections).
+ACTORS: tuple[str, ...] = ("mpc", "pi")  # the planner (headline) and the policy prior alone
+USES_DP = False

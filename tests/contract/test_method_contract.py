@@ -64,6 +64,43 @@ def test_an_incomplete_method_is_caught():
                                                 for h in ("act_rollout", "rollout_size", "update_rollout")}
 
 
+def test_every_method_declares_in_its_config_what_its_class_says():
+    """methods/catalog reads a method from its config.py alone (no torch): the same name, section class, actors
+    and DP-ness as its class, and the same summary (its package's docstring)."""
+    import sys
+
+    from methods.catalog import method_cards, method_packages
+    from methods.dp_method import DPMethod
+    from methods.registry import registered_methods
+
+    classes, cards = registered_methods(), method_cards()
+    assert set(cards) == set(classes) == set(method_packages())
+    for name, cls in classes.items():
+        card = cards[name]
+        assert card.Config is cls.Config, name
+        assert card.actors == cls.actors, name
+        assert card.uses_dp == cls.uses_dp == issubclass(cls, DPMethod), name
+        assert card.uses_pretrained_dp == cls.uses_pretrained_dp, name
+        assert card.doc == sys.modules[cls.__module__].__doc__, name
+
+
+def test_the_catalog_loads_no_method_and_no_torch():
+    """The catalog runs each config.py alone, not its package (which imports the method and torch); a package
+    imported afterwards takes the same config module."""
+    code = ("import sys; import methods.catalog as c; c.method_card('modip'); "
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'torch'], 'torch'; "
+            "assert 'methods.modip' not in sys.modules and 'methods.modip.config' in sys.modules; "
+            "import methods.registry as r; assert r.get_method_class('modip').Config is c.method_card('modip').Config")
+    out = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    import methods.catalog
+    from methods.base import MethodError  # the registry's error: one class for an unknown method
+
+    with pytest.raises(MethodError, match=r"unknown method 'modp' \(did you mean 'modip'\?\)"):
+        methods.catalog.method_card("modp")
+
+
 def test_the_loop_and_phases_follow_from_the_class():
     from methods.base import Method, RolloutKind
     from methods.dp_method import DPMethod

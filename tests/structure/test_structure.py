@@ -2,7 +2,8 @@
 
 - No import cycles among the project's modules: every `import` in the syntax tree is an edge, function bodies
   included, so an import inside a function cannot hide a cycle; so is every `__import__(...)` and
-  `importlib.import_module(...)` whose module names can be read off the code (`_dynamic_names`: a string
+  `importlib.import_module(...)` and `importlib.util.spec_from_file_location(...)` (a module loaded from its file,
+  without its package's __init__) whose module names can be read off the code (`_dynamic_names`: a string
   literal, a loop over a literal tuple of names, an f-string over such a loop, a module-level dict of names),
   and a dynamic import of any other form fails the test, so that none goes unseen.
 - No import cycles among the project's folders: each module collapsed to its folder (its package directory:
@@ -65,9 +66,18 @@ def _strings(node: ast.AST) -> list[str] | None:
     return None
 
 
+DYNAMIC_IMPORTS = ("__import__", "import_module", "spec_from_file_location")
+
+
 def _is_dynamic_import(func: ast.AST) -> bool:
-    return (isinstance(func, ast.Name) and func.id in ("__import__", "import_module")) or \
-        (isinstance(func, ast.Attribute) and func.attr == "import_module")
+    return (isinstance(func, ast.Name) and func.id in DYNAMIC_IMPORTS) or \
+        (isinstance(func, ast.Attribute) and func.attr in DYNAMIC_IMPORTS[1:])
+
+
+def _runs_parents(func: ast.AST) -> bool:
+    """Whether the import runs the imported module's parent packages first (a module loaded from its file with
+    spec_from_file_location does not)."""
+    return (func.id if isinstance(func, ast.Name) else func.attr) != "spec_from_file_location"
 
 
 @dataclasses.dataclass
@@ -81,6 +91,7 @@ class Import:
     followed: bool = True  # False: a dynamic import whose argument is none of the forms followed
     dotted: set[str] = dataclasses.field(default_factory=set)  # the third-party modules it names, in full
     optional: bool = False  # in a `try:` that catches ImportError: where the package is missing, it is not loaded
+    runs_parents: bool = True  # False: a module loaded from its file, without its parent packages' __init__
 
 
 def _dynamic_names(call: ast.Call, env: dict[str, list[str]], dicts: dict[str, list[str]]) -> list[str] | None:
@@ -93,7 +104,9 @@ def _dynamic_names(call: ast.Call, env: dict[str, list[str]], dicts: dict[str, l
         exports): every value is an edge;
       - an f-string of a package's name and a dot, then one placeholder that is none of the above
         (`import_module(f"methods.{folder}")`, package discovery): it can load any direct child of that
-        package, so every one is an edge (the name ends in "*" here; imports_of expands it).
+        package, so every one is an edge (the name ends in "*" here; imports_of expands it); or such an f-string
+        followed by a dotted suffix (`spec_from_file_location(f"methods.{folder}.config", path)`): every module of
+        that name under a direct child of the package is an edge (the "*" stands for the child).
     Comprehensions, variables assigned otherwise and relative names are not followed."""
 
     def resolve(arg: ast.AST) -> list[str] | None:
@@ -105,9 +118,11 @@ def _dynamic_names(call: ast.Call, env: dict[str, list[str]], dicts: dict[str, l
             return dicts.get(arg.value.id)
         if isinstance(arg, ast.JoinedStr):
             vals = arg.values
-            if len(vals) == 2 and isinstance(vals[0], ast.Constant) and str(vals[0].value).endswith(".") \
-                    and isinstance(vals[1], ast.FormattedValue) and resolve(vals[1].value) is None:
-                return [str(vals[0].value) + "*"]
+            if len(vals) in (2, 3) and isinstance(vals[0], ast.Constant) and str(vals[0].value).endswith(".") \
+                    and isinstance(vals[1], ast.FormattedValue) and resolve(vals[1].value) is None \
+                    and (len(vals) == 2 or (isinstance(vals[2], ast.Constant) and str(vals[2].value).startswith(".")
+                                            and "*" not in str(vals[2].value))):
+                return [str(vals[0].value) + "*" + (str(vals[2].value) if len(vals) == 3 else "")]
             parts: list[list[str]] = []
             for v in arg.values:
                 if isinstance(v, ast.Constant):
@@ -122,6 +137,13 @@ def _dynamic_names(call: ast.Call, env: dict[str, list[str]], dicts: dict[str, l
 
     names = resolve(call.args[0]) if call.args else None
     return None if names is None or any(n.startswith(".") for n in names) else names
+
+
+def _matches(module: str, prefix: str, suffix: str) -> bool:
+    """`module` is prefix + one name + suffix (a package's direct child, or the module `suffix` names under one)."""
+    if len(module) <= len(prefix) + len(suffix) or not (module.startswith(prefix) and module.endswith(suffix)):
+        return False
+    return "." not in module[len(prefix): len(module) - len(suffix)]
 
 
 def imports_of(tree: ast.AST, module: str, is_pkg: bool, known: set[str]) -> list[Import]:
@@ -162,13 +184,14 @@ def imports_of(tree: ast.AST, module: str, is_pkg: bool, known: set[str]) -> lis
             out.append(Import(node, local, mods, pkgs, dotted=dotted))
         elif isinstance(node, ast.Call) and _is_dynamic_import(node.func):
             names = _dynamic_names(node, env, dicts)
-            if names is not None:  # a package's discovery: any direct child of it
-                names = [k for n in names for k in ((n,) if not n.endswith("*") else sorted(
-                    m for m in known if m.startswith(n[:-1]) and "." not in m[len(n) - 1:]))]
+            if names is not None:  # a package's discovery: any direct child of it (or a module under each)
+                names = [k for n in names for k in ((n,) if "*" not in n else sorted(
+                    m for m in known if _matches(m, *n.split("*"))))]
             mods, pkgs, dotted = split(names or [])
             fromlist = next((_strings(k.value) or [] for k in node.keywords if k.arg == "fromlist"), [])
             mods |= {f"{n}.{f}" for n in names or () for f in fromlist} & known
-            out.append(Import(node, local, mods, pkgs, followed=names is not None, dotted=dotted))
+            out.append(Import(node, local, mods, pkgs, followed=names is not None, dotted=dotted,
+                              runs_parents=_runs_parents(node.func)))
         if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and \
                 (vals := _strings(node.iter)) is not None:
             for child in node.body:
@@ -251,26 +274,34 @@ def folder_graph(graph: dict[str, set[str]], packages: set[str]) -> dict[str, se
     return out
 
 
-def loaded_at_import(imports: dict[str, list[Import]], surely: bool = False) -> dict[str, set[str]]:
+def loaded_at_import(imports: dict[str, list[Import]], surely: bool = False,
+                     alone: bool = False) -> dict[str, set[str]]:
     """Module -> the third-party packages importing it loads (its own module-level imports, those of the project
     modules they load, transitively, and of every package a module is in, whose __init__ runs first). `surely`:
-    only what it loads on every machine (not the imports it tolerates failing)."""
+    only what it loads on every machine (not the imports it tolerates failing). `alone`: what the module loads
+    when it is loaded from its file (spec_from_file_location), without its own parent packages' __init__."""
     imports = {m: [i for i in imps if not (surely and i.optional)] for m, imps in imports.items()}
+    known = set(imports)
 
-    def with_parents(mods: set[str]) -> set[str]:
-        return {".".join(m.split(".")[:k]) for m in mods for k in range(1, m.count(".") + 2)} & set(imports)
+    def parents(m: str) -> set[str]:
+        return {".".join(m.split(".")[:k]) for k in range(1, m.count(".") + 1)} & known
 
-    direct = {m: with_parents(set().union(*(i.modules for i in imps if not i.local)) | {m}) - {m}
+    # An import runs the imported module's parent packages first, except a load from the file.
+    normal = {m: set().union(*(i.modules for i in imps if not i.local and i.runs_parents)) & known
               for m, imps in imports.items()}
-    out = {m: set().union(*(i.packages for i in imps if not i.local)) for m, imps in imports.items()}
+    from_file = {m: set().union(*(i.modules for i in imps if not i.local and not i.runs_parents)) & known
+                 for m, imps in imports.items()}
+    own = {m: set().union(*(i.packages for i in imps if not i.local)) for m, imps in imports.items()}
+    by_itself, full = {m: set(v) for m, v in own.items()}, {m: set(v) for m, v in own.items()}
     changed = True
     while changed:
         changed = False
-        for m, deps in direct.items():
-            new = out[m].union(*(out[d] for d in deps))
-            if new != out[m]:
-                out[m], changed = new, True
-    return out
+        for m in imports:
+            new_alone = own[m].union(*(full[d] for d in normal[m]), *(by_itself[d] for d in from_file[m]))
+            new_full = new_alone.union(*(full[p] for p in parents(m)))
+            if new_alone != by_itself[m] or new_full != full[m]:
+                by_itself[m], full[m], changed = new_alone, new_full, True
+    return by_itself if alone else full
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -349,6 +380,28 @@ def test_the_cycle_finder_follows_dynamic_imports():
         == [False, False, False]
 
 
+def test_a_module_loaded_from_its_file_is_an_edge_that_runs_no_parent_package():
+    """`spec_from_file_location(f"pkg.{folder}.config", path)` (methods/catalog) loads pkg.<any child>.config,
+    each without its package's __init__: an edge to each, which loads what the module loads, not its package."""
+    sources = {
+        "pkg": "", "pkg.m": "import torch\nfrom pkg.m.config import X\n", "pkg.m.config": "import pydantic\nX = 1\n",
+        "pkg.n": "import torch\n", "pkg.n.config": "import pydantic\n", "pkg.n.other": "",
+        "pkg.cat": ("import importlib.util\n\ndef load():\n    for folder in sorted(FOLDERS):\n"
+                    "        importlib.util.spec_from_file_location(f'pkg.{folder}.config', folder)\n\n"
+                    "FOLDERS = ['m', 'n']\nload()\n"),
+    }
+    packages = {"pkg", "pkg.m", "pkg.n", "pkg.cat"}
+    known = set(sources)
+    imports = {m: imports_of(ast.parse(src), m, m in packages, known) for m, src in sources.items()}
+    (load,) = [i for i in imports["pkg.cat"] if i.modules]
+    assert load.modules == {"pkg.m.config", "pkg.n.config"} and load.followed and not load.local
+    assert not load.runs_parents
+    loads = loaded_at_import(imports)
+    assert loads["pkg.cat"] == {"importlib", "pydantic"}  # not torch: no method package's __init__ runs
+    assert loads["pkg.m.config"] == {"pydantic", "torch"}  # imported the usual way, its package runs first
+    assert loaded_at_import(imports, alone=True)["pkg.m.config"] == {"pydantic"}
+
+
 def test_no_import_cycles():
     found = cycles(import_graph())
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
@@ -415,6 +468,7 @@ def _lazy_comment(node: ast.AST, lines: list[str], comments: dict[int, str],
 def lazy_import_problems(proj: Project, sources: dict[str, str] | None = None) -> list[str]:
     """Every function-local import that is not for a heavy optional package (see the module docstring)."""
     loads = loaded_at_import(proj.imports)
+    alone = loaded_at_import(proj.imports, alone=True)
     surely = loaded_at_import(proj.imports, surely=True)
     out = []
     for m, imps in proj.imports.items():
@@ -448,7 +502,7 @@ def lazy_import_problems(proj: Project, sources: dict[str, str] | None = None) -
             if named - set(HEAVY):
                 out.append(f"{where}: the comment names {', '.join(sorted(named - set(HEAVY)))}, not one of the "
                            f"heavy optional packages {HEAVY}")
-            deferred = {t: loads[t] - loads[m] for t in i.modules}
+            deferred = {t: (loads if i.runs_parents else alone)[t] - loads[m] for t in i.modules}
             for t, more in sorted(deferred.items()):
                 if not more & named:
                     out.append(f"{where}: importing {t} at module level would load "
@@ -503,21 +557,24 @@ def test_function_local_imports_defer_a_heavy_package_and_say_which():
 
 
 # Modules imported before anyone knows what is needed: the CLI's module loads no HEAVY package (each command
-# imports its own), and the config models load no torch, so that `import bench.cli` stays fast and a config
-# is parsed and checked without torch.
-LIGHT = {"bench.cli": HEAVY, "bench.config": ("torch",), "methods.common.section": ("torch",)}
+# imports its own), and the config models and the methods' catalog load no torch, so that `import bench.cli`
+# stays fast and a config is parsed and checked without torch.
+LIGHT = {"bench.cli": HEAVY, "bench.config": ("torch",), "methods.common.section": ("torch",),
+         "methods.catalog": ("torch",)}
 
 
 def test_light_modules_stay_light():
     proj = project()
     loads = loaded_at_import(proj.imports)
+    alone = loaded_at_import(proj.imports, alone=True)
     checked = {m: LIGHT.get(m) or LIGHT.get(folder_of(m, proj.packages)) for m in proj.paths}
     # A method's config model: its own imports (its package's __init__, the method, imports torch).
     checked |= {m: ("torch",) for m in proj.paths if re.fullmatch(r"methods\.\w+\.(\w+_)?config", m)}
     heavy = {}
     for m, banned in checked.items():
         top = [i for i in proj.imports[m] if not i.local]
-        own = set().union(*(i.packages for i in top), *(loads[d] for i in top for d in i.modules))
+        own = set().union(*(i.packages for i in top),
+                          *((loads if i.runs_parents else alone)[d] for i in top for d in i.modules))
         if banned and own & set(banned):
             heavy[m] = sorted(own & set(banned))
     assert not heavy, heavy

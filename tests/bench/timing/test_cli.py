@@ -67,7 +67,7 @@ def test_run_checkpoint_takes_its_config_from_the_store(tmp_path):
     import json
 
     from bench.config.layers import resolve_config
-    from bench.timing.cli import measure
+    from bench.timing.measure import measure
     from bench.timing.synthetic import build_subject
     from results.store import Store
 
