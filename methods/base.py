@@ -63,10 +63,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
-from methods.common.section import (
-    MethodError,  # noqa: F401 - the contract's error for an unknown method (the catalog raises it too)
-    Section,
-)
+from methods.common.section import Section
 
 if TYPE_CHECKING:
     from methods.common.normalize import Normalizer

@@ -20,7 +20,8 @@ import importlib
 from pathlib import Path
 
 from methods import base
-from methods.base import Method, MethodError
+from methods.base import Method
+from methods.common.section import MethodError
 
 METHODS_DIR = Path(__file__).resolve().parents[1]
 

@@ -95,7 +95,7 @@ def test_the_catalog_loads_no_method_and_no_torch():
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-2000:]
     import methods.catalog
-    from methods.base import MethodError  # the registry's error: one class for an unknown method
+    from methods.common.section import MethodError  # the registry's error: one class for an unknown method
 
     with pytest.raises(MethodError, match=r"unknown method 'modp' \(did you mean 'modip'\?\)"):
         methods.catalog.method_card("modp")
