@@ -45,9 +45,9 @@ def main() -> int:
     import numpy as np
 
     from analysis.stats import mean_ci
+    from bench.config.dotted import parse_value
     from bench.sweep.launch import launch
     from bench.sweep.spec import parse_sweep
-    from bench.config.dotted import parse_value
     from results.store import Store
 
     steps = [int(s) for s in args.steps.split(",")]

@@ -39,11 +39,11 @@ def main() -> int:
     ap.add_argument("--sweep", default="", help="report this store sweep instead (with --report-only)")
     args = ap.parse_args()
 
+    from bench.config.dotted import parse_value
     from bench.demo import demo_spec, ensure_demo_dataset
     from bench.sweep.launch import launch
     from bench.sweep.spec import parse_sweep
     from methods.registry import get_method_class
-    from bench.config.dotted import parse_value
     from results.store import Store
 
     seeds = parse_seeds(args.seeds)

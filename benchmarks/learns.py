@@ -36,11 +36,11 @@ def main() -> int:
     import numpy as np
 
     from analysis.stats import mean_ci
+    from bench.config.dotted import parse_value
     from bench.demo import demo_spec
     from bench.sweep.launch import launch
     from bench.sweep.spec import parse_sweep
     from methods.registry import get_method_class
-    from bench.config.dotted import parse_value
     from results.store import Store
 
     a, _, b = args.seeds.partition("-")

@@ -64,10 +64,10 @@ def main() -> int:
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
 
+    from bench.config.dotted import parse_value
     from bench.demo import demo_spec, ensure_demo_dataset
     from bench.sweep.launch import launch
     from bench.sweep.spec import parse_sweep
-    from bench.config.dotted import parse_value
     from results.store import Store
 
     seeds = parse_seeds(args.seeds)

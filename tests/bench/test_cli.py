@@ -189,8 +189,7 @@ def test_every_user_error_is_caught():
     from bench.cli import _user_errors
     from bench.data import DatasetError
     from bench.tasks import TaskError
-    from methods.common.section import MethodError
-    from methods.common.section import ConfigError
+    from methods.common.section import ConfigError, MethodError
     from results.store import SchemaVersionError, StoreError
     from results.sweep_errors import SweepError
 
