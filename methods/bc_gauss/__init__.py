@@ -26,7 +26,7 @@ class BCGauss(Method):
         spaces = self.spaces
         torch.manual_seed(self.seed)
         self.net = mlp(spaces.obs_dim, cfg.hidden, 2 * spaces.act_dim, act=nn.ReLU).to(self.device)
-        self.optim = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.optim = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, fused=True)
 
     def _dist(self, obs_n: torch.Tensor):
         mu, log_std = self.net(obs_n).chunk(2, dim=-1)

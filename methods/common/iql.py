@@ -37,8 +37,8 @@ class IQLCritics(nn.Module):
                            residual=cfg.q_residual)
         self.v = value_net(obs_dim, cfg.hidden, act=act, layer_norm=cfg.layer_norm, residual=cfg.v_residual)
         self.q_target = frozen_copy(self.q)
-        self.q_optim = torch.optim.AdamW(self.q.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.v_optim = torch.optim.AdamW(self.v.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.q_optim = torch.optim.AdamW(self.q.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        self.v_optim = torch.optim.AdamW(self.v.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
 
     def value(self, s: torch.Tensor) -> torch.Tensor:
         return self.v(s).squeeze(-1)

@@ -143,13 +143,24 @@ class EMA:
     def __init__(self, module: nn.Module, decay: float):
         self.decay = decay
         self.module = copy.deepcopy(module).requires_grad_(False).eval()
+        self._source: nn.Module | None = None
+        self._lists: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
-        for p_ema, p in zip(self.module.parameters(), module.parameters()):
-            p_ema.lerp_(p.detach(), 1.0 - self.decay)
+        """ema <- ema + (1 - decay) (p - ema) for every parameter, in one foreach call; buffers copied."""
+        ema_params, params = self._pairs(module)
+        torch._foreach_lerp_(ema_params, params, 1.0 - self.decay)
         for b_ema, b in zip(self.module.buffers(), module.buffers()):
             b_ema.copy_(b)
+
+    def _pairs(self, module: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The (EMA, source) parameter lists, gathered once per source module (a module walk costs more than the
+        update itself on a small network)."""
+        if self._source is not module:
+            self._source = module
+            self._lists = ([p for p in self.module.parameters()], [p.detach() for p in module.parameters()])
+        return self._lists
 
     def state_dict(self):
         return self.module.state_dict()
@@ -160,5 +171,4 @@ class EMA:
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     with torch.no_grad():
-        for pt, ps in zip(target.parameters(), source.parameters()):
-            pt.lerp_(ps, tau)
+        torch._foreach_lerp_(list(target.parameters()), [p.detach() for p in source.parameters()], tau)

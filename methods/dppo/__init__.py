@@ -141,9 +141,9 @@ class DPPO(OnPolicy, DPMethod):
         # V(s) on normalised env observations (DPPO's CriticObs, Mish).
         self.critic = mlp(spaces.obs_dim, cfg.critic_hidden, 1, act=nn.Mish).to(self.device)
         self.actor_optim = torch.optim.AdamW(self.model.denoiser.parameters(), lr=cfg.actor_lr,
-                                             weight_decay=cfg.actor_weight_decay)
+                                             weight_decay=cfg.actor_weight_decay, fused=True)
         self.critic_optim = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr,
-                                              weight_decay=cfg.critic_weight_decay)
+                                              weight_decay=cfg.critic_weight_decay, fused=True)
         self.reward_scaler = RunningRewardScaler(cfg.gamma, cfg.n_envs)
         self.iteration = 0  # rollouts consumed by update_rollout
 

@@ -73,10 +73,10 @@ class DsrlLearner(nn.Module):
         self.qw = (QEnsemble(obs_dim, noise_dim, spec.hidden, spec.critics, act=act, layer_norm=spec.layer_norm,
                              member_norms=True) if spec.variant == "na" else None)
         self.temperature = Temperature(spec.ent_init, spec.target_entropy)
-        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=spec.lr)
-        self.q_optim = torch.optim.Adam(self.q.parameters(), lr=spec.lr)
-        self.qw_optim = torch.optim.Adam(self.qw.parameters(), lr=spec.lr) if self.qw is not None else None
-        self.alpha_optim = torch.optim.Adam(self.temperature.parameters(), lr=spec.lr)
+        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=spec.lr, fused=True)
+        self.q_optim = torch.optim.Adam(self.q.parameters(), lr=spec.lr, fused=True)
+        self.qw_optim = torch.optim.Adam(self.qw.parameters(), lr=spec.lr, fused=True) if self.qw is not None else None
+        self.alpha_optim = torch.optim.Adam(self.temperature.parameters(), lr=spec.lr, fused=True)
 
     # ---- pieces --------------------------------------------------------------------------------------------
     def scaled(self, w: torch.Tensor) -> torch.Tensor:
