@@ -45,7 +45,7 @@ from pydantic import (
 )
 
 from results.keys import flatten
-from results.store import validate_name
+from results.names import validate_name
 from results.sweep_errors import SweepError, bad_value, parse_part
 
 # Seeds at or above this are reserved for tuning: tuning and reporting never share a seed.

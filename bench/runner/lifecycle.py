@@ -40,7 +40,8 @@ from bench.runner.timing import time_components
 from bench.tasks import TUNE_EVAL_SEEDS, get_task
 from methods.base import ActorState, RolloutKind
 from methods.common.section import ConfigError
-from results.store import Store, validate_name
+from results.names import validate_name
+from results.store import Store
 
 
 class _LazyBar:
