@@ -33,6 +33,7 @@ import numpy as np
 
 from bench.data import DatasetError, OfflineDataset
 from bench.data.minari_io import PROVENANCE_KEY, minari_root, write_minari
+from results.atomic import atomic_write
 
 if TYPE_CHECKING:  # behaviour imports torch: loaded by the maker only, so reading data needs no torch
     from bench.data.behaviour import SACConfig
@@ -281,11 +282,9 @@ def _cached_collect(workdir: Path, name: str, make_env, policy, n_steps: int, se
             a += n
         return episodes
     episodes = collect(make_env, policy, n_steps, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, lengths=np.array([len(e["rewards"]) for e in episodes]),
-             **{k: np.concatenate([e[k] for e in episodes]) for k in episodes[0]})
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: np.savez(
+        handle, lengths=np.array([len(e["rewards"]) for e in episodes]),
+        **{k: np.concatenate([e[k] for e in episodes]) for k in episodes[0]}))
     return episodes
 
 

@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.sweep.job import SweepJob
+from results.atomic import atomic_write
 
 
 def write_queue(path: Path, tasks: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"tasks": tasks, "next": 0}))
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: handle.write(json.dumps({"tasks": tasks, "next": 0}).encode()))
 
 
 def pop_task(path: Path) -> dict[str, Any] | None:
