@@ -45,10 +45,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """What a user can cause: a bad config key or value, an unknown method or task, a missing or mismatched
     dataset (ConfigError, MethodError, TaskError, DatasetError: each a ValueError), a store this code cannot
     read (StoreError), a missing file, a value gone non-finite, a file that cannot be written (WriteError: a
-    full disk, a read-only folder)."""
-    from results.store import StoreError  # lazy: pandas
+    full disk, a read-only folder), a run that another process is running now (RunInProgress)."""
+    # lazy: pandas, pydantic
+    from results.run_lock import RunInProgress
+    from results.store import StoreError
 
-    return (ValueError, StoreError, FileNotFoundError, FloatingPointError, WriteError)
+    return (ValueError, StoreError, FileNotFoundError, FloatingPointError, WriteError, RunInProgress)
 
 
 def _cmd_list(args) -> int:

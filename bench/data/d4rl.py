@@ -19,7 +19,6 @@ The dataset seed is a make argument, fixed across the run seeds that later use t
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
@@ -34,6 +33,7 @@ import numpy as np
 from bench.data import DatasetError, OfflineDataset
 from bench.data.minari_io import PROVENANCE_KEY, minari_root, write_minari
 from results.atomic import atomic_write
+from results.locks import exclusive
 
 if TYPE_CHECKING:  # behaviour imports torch: loaded by the maker only, so reading data needs no torch
     from bench.data.behaviour import SACConfig
@@ -312,9 +312,8 @@ def make_dataset(dataset_id: str, *, root: str | os.PathLike | None = None, agen
     make_env = _env_factory(plan)
     workdir = _agent_dir(root, plan, cfg, seed)
     workdir.mkdir(parents=True, exist_ok=True)
-    with open(workdir / "lock", "w") as lock:
+    with exclusive(workdir / "lock"):
         # Two makes of the same env (say medium and expert at once) train one agent: the second waits.
-        fcntl.flock(lock, fcntl.LOCK_EX)
         trainer = BehaviourTrainer(make_env, workdir, cfg, seed=seed)
         t_train = time.time()
         trainer.train(budget["agent_steps"], progress=progress)
