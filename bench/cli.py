@@ -46,9 +46,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     dataset (ConfigError, MethodError, TaskError, DatasetError: each a ValueError), a store this code cannot
     read (StoreError), a missing file, a value gone non-finite, a file that cannot be written (WriteError: a
     full disk, a read-only folder), a run that another process is running now (RunInProgress)."""
-    # lazy: pandas, pydantic
-    from results.run_lock import RunInProgress
-    from results.store import StoreError
+    from results.run_lock import RunInProgress  # lazy: pydantic
+    from results.schema import StoreError  # lazy: pyarrow
 
     return (ValueError, StoreError, FileNotFoundError, FloatingPointError, WriteError, RunInProgress)
 

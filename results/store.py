@@ -27,10 +27,7 @@ from typing import Any
 import pandas as pd
 
 from results import attempts, compaction, layout, queries, writes
-from results.names import validate_name
-from results.schema import SCHEMA_VERSION, TABLES, SchemaVersionError, StoreError
-
-__all__ = ["SCHEMA_VERSION", "SchemaVersionError", "Store", "StoreError", "validate_name"]
+from results.schema import TABLES
 
 
 class Store:

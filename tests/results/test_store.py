@@ -12,7 +12,8 @@ import pytest
 
 from results import compaction, layout
 from results import schema as store_schema
-from results.store import SCHEMA_VERSION, SchemaVersionError, Store, StoreError
+from results.schema import SCHEMA_VERSION, SchemaVersionError, StoreError
+from results.store import Store
 
 V2_COLUMNS = {"attempt", "kind", "actor", "actions_per_call", "updates_per_env_step"}
 
