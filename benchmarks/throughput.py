@@ -148,7 +148,10 @@ def summarise(samples: dict[tuple, dict]) -> list[dict]:
             continue
         new, base = stats(s["new"]), stats(s["base"])
         loads = [x for x in s["loads"] if x is not None]
-        rows.append({"family": fam, "task": task, "measure": measure, "window": s["window"],
+        window = s["window"].get("new", "")
+        if s["window"].get("base", window) != window:  # the trees did not do the same work
+            window += f" (base: {s['window']['base']})"
+        rows.append({"family": fam, "task": task, "measure": measure, "window": window,
                      "new": new, "base": base, "ratio": base[0] / new[0] if new[0] > 0 else float("nan"),
                      "new_samples": s["new"], "base_samples": s["base"],
                      "load": [min(loads), max(loads)] if loads else None, "loads": loads})
@@ -180,6 +183,34 @@ def headline(rows: list[dict]) -> str:
             f"train {worst(lambda r: r['measure'] == 'train total / env step')}, "
             f"common start {worst(lambda r: r['measure'] == 'common start / grad step')} "
             f"(minimum over families, new/base)")
+
+
+def collect(trees: dict[str, Path], groups: list[list[dict]], reps: int, python: str, cli: bool,
+            timeout: float | None) -> dict[tuple, dict]:
+    """Every group of jobs on both trees, `reps` times, interleaved: {(family, task, measure): samples}."""
+    samples: dict[tuple, dict] = {}
+
+    def add(key: tuple, side: str, seconds: float, window: str, loads: list) -> None:
+        s = samples.setdefault(key, {"new": [], "base": [], "loads": [], "window": {}})
+        s["window"].setdefault(side, window)
+        s[side].append(seconds)
+        s["loads"].extend(loads)
+
+    for rep in range(reps):
+        order = ("new", "base") if rep % 2 == 0 else ("base", "new")
+        for group in groups:
+            for side in order:
+                label = group[0].get("family", group[0]["kind"]) if len(group) == 1 else f"{len(group)} jobs"
+                print(f"rep {rep + 1}/{reps}: {side}, {label} ...", file=sys.stderr, flush=True)
+                for job, res in zip(group, probe(trees[side], group, python, timeout)):
+                    for fam, task, measure, seconds, window, loads in measures(job, res):
+                        add((fam, task, measure), side, seconds, window, loads)
+        if cli:
+            for side in order:
+                for name, args in CLI:
+                    r = cli_time(trees[side], args, python)
+                    add(("CLI start", "-", name), side, r["seconds"], "fresh process", r["load"])
+    return samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,35 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         jobs = run_jobs(tasks, families, budget, roots)
         # --quick: one process per tree and repetition runs every job; else one process per job.
         groups = [jobs] if a.quick else [[j] for j in jobs]
-        samples: dict[tuple, dict] = {}
-        for rep in range(a.reps):
-            order = ("new", "base") if rep % 2 == 0 else ("base", "new")
-            for group in groups:
-                for side in order:
-                    label = group[0].get("family", group[0]["kind"]) if len(group) == 1 else f"{len(group)} jobs"
-                    print(f"rep {rep + 1}/{a.reps}: {side}, {label} ...", file=sys.stderr, flush=True)
-                    results = probe(trees[side], group, a.python, 600 if a.quick else None)
-                    for job, res in zip(group, results):
-                        for fam, task, measure, sec, window, loads in measures(job, res):
-                            s = samples.setdefault((fam, task, measure), {"new": [], "base": [], "loads": [],
-                                                                          "window": window})
-                            s[side].append(sec)
-                            s["loads"].extend(loads)
-            if not a.quick:
-                for side in order:
-                    for name, args in CLI:
-                        r = cli_time(trees[side], args, a.python)
-                        s = samples.setdefault(("CLI start", "-", name), {"new": [], "base": [], "loads": [],
-                                                                         "window": "fresh process"})
-                        s[side].append(r["seconds"])
-                        s["loads"].extend(r["load"])
+        samples = collect(trees, groups, a.reps, a.python, cli=not a.quick, timeout=600 if a.quick else None)
     rows = summarise(samples)
     print(f"## throughput: {trees['new']} (new) against {trees['base']} (base), {a.reps} repetitions, "
           f"{'quick' if a.quick else 'full'} budgets, {time.perf_counter() - t_start:.0f} s\n")
     print("Times per unit in ms (CLI: s), median [min-max] over repetitions; load: the 1-minute load average at "
-          "the windows' ends, both trees, every repetition. Window: what the new tree's first repetition measured; "
-          "train rows: the env steps of the window (start rules fired before it: START in "
-          "benchmarks/throughput.py).\n")
+          "the windows' ends, both trees, every repetition. Window: what the new tree's first repetition measured "
+          "(the base's where it differs); train rows: the env steps of the window (start rules fired before it: "
+          "START in benchmarks/throughput.py).\n")
     print(table(rows))
     loads = [x for s in samples.values() for x in s["loads"] if x is not None]
     if loads:

@@ -19,7 +19,8 @@ rollout starts, so that the window holds whole rollouts and their updates; evalu
 left out. `other` is the window's wall time less act, update and env (the loop's own work: buffer, logging).
 
 Usage (from benchmarks/throughput.py): cd <tree> && python <this file> '<json list of jobs>'
-Each job is {"kind": "run" | "sac" | "make", ...}; see run_job, sac_job and make_job. The last stdout line is the JSON results.
+Each job is {"kind": "run" | "sac" | "make", ...} (run_job, sac_job, make_job); the last stdout line is the
+JSON results.
 """
 from __future__ import annotations
 

@@ -32,19 +32,20 @@ def test_headline_is_the_smallest_ratio_per_measure():
     tp = script()
     rows = tp.summarise({
         ("idql", "demo", "train total / env step"): {"new": [1.0, 2.0, 3.0], "base": [4.0, 4.0, 4.0], "loads": [],
-                                                     "window": ""},
-        ("parl", "demo", "train total / env step"): {"new": [2.0] * 3, "base": [1.0] * 3, "loads": [], "window": ""},
+                                                     "window": {"new": "env steps 48-128", "base": "env steps 49-128"}},
+        ("parl", "demo", "train total / env step"): {"new": [2.0] * 3, "base": [1.0] * 3, "loads": [], "window": {}},
         ("parl", "demo", "eval dp / episode-step"): {"new": [1.0] * 3, "base": [3.0] * 3, "loads": [1.5],
-                                                     "window": ""},
+                                                     "window": {"new": "60 steps", "base": "60 steps"}},
         ("dppo", "demo", "common start / grad step"): {"new": [1.0] * 3, "base": [1.25] * 3, "loads": [],
-                                                       "window": ""},
+                                                       "window": {}},
     })
     assert rows[0]["new"] == (2.0, 1.0, 3.0) and rows[0]["ratio"] == 2.0
+    assert rows[0]["window"] == "env steps 48-128 (base: env steps 49-128)" and rows[2]["window"] == "60 steps"
     line = tp.headline(rows)
     assert line == "throughput: eval x3.00, train x0.50, common start x1.25 (minimum over families, new/base)"
     assert LAST.match(line)
-    assert "| parl | demo | eval dp / episode-step (ms) |  | 1e+03 [1e+03-1e+03] | 3e+03 [3e+03-3e+03] | 3.00 | " \
-           "1.50-1.50 |" in tp.table(rows)
+    assert ("| parl | demo | eval dp / episode-step (ms) | 60 steps | 1e+03 [1e+03-1e+03] | 3e+03 [3e+03-3e+03] "
+            "| 3.00 | 1.50-1.50 |") in tp.table(rows)
 
 
 def test_budgets_are_the_same_for_both_trees_and_start_rules_fire_early():
