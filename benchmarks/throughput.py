@@ -5,7 +5,8 @@ says what to speed up. For every family (bc_gauss, bc_dp, dppo, dsrl, idql, modi
 task and on hopper-medium (demo preset, one torch thread), and for each tree, this measures
 - training cost per env step in a window of the online phase after warm-up and after the family's start rules
   have fired (they are set to fire early, alike on both sides: START), split into act/plan, update, env and
-  the loop's other work; the window used is printed per row;
+  the loop's other work; the window used is printed per row (bc_gauss and bc_dp have no online phase: their
+  offline update and common-start rows are their training);
 - evaluation cost per eval env step, per actor (the run's evaluations after its first);
 - offline update cost per grad step (pretrain) and common-start cost per BC grad step (the DP methods'
   behaviour-cloned start), each after the first fifth of its steps;
@@ -23,7 +24,7 @@ torch thread; the 1-minute load average is logged at each window's ends.
 --base defaults to $MBENCH_BASE. hopper-medium reads its dataset from $MINARI_DATASETS_PATH (default
 ../shared/data from the repository root); the demo dataset is made into a temporary root (--demo-data: a
 Minari root that already holds it). --quick: the demo task only, tiny budgets, one process per tree and
-repetition, no CLI timing; about 4 minutes on 2 busy cores. The last line is
+repetition, no CLI timing; 3-4 minutes on 2 busy cores. The last line is
 `throughput: eval xA, train xB, common start xC (minimum over families, new/base)`.
 """
 from __future__ import annotations
