@@ -2,7 +2,7 @@
 
 - the summary line takes, per measure, the smallest base/new ratio over the families' rows;
 - every family starts from the same budgets on both sides, with its start rules set to fire before the window;
-- --quick runs end to end against this same tree as its base (slow: ~1 min on 2 busy cores, one family), and its
+- --quick runs end to end against this same tree as its base (slow: 1-1.5 min on 2 busy cores, one family), and its
   last line has the issue's form.
 """
 from __future__ import annotations
