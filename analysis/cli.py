@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from results.names import validate_name
+
 REQUIRES = ("matplotlib", "pandas", "pyarrow", "pydantic", "rliable", "scipy", "seaborn")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     # lazy: matplotlib, pandas
     from analysis.report import write_report
-    from results.store import Store, validate_name
+    from results.store import Store
 
     root = args.store
     validate_name(args.sweep, "sweep name")

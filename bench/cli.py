@@ -27,6 +27,7 @@ from bench.sweep import cli as sweep_cli
 from bench.tasks import all_tasks
 from bench.timing import cli as timing_cli
 from results import cli as store_cli
+from results.atomic import WriteError
 
 # The subsystems whose commands the parser adds, each by its command-line module's `add_cli`.
 SUBSYSTEMS = (data_cli, sweep_cli, store_cli, analysis_cli, timing_cli)
@@ -43,10 +44,12 @@ def _installed(package: str) -> bool:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """What a user can cause: a bad config key or value, an unknown method or task, a missing or mismatched
     dataset (ConfigError, MethodError, TaskError, DatasetError: each a ValueError), a store this code cannot
-    read (StoreError), a missing file, a value gone non-finite."""
-    from results.store import StoreError  # lazy: pandas
+    read (StoreError), a missing file, a value gone non-finite, a file that cannot be written (WriteError: a
+    full disk, a read-only folder), a run that another process is running now (RunInProgress)."""
+    from results.run_lock import RunInProgress  # lazy: pydantic
+    from results.schema import StoreError  # lazy: pyarrow
 
-    return (ValueError, StoreError, FileNotFoundError, FloatingPointError)
+    return (ValueError, StoreError, FileNotFoundError, FloatingPointError, WriteError, RunInProgress)
 
 
 def _cmd_list(args) -> int:

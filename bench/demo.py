@@ -36,7 +36,7 @@ QUICK_BUDGET = {
 
 
 def demo_spec():
-    from bench.sweep.spec import load_sweep  # lazy: pandas
+    from bench.sweep.spec import load_sweep  # lazy: pydantic
 
     return load_sweep(DEMO_SWEEP)
 

@@ -32,7 +32,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -45,7 +44,8 @@ from pydantic import (
 )
 
 from results.keys import flatten
-from results.store import validate_name
+from results.names import validate_name
+from results.safe_yaml import YamlRefused, load_yaml_file
 from results.sweep_errors import SweepError, bad_value, parse_part
 
 # Seeds at or above this are reserved for tuning: tuning and reporting never share a seed.
@@ -335,15 +335,15 @@ class SweepFile(_Part):
 
 # -------------------------------------------------------------------------------------------- the reader
 def load_yaml(path: str | Path) -> Any:
-    """A sweep file's data, read with yaml.safe_load (no tags, no code); one-line SweepError if it cannot be."""
+    """A sweep or tune file's data, read by the one safe loader (results/safe_yaml.py: no tags, no code, no
+    anchors or aliases, no duplicate keys, bounded size); one-line SweepError if it cannot be."""
     path = Path(path)
     if not path.is_file():
         raise SweepError(f"sweep file {path}: not found")
     try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise SweepError(f"sweep file {path}: not valid YAML ({first})") from None
+        return load_yaml_file(path)
+    except YamlRefused as e:
+        raise SweepError(f"sweep file {path}: {e}") from None
 
 
 def parse_sweep_file(data: Any, source: str = "<string>") -> SweepFile:

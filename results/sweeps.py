@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from results.store import validate_name
+from results.names import validate_name
 from results.sweep_errors import SweepError
 from results.sweep_file import load_yaml
 

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from methods.common.networks import mlp
 from methods.common.sac import SquashedGaussianActor, actor_loss, temperature_loss
+from results.atomic import atomic_write
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -102,7 +103,7 @@ class Replay:
         return {k: v[:stop].copy() for k, v in self.data.items()}
 
     def save(self, path: Path) -> None:
-        _atomic(path, lambda p: np.savez(p, size=self.size, **self.arrays()))
+        atomic_write(path, lambda handle: np.savez(handle, size=self.size, **self.arrays()))
 
     @classmethod
     def load(cls, path: Path, obs_dim: int, act_dim: int, size: int) -> Replay:
@@ -113,13 +114,6 @@ class Replay:
                 rep.data[k][:stored] = z[k]
         rep.size = min(size, stored)
         return rep
-
-
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
 
 
 class SACAgent:
@@ -269,14 +263,14 @@ class BehaviourTrainer:
         state = {"agent": self.agent.state_dict(), "step": self.step, "episodes": self.episodes,
                  "checkpoints": json.dumps(self.checkpoints), "numpy_rng": json.dumps(self.rng.bit_generator.state),
                  "torch_rng": torch.get_rng_state(), "config": json.dumps(self._config_blob())}
-        _atomic(self.workdir / "state.pt", lambda f: torch.save(state, f))
-        _atomic(self.workdir / "progress.json",
+        atomic_write(self.workdir / "state.pt", lambda f: torch.save(state, f))
+        atomic_write(self.workdir / "progress.json",
                 lambda f: f.write(json.dumps({"step": self.step, "config": self._config_blob(),
                                               "checkpoints": self.checkpoints}, indent=1).encode()))
 
     def _snapshot(self, eval_env) -> None:
         name = f"policy-{self.step}.pt"
-        _atomic(self.workdir / name, lambda f: torch.save(self.agent.actor.state_dict(), f))
+        atomic_write(self.workdir / name, lambda f: torch.save(self.agent.actor.state_dict(), f))
         with torch.random.fork_rng(devices=[]):  # evaluating never changes the training RNG stream
             ret = evaluate(eval_env, lambda o: self.agent.act(o), self.cfg.eval_episodes,
                            seed=1_000_000 + self.step)

@@ -19,7 +19,6 @@ The dataset seed is a make argument, fixed across the run seeds that later use t
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
@@ -33,6 +32,8 @@ import numpy as np
 
 from bench.data import DatasetError, OfflineDataset
 from bench.data.minari_io import PROVENANCE_KEY, minari_root, write_minari
+from results.atomic import atomic_write
+from results.locks import exclusive
 
 if TYPE_CHECKING:  # behaviour imports torch: loaded by the maker only, so reading data needs no torch
     from bench.data.behaviour import SACConfig
@@ -281,11 +282,9 @@ def _cached_collect(workdir: Path, name: str, make_env, policy, n_steps: int, se
             a += n
         return episodes
     episodes = collect(make_env, policy, n_steps, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, lengths=np.array([len(e["rewards"]) for e in episodes]),
-             **{k: np.concatenate([e[k] for e in episodes]) for k in episodes[0]})
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: np.savez(
+        handle, lengths=np.array([len(e["rewards"]) for e in episodes]),
+        **{k: np.concatenate([e[k] for e in episodes]) for k in episodes[0]}))
     return episodes
 
 
@@ -313,9 +312,8 @@ def make_dataset(dataset_id: str, *, root: str | os.PathLike | None = None, agen
     make_env = _env_factory(plan)
     workdir = _agent_dir(root, plan, cfg, seed)
     workdir.mkdir(parents=True, exist_ok=True)
-    with open(workdir / "lock", "w") as lock:
+    with exclusive(workdir / "lock"):
         # Two makes of the same env (say medium and expert at once) train one agent: the second waits.
-        fcntl.flock(lock, fcntl.LOCK_EX)
         trainer = BehaviourTrainer(make_env, workdir, cfg, seed=seed)
         t_train = time.time()
         trainer.train(budget["agent_steps"], progress=progress)

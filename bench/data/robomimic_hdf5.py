@@ -29,6 +29,7 @@ import numpy as np
 
 from bench.data import DatasetError, OfflineDataset
 from bench.tasks.robomimic import ENV_TO_TASK, ROBOMIMIC_TASKS
+from results.atomic import atomic_path
 
 ROBOMIMIC_PREFIX = "robomimic/"
 REAL_FILE_NAMES = ("low_dim_v15.hdf5", "low_dim_v141.hdf5", "low_dim.hdf5")
@@ -194,14 +195,12 @@ def _plain_attr(v: Any) -> Any:
 def write_robomimic_hdf5(path: str | os.PathLike, env_args: dict[str, Any], demos: list[dict[str, Any]],
                          masks: dict[str, list[str]], attrs: dict[str, Any] | None = None) -> Path:
     """Write demos in robomimic's layout. Each demo: obs/next_obs (dicts of (T, d) arrays), actions, rewards,
-    dones, states, and attrs (num_samples, model_file, ...). Written to a temp name, then moved into place."""
+    dones, states, and attrs (num_samples, model_file, ...). Written atomically (results/atomic.py)."""
     import h5py
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     total = 0
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         data = f.create_group("data")
         for i, d in enumerate(demos):
             g = data.create_group(f"demo_{i}")
@@ -222,5 +221,4 @@ def write_robomimic_hdf5(path: str | os.PathLike, env_args: dict[str, Any], demo
         mg = f.create_group("mask")
         for k, names in masks.items():
             mg.create_dataset(k, data=np.array([n.encode() for n in names], dtype="S"))
-    os.replace(tmp, path)
     return path

@@ -2,14 +2,13 @@
 
 Why: a resumed run must repeat the uninterrupted one exactly (the contract tests check it on the CPU), and a
 crash mid-write must never leave a torn file. So a checkpoint is written to a temporary name and moved into
-place with os.replace, it holds every RNG (torch, numpy, Python, the buffer's, the training actor's), and it is
+place (results/atomic.py), it holds every RNG (torch, numpy, Python, the buffer's, the training actor's), and it is
 loaded with `weights_only=True`: a poisoned file cannot run code, and an unreadable one gives one line naming
 the file and the fix instead of torch's traceback.
 """
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from bench.runner.progress import Progress
+from results.atomic import atomic_write
 
 CHECKPOINT_VERSION = 2
 
@@ -27,10 +27,8 @@ class CheckpointError(ValueError):
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save, atomically (results/atomic.py): on a full disk, one line naming the path, no temp file left."""
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def load_checkpoint(path: Path, fix: str = "delete it, or rerun with --restart") -> dict[str, Any]:

@@ -13,8 +13,6 @@ naming the file; `--restart` rebuilds it.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import time
@@ -26,6 +24,7 @@ from bench.config.run import RunConfig
 from bench.runner.checkpoints import CheckpointError, atomic_torch_save, load_checkpoint
 from methods.common.common_start import train_common_start
 from methods.common.dp_config import DPConfig
+from results.locks import exclusive
 
 CACHE_VERSION = 1
 
@@ -35,17 +34,6 @@ def cache_key(cfg: RunConfig, dataset_hash: str, chunk: int) -> str:
     keyed = {"version": CACHE_VERSION, "common_start": cfg.common_start.model_dump(mode="json"),
              "dataset": dataset_hash, "chunk": int(chunk), "seed": cfg.seed, "dp": dp}
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def obtain(cfg: RunConfig, store_root: Path, dataset_hash: str, spaces, normalizer, buffer, device,
@@ -60,7 +48,7 @@ def obtain(cfg: RunConfig, store_root: Path, dataset_hash: str, spaces, normaliz
     chunk = dp_cfg.chunk or spaces.chunk
     path = Path(store_root) / "pretrained" / f"{cache_key(cfg, dataset_hash, chunk)}.pt"
     fix = "delete it, or rerun with --restart, which rebuilds it"
-    with _locked(path):
+    with exclusive(path.with_suffix(".lock")):
         if path.exists():
             try:
                 st = load_checkpoint(path, fix=fix)

@@ -40,7 +40,9 @@ from bench.runner.timing import time_components
 from bench.tasks import TUNE_EVAL_SEEDS, get_task
 from methods.base import ActorState, RolloutKind
 from methods.common.section import ConfigError
-from results.store import Store, validate_name
+from results.names import validate_name
+from results.run_lock import run_lock
+from results.store import Store
 
 
 class _LazyBar:
@@ -332,14 +334,24 @@ def finished_attempt(store_root: Path, sweep_id: str, run_id: str) -> int | None
 
 def run_one(cfg: RunConfig, store_root: str | os.PathLike = "results", sweep_id: str = "adhoc",
             ckpt_dir: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
-            on_start: Callable[[Run, bool], None] | None = None, rerun: bool = False) -> str:
+            on_start: Callable[[Run, bool], None] | None = None, rerun: bool = False,
+            lock_wait_s: float = 0.0) -> str:
     """Run one resolved config end to end; returns its run_id. Failures are recorded as status=failed.
 
     A run that already finished in this store is not run again (and nothing is written) unless `rerun`, or
-    `resume=False` (--restart); a new try is a new attempt, and the finished one stays in the store."""
+    `resume=False` (--restart); a new try is a new attempt, and the finished one stays in the store. A run
+    that another process is running now is RunInProgress, after waiting up to `lock_wait_s` seconds."""
     validate_name(sweep_id, "sweep")
     rid = run_id_of(cfg)
     store_root = Path(store_root)
+    # One process per run at a time, for the run's whole life (results/run_lock.py): a second one writes
+    # nothing and stops with one line (RunInProgress), after waiting up to `lock_wait_s`.
+    with run_lock(store_root, sweep_id, rid, wait_s=lock_wait_s):
+        return _run_locked(cfg, rid, store_root, sweep_id, ckpt_dir, resume, progress, on_start, rerun)
+
+
+def _run_locked(cfg: RunConfig, rid: str, store_root: Path, sweep_id: str, ckpt_dir, resume: bool,
+                progress: bool, on_start, rerun: bool) -> str:
     if resume and not rerun:
         done = finished_attempt(store_root, sweep_id, rid)
         if done is not None:

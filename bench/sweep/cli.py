@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from results.names import validate_name
+
 REQUIRES = ("pandas", "pyarrow", "pydantic", "submitit")
 
 
@@ -33,7 +35,6 @@ def _cmd_status(args) -> int:
     # lazy: submitit, pydantic, pandas
     from bench.sweep.launch import format_status, sweep_status
     from bench.sweep.spec import load_sweep
-    from results.store import validate_name
 
     name = args.name
     if name.endswith((".yaml", ".yml")) and os.path.isfile(name):

@@ -35,6 +35,10 @@ from bench.config.run import run_id_of
 from bench.runner.stops import Preempted, request_stop
 from results.sweeps import sweep_dir  # the one definition of a sweep's folder in the store
 
+# A requeued job can start while its old process still ends (saving its checkpoint after SIGTERM, within
+# Slurm's KillWait): it waits this long for the run's lock (results/run_lock.py), then stops with one line.
+REQUEUE_LOCK_WAIT_S = 120.0
+
 
 def _append_jsonl(path: Path, row: dict[str, Any]) -> None:
     """One line per write; O_APPEND writes of a short line do not interleave between processes."""
@@ -117,7 +121,7 @@ class SweepJob(submitit.helpers.Checkpointable):
                 raise RuntimeError(f"run {task['run_id']} resolves to {run_id_of(cfg)} here: the code or the "
                                    "config defaults changed since launch; relaunch the sweep")
             run_one(cfg, store_root=self.store_root, sweep_id=self.sweep, resume=True, progress=self.progress,
-                    on_start=probe)
+                    on_start=probe, lock_wait_s=REQUEUE_LOCK_WAIT_S)
         except Preempted:
             signum = got.get("signum", signal.SIGTERM)
             _append_jsonl(log, dict(attempt, **probe.values, event="preempted", signal=signal.Signals(signum).name,

@@ -9,40 +9,29 @@ what starts first: e.g. bc_dp before the methods that reuse its cached common st
 """
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from bench.sweep.job import SweepJob
+from results.atomic import atomic_write
+from results.locks import exclusive
 
 
 def write_queue(path: Path, tasks: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"tasks": tasks, "next": 0}))
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: handle.write(json.dumps({"tasks": tasks, "next": 0}).encode()))
 
 
 def pop_task(path: Path) -> dict[str, Any] | None:
     """The next task of the queue, or None when it is empty (atomic across processes)."""
-    with open(path, "r+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            q = json.load(fh)
-            if q["next"] >= len(q["tasks"]):
-                return None
-            task = q["tasks"][q["next"]]
-            q["next"] += 1
-            fh.seek(0)
-            fh.truncate()
-            json.dump(q, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-            return task
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with exclusive(path.with_name(f"{path.name}.lock")):
+        q = json.loads(path.read_text())
+        if q["next"] >= len(q["tasks"]):
+            return None
+        task = q["tasks"][q["next"]]
+        q["next"] += 1
+        atomic_write(path, lambda handle: handle.write(json.dumps(q).encode()))
+        return task
 
 
 class SweepWorker:

@@ -14,15 +14,15 @@ import time
 from typing import Any
 
 from bench.runner.provenance import now
+from results.names import validate_name
 
-REQUIRES = ("pandas", "pyarrow", "pydantic", "torch")
+REQUIRES = ("pydantic", "torch")
 
 
 def _cmd_time(args: argparse.Namespace) -> int:
-    # lazy: torch, pandas
+    # lazy: torch, pydantic
     from bench.timing.measure import format_table, measure, write_rows
     from methods.registry import registered_methods
-    from results.store import validate_name
 
     validate_name(args.sweep, "sweep")
     methods = sorted(registered_methods()) if args.method == "all" else args.method.split(",")

@@ -190,7 +190,7 @@ def test_every_user_error_is_caught():
     from bench.data import DatasetError
     from bench.tasks import TaskError
     from methods.common.section import ConfigError, MethodError
-    from results.store import SchemaVersionError, StoreError
+    from results.schema import SchemaVersionError, StoreError
     from results.sweep_errors import SweepError
 
     for cls in (ConfigError, MethodError, TaskError, DatasetError, SweepError, StoreError, SchemaVersionError,

@@ -10,8 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from results import store as store_mod
-from results.store import SCHEMA_VERSION, SchemaVersionError, Store, StoreError
+from results import compaction, layout
+from results import schema as store_schema
+from results.schema import SCHEMA_VERSION, SchemaVersionError, StoreError
+from results.store import Store
 
 V2_COLUMNS = {"attempt", "kind", "actor", "actions_per_call", "updates_per_env_step"}
 
@@ -119,7 +121,7 @@ def test_next_attempt_counts_file_names_of_all_tables(tmp_path):
     store.write_timings(SWEEP, "r0", timing_rows("r0"), attempt=4)
     assert store.next_attempt(SWEEP, "r0") == 5
     # A write of attempt 6 under way (its temporary file) counts too; other runs' files do not.
-    (store._sweep_dir("runs", SWEEP) / f".tmp-{'a' * 32}-r0+a6.parquet").write_bytes(b"")
+    (layout.sweep_dir(store.root, "runs", SWEEP) / f".tmp-{'a' * 32}-r0+a6.parquet").write_bytes(b"")
     store.write_run(run_row("r0x", attempt=9))
     store.write_run(run_row("r", attempt=9))
     assert store.next_attempt(SWEEP, "r0") == 7
@@ -131,7 +133,7 @@ def test_unreadable_file_is_named_counted_and_never_overwritten(tmp_path):
     store = Store(tmp_path)
     store.write_run(run_row("r0", status="finished", attempt=1))
     store.write_run(run_row("r1", status="finished", attempt=1))
-    bad = store._run_path("runs", SWEEP, "r0", "a2")
+    bad = layout.run_path(store.root, "runs", SWEEP, "r0", "a2")
     bad.write_bytes(b"PAR1 this is not parquet")
     assert store.next_attempt(SWEEP, "r0") == 3 and store.next_attempt(SWEEP, "r1") == 2
     for query in (store.runs, store.curves, store.timings, store.attempts):
@@ -149,7 +151,7 @@ def test_foreign_parquet_file_is_a_one_line_store_error(tmp_path, table):
     store.write_run(run_row("r0"))
     store.write_curves(SWEEP, "r0", curve_rows("r0", 2))
     store.write_timings(SWEEP, "r0", timing_rows("r0"))
-    foreign = store._sweep_dir(table, SWEEP) / "exported.parquet"
+    foreign = layout.sweep_dir(store.root, table, SWEEP) / "exported.parquet"
     pd.DataFrame({"run_id": ["r0"], "x": [1.0]}).to_parquet(foreign)
     query = {"runs": store.runs, "curves": store.curves, "timings": store.timings}[table]
     with pytest.raises(StoreError) as err:
@@ -159,8 +161,8 @@ def test_foreign_parquet_file_is_a_one_line_store_error(tmp_path, table):
     # A store file of another table, misplaced, is named too.
     foreign.unlink()
     other = "curves" if table != "curves" else "runs"
-    src = next(store._sweep_dir(other, SWEEP).glob("*.parquet"))
-    (store._sweep_dir(table, SWEEP) / "misplaced.parquet").write_bytes(src.read_bytes())
+    src = next(layout.sweep_dir(store.root, other, SWEEP).glob("*.parquet"))
+    (layout.sweep_dir(store.root, table, SWEEP) / "misplaced.parquet").write_bytes(src.read_bytes())
     with pytest.raises(StoreError, match=f"holds the '{other}' table"):
         query(sweep=SWEEP)
 
@@ -191,11 +193,11 @@ def test_schema_version_1_files_read_with_nulls_and_attempt_0(tmp_path):
     store = Store(tmp_path)
 
     def write_v1(table, run_id, frame, part=None):
-        fields = [f for f in store_mod.SCHEMAS[table] if table == "runs" or f.name not in V2_COLUMNS]
+        fields = [f for f in store_schema.SCHEMAS[table] if table == "runs" or f.name not in V2_COLUMNS]
         frame = frame.reindex(columns=[f.name for f in fields])
         data = pa.Table.from_pandas(frame, schema=pa.schema(fields), preserve_index=False)
-        data = data.replace_schema_metadata({store_mod.VERSION_KEY: b"1", store_mod.TABLE_KEY: table.encode()})
-        path = store._run_path(table, SWEEP, run_id, part)
+        data = data.replace_schema_metadata({store_schema.VERSION_KEY: b"1", store_schema.TABLE_KEY: table.encode()})
+        path = layout.run_path(store.root, table, SWEEP, run_id, part)
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(data, path)
 
@@ -219,7 +221,7 @@ def test_schema_version_1_files_read_with_nulls_and_attempt_0(tmp_path):
     store.write_curves(SWEEP, "r0", curve_rows("r0", 5), attempt=2)
     store.write_run(run_row("r0", status="finished", attempt=2))
     assert len(store.curves()) == 5 and len(store.timings()) == 1  # attempt 2 has no timings of its own yet
-    assert store._run_path("curves", SWEEP, "r0").exists()
+    assert layout.run_path(store.root, "curves", SWEEP, "r0").exists()
 
 
 def test_old_call_signatures_still_work(tmp_path):
@@ -232,7 +234,7 @@ def test_old_call_signatures_still_work(tmp_path):
     assert len(store.curves()) == 2 and len(store.timings()) == 1
     # The rows' own attempt column is used when no attempt is given.
     store.write_curves(SWEEP, "r0", [{**r, "attempt": 1} for r in curve_rows("r0", 3)])
-    assert store._run_path("curves", SWEEP, "r0", "a1").exists() and len(store.curves()) == 3
+    assert layout.run_path(store.root, "curves", SWEEP, "r0", "a1").exists() and len(store.curves()) == 3
 
 
 def test_compaction_keeps_every_attempt_and_next_attempt(tmp_path):
@@ -250,7 +252,7 @@ def test_compaction_keeps_every_attempt_and_next_attempt(tmp_path):
     store.write_curves(SWEEP, "r0", curve_rows("r0", 6), attempt=3)
     store.write_run(run_row("r0", status="finished", attempt=3))
     assert len(store.curves(run_ids="r0")) == 6 and len(store.curves(run_ids="r1")) == 4
-    compacted = next(store._sweep_dir("curves", SWEEP).glob("_compacted-*.parquet"))
+    compacted = next(layout.sweep_dir(store.root, "curves", SWEEP).glob("_compacted-*.parquet"))
     compacted.write_bytes(b"garbage")
     with pytest.raises(StoreError, match="cannot be counted.*delete it, or move it"):
         store.next_attempt(SWEEP, "r0")
@@ -273,10 +275,10 @@ def test_bad_names_are_rejected(tmp_path, bad):
 def test_newer_schema_version_gives_clear_error(tmp_path):
     store = Store(tmp_path)
     store.write_run(run_row("r0"))
-    path = store._run_path("runs", SWEEP, "r1")
-    table = pq.read_table(store._run_path("runs", SWEEP, "r0"))
+    path = layout.run_path(store.root, "runs", SWEEP, "r1")
+    table = pq.read_table(layout.run_path(store.root, "runs", SWEEP, "r0"))
     meta = dict(table.schema.metadata)
-    meta[store_mod.VERSION_KEY] = str(SCHEMA_VERSION + 1).encode()
+    meta[store_schema.VERSION_KEY] = str(SCHEMA_VERSION + 1).encode()
     pq.write_table(table.replace_schema_metadata(meta), path)
     with pytest.raises(SchemaVersionError, match=rf"schema version {SCHEMA_VERSION + 1}.*upgrade"):
         store.runs()
@@ -285,8 +287,8 @@ def test_newer_schema_version_gives_clear_error(tmp_path):
 def test_older_files_missing_columns_read_as_nulls(tmp_path):
     store = Store(tmp_path)
     old = pa.table({"run_id": ["r0"], "component": ["plan"], "p50_ms": [1.0], "_written_ns": [1], "_row": [0]})
-    old = old.replace_schema_metadata({store_mod.VERSION_KEY: b"1", store_mod.TABLE_KEY: b"timings"})
-    path = store._run_path("timings", SWEEP, "r0")
+    old = old.replace_schema_metadata({store_schema.VERSION_KEY: b"1", store_schema.TABLE_KEY: b"timings"})
+    path = layout.run_path(store.root, "timings", SWEEP, "r0")
     path.parent.mkdir(parents=True)
     pq.write_table(old, path)
     store.write_run(run_row("r0"))
@@ -319,11 +321,11 @@ def test_compaction_leaves_queries_unchanged(tmp_path):
         store.write_curves(SWEEP, f"r{i:02d}", curve_rows(f"r{i:02d}", 4, scale=i))
         store.write_timings(SWEEP, f"r{i:02d}", timing_rows(f"r{i:02d}"))
         store.write_run(run_row(f"r{i:02d}", method=method, seed=i // 2, status="finished", attempt=i % 3))
-    (store._sweep_dir("curves", SWEEP) / ".tmp-stale-r00.parquet").write_bytes(b"torn")
+    (layout.sweep_dir(store.root, "curves", SWEEP) / ".tmp-stale-r00.parquet").write_bytes(b"torn")
     before = _queries(store)
     stats = store.compact(stale_tmp_s=0)
     assert stats["files_after"] == 3 and stats["files_before"] > 3
-    assert not list(store._sweep_dir("curves", SWEEP).glob(".tmp-*"))
+    assert not list(layout.sweep_dir(store.root, "curves", SWEEP).glob(".tmp-*"))
     _assert_same(before, _queries(store))
     # After compaction, a new write of a run still wins over its compacted copy, and compacting again
     # keeps that.
@@ -343,15 +345,15 @@ def test_compaction_keeps_a_write_that_lands_during_it(tmp_path, monkeypatch):
     for i in range(3):
         store.write_run(run_row(f"r{i}"))
         store.write_curves(SWEEP, f"r{i}", curve_rows(f"r{i}", 2))
-    real_merged = Store._merged
+    real_merge = compaction.merge
 
-    def merged_then_write(self, table, files):
-        result = real_merged(self, table, files)
+    def merge_then_write(root, table, files):
+        result = real_merge(root, table, files)
         if table == "curves":  # a writer replaces r1's curve after compaction has read it
-            self.write_curves(SWEEP, "r1", curve_rows("r1", 9))
+            store.write_curves(SWEEP, "r1", curve_rows("r1", 9))
         return result
 
-    monkeypatch.setattr(Store, "_merged", merged_then_write)
+    monkeypatch.setattr(compaction, "merge", merge_then_write)
     store.compact()
     assert len(store.curves(run_ids="r1")) == 9
 
