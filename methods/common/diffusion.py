@@ -91,19 +91,12 @@ class Denoiser(nn.Module):
         else:
             self.net = mlp(in_dim, hidden, chunk * act_dim, act=act, layer_norm=layernorm)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
-                temb: torch.Tensor | None = None) -> torch.Tensor:
-        """eps for x (B, Ta, act), steps t (B,), cond (B, obs). temb: the time embedding of t (B, time_dim), when the
-        caller has it (a sampling chain computes every step's embedding once, `time_table`)."""
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         if self.cond is not None:
             cond = self.cond(cond)
-        h = torch.cat([x.reshape(b, -1), self.time(t) if temb is None else temb, cond], dim=-1)
+        h = torch.cat([x.reshape(b, -1), self.time(t), cond], dim=-1)
         return self.net(h).reshape(b, self.chunk, self.act_dim)
-
-    def time_table(self, steps: int, device) -> torch.Tensor:
-        """The time embedding of every step 0..steps-1 (steps, time_dim), in one call."""
-        return self.time(torch.arange(steps, device=device))
 
 
 def build_denoiser(obs_dim: int, act_dim: int, chunk: int, cfg: DPConfig) -> Denoiser:
@@ -154,31 +147,23 @@ class DiffusionPolicy(nn.Module):
         return ((eps - noise) ** 2).mean(dim=(1, 2))
 
     # ---- sampling ---------------------------------------------------------------------------------------
-    def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
-            temb: torch.Tensor | None = None) -> torch.Tensor:
-        """eps_theta(x_t, t, s); temb: t's embedding from `time_table` of this denoiser, where the caller has it.
-        Subclasses may route steps to other networks (DPPO's frozen early steps) and ignore temb."""
-        return self.denoiser(x_t, t, cond, temb)
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """eps_theta(x_t, t, s). Subclasses may route steps to other networks (DPPO's frozen early steps)."""
+        return self.denoiser(x_t, t, cond)
 
-    def time_table(self, device) -> torch.Tensor | None:
-        """The embedding of every step for a sampling chain (None where eps routes steps to other networks)."""
-        return self.denoiser.time_table(self.T, device)
-
-    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
-                   temb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # A diagnostic counted in eager mode only: an int attribute changed under torch.compile becomes a guard,
         # and the compiled sampler would recompile on every call (then fall back to eager at the recompile limit).
         if not torch.compiler.is_compiling():
             self.denoiser_calls += 1
-        eps = self.eps(x_t, t, cond, temb)
+        eps = self.eps(x_t, t, cond)
         ab = self.alphas_bar[t].view(-1, 1, 1)
         x0 = ((x_t - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1.0, 1.0)
         return x0, eps
 
-    def p_mean_logvar(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
-                      temb: torch.Tensor | None = None):
+    def p_mean_logvar(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor):
         """Mean and log-variance of p(x_{t-1} | x_t) for DDPM (used by sampling and by DPPO's log-probs)."""
-        x0, _ = self.predict_x0(x_t, t, cond, temb)
+        x0, _ = self.predict_x0(x_t, t, cond)
         mean = self.post_c0[t].view(-1, 1, 1) * x0 + self.post_ct[t].view(-1, 1, 1) * x_t
         return mean, self.post_logvar[t].view(-1, 1, 1)
 
@@ -191,10 +176,9 @@ class DiffusionPolicy(nn.Module):
         x = torch.randn((b, self.chunk, self.act_dim), device=cond.device, generator=generator)
         if sampler == "ddim":
             return self._ddim(x, cond)
-        table = self.time_table(cond.device)
         for i in reversed(range(self.T)):
             t = torch.full((b,), i, device=cond.device, dtype=torch.long)
-            mean, logvar = self.p_mean_logvar(x, t, cond, None if table is None else table[i].expand(b, -1))
+            mean, logvar = self.p_mean_logvar(x, t, cond)
             if i == 0 or deterministic:
                 x = mean
             else:
@@ -232,10 +216,9 @@ class DiffusionPolicy(nn.Module):
         noise is re-derived from the clamped x0, (x - √ᾱ x0) / √(1 - ᾱ), as DPPO's DDIM does (p_mean_var:
         "re-calculate noise based on clamped x_recon"); otherwise the network's prediction is used."""
         b = x.shape[0]
-        table = self.time_table(x.device)
         for k, i in enumerate(timesteps):
             t = torch.full((b,), i, device=x.device, dtype=torch.long)
-            x0, eps = self.predict_x0(x, t, cond, None if table is None else table[i].expand(b, -1))
+            x0, eps = self.predict_x0(x, t, cond)
             if recompute_eps:
                 ab = self.alphas_bar[i]
                 eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()

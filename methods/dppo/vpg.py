@@ -50,12 +50,7 @@ class VPGDiffusion(DiffusionPolicy):
             raise ValueError(f"pretrained DP state does not fit: missing {missing}, unexpected {unexpected}")
         self.denoiser_base.load_state_dict(self.denoiser.state_dict())
 
-    def time_table(self, device) -> None:
-        """None: the steps are routed to two networks (below), each with its own time embedding."""
-        return None
-
-    def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
-            temb: torch.Tensor | None = None) -> torch.Tensor:
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         # Steps t >= K run the frozen pretrained denoiser. The branch syncs with the host; it is cheap on the
         # CPU and keeps batches whose steps are all fine-tuned (every PPO minibatch) to one forward pass.
         ft = t < self.ft_steps
