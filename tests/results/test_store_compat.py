@@ -108,8 +108,12 @@ def test_a_05edce8_checkpoint_resumes_to_the_uninterrupted_curve(demo_dataset, t
     fresh = run_one(cfg, store_root=tmp_path / "fresh", sweep_id=SWEEP, progress=False)
     assert fresh == rid
     resumed, uninterrupted = _curve(root, rid), _curve(tmp_path / "fresh", rid)
-    pd.testing.assert_frame_equal(resumed, uninterrupted)
-    # and 05edce8's curve up to the stop is today's, number for number
+    # Equal to float rounding, not bit for bit: today's optimisers are fused (the speed issue, #24; one update is
+    # checked against 05edce8's to 1e-5 in tests/methods/test_equivalence.py), and the resumed attempt keeps the
+    # checkpoint's unfused optimiser settings, so the two sides round differently from the first update on.
+    pd.testing.assert_frame_equal(resumed, uninterrupted, check_exact=False, rtol=1e-5, atol=1e-6)
+    # and 05edce8's curve up to the stop is today's, number for number up to the same rounding
     assert len(before) > 0 and before.env_step.max() <= STOPPED_AT_ENV_STEP
     key = CURVE_COLS[:5]
-    pd.testing.assert_frame_equal(before, uninterrupted.merge(before[key], on=key)[CURVE_COLS])
+    pd.testing.assert_frame_equal(before, uninterrupted.merge(before[key], on=key)[CURVE_COLS], check_exact=False,
+                                  rtol=1e-5, atol=1e-6)

@@ -168,6 +168,7 @@ def test_resume_from_a_mid_episode_checkpoint_repeats_the_rollouts():
 
 
 @pytest.mark.parametrize("env_id,limit,act_dim", [("InvertedDoublePendulum-v5", 30, 1),  # terminals
+                                                   ("Hopper-v5", 40, 3),  # hopper-medium's env
                                                    ("HalfCheetah-v5", 10, 6)])  # timeouts only
 def test_restored_envs_continue_exactly_including_resets(env_id, limit, act_dim):
     """capture_envs -> torch.load(weights_only=True) -> restore into new envs: the next rollouts are identical,
