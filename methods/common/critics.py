@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from methods.common.mish import Mish
 from methods.common.networks import EnsembleMLP, build_mlp
 
 
@@ -32,7 +33,7 @@ class QEnsemble(nn.Module):
     """K critics over (s, a) with a ∈ R^{action_dim} (a single action or a flattened chunk): forward -> (K, B)."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: Sequence[int], members: int = 2,
-                 act: type[nn.Module] = nn.Mish, layer_norm: bool = False, residual: bool = False,
+                 act: type[nn.Module] = Mish, layer_norm: bool = False, residual: bool = False,
                  member_norms: bool = False):
         super().__init__()
         self.members, self.action_dim, self.residual = members, action_dim, residual
@@ -58,7 +59,7 @@ class QEnsemble(nn.Module):
         return self(s, a).mean(0)
 
 
-def value_net(obs_dim: int, hidden: Sequence[int], act: type[nn.Module] = nn.Mish, layer_norm: bool = False,
+def value_net(obs_dim: int, hidden: Sequence[int], act: type[nn.Module] = Mish, layer_norm: bool = False,
               residual: bool = False) -> nn.Module:
     """V(s): (B, obs_dim) -> (B, 1)."""
     return build_mlp(obs_dim, hidden, 1, act, residual=residual, layer_norm=layer_norm)

@@ -37,11 +37,12 @@ import torch
 from torch import nn
 
 from methods.common.dp_config import DPConfig
+from methods.common.mish import Mish
 from methods.common.networks import EMA, ResidualMLP, mlp
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     # DPPO's model/common/mlp.py `activation_dict` (Identity aside), plus SiLU.
-    "mish": nn.Mish, "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "tanh": nn.Tanh, "softplus": nn.Softplus,
+    "mish": Mish, "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "tanh": nn.Tanh, "softplus": nn.Softplus,
     "silu": nn.SiLU,
 }
 
@@ -58,11 +59,13 @@ class SinusoidalEmbedding(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.dim = dim
+        half = dim // 2
+        # computed once (the same float32 values every call computed before); not in the state dict
+        self.register_buffer("freqs", torch.exp(torch.arange(half, dtype=torch.float32)
+                                                * (-math.log(10000.0) / (half - 1))), persistent=False)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        half = self.dim // 2
-        freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * (-math.log(10000.0) / (half - 1)))
-        args = t.float()[:, None] * freqs[None, :]
+        args = t.float()[:, None] * self.freqs[None, :]
         return torch.cat([args.sin(), args.cos()], dim=-1)
 
 
@@ -77,7 +80,7 @@ class Denoiser(nn.Module):
         self.chunk, self.act_dim = chunk, act_dim
         act = ACTIVATIONS[activation]
         # The time embedding is Mish whatever `activation` is (as in DPPO's DiffusionMLP).
-        self.time = nn.Sequential(SinusoidalEmbedding(time_dim), nn.Linear(time_dim, time_dim * 2), nn.Mish(),
+        self.time = nn.Sequential(SinusoidalEmbedding(time_dim), nn.Linear(time_dim, time_dim * 2), Mish(),
                                   nn.Linear(time_dim * 2, time_dim))
         cond_hidden = list(cond_hidden)
         cond_dim = obs_dim
@@ -127,6 +130,11 @@ class DiffusionPolicy(nn.Module):
         self.register_buffer("post_logvar", torch.log(self.post_var.clamp_min(1e-20)))
         self.register_buffer("post_c0", betas * alphas_bar_prev.sqrt() / (1 - alphas_bar))
         self.register_buffer("post_ct", (1 - alphas_bar_prev) * alphas.sqrt() / (1 - alphas_bar))
+        # The same coefficients as Python floats (each the float32 value above), for sampling chains, where every
+        # sample of a batch is at the same step: scalar arithmetic instead of gathers and broadcasts per step.
+        self._chain = {name: [float(v) for v in values] for name, values in (
+            ("sqrt_ab", alphas_bar.sqrt()), ("sqrt_1m_ab", (1 - alphas_bar).sqrt()), ("c0", self.post_c0),
+            ("ct", self.post_ct), ("std", (0.5 * self.post_logvar).exp()))}
         self.denoiser_calls = 0
 
     # ---- training ---------------------------------------------------------------------------------------
@@ -176,17 +184,26 @@ class DiffusionPolicy(nn.Module):
         x = torch.randn((b, self.chunk, self.act_dim), device=cond.device, generator=generator)
         if sampler == "ddim":
             return self._ddim(x, cond)
+        k = self._chain
         for i in reversed(range(self.T)):
-            t = torch.full((b,), i, device=cond.device, dtype=torch.long)
-            mean, logvar = self.p_mean_logvar(x, t, cond)
+            # p_mean_logvar at a step shared by the whole batch, with its coefficients as scalars
+            x0, _ = self._chain_x0(x, i, cond)
+            mean = x0.mul_(k["c0"][i]).add_(x * k["ct"][i])
             if i == 0 or deterministic:
                 x = mean
             else:
-                std = (0.5 * logvar).exp()
-                if self.cfg.min_sampling_std > 0:
-                    std = std.clamp_min(self.cfg.min_sampling_std)
-                x = mean + std * torch.randn(x.shape, device=x.device, generator=generator)
+                std = max(k["std"][i], self.cfg.min_sampling_std)
+                x = mean.add_(torch.randn(x.shape, device=x.device, generator=generator).mul_(std))
         return x.clamp(-1.0, 1.0)
+
+    def _chain_x0(self, x_t: torch.Tensor, i: int, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`predict_x0` for a batch that is all at step i: (x0, a fresh tensor; eps)."""
+        if not torch.compiler.is_compiling():
+            self.denoiser_calls += 1
+        eps = self.eps(x_t, torch.full((x_t.shape[0],), i, device=x_t.device, dtype=torch.long), cond)
+        k = self._chain
+        # the same float32 operations as predict_x0 (no fused multiply-adds), so the same bits
+        return torch.sub(x_t, eps * k["sqrt_1m_ab"][i]).div_(k["sqrt_ab"][i]).clamp_(-1.0, 1.0), eps
 
     def _ddim(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         # eta = 0 DDIM on an evenly spaced subsequence of the T training steps, from pure noise at T - 1.
@@ -215,18 +232,16 @@ class DiffusionPolicy(nn.Module):
         to [-1, 1]) and steps along the predicted noise; the output is the last step's x0. recompute_eps: the
         noise is re-derived from the clamped x0, (x - √ᾱ x0) / √(1 - ᾱ), as DPPO's DDIM does (p_mean_var:
         "re-calculate noise based on clamped x_recon"); otherwise the network's prediction is used."""
-        b = x.shape[0]
+        c = self._chain
         for k, i in enumerate(timesteps):
-            t = torch.full((b,), i, device=x.device, dtype=torch.long)
-            x0, eps = self.predict_x0(x, t, cond)
+            x0, eps = self._chain_x0(x, i, cond)
             if recompute_eps:
-                ab = self.alphas_bar[i]
-                eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+                eps = torch.sub(x, x0 * c["sqrt_ab"][i]).div_(c["sqrt_1m_ab"][i])
             if k == len(timesteps) - 1:
                 x = x0
             else:
-                ab_prev = self.alphas_bar[timesteps[k + 1]]
-                x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+                j = timesteps[k + 1]
+                x = (x0 * c["sqrt_ab"][j]).add_(eps * c["sqrt_1m_ab"][j])
         return x.clamp(-1.0, 1.0)
 
 

@@ -14,8 +14,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from methods.common.mish import Mish
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, act: type[nn.Module] = nn.Mish,
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, act: type[nn.Module] = Mish,
         layer_norm: bool = False, out_act: nn.Module | None = None) -> nn.Sequential:
     layers: list[nn.Module] = []
     d = in_dim
@@ -65,7 +67,7 @@ class ResidualMLP(nn.Module):
         return self.out(self.blocks(self.inp(x)))
 
 
-def build_mlp(in_dim: int, hidden: Sequence[int], out_dim: int, act: type[nn.Module] = nn.Mish,
+def build_mlp(in_dim: int, hidden: Sequence[int], out_dim: int, act: type[nn.Module] = Mish,
               residual: bool = False, layer_norm: bool = False) -> nn.Module:
     """A plain MLP (`mlp`) or DPPO's residual MLP (`ResidualMLP`), as a config's `residual` flag says."""
     if residual:

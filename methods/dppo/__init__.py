@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from methods.base import ActorState, ComponentKind, MethodContext, TimedComponent, register
+from methods.common.mish import Mish
 from methods.common.networks import mlp
 from methods.dp_method import DPMethod
 from methods.dppo.config import ACTORS, DPPOConfig
@@ -139,7 +140,7 @@ class DPPO(OnPolicy, DPMethod):
         # load_pretrained_dp calls the model's load_pretrained), as fine-tuning starts from them (protocol rule).
         self.model.load_pretrained(self.dp.ema.module.state_dict())
         # V(s) on normalised env observations (DPPO's CriticObs, Mish).
-        self.critic = mlp(spaces.obs_dim, cfg.critic_hidden, 1, act=nn.Mish).to(self.device)
+        self.critic = mlp(spaces.obs_dim, cfg.critic_hidden, 1, act=Mish).to(self.device)
         self.actor_optim = torch.optim.AdamW(self.model.denoiser.parameters(), lr=cfg.actor_lr,
                                              weight_decay=cfg.actor_weight_decay, fused=True)
         self.critic_optim = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr,

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from methods.common.critics import QEnsemble, expectile_loss, value_net
+from methods.common.mish import Mish
 from methods.common.networks import frozen_copy, soft_update
 from methods.modip.config import CriticConfig
 
@@ -33,8 +34,8 @@ class Critics(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, cfg: CriticConfig, gamma: float):
         super().__init__()
         self.cfg, self.gamma = cfg, gamma
-        self.v = value_net(obs_dim, cfg.hidden, act=nn.Mish, layer_norm=True)
-        self.q = QEnsemble(obs_dim, act_dim, cfg.hidden, cfg.q_members, act=nn.Mish, layer_norm=True)
+        self.v = value_net(obs_dim, cfg.hidden, act=Mish, layer_norm=True)
+        self.q = QEnsemble(obs_dim, act_dim, cfg.hidden, cfg.q_members, act=Mish, layer_norm=True)
         self.v_target = frozen_copy(self.v)
         self.q_target = frozen_copy(self.q)
         self.register_buffer("value_scale", torch.ones(()))

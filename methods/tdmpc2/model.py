@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.common.mish import Mish, mish
+
 # Model-size presets of the official code (parameter count in millions -> dims). Size 1 also halves the
 # Q ensemble to 2 members; size 5 keeps 5.
 MODEL_SIZES = {
@@ -116,7 +118,7 @@ class NormedLinear(nn.Linear):
     def __init__(self, in_dim: int, out_dim: int, dropout: float = 0.0, act: nn.Module | None = None):
         super().__init__(in_dim, out_dim)
         self.ln = nn.LayerNorm(out_dim)
-        self.act = act if act is not None else nn.Mish()
+        self.act = act if act is not None else Mish()
         self.dropout = nn.Dropout(dropout) if dropout else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,7 +166,7 @@ class QEnsemble(nn.Module):
 
     @staticmethod
     def _norm_act(x: torch.Tensor, gain: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        return F.mish(F.layer_norm(x, x.shape[-1:]) * gain + shift)
+        return mish(F.layer_norm(x, x.shape[-1:]) * gain + shift)
 
     def forward(self, x: torch.Tensor, members: torch.Tensor | None = None, params=None,
                 dropout: bool = False) -> torch.Tensor:
