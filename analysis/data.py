@@ -95,6 +95,8 @@ class SweepData:
     shared: list[str] = dataclasses.field(default_factory=list)  # settings left out of the line names
     # Lines exempt from the one sampling rule (`eval.sampler`), with how they sample, as the runs recorded it.
     sampling: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Every eval episode of the finished runs (store schema 3), with `line`; empty for older stores.
+    episodes: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def actor_sampling(runs: pd.DataFrame, shared: list[str]) -> dict[str, str]:
@@ -140,10 +142,16 @@ def load_sweep(store_root, sweep_id: str, notes: Notes | None = None) -> SweepDa
     if not timings.empty:
         timings["variant"] = [strip_settings(v, shared) for v in timings["variant"].fillna("")]
     timings = timing_metadata(timings)
+    episodes = store.episodes(sweep=sweep_id, run_ids=ids)
+    if not episodes.empty:
+        episodes["variant"] = [strip_settings(v, shared) for v in episodes["variant"].fillna("")]
+        episodes["line"] = [line_label(m, v, a) for m, v, a in
+                            zip(episodes["method"], episodes["variant"], episodes["actor"])]
     missing = set(ids) - set(curves["run_id"]) if not curves.empty else set(ids)
     if missing:
         notes.warn(f"{len(missing)} finished run(s) have no curve rows and are left out of the curves")
-    return SweepData(sweep_id, runs, finished, curves, timings, notes, shared, actor_sampling(finished, shared))
+    return SweepData(sweep_id, runs, finished, curves, timings, notes, shared, actor_sampling(finished, shared),
+                     episodes)
 
 
 def eval_points(curves: pd.DataFrame, metric: str = SCORE_METRIC) -> pd.DataFrame:

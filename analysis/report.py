@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import figures, stats, tables
+from analysis import bootstrap, figures, ordering, score_table, stats, tables
 from analysis.data import (
     DIAGNOSTIC_PREFIXES,
     EVAL_METRICS,
@@ -29,6 +29,7 @@ from analysis.data import (
     timing_metadata,
 )
 from analysis.document import Document, save_table, section
+from analysis.episodes import cell_flags, final_episodes, run_records
 
 # The method whose lines the probability of improvement compares with every other method's lines. None: every
 # pair of lines of two different methods, each as P(the line with the higher mean final score > the other).
@@ -110,8 +111,39 @@ def poi_display(poi: pd.DataFrame, matrices: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def actors_table(lines: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """Per line (method[variant]/actor): whether the actor is its method's product, and how it picks its action at
+    evaluation, as its runs recorded them ('not recorded': runs older than the record)."""
+    rows = []
+    mine = lines.merge(records, on="run_id", how="left") if not records.empty else lines.assign(product=None,
+                                                                                               selection=None)
+    for line, group in mine.groupby("line", sort=True):
+        actor = group["actor"].iloc[0]
+        rules = {str(s.get(actor)) for s in group["selection"] if isinstance(s, dict) and s.get(actor)}
+        products = {p for p in group["product"] if isinstance(p, str)}
+        rows.append({"line": line, "product": ("yes" if actor in products else "no") if products else "not recorded",
+                     "action selection": "; ".join(sorted(rules)) or "not recorded"})
+    return pd.DataFrame(rows, columns=["line", "product", "action selection"])
+
+
+def tasks_table(records: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
+    """Per task: its ceiling, the offline data's mean normalised return and the eval states, as the runs recorded
+    them, and the episodes of a run's final eval."""
+    rows = []
+    for task, group in records.groupby("task", sort=True):
+        ceilings = {(c.get("metric"), c.get("max")) for c in group["ceiling"] if isinstance(c, dict) and c}
+        ceiling = "; ".join(f"return {m:g}" if k == "return" else "success" for k, m in sorted(ceilings)) or "unknown"
+        data = pd.to_numeric(group["data_score"], errors="coerce").dropna()
+        per_run = final[final["task"] == task].groupby(["run_id", "actor"]).size() if not final.empty else []
+        rows.append({"task": task, "ceiling": ceiling,
+                     "data score": f"{data.mean():.1f}" if len(data) else "not recorded",
+                     "eval states": ", ".join(sorted({str(v) for v in group["eval_states"] if v})) or "not recorded",
+                     "final episodes per run": ", ".join(str(v) for v in sorted(set(per_run))) or "none stored"})
+    return pd.DataFrame(rows, columns=["task", "ceiling", "data score", "eval states", "final episodes per run"])
+
+
 def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET_METHOD,
-                 reps: int = BOOTSTRAP_REPS) -> Path:
+                 reps: int = BOOTSTRAP_REPS, cell_reps: int = bootstrap.RESAMPLES) -> Path:
     """Write report.md and report.html (and figures/, tables/) for one sweep; return report.md's path."""
     out_dir = Path(out_dir)
     notes = Notes()
@@ -120,9 +152,9 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
     status = sweep.runs["status"].value_counts().to_dict() if not sweep.runs.empty else {}
     doc.para(f"Runs: {len(sweep.runs)} ({', '.join(f'{v} {k}' for k, v in sorted(status.items())) or 'none'}). "
              "Only finished runs are analysed. A line is method[variant]/actor. `final` (the last eval) is the "
-             "headline; `best` (the max over evals) is optimistic. Per-cell intervals are 95% Student-t over "
-             "seeds; aggregates over tasks are rliable IQM with 95% stratified-bootstrap CIs "
-             f"({reps} reps). {tables.FLAG_NOTE}")
+             "headline and orders lines; `best` (the max over evals) is optimistic and printed beside it. "
+             "Aggregates over tasks are rliable IQM with 95% stratified-bootstrap CIs over runs "
+             f"({reps} reps).")
     if sweep.shared:
         doc.para("Settings shared by every line that has them, left out of the line names: "
                  + ", ".join(f"`{s}`" for s in sweep.shared) + ".")
@@ -146,19 +178,49 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
     scores = run_scores(points)
     colors = figures.palette(points["line"]) if not points.empty else {}
 
-    # --- tables of final and best scores
-    doc.heading("Final score per method and task (headline)")
+    # --- the runs' actors and tasks, as their records say
+    records = run_records(sweep.finished)
+    final = final_episodes(sweep.episodes)
+    if final.empty:
+        notes.warn("no eval episodes in the store (runs older than store schema 3): the cells' intervals resample "
+                   "runs only (marked " + score_table.FLAGS["seeds_only"] + ") and no cell can be checked for a "
+                   "ceiling or for eval states that every run failed")
+    doc.heading("Actors and tasks")
+    with section(doc, notes, "actors and tasks"):
+        if not points.empty:
+            shown = actors_table(points[["run_id", "line", "actor"]].drop_duplicates(), records)
+            doc.para("How each line's actor picks its action at evaluation, and whether it is its method's product "
+                     "(what orders methods below):")
+            doc.table(shown, shown.to_markdown(index=False, disable_numparse=True), index=False)
+        shown = tasks_table(records, final)
+        if not shown.empty:
+            doc.para("Each task's ceiling (an episode at it scores the task's most), the offline data's mean "
+                     "normalised return (where fine-tuning starts) and the eval states of its runs:")
+            doc.table(shown, shown.to_markdown(index=False, disable_numparse=True), index=False)
+
+    # --- the headline table: final scores with two-level intervals, best beside them
+    doc.heading("Final score per method and task (headline; best beside it)")
+    cells = pd.DataFrame()
     with section(doc, notes, "final-score table"):
-        for which, title in (("final", "final"), ("best", "best (optimistic: max over evals)")):
-            if which == "best":
-                doc.heading("Best score per method and task (optimistic)")
-            cells = tables.score_cells(scores, which)
-            md = tables.markdown(tables.wide(cells))
-            tex = tables.latex(tables.wide(cells, latex=True),
-                               f"{title.capitalize()} {metric.replace('_', ' ')}: mean ± 95% CI over seeds "
-                               f"(n seeds); {tables.FLAG} fewer than {stats.MIN_SEEDS} seeds", f"tab:{which}")
-            doc.table(tables.wide(cells), md)
-            doc.links(save_table(out_dir, f"{which}_scores", md, tex, cells))
+        flags = cell_flags(final, records)
+        cells = score_table.final_cells(scores, final, flags, cell_reps, metric)
+        doc.para(score_table.legend(cell_reps))
+        md = tables.markdown(score_table.wide(cells))
+        tex = tables.latex(score_table.wide(cells, latex=True), f"Final {metric.replace('_', ' ')} with best beside it. "
+                           + score_table.legend(cell_reps), "tab:final")
+        doc.table(score_table.wide(cells), md)
+        doc.links(save_table(out_dir, "final_scores", md, tex, cells))
+    doc.heading("Ordering of methods: paired differences of product lines (final scores)")
+    with section(doc, notes, "paired differences"):
+        paired = ordering.paired_table(final, cells, ordering.product_lines(final, records), cell_reps, metric)
+        if paired.empty:
+            doc.para("_No two product lines of different methods share run seeds and stored eval episodes._")
+        else:
+            doc.para("mean(x) - mean(y) over the run seeds and eval states both met, 95% paired two-level bootstrap "
+                     f"({cell_reps} resamples); x is the line with the higher mean final score.")
+            md = paired.to_markdown(index=False, floatfmt=".1f")
+            doc.table(paired, md, index=False)
+            doc.links(save_table(out_dir, "paired_differences", md, None, paired))
 
     # --- curves
     doc.heading("Sample-efficiency curves")

@@ -2,8 +2,9 @@
 
 Why: DESIGN's statistics rules (at least 5 seeds per reported comparison, every cell flagged below that, IQM
 with stratified-bootstrap CIs over tasks, probability of improvement, performance profiles) must be computed
-the same way by every report. Per-cell intervals use Student's t over seeds (few seeds, no bootstrap); anything
-aggregated over tasks goes through rliable.
+the same way by every report. The headline table's per-cell intervals resample runs and eval episodes
+(analysis/bootstrap.py); Student's t over seeds (`mean_ci`) is left for latencies, curve bands and the ablation's
+cells; anything aggregated over tasks goes through rliable.
 """
 from __future__ import annotations
 

@@ -499,7 +499,8 @@ def offline_episodes(data: dict) -> list[dict]:
 
 def record_episodes(method, task, actor: str, seeds: list[int], device, reward_scale: float) -> list[dict]:
     """Episodes of `actor` on `seeds`, stepped exactly as bench.runner.evaluation.evaluate_actor does (lockstep
-    envs, a fresh ActorState seeded from the first eval seed), with every state and reward recorded."""
+    envs acting on the unfinished episodes alone, a fresh ActorState seeded from the first eval seed), with every
+    state and reward recorded."""
     import torch
 
     from methods.base import ActorState
@@ -511,22 +512,27 @@ def record_episodes(method, task, actor: str, seeds: list[int], device, reward_s
            for _ in seeds]
     done = np.zeros(len(seeds), bool)
     with torch.no_grad():
-        while not done.all():
-            chunks, _ = method.act(obs, actor, state, True)
+        active = np.arange(len(seeds))  # the unfinished episodes: the harness acts on them alone
+        while len(active):
+            chunks, _ = method.act(obs[active], actor, state, True)
             for t in range(chunks.shape[1]):
-                for i, env in enumerate(envs):
+                for row, i in enumerate(active):
                     if done[i]:
                         continue
                     eps[i]["obs"].append(obs[i].copy())
-                    o, r, term, trunc, _ = env.step(chunks[i, t])
+                    o, r, term, trunc, _ = envs[i].step(chunks[row, t])
                     eps[i]["reward"].append(float(r) * reward_scale)
                     eps[i]["return"] += float(r)
                     obs[i] = o
                     if term or trunc:
                         done[i] = True
                         eps[i].update(terminated=bool(term), truncated=bool(trunc and not term), last_obs=o.copy())
-                if done.all():
+                if done[active].all():
                     break
+            still = ~done[active]
+            if not still.all():
+                state.keep(np.flatnonzero(still))
+                active = active[still]
     for env in envs:
         env.close()
     for ep in eps:

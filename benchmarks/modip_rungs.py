@@ -147,8 +147,8 @@ def load_post_offline(cfg, st: dict):
 # ---- evaluation ----------------------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(task, act: Actor, eval_seeds: list[int], device) -> dict:
-    """bench.runner.evaluation.evaluate_actor, with the actor also given the envs and which are done (rung 5
-    reads their simulator state), and every episode's score and length returned."""
+    """bench.runner.evaluation.evaluate_actor (acting on the unfinished episodes alone), with the actor also given
+    their envs and which are done (rung 5 reads their simulator state), and every episode's score and length."""
     from methods.base import ActorState
 
     t0 = time.perf_counter()
@@ -159,21 +159,26 @@ def evaluate(task, act: Actor, eval_seeds: list[int], device) -> dict:
     returns, lengths = np.zeros(n), np.zeros(n, int)
     done = np.zeros(n, bool)
     infos: list[dict] = [{} for _ in range(n)]
-    while not done.all():
-        chunks = act(obs, state, envs, done.copy())
+    active = np.arange(n)  # the unfinished episodes, as the runner's evaluation acts on them alone
+    while len(active):
+        chunks = act(obs[active], state, [envs[i] for i in active], done[active].copy())
         for t in range(chunks.shape[1]):
-            for i, env in enumerate(envs):
+            for row, i in enumerate(active):
                 if done[i]:
                     continue
-                o, r, term, trunc, info = env.step(chunks[i, t])
+                o, r, term, trunc, info = envs[i].step(chunks[row, t])
                 returns[i] += float(r)
                 lengths[i] += 1
                 obs[i] = o
                 if term or trunc:
                     done[i] = True
                     infos[i] = info
-            if done.all():
+            if done[active].all():
                 break
+        still = ~done[active]
+        if not still.all():
+            state.keep(np.flatnonzero(still))
+            active = active[still]
     for env in envs:
         env.close()
     scores = [task.normalized_score(r, info) for r, info in zip(returns, infos)]

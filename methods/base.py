@@ -22,7 +22,10 @@ A method, as its author sees it (the templates: methods/bc_gauss for any method,
         def buffer_extras(self) -> {name: shape}               # optional: what `act` stores with transitions
         def actor_sampling(self) -> {actor: how}               # optional: actors exempt from eval.sampler
 
-Its torch-free config.py also declares `ACTORS` (the class's `actors`) and `USES_DP` (True for a DPMethod):
+Its torch-free config.py also declares `ACTORS` (the class's `actors`; the first is the method's product, the
+headline), beside them `SELECTION`, each actor's action-selection rule at evaluation (methods/common/selection.py:
+DP sample, mean, argmax over samples, noise-free plan; runs record it and reports print it), and `USES_DP` (True
+for a DPMethod):
 methods/catalog reads them there, with the section, so that the CLI and the config layer know a method without
 importing it (and torch); tests/contract checks that every class agrees with its declaration.
 
@@ -109,6 +112,18 @@ class ActorState:
                 value = self.memory[key] = torch.as_tensor(value, dtype=torch.float32)
             if isinstance(value, torch.Tensor | np.ndarray):
                 value[rows] = 0
+
+    def keep(self, rows) -> None:
+        """Keep only the env rows `rows` (in that order) of every memory entry: the other envs are gone for good
+        (evaluation acts only on its unfinished episodes, so its batch shrinks as they end)."""
+        index = np.asarray(rows, dtype=np.int64)
+        for key, value in list(self.memory.items()):
+            if isinstance(value, list):  # a resumed state's memory comes back as nested lists
+                value = torch.as_tensor(value, dtype=torch.float32)
+            if isinstance(value, torch.Tensor):
+                self.memory[key] = value[torch.as_tensor(index, device=value.device)]
+            elif isinstance(value, np.ndarray):
+                self.memory[key] = value[index]
 
     @classmethod
     def create(cls, seed: int, device: str | torch.device = "cpu") -> ActorState:

@@ -1,7 +1,7 @@
 """Attempt numbers: every try of a run (a resume, a rerun) writes under its own number, never over another's.
 
 Why: attempts are immutable, so a rerun that fails cannot damage a finished run. A new attempt is numbered
-from the FILE NAMES of all three tables (temporary files of writes under way included) and the rows of
+from the FILE NAMES of all the tables (temporary files of writes under way included) and the rows of
 compacted files, so a file that cannot be read still counts and is never overwritten. Nothing reserves the
 number: two processes of one run would get the same one, which is why a run holds its run lock (results/
 run_lock.py) from before it asks for a number until it ends.

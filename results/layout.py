@@ -2,8 +2,8 @@
 
 The layout is Hive-style::
 
-    <root>/table=runs|curves|timings/sweep=<sweep_id>/<run_id>+a<k>.parquet  (attempt k >= 1 of the run)
-    <root>/table=runs|curves|timings/sweep=<sweep_id>/<run_id>.parquet       (attempt 0: files of older stores)
+    <root>/table=runs|curves|timings|episodes/sweep=<sweep_id>/<run_id>+a<k>.parquet  (attempt k >= 1 of the run)
+    <root>/table=runs|curves|timings|episodes/sweep=<sweep_id>/<run_id>.parquet       (attempt 0: files of older stores)
     <root>/table=<t>/sweep=<sweep_id>/_compacted-<hex>.parquet               (made by `mbench store compact`)
 
 Names starting with '.' are temporary (`.tmp-<hex>-<name>`, results/atomic.py) or retired (`.retired-<hex>-`,

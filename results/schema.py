@@ -1,4 +1,4 @@
-"""The results store's three tables (runs, curves, timings): their schemas, version, and errors.
+"""The results store's four tables (runs, curves, timings, episodes): their schemas, version, and errors.
 
 Every file carries the store's schema version and its table in its parquet metadata; a file from a newer
 version is refused (SchemaVersionError) instead of being misread. Every row carries two hidden bookkeeping
@@ -6,16 +6,18 @@ columns, `_written_ns` (when the write happened) and `_row` (its position in tha
 
 Schema versions: 1, the first; 2 adds `attempt` to curves and timings, and the timed component's metadata to
 timings (`kind`, `actor`, `actions_per_call`, `updates_per_env_step`). Version-1 files read with nulls there
-(attempt 0; results/reading.py).
+(attempt 0; results/reading.py). 3 adds the `episodes` table: every eval episode's return, initial state (its
+reset seed) and outcome, from which reports draw their intervals (analysis/bootstrap.py); stores without it
+read with an empty episodes table.
 """
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERSION_KEY = b"modip_bench.schema_version"
 TABLE_KEY = b"modip_bench.table"
-TABLES = ("runs", "curves", "timings")
+TABLES = ("runs", "curves", "timings", "episodes")
 STATUSES = ("running", "finished", "failed", "preempted")
 # What a timed component measures (methods.base.ComponentKind): an action, a plan, or a training update.
 TIMING_KINDS = ("act", "plan", "update")
@@ -99,7 +101,30 @@ TIMINGS_SCHEMA = pa.schema(
         *_HIDDEN,
     ]
 )
-SCHEMAS = {"runs": RUNS_SCHEMA, "curves": CURVES_SCHEMA, "timings": TIMINGS_SCHEMA}
+# One row per eval episode (schema 3): which eval (phase, env_step, grad_step, actor), which episode of it and
+# its initial state (the env's reset seed: the same seed is the same state, on every eval point of a run and in
+# every method's run of that run seed), and its outcome.
+EPISODES_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string()),
+        pa.field("sweep_id", pa.string()),
+        pa.field("attempt", pa.int64()),
+        pa.field("phase", pa.string()),
+        pa.field("env_step", pa.int64()),
+        pa.field("grad_step", pa.int64()),
+        pa.field("actor", pa.string()),
+        pa.field("episode", pa.int64()),  # its position in the eval (0 ..)
+        pa.field("reset_seed", pa.int64()),  # the initial state
+        pa.field("return", pa.float64()),
+        pa.field("normalized_score", pa.float64()),
+        pa.field("success", pa.float64()),  # 0/1 where the env reports success, else null
+        pa.field("length", pa.int64()),  # env steps
+        pa.field("terminated", pa.bool_()),  # ended by the env (a fall, a success), not by the time limit
+        pa.field("extra_json", pa.string()),
+        *_HIDDEN,
+    ]
+)
+SCHEMAS = {"runs": RUNS_SCHEMA, "curves": CURVES_SCHEMA, "timings": TIMINGS_SCHEMA, "episodes": EPISODES_SCHEMA}
 
 
 class StoreError(RuntimeError):

@@ -2,12 +2,12 @@
 
 `Store(root)` is the public entry; it is a thin class over the store's parts, one concept per file:
 
-- results/schema.py: the three tables' schemas, the schema version, StoreError and SchemaVersionError;
+- results/schema.py: the four tables' schemas, the schema version, StoreError and SchemaVersionError;
 - results/rows.py: rows given to the store conformed to a table's schema;
 - results/layout.py: where the files are (`table=<t>/sweep=<id>/<run_id>+a<k>.parquet`), and which attempt a
   file name holds;
 - results/attempts.py: numbering a new attempt from the file names;
-- results/writes.py: writing one attempt's runs row, curve and timings (atomically: results/atomic.py);
+- results/writes.py: writing one attempt's runs row, curve, timings and eval episodes (atomically: results/atomic.py);
 - results/reading.py: reading a table's files with today's schema (version-1 files included), unreadable
   files named in one line;
 - results/queries.py: per run, its latest finished attempt (else its latest), and its curve and timings;
@@ -55,6 +55,10 @@ class Store:
         """Replace the timing rows of one attempt of the run (attempt as in `write_curves`)."""
         return writes.write_rows(self.root, "timings", sweep_id, run_id, rows, attempt)
 
+    def write_episodes(self, sweep_id: str, run_id: str, rows: Any, attempt: int | None = None) -> Path:
+        """Replace the eval episodes so far of one attempt of the run (attempt as in `write_curves`)."""
+        return writes.write_rows(self.root, "episodes", sweep_id, run_id, rows, attempt)
+
     def next_attempt(self, sweep_id: str, run_id: str, retries: int = 20) -> int:
         """The attempt number a new try of the run must use: one more than any attempt the store holds."""
         return attempts.next_attempt(self.root, sweep_id, run_id, retries)
@@ -79,6 +83,11 @@ class Store:
         """Timing rows of each run's chosen attempt (see `runs`), joined with method, variant, task, seed and
         status from runs."""
         return queries.join_runs(self.root, "timings", sweep, method, task, seed, run_ids, status)
+
+    def episodes(self, sweep=None, method=None, task=None, seed=None, run_ids=None, status=None) -> pd.DataFrame:
+        """Eval-episode rows of each run's chosen attempt (see `runs`), joined like `curves`. Empty for runs and
+        stores that predate the table (schema 3)."""
+        return queries.join_runs(self.root, "episodes", sweep, method, task, seed, run_ids, status)
 
     def finished_run_ids(self, sweep: str) -> set[str]:
         return set(self.runs(sweep=sweep, status="finished")["run_id"])

@@ -4,7 +4,8 @@ Why: defaults come from several places, and a researcher must be able to see whi
 (`mbench config`). The layers, lowest first:
 
   default     the section models' own defaults (bench/config/run.py, the method's config.py, dp, common_start)
-  suite       the task suite's defaults: the method's SUITE_DEFAULTS, DP_SUITE_DEFAULTS, COMMON_START_SUITE_DEFAULTS
+  suite       the task suite's defaults: the method's SUITE_DEFAULTS, DP_SUITE_DEFAULTS, COMMON_START_SUITE_DEFAULTS,
+              and the task's eval protocol (TaskSpec.eval_defaults: its states, episodes, final episodes)
   preset      the method's labelled preset named by the `preset` key (its own section, dp, common_start)
   sweep       a sweep file's `overrides` and its grid point
   per_method  a sweep file's `per_method` entry for this method
@@ -90,7 +91,7 @@ def resolve(method: str, task: str, seed: int, *, sweep: dict[str, Any] | None =
         raise ConfigError(f"config key 'preset': method '{method}' has no preset '{preset}'"
                           f"{closest(preset, presets) if presets else ' (it has none)'}")
     chosen = presets.get(preset, {}) if preset else {}
-    suite = {method: (cls.Config.suite_defaults or {}).get(spec.suite, {}),
+    suite = {"eval": spec.eval_defaults(), method: (cls.Config.suite_defaults or {}).get(spec.suite, {}),
              "dp": DP_SUITE_DEFAULTS.get(spec.suite, {}) if cls.uses_dp else {},
              "common_start": COMMON_START_SUITE_DEFAULTS.get(spec.suite, {}) if cls.uses_pretrained_dp else {}}
     layered = {"suite": flatten({k: v for k, v in suite.items() if v}),

@@ -9,7 +9,8 @@ JSON layout (what the store keeps, and what the run id hashes):
   method, task, seed, device, threads, deterministic, reward_scale, dataset_path, preset, variant
   pretrain: {steps, log_every, checkpoint_every}
   online:   {steps, checkpoint_every, log_every}
-  eval:     {every, dense_every, dense_until, episodes, sampler, seed_set, timing, timing_reps, timing_batch}
+  eval:     {every, dense_every, dense_until, episodes, final_episodes, states, sampler, seed_set, timing,
+             timing_reps, timing_batch}
   dp:       {...}   for methods built on the shared diffusion policy
   common_start: {...}  for methods that start from the common-start DP
   <method>: {...}   the method's own section (e.g. modip.planner.terminal)
@@ -63,18 +64,31 @@ class EvalConfig(Section):
     # fine-tuning dip would hide between points of the main grid (MODIP's distillation benchmark).
     dense_every: int = 0
     dense_until: int = 0
-    episodes: int = 10
+    episodes: int = 10  # per eval point (every task suite sets its own: bench/tasks, `eval_defaults`)
+    # The last eval of every actor, at the run's end: 0 = `episodes` (D4RL's tasks set 50).
+    final_episodes: int = Field(0, json_schema_extra={"id_neutral": True})
+    # Which initial states evals start from (bench/tasks/eval_states.py): `per_seed`, a block of its own per run
+    # seed, the same for every method (every task suite sets it); or `fixed`, the task's fixed seeds for every run,
+    # the protocol of runs recorded before store schema 3 (a stored config without the key reads as fixed, so its
+    # run id is unchanged).
+    states: Literal["fixed", "per_seed"] = Field("fixed", json_schema_extra={"id_neutral": True})
     sampler: Literal["ddpm", "ddim"] = "ddpm"  # how every DP method samples at eval
-    seed_set: Literal["report", "tune"] = "report"
+    seed_set: Literal["report", "tune"] = "report"  # tune: states no reported run sees (tuning)
     timing: bool = True  # time the method's components at the end of the run
     timing_reps: int = 10
     timing_batch: int = 16
 
     def check(self, prefix: str) -> None:
-        _at_least(self, "eval", every=1, episodes=1, timing_reps=1, timing_batch=1, dense_every=0, dense_until=0)
+        _at_least(self, "eval", every=1, episodes=1, final_episodes=0, timing_reps=1, timing_batch=1, dense_every=0,
+                  dense_until=0)
         if self.dense_until > 0 and self.dense_every < 1:
             raise ConfigError(f"config key 'eval.dense_every' must be >= 1 when eval.dense_until > 0 "
                               f"(got {self.dense_every}); set it, or eval.dense_until=0")
+
+    @property
+    def last_episodes(self) -> int:
+        """Episodes of the run's final eval of every actor."""
+        return self.final_episodes or self.episodes
 
     def grid(self) -> tuple[int, int, int]:
         """(every, dense_every, dense_until): the eval grid's arguments."""

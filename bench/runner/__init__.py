@@ -9,7 +9,10 @@ One concept per file:
 - stops.py: stop requests (SIGTERM, stop-at counters) and Preempted;
 - off_policy.py: the off-policy loop (one env, chunk decisions, updates after every env step);
 - on_policy.py: the on-policy loop (vector-env rollouts, one update per rollout);
-- evaluation.py: every actor on the fixed eval seeds, isolated from training, and the eval grid;
+- evaluation.py: every actor on the run's eval states (per run seed, bench/tasks/eval_states.py), acting on
+  the unfinished episodes alone, isolated from training, every episode kept; and the eval grid;
+- run_record.py: what a run records for the reports (its actors' product and selection rules, the task's
+  ceiling, the data's mean normalised return, its eval states);
 - checkpoints.py: atomic save and load of a run's state, RNG states;
 - common_start.py: the common-start DP, built once per key, cached and locked;
 - timing.py: a method's components timed (warm-up, synchronised reps, percentiles), at every run's end and

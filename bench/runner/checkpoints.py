@@ -82,15 +82,17 @@ def plain(x: Any) -> Any:
 
 
 def save_run(path: Path, *, run_id: str, dataset_hash: str, method, buffer, normalizer, train_state,
-             progress: Progress, curve: list[dict[str, Any]], loop_state: dict[str, Any]) -> None:
-    """Write a run's checkpoint: method, buffer, normaliser, training actor state, RNGs, progress, curve, and
-    what its loop keeps (the on-policy loop's envs)."""
+             progress: Progress, curve: list[dict[str, Any]], loop_state: dict[str, Any],
+             episodes: list[dict[str, Any]] | None = None) -> None:
+    """Write a run's checkpoint: method, buffer, normaliser, training actor state, RNGs, progress, curve, eval
+    episodes, and what its loop keeps (the on-policy loop's envs)."""
     state = {
         "version": CHECKPOINT_VERSION, "run_id": run_id, "dataset_hash": dataset_hash,
         "method": method.state_dict(), "buffer": buffer.state_dict(), "normalizer": normalizer.state_dict(),
         "train_state": {"generator": train_state.generator.get_state(),
                         "memory": json.dumps(plain(train_state.memory))},
         "rng": rng_states(), "counters": progress.to_json(), "curve": json.dumps(curve), "loop": loop_state,
+        "episodes": json.dumps(episodes or []),
     }
     atomic_torch_save(state, path)
 
@@ -125,3 +127,8 @@ def restore_run(st: dict[str, Any], *, method, buffer, normalizer, train_state
     train_state.memory = json.loads(st["train_state"]["memory"])
     set_rng_states(st["rng"])
     return Progress.from_json(st["counters"]), json.loads(st["curve"]), st.get("loop", {}) or {}
+
+
+def restored_episodes(st: dict[str, Any]) -> list[dict[str, Any]]:
+    """The eval episodes a checkpoint holds (none in a checkpoint of code older than the episodes table)."""
+    return json.loads(st.get("episodes") or "[]")

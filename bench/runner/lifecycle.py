@@ -29,17 +29,17 @@ from bench.config.layers import resolve_config
 from bench.config.run import RunConfig, run_id_of
 from bench.runner import checkpoints, common_start
 from bench.runner.assemble import assemble
-from bench.runner.evaluation import advance_grid, evaluate_actors
+from bench.runner.evaluation import advance_grid, evaluate_actors, run_eval_seeds
 from bench.runner.loop import Loop
 from bench.runner.off_policy import run_off_policy
 from bench.runner.on_policy import run_on_policy
 from bench.runner.progress import Progress
 from bench.runner.provenance import git_state, now, package_versions
+from bench.runner.run_record import data_score, provenance
 from bench.runner.stops import Preempted, clear_stop, stop_due, stop_requested
 from bench.runner.timing import time_components
-from bench.tasks import TUNE_EVAL_SEEDS, get_task
+from bench.tasks import get_task
 from methods.base import ActorState, RolloutKind
-from methods.common.section import ConfigError
 from results.names import validate_name
 from results.run_lock import run_lock
 from results.store import Store
@@ -86,6 +86,7 @@ class Run:
         self.task = get_task(cfg.task)
         self.device = torch.device(cfg.device)
         self.curve: list[dict[str, Any]] = []
+        self.episodes: list[dict[str, Any]] = []  # every eval episode so far (the store's episodes table)
         self.progress = Progress()
         self.loop_state: dict[str, Any] = {}  # what a loop must checkpoint beyond the progress
         self.loop: Loop | None = None  # the online loop's context, while it runs
@@ -107,18 +108,14 @@ class Run:
         self.method, self.buffer = parts.method, parts.buffer
         self.dataset, self.dataset_hash = parts.dataset, parts.dataset_hash
         self.train_state = ActorState.create(cfg.seed * 7919 + 1, self.device)
-        self.eval_seeds = list(self.task.eval_seeds if cfg.eval.seed_set == "report" else TUNE_EVAL_SEEDS)
-        n_eval = cfg.eval.episodes
-        if n_eval > len(self.eval_seeds):
-            raise ConfigError(f"config key 'eval.episodes'={n_eval} exceeds the task's {len(self.eval_seeds)} eval seeds")
-        self.eval_seeds = self.eval_seeds[:n_eval]
+        self.eval_seeds = run_eval_seeds(cfg, self.task)  # an eval of n episodes starts from the first n
+        self.data_score = data_score(self.task, self.dataset)
 
     # ---- store rows ----
     def run_row(self, status: str, error: str = "") -> dict[str, Any]:
         sha, dirty = git_state()
         cfg = self.cfg
-        params = self.method.parameter_counts() if hasattr(self, "method") else {}
-        ds = getattr(self, "dataset", None)
+        made = hasattr(self, "method")  # setup has made the parts
         return {
             "run_id": self.ctx.run_id, "sweep_id": self.ctx.sweep_id, "method": cfg.method,
             "variant": cfg.variant, "suite": self.task.suite, "task": cfg.task,
@@ -126,16 +123,9 @@ class Run:
             "config_json": json.dumps(cfg.to_json(), sort_keys=True), "status": status, "error": error,
             "git_sha": sha, "git_dirty": dirty, "host": socket.gethostname(), "device": str(self.device),
             "versions": json.dumps(package_versions()),
-            "provenance_json": json.dumps({
-                "dataset_hash": self.dataset_hash,
-                "dataset_provenance": ds.provenance if ds is not None else {},
-                "env_id": self.task.env_id, "ref_min": self.task.ref_min, "ref_max": self.task.ref_max,
-                "ref_source": self.task.ref_source, "torch_threads": torch.get_num_threads(),
-                "parameter_counts": params,
-                "actor_sampling": self.method.actor_sampling() if hasattr(self, "method") else {},
-                "seeds": {"run": cfg.seed, "eval": self.eval_seeds
-                                                      if hasattr(self, "eval_seeds") else []},
-            }, default=str),
+            "provenance_json": json.dumps(provenance(
+                cfg, self.task, self.method if made else None, getattr(self, "dataset", None), self.dataset_hash,
+                getattr(self, "eval_seeds", None), getattr(self, "data_score", None)), default=str),
             "started_at": self.started_at, "finished_at": now() if status in ("finished", "failed") else None,
             "wall_s": float(self.wall()),
             "env_steps": self.progress.env_step, "grad_steps": self.progress.grad_step,
@@ -179,7 +169,7 @@ class Run:
         checkpoints.save_run(self.ckpt_path, run_id=self.ctx.run_id, dataset_hash=self.dataset_hash,
                              method=self.method, buffer=self.buffer, normalizer=self.normalizer,
                              train_state=self.train_state, progress=self.progress, curve=self.curve,
-                             loop_state=self.loop_state)
+                             loop_state=self.loop_state, episodes=self.episodes)
         self.progress.last_ckpt_env_step = self.progress.env_step
 
     def try_resume(self, attempt: int) -> bool:
@@ -189,6 +179,7 @@ class Run:
             return False
         self.progress, self.curve, self.loop_state = checkpoints.restore_run(
             st, method=self.method, buffer=self.buffer, normalizer=self.normalizer, train_state=self.train_state)
+        self.episodes = checkpoints.restored_episodes(st)
         self.progress.attempt = max(attempt, (self.progress.attempt or 1) + 1)
         self._wall_before = self.progress.wall_s
         self._t0 = time.perf_counter()
@@ -205,6 +196,8 @@ class Run:
     def write_progress(self, status: str, error: str = "") -> None:
         store = Store(self.ctx.store_root)
         store.write_curves(self.ctx.sweep_id, self.ctx.run_id, self.curve, attempt=self.progress.attempt)
+        if self.episodes:
+            store.write_episodes(self.ctx.sweep_id, self.ctx.run_id, self.episodes, attempt=self.progress.attempt)
         store.write_run(self.run_row(status, error))
 
     # ---- phases ----
@@ -254,20 +247,29 @@ class Run:
         self.write_progress("running")
         self.maybe_stop()
 
-    def evaluate(self, phase: str) -> dict[str, dict[str, float]]:
-        """Evaluate every actor of the method now (evaluation.py) and log one row per metric and actor."""
-        step = self.progress.env_step
-        self.say(f"eval at env step {step}: {', '.join(self.method.actors)} x {len(self.eval_seeds)} episodes ...")
-        out = evaluate_actors(self.method, self.task, self.eval_seeds, self.device)
-        for actor, metrics in out.items():
-            self.log(phase, metrics, actor=actor, n_episodes=len(self.eval_seeds))
-        self.say(f"eval at env step {step}: " + ", ".join(f"{a} {m['normalized_score']:.1f}" for a, m in out.items()))
-        return out
+    def evaluate(self, phase: str, episodes: int | None = None) -> dict[str, dict[str, float]]:
+        """Evaluate every actor of the method now on the first `episodes` (default eval.episodes) of the run's eval
+        states (evaluation.py); log one curve row per metric and actor, and keep every episode."""
+        step, seeds = self.progress.env_step, self.eval_seeds[:episodes or self.cfg.eval.episodes]
+        self.say(f"eval at env step {step}: {', '.join(self.method.actors)} x {len(seeds)} episodes ...")
+        out = evaluate_actors(self.method, self.task, seeds, self.device)
+        at = {"phase": phase, "env_step": step, "grad_step": self.progress.grad_step}
+        for actor, res in out.items():
+            self.log(phase, res["metrics"], actor=actor, n_episodes=len(seeds))
+            self.episodes.extend({**at, "actor": actor, **ep} for ep in res["episodes"])
+        self.say(f"eval at env step {step}: " + ", ".join(f"{a} {r['metrics']['normalized_score']:.1f}"
+                                                          for a, r in out.items()))
+        return {a: r["metrics"] for a, r in out.items()}
 
     def final(self) -> None:
-        last_eval = max((r["env_step"] for r in self.curve if r["metric"] == "return" and r["actor"]), default=-1)
-        if last_eval < self.progress.env_step:
-            self.evaluate("finetune" if self.progress.env_step > 0 else "pretrain")
+        """The run's final eval of every actor (phase `final`), on eval.final_episodes states (D4RL: 50), unless
+        its last eval was one of those, at this env step."""
+        ev, step = self.cfg.eval, self.progress.env_step
+        last = [r for r in self.curve if r["metric"] == "return" and r["actor"]]
+        last_eval = max((r["env_step"] for r in last), default=-1)
+        done = last_eval == step and all(r["n_episodes"] >= ev.last_episodes for r in last if r["env_step"] == step)
+        if not done:
+            self.evaluate("final", ev.last_episodes)
         if self.cfg.eval.timing:
             self.write_timings()
 

@@ -42,8 +42,12 @@ class TaskSpec:
     ref_max: float | None
     ref_source: str
     max_episode_steps: int
-    eval_episodes: int = 10
-    eval_seeds: tuple[int, ...] = EVAL_SEEDS
+    eval_episodes: int = 10  # per eval point (the suite layer's eval.episodes)
+    eval_final_episodes: int = 0  # the run's last eval of every actor (eval.final_episodes; 0: eval_episodes)
+    eval_seeds: tuple[int, ...] = EVAL_SEEDS  # the older protocol's fixed states (eval.states=fixed)
+    # The most an episode can return, where the task knows it (the demo's full balance, kitchen's 4 subtasks):
+    # reports flag a cell whose episodes sit at it (a ceiling). None: unknown (D4RL's locomotion).
+    max_return: float | None = None
     env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     gamma: float = 0.99
     chunk: int = 4  # default action chunk length for DP methods on this task
@@ -72,6 +76,22 @@ class TaskSpec:
         if self.ref_min is None or self.ref_max is None:
             return float("nan")
         return 100.0 * (episode_return - self.ref_min) / (self.ref_max - self.ref_min)
+
+    def eval_defaults(self) -> dict[str, Any]:
+        """The task's eval protocol: its suite layer of a run's `eval` section (bench/config/layers.py)."""
+        out: dict[str, Any] = {"states": "per_seed", "episodes": self.eval_episodes}
+        if self.eval_final_episodes:
+            out["final_episodes"] = self.eval_final_episodes
+        return out
+
+    def ceiling(self) -> dict[str, Any]:
+        """What a run records of the task's ceiling, for reports: the max return (an episode within 1% of it
+        is at the ceiling), or success (an episode that succeeds is), or nothing known."""
+        if self.max_return is not None:
+            return {"metric": "return", "max": float(self.max_return)}
+        if self.success_metric:
+            return {"metric": "success", "max": 1.0}
+        return {}
 
     def with_refs(self, ref_min: float, ref_max: float, source: str) -> TaskSpec:
         return dataclasses.replace(self, ref_min=float(ref_min), ref_max=float(ref_max), ref_source=source)

@@ -30,7 +30,8 @@ TASKS: tuple[dict[str, Any], ...] = tuple(
         "ref_max": D4RL_REFS[_env][1],
         "ref_source": "d4rl REF_MIN/REF_MAX (mujoco-py v2 envs; a convention on gymnasium v5)",
         "max_episode_steps": 1000,
-        "eval_episodes": 10,
+        "eval_episodes": 10,  # per eval point; the final eval of every actor has 50 (issue 25)
+        "eval_final_episodes": 50,
         "chunk": 4,
         "description": f"D4RL {_env} {_q} on {_env_id}",
     }

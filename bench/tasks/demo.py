@@ -11,6 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 DEMO_DATASET = "mbench/inverted-double-pendulum/medium-v0"
+# The most a step can earn on InvertedDoublePendulum-v5: the alive bonus 10 less the least distance penalty,
+# (2 - 1.2)^2 = 0.64 with the pendulum upright (tip at 1.2, cart at 0, at rest); a full balance of T steps
+# returns at most 9.36 T.
+BALANCE_STEP_MAX = 10.0 - (2.0 - 1.2) ** 2
 
 # The suite's tasks, as TaskSpec fields; bench.tasks registers them.
 TASKS: tuple[dict[str, Any], ...] = (
@@ -23,7 +27,9 @@ TASKS: tuple[dict[str, Any], ...] = (
         "ref_max": None,
         "ref_source": "none on the task: its dataset's refs, if it has any (a made dataset measures them)",
         "max_episode_steps": 200,
-        "eval_episodes": 10,
+        # 30 episodes per eval point: with 10, one state is worth ~10 points of score (issue 25)
+        "eval_episodes": 30,
+        "max_return": 200 * BALANCE_STEP_MAX,
         "chunk": 4,
         "description": "InvertedDoublePendulum-v5, 200-step episodes, medium data made offline",
     },
@@ -41,7 +47,8 @@ TASKS: tuple[dict[str, Any], ...] = (
         "ref_max": None,
         "ref_source": "the demo dataset's refs, measured on 200-step episodes",
         "max_episode_steps": 1000,
-        "eval_episodes": 10,
+        "eval_episodes": 30,
+        "max_return": 1000 * BALANCE_STEP_MAX,
         "chunk": 4,
         "description": "InvertedDoublePendulum-v5, 1000-step episodes, the demo's medium data",
     },

@@ -60,7 +60,7 @@ TASKS: tuple[dict[str, Any], ...] = tuple(
     {"name": f"kitchen-{_variant}", "suite": "kitchen", "env_id": KITCHEN_ENV_ID,
      "dataset_id": f"D4RL/kitchen/{_variant}-v2", "ref_min": 0.0, "ref_max": 4.0,
      "ref_source": "d4rl kitchen refs (0 and 4 subtasks); score = completed/4 x 100",
-     "max_episode_steps": KITCHEN_MAX_STEPS, "eval_episodes": 10, "env_kwargs": {"variant": _variant},
+     "max_episode_steps": KITCHEN_MAX_STEPS, "eval_episodes": 10, "max_return": 4.0, "env_kwargs": {"variant": _variant},
      "gamma": 0.99, "chunk": 4, "success_metric": True, "score_fn": kitchen_score, "make_env_fn": make_kitchen_env,
      "description": f"D4RL kitchen-{_variant}: {', '.join(_tasks)}"}
     for _variant, _tasks in KITCHEN_TASK_SETS.items())

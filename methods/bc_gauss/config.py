@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from methods.common.section import Section
+from methods.common.selection import MEAN
 
 
 class BCGaussConfig(Section):
@@ -28,4 +29,5 @@ BCGaussConfig.suite_defaults = SUITE_DEFAULTS
 # headline first (the class's `actors`), and whether it is built on the shared DP (a DPMethod: its runs also
 # have the `dp` and `common_start` sections).
 ACTORS: tuple[str, ...] = ("policy",)
+SELECTION = {"policy": MEAN}  # how each actor picks its action at evaluation (methods/common/selection.py)
 USES_DP = False

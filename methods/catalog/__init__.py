@@ -3,12 +3,13 @@
 Why: `mbench list methods`, `mbench config METHOD` and the config layer (bench/config, bench/sweep/spec.py) need a
 method's name, its config section (with its presets and suite defaults), its actors and whether it is built on
 the shared DP (its runs then have the `dp` and `common_start` sections), and importing a method imports torch,
-which takes seconds. Each method declares these in its torch-free config.py: its section, `ACTORS` and `USES_DP`
+which takes seconds. Each method declares these in its torch-free config.py: its section, `ACTORS` (with
+`SELECTION`, how each actor picks its action at evaluation, which runs record for the reports) and `USES_DP`
 (methods/base.py says the contract). This package finds the method packages on disk as the registry does (each
 folder of methods/ with a config.py and an __init__.py) and loads their config.py alone, never the package's
 __init__.py (which imports the method): each from its file, under its own name (methods.<name>.config) in
 sys.modules, so that the method package, when it is imported, takes the same module and the same section class.
-A config.py that fails to load, or declares no ACTORS or USES_DP, is an error here, never skipped.
+A config.py that fails to load, or declares no ACTORS, SELECTION or USES_DP, is an error here, never skipped.
 
 The classes are in methods/registry, which checks that each agrees with its card here.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 
 from methods.common.section import MethodError, Section
+from methods.common.selection import RULES
 
 METHODS_DIR = Path(__file__).resolve().parents[1]
 
@@ -41,6 +43,7 @@ class MethodCard:
     Config: type[Section]
     actors: tuple[str, ...]
     uses_dp: bool
+    selection: dict[str, str] = dataclasses.field(default_factory=dict)  # actor -> how it picks its action
 
     @property
     def uses_pretrained_dp(self) -> bool:
@@ -66,7 +69,12 @@ def _card(folder: str, module: ModuleType) -> MethodCard:
         raise TypeError(f"{where} must declare ACTORS, a non-empty tuple of the actors' names, got {actors!r}")
     if not isinstance(uses_dp, bool):
         raise TypeError(f"{where} must declare USES_DP (True for a method built on the shared DP), got {uses_dp!r}")
-    return MethodCard(name=folder, Config=sections[0], actors=actors, uses_dp=uses_dp)
+    selection = getattr(module, "SELECTION", None)
+    if not (isinstance(selection, dict) and set(selection) == set(actors) and set(selection.values()) <= set(RULES)):
+        raise TypeError(f"{where} must declare SELECTION, each actor's action-selection rule at evaluation (one of "
+                        f"{RULES}, methods/common/selection.py), got {selection!r}")
+    return MethodCard(name=folder, Config=sections[0], actors=actors, uses_dp=uses_dp,
+                      selection={a: selection[a] for a in actors})
 
 
 def _discover() -> dict[str, MethodCard]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from methods.common.section import ConfigError, Section
+from methods.common.selection import DP_SAMPLE
 
 
 class DPPOConfig(Section):
@@ -84,4 +85,5 @@ DPPOConfig.suite_defaults = SUITE_DEFAULTS
 # headline first (the class's `actors`), and whether it is built on the shared DP (a DPMethod: its runs also
 # have the `dp` and `common_start` sections).
 ACTORS: tuple[str, ...] = ("dp",)
+SELECTION = {"dp": DP_SAMPLE}  # how each actor picks its action at evaluation (methods/common/selection.py)
 USES_DP = True

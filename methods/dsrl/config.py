@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from methods.common.section import ConfigError, Section
+from methods.common.selection import DP_SAMPLE
 
 
 class DsrlConfig(Section):
@@ -101,4 +102,7 @@ DsrlConfig.suite_defaults = SUITE_DEFAULTS
 # headline first (the class's `actors`), and whether it is built on the shared DP (a DPMethod: its runs also
 # have the `dp` and `common_start` sections).
 ACTORS: tuple[str, ...] = ("steered", "dp")
+# How each actor picks its action at evaluation (methods/common/selection.py); steered: a sample of pi^W (the
+# default deterministic_eval False) through the DP's deterministic chain, so a sample of the steered DP.
+SELECTION = {"steered": DP_SAMPLE, "dp": DP_SAMPLE}
 USES_DP = True

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from methods.common.iql_config import IQLConfig
 from methods.common.section import ConfigError, Section
+from methods.common.selection import ARGMAX, DP_SAMPLE
 
 
 class IdqlConfig(Section):
@@ -71,4 +72,5 @@ IdqlConfig.suite_defaults = SUITE_DEFAULTS
 # headline first (the class's `actors`), and whether it is built on the shared DP (a DPMethod: its runs also
 # have the `dp` and `common_start` sections).
 ACTORS: tuple[str, ...] = ("resample", "dp")
+SELECTION = {"resample": ARGMAX, "dp": DP_SAMPLE}  # at evaluation (methods/common/selection.py)
 USES_DP = True

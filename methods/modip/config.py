@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from methods.common.section import ConfigError, Section
+from methods.common.selection import DP_SAMPLE, PLAN
 
 
 class WorldModelConfig(Section):
@@ -210,4 +211,5 @@ ModipConfig.suite_defaults = SUITE_DEFAULTS
 # headline first (the class's `actors`), and whether it is built on the shared DP (a DPMethod: its runs also
 # have the `dp` and `common_start` sections).
 ACTORS: tuple[str, ...] = ("dp", "mpc", "mpc_chunk")
+SELECTION = {"dp": DP_SAMPLE, "mpc": PLAN, "mpc_chunk": PLAN}  # at evaluation (methods/common/selection.py)
 USES_DP = True

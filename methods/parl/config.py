@@ -12,6 +12,7 @@ from pydantic import Field
 
 from methods.common.iql_config import IQLConfig
 from methods.common.section import ConfigError, Section
+from methods.common.selection import ARGMAX, DP_SAMPLE
 
 
 class ParlCriticConfig(IQLConfig):
@@ -103,4 +104,5 @@ ParlConfig.suite_defaults = SUITE_DEFAULTS
 # headline first (the class's `actors`), and whether it is built on the shared DP (a DPMethod: its runs also
 # have the `dp` and `common_start` sections).
 ACTORS: tuple[str, ...] = ("dp", "rerank")
+SELECTION = {"dp": DP_SAMPLE, "rerank": ARGMAX}  # at evaluation (methods/common/selection.py)
 USES_DP = True

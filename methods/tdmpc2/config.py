@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from methods.common.section import ConfigError, Section
+from methods.common.selection import MEAN, PLAN
 
 
 class PlannerConfig(Section):
@@ -100,4 +101,5 @@ TDMPC2Config.suite_defaults = SUITE_DEFAULTS
 # headline first (the class's `actors`), and whether it is built on the shared DP (a DPMethod: its runs also
 # have the `dp` and `common_start` sections).
 ACTORS: tuple[str, ...] = ("mpc", "pi")  # the planner (headline) and the policy prior alone
+SELECTION = {"mpc": PLAN, "pi": MEAN}  # how each actor picks its action at evaluation (methods/common/selection.py)
 USES_DP = False

@@ -152,6 +152,17 @@ def test_score_table_equals_direct_pandas(sweep_root):
     assert "(n=3) †" in md and "(n=6)" in md  # bc_gauss flagged; bc_dp has 5 seeds + the ragged one
     tex = tables.latex(tables.wide(cells, latex=True), "Final", "tab:final")
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex and r"$^\dagger$" in tex
+    # The report's headline cells: without stored episodes, a percentile bootstrap over the runs' final scores
+    # (marked ‡), the same means, and best beside final.
+    from analysis import score_table
+
+    headline = score_table.final_cells(scores, pd.DataFrame(), pd.DataFrame(), reps=2000)
+    for r in headline.itertuples():
+        plain = cells[(cells["line"] == r.line) & (cells["task"] == r.task)].iloc[0]
+        assert r.mean == pytest.approx(plain["mean"]) and r.n == plain["n"] and r.seeds_only
+        assert r.low <= r.mean <= r.high and r.best >= r.mean - 1e-9
+    text = tables.markdown(score_table.wide(headline))
+    assert "(n=3) † ‡" in text and re.search(r"\|\s*taskA best\s*\|", text)
 
 
 def test_timing_table_equals_direct_pandas(sweep_root):
@@ -213,12 +224,14 @@ def test_report_writes_every_figure_and_links_them(sweep_root, tmp_path):
     for name in names:
         assert f"figures/{name}" in text and f"figures/{name}" in html
     assert "could not be made" not in text, text
-    assert "Best score per method and task (optimistic)" in text
+    assert "Final score per method and task (headline; best beside it)" in text
+    assert re.search(r"\|\s*taskA best\s*\|", text)
+    assert "no eval episodes in the store" in text  # this synthetic store has no episodes table: run-level CIs
     assert "P(modip/mpc > bc_dp/dp)" not in text  # the table names pairs as 'x vs y'
     assert "modip/mpc vs bc_dp/dp" in text
     # bc_gauss has 3 seeds: left out of rliable's aggregates, and said so
     assert "modip/dp vs bc_gauss/pi" not in text and "bc_gauss/pi (n=3)" in text
-    for table in ("final_scores", "best_scores", "inference_time"):
+    for table in ("final_scores", "inference_time"):
         assert (out / "tables" / f"{table}.tex").exists()
         assert f"tables/{table}.md" in text
     assert re.search(r"failed run\(s\) excluded", text)

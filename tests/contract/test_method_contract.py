@@ -79,9 +79,35 @@ def test_every_method_declares_in_its_config_what_its_class_says():
         card = cards[name]
         assert card.Config is cls.Config, name
         assert card.actors == cls.actors, name
+        assert list(card.selection) == list(cls.actors), name  # every actor says how it picks its action
         assert card.uses_dp == cls.uses_dp == issubclass(cls, DPMethod), name
         assert card.uses_pretrained_dp == cls.uses_pretrained_dp, name
         assert card.doc == sys.modules[cls.__module__].__doc__, name
+
+
+def test_a_config_without_a_valid_selection_is_refused():
+    """SELECTION must name every actor, each with a rule of the vocabulary (methods/common/selection.py)."""
+    import types
+
+    from methods.catalog import _card
+    from methods.common.section import Section
+    from methods.common.selection import DP_SAMPLE
+
+    class Cfg(Section):
+        presets = {}
+
+    def module(selection):
+        mod = types.ModuleType("fake_config")
+        Cfg.__module__ = mod.__name__
+        mod.Cfg, mod.ACTORS, mod.USES_DP = Cfg, ("dp", "plan"), True
+        if selection is not None:
+            mod.SELECTION = selection
+        return mod
+
+    assert _card("fake", module({"dp": DP_SAMPLE, "plan": "noise-free plan"})).selection["plan"] == "noise-free plan"
+    for bad in (None, {"dp": DP_SAMPLE}, {"dp": DP_SAMPLE, "plan": "best guess"}):
+        with pytest.raises(TypeError, match="SELECTION"):
+            _card("fake", module(bad))
 
 
 def test_the_catalog_loads_no_method_and_no_torch():

@@ -189,7 +189,7 @@ def test_timing_metadata_columns_roundtrip(tmp_path):
 
 def test_schema_version_1_files_read_with_nulls_and_attempt_0(tmp_path):
     """Version-1 stores: runs rows per attempt, but one curves/timings file per run with no attempt column."""
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     store = Store(tmp_path)
 
     def write_v1(table, run_id, frame, part=None):
@@ -222,6 +222,28 @@ def test_schema_version_1_files_read_with_nulls_and_attempt_0(tmp_path):
     store.write_run(run_row("r0", status="finished", attempt=2))
     assert len(store.curves()) == 5 and len(store.timings()) == 1  # attempt 2 has no timings of its own yet
     assert layout.run_path(store.root, "curves", SWEEP, "r0").exists()
+
+
+def episode_rows(n, actor="dp", env_step=0):
+    return [{"phase": "finetune", "env_step": env_step, "grad_step": 10, "actor": actor, "episode": i,
+             "reset_seed": 1000 + i, "return": 10.0 * i, "normalized_score": float(i), "success": None,
+             "length": 200, "terminated": False} for i in range(n)]
+
+
+def test_episodes_roundtrip_per_attempt_and_stores_without_them_read_empty(tmp_path):
+    """Schema 3's episodes table: one row per eval episode, read per run's chosen attempt like curves."""
+    store = Store(tmp_path)
+    store.write_run(run_row("r0", attempt=1))
+    assert store.episodes(sweep=SWEEP).empty  # a store (or a run) from before the table: empty, no error
+    assert {"reset_seed", "return", "method", "seed"} <= set(store.episodes(sweep=SWEEP).columns)
+    store.write_episodes(SWEEP, "r0", episode_rows(3), attempt=1)
+    store.write_run(run_row("r0", status="running", attempt=2))
+    store.write_episodes(SWEEP, "r0", episode_rows(2, env_step=5), attempt=2)  # unfinished: not chosen
+    eps = store.episodes(sweep=SWEEP)
+    assert list(eps["reset_seed"]) == [1000, 1001, 1002] and list(eps["return"]) == [0.0, 10.0, 20.0]
+    assert set(eps["attempt"]) == {1} and eps["success"].isna().all() and set(eps["method"]) == {"bc_dp"}
+    assert layout.run_path(store.root, "episodes", SWEEP, "r0", "a2").exists()
+    assert store.next_attempt(SWEEP, "r0") == 3
 
 
 def test_old_call_signatures_still_work(tmp_path):

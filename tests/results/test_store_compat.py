@@ -13,6 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis.data import Notes, eval_points, load_sweep, run_scores
@@ -24,8 +25,10 @@ from tests.helpers import ROOT
 
 FIXTURE = ROOT / "tests" / "data" / "store_05edce8"
 SWEEP, TASK, SEED = "compat", "demo", 0
-# As in make_store.py: the config of both runs, whose run ids must not have changed since 05edce8.
-OVERRIDES = {
+# As in make_store.py: the config of both runs, whose run ids must not have changed since 05edce8. Their eval
+# protocol is the one of that time, the task's fixed eval seeds for every run (`eval.states=fixed`, which today's
+# suites no longer set: bench/tasks/eval_states.py); a stored config without the key reads back as fixed.
+OVERRIDES = {"eval.states": "fixed",
     "pretrain.steps": 40, "pretrain.log_every": 10, "pretrain.checkpoint_every": 20,
     "online.steps": 240, "online.checkpoint_every": 60, "online.log_every": 60,
     "eval.every": 120, "eval.episodes": 2, "eval.timing": True, "eval.timing_reps": 1, "eval.timing_batch": 2,
@@ -35,6 +38,7 @@ FINISHED = ("bc_gauss", {"bc_gauss.hidden": [32, 32]}, "9b5e3a5d99508cef")
 STOPPED = ("dppo", {"preset": "test", "common_start.steps": 40, "common_start.log_every": 10},
            "dc33722b6b02cc5b")
 STOPPED_AT_ENV_STEP = 144  # asked to stop at 120, it stopped at the end of that rollout (3 envs x 16 steps)
+EVAL_METRICS = ("return", "normalized_score", "success")
 CURVE_COLS = ["phase", "env_step", "grad_step", "actor", "metric", "value", "n_episodes"]
 
 
@@ -91,6 +95,7 @@ def test_a_05edce8_store_reads_through_the_store_and_the_analysis(tmp_path):
     assert len(sweep.timings) == len(timings)
     final = run_scores(eval_points(sweep.curves))
     assert list(final.run_id) == [FINISHED[2]] and final.final.notna().all()
+    assert store.episodes(sweep=SWEEP).empty and sweep.episodes.empty  # no episodes table before schema 3
 
 
 def test_a_05edce8_checkpoint_resumes_to_the_uninterrupted_curve(demo_dataset, tmp_path):
@@ -108,12 +113,19 @@ def test_a_05edce8_checkpoint_resumes_to_the_uninterrupted_curve(demo_dataset, t
     fresh = run_one(cfg, store_root=tmp_path / "fresh", sweep_id=SWEEP, progress=False)
     assert fresh == rid
     resumed, uninterrupted = _curve(root, rid), _curve(tmp_path / "fresh", rid)
+    # The evals before the stop are 05edce8's, in the checkpoint's curve: its evaluation acted on every episode of
+    # the batch until all had ended, today's acts on the unfinished ones alone (issue 24), which moves a sampling
+    # actor's random draws once an episode has ended (the DP here). Those rows differ; every other row is equal.
+    eval_before = resumed.metric.isin(EVAL_METRICS) & (resumed.env_step <= STOPPED_AT_ENV_STEP)
+    assert eval_before.any() and not np.allclose(resumed[eval_before].value, uninterrupted[eval_before].value)
     # Equal to float rounding, not bit for bit: today's optimisers are fused (the speed issue, #24; one update is
     # checked against 05edce8's to 1e-5 in tests/methods/test_equivalence.py), and the resumed attempt keeps the
     # checkpoint's unfused optimiser settings, so the two sides round differently from the first update on.
-    pd.testing.assert_frame_equal(resumed, uninterrupted, check_exact=False, rtol=1e-5, atol=1e-6)
-    # and 05edce8's curve up to the stop is today's, number for number up to the same rounding
+    pd.testing.assert_frame_equal(resumed[~eval_before], uninterrupted[~eval_before], check_exact=False, rtol=1e-5,
+                                  atol=1e-6)
+    # and 05edce8's curve up to the stop is today's, number for number up to the same rounding (its evals aside)
     assert len(before) > 0 and before.env_step.max() <= STOPPED_AT_ENV_STEP
+    before = before[~before.metric.isin(EVAL_METRICS)].reset_index(drop=True)
     key = CURVE_COLS[:5]
     pd.testing.assert_frame_equal(before, uninterrupted.merge(before[key], on=key)[CURVE_COLS], check_exact=False,
                                   rtol=1e-5, atol=1e-6)

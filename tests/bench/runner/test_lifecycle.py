@@ -177,3 +177,34 @@ def test_resumed_run_says_so_and_evals_print_a_line(demo_dataset, store_root, ca
     err = capsys.readouterr().err
     assert "resuming run" in err and "from env step" in err and "attempt 2" in err
     assert "eval at env step" in err
+    # the eval episodes before the stop came back with the checkpoint: the finished attempt has every eval's
+    eps = Store(store_root).episodes(sweep="s")
+    curve = Store(store_root).curves(sweep="s")
+    evals = curve[curve.metric == "return"][["env_step", "actor", "n_episodes"]]
+    assert set(eps.attempt) == {2} and len(eps) == evals.n_episodes.sum() and eps.env_step.min() == 0
+
+
+def test_a_run_records_every_eval_episode_its_final_eval_and_what_reports_need(demo_dataset, store_root):
+    """Issue 25: episodes in the store (reset seeds of the run seed's own states, the same at every eval point),
+    a final eval on eval.final_episodes, and the run record's actors, ceiling and data score."""
+    import json
+
+    from bench.tasks.eval_states import BLOCK, POOLS
+
+    rid = run_one(runner_cfg("bc_gauss", seed=3, **{"eval.final_episodes": 3}), store_root=store_root,
+                  sweep_id="e", progress=False)
+    store = Store(store_root)
+    eps = store.episodes(sweep="e")
+    first = POOLS["report"] + 3 * BLOCK
+    assert list(eps[eps.phase == "pretrain"].reset_seed) == [first, first + 1]
+    final = eps[eps.phase == "final"]
+    assert list(final.reset_seed) == [first, first + 1, first + 2] and set(final.actor) == {"policy"}
+    assert (eps["length"] > 0).all() and eps["return"].notna().all() and eps.success.isna().all()
+    curve = store.curves(sweep="e")
+    last = curve[(curve.metric == "normalized_score") & (curve.phase == "final")]
+    assert list(last.n_episodes) == [3] and last.value.iloc[0] == pytest.approx(final.normalized_score.mean())
+    prov = json.loads(json.loads(store.runs(sweep="e").iloc[0].extra_json)["provenance_json"])
+    assert prov["actors"] == {"product": "policy", "selection": {"policy": "mean"}}
+    assert prov["ceiling"]["metric"] == "return" and prov["ceiling"]["max"] == pytest.approx(1872.0)
+    assert np.isfinite(prov["data_score"]) and prov["seeds"]["eval_states"] == "per_seed"
+    assert prov["seeds"]["eval"] == [first, first + 1, first + 2] and rid
