@@ -17,12 +17,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import sys
 
 from analysis import cli as analysis_cli
 from bench.data import make as data_cli
 from bench.data.minari_io import list_datasets
 from bench.demo import run_demo
+from bench.runner.signals import stop_on_signals
+from bench.runner.stops import Preempted
 from bench.sweep import cli as sweep_cli
 from bench.tasks import all_tasks
 from bench.timing import cli as timing_cli
@@ -81,8 +84,15 @@ def _cmd_run(args) -> int:
     cfg = resolve_config(args.method, args.task, args.seed, args.set or [])
     store = Store(args.store)
     before = store.next_attempt(args.sweep, run_id_of(cfg))
-    rid = run_one(cfg, store_root=args.store, sweep_id=args.sweep, resume=not args.restart,
-                  progress=not args.quiet, rerun=args.rerun)
+    # SIGTERM and Ctrl-C stop the run at its next safe point, saved (bench/runner/signals.py).
+    with stop_on_signals() as got:
+        try:
+            rid = run_one(cfg, store_root=args.store, sweep_id=args.sweep, resume=not args.restart,
+                          progress=not args.quiet, rerun=args.rerun)
+        except Preempted as stop:
+            signum = got.get("signum")
+            print(f"mbench: {signal.Signals(signum).name + ': ' if signum else ''}{stop}", file=sys.stderr)
+            return 128 + signum if signum else 1
     skipped = store.next_attempt(args.sweep, rid) == before  # no attempt was written: the run did nothing
     rows = store.runs(sweep=args.sweep, run_ids=[rid])
     if rows.empty:
@@ -200,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("mbench: interrupted at once (a run resumes from its last checkpoint when run again)", file=sys.stderr)
         return 130
     except _user_errors() as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

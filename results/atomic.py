@@ -42,6 +42,14 @@ def tmp_path_for(path: Path) -> Path:
     return path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}"
 
 
+def leftovers_of(path: str | os.PathLike) -> list[Path]:
+    """The temporary files that writes of `path` left behind (their process was killed mid-write)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted(path.parent.glob(f"{TMP_PREFIX}*-{path.name}"))
+
+
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):  # some filesystems cannot open or fsync a folder
         fd = os.open(folder, os.O_RDONLY)

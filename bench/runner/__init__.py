@@ -6,7 +6,9 @@ One concept per file:
   timing and benchmarks (a synthetic buffer where there is no dataset);
 - progress.py: a run's counters (Progress), what a checkpoint keeps to continue exactly;
 - loop.py: what an online loop is given (Loop: the run's typed parts and its actions);
-- stops.py: stop requests (SIGTERM, stop-at counters) and Preempted;
+- stops.py: stop requests (signals, stop-at counters) and Preempted;
+- signals.py: SIGTERM and Ctrl-C of a run in the foreground (`mbench run`) as stop requests;
+- bars.py: a progress bar that appears at its first step;
 - off_policy.py: the off-policy loop (one env, chunk decisions, updates after every env step);
 - on_policy.py: the on-policy loop (vector-env rollouts, one update per rollout);
 - evaluation.py: every actor on the fixed eval seeds, isolated from training, and the eval grid;

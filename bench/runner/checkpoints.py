@@ -8,6 +8,7 @@ the file and the fix instead of torch's traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from bench.runner.progress import Progress
-from results.atomic import atomic_write
+from results.atomic import atomic_write, leftovers_of
 
 CHECKPOINT_VERSION = 2
 
@@ -29,6 +30,14 @@ class CheckpointError(ValueError):
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save, atomically (results/atomic.py): on a full disk, one line naming the path, no temp file left."""
     atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove the temporary files of torn writes of `path` (a process killed mid-write leaves one); only for a
+    caller that holds the file's run lock, so that no live writer owns them."""
+    for tmp in leftovers_of(path):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def load_checkpoint(path: Path, fix: str = "delete it, or rerun with --restart") -> dict[str, Any]:

@@ -16,6 +16,7 @@ Slurm's accounting (sacct), since only Slurm knows about requeues and jobs that 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ from bench.runner.provenance import git_state
 from bench.sweep.job import SweepJob, _append_jsonl, read_attempts
 from bench.sweep.pool import SweepWorker, write_queue
 from bench.sweep.spec import RunSpec, SweepSpec, expand
+from results.run_lock import run_is_live
 from results.store import Store
 from results.sweeps import launches_path, read_launches, sweep_dir
 
@@ -255,6 +257,7 @@ def sweep_status(store_root, name: str) -> dict[str, Any]:
     counts = Counter()
     lost, failed, requeued = [], [], {}
     newer = newer_attempts(frame, every)
+    here = socket.gethostname()  # a run lock is seen on the machine that holds it (results/locks.py)
     for rid in expected:
         row = in_store.get(rid)
         status = row.status if row is not None else "pending"
@@ -262,6 +265,8 @@ def sweep_status(store_root, name: str) -> dict[str, Any]:
         if status in ("running", "preempted") and job and job not in queued and have_slurm() and launches and \
                 launches[-1].get("executor") == "slurm":
             lost.append(rid)  # the store says running, but no Slurm job is alive for it
+        if status == "running" and row.host == here and not run_is_live(store_root, name, rid):
+            status = "stale"  # recorded here as running, but no process holds its lock: it was killed
         counts[status] += 1
         if status == "failed":
             failed.append((rid, one_line(row.error)))
@@ -302,7 +307,7 @@ def newer_attempts(runs, every) -> dict[str, str]:
 
 
 def format_status(st: dict[str, Any]) -> str:
-    order = ("pending", "running", "preempted", "finished", "failed")
+    order = ("pending", "running", "stale", "preempted", "interrupted", "finished", "failed")
     lines = [f"sweep {st['name']}: {st['runs']} runs, {st['launches']} launches"]
     lines.append("  store: " + " · ".join(f"{k} {st['store'].get(k, 0)}" for k in order))
     if st["slurm"]:
@@ -312,6 +317,9 @@ def format_status(st: dict[str, Any]) -> str:
         for rid, r in st["requeued"].items():
             lines.append(f"    {rid} {st['labels'].get(rid, '')}: {r['slurm_requeues']} requeues in sacct, "
                          f"{r['attempts']} attempts")
+    if st["store"].get("stale"):
+        lines.append(f"  stale: {st['store']['stale']} runs are 'running' in the store, but no process here holds "
+                     "their lock (killed?): run them again to resume from their checkpoints")
     if st["lost"]:
         lines.append(f"  lost: {len(st['lost'])} runs are 'running' in the store with no live job "
                      "(killed?): relaunch to resume them from their checkpoints")
