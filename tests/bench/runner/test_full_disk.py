@@ -79,7 +79,6 @@ def _torch_full_disk(obj, f, *args, **kwargs):
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 23360 vs 23312") from e
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 medium 4")
 def test_torch_s_own_full_disk_error_is_one_line_naming_the_path(tmp_path, monkeypatch):
     path = tmp_path / "ck" / "last.pt"
     monkeypatch.setattr(torch, "save", _torch_full_disk)
@@ -89,7 +88,6 @@ def test_torch_s_own_full_disk_error_is_one_line_naming_the_path(tmp_path, monke
     assert list(path.parent.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 medium 4")
 def test_a_run_on_a_full_disk_is_one_line_and_says_when_its_record_cannot_be_written(demo_dataset, tmp_path,
                                                                                       monkeypatch, capsys):
     """The disk fills during the run: the checkpoint write fails, then so does the failed row."""
@@ -136,7 +134,6 @@ def _mount_tmpfs(where: Path, size: str) -> bool:
     return done.returncode == 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 medium 4")
 def test_a_run_on_a_real_full_tmpfs(demo_dataset, tmp_path, capsys):
     import subprocess
 
