@@ -31,6 +31,7 @@ from bench.tasks import all_tasks
 from bench.timing import cli as timing_cli
 from results import cli as store_cli
 from results.atomic import WriteError
+from results.store_root import named_store, writable_store
 
 # The subsystems whose commands the parser adds, each by its command-line module's `add_cli`.
 SUBSYSTEMS = (data_cli, sweep_cli, store_cli, analysis_cli, timing_cli)
@@ -81,8 +82,8 @@ def _cmd_run(args) -> int:
     from bench.runner.lifecycle import run_one
     from results.store import Store
 
+    store = Store(writable_store(args.store))
     cfg = resolve_config(args.method, args.task, args.seed, args.set or [])
-    store = Store(args.store)
     before = store.next_attempt(args.sweep, run_id_of(cfg))
     # SIGTERM and Ctrl-C stop the run at its next safe point, saved (bench/runner/signals.py).
     with stop_on_signals() as got:
@@ -131,6 +132,7 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    writable_store(args.store)
     run_demo(store_root=args.store, out=args.out, seeds=args.seeds, methods=args.methods, quick=args.quick)
     return 0
 
@@ -208,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "store"):
+            named_store(args.store)  # an empty name is not the current folder
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("mbench: interrupted at once (a run resumes from its last checkpoint when run again)", file=sys.stderr)

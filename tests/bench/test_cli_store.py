@@ -12,7 +12,6 @@ import pytest
 from bench.cli import main
 from tests.helpers import ROOT
 
-pytestmark = pytest.mark.xfail(strict=True, reason="issue 26 medium 5")
 COMMANDS = {
     "run": ["run", "--method", "bc_gauss", "--task", "demo", "--quiet"],
     "time": ["time", "--method", "bc_gauss", "--reps", "2", "--quiet"],
