@@ -12,7 +12,7 @@ One concept per file:
 - off_policy.py: the off-policy loop (one env, chunk decisions, updates after every env step);
 - on_policy.py: the on-policy loop (vector-env rollouts, one update per rollout);
 - evaluation.py: every actor on the fixed eval seeds, isolated from training, and the eval grid;
-- checkpoints.py: atomic save and load of a run's state, RNG states;
+- checkpoints.py: atomic save and load of a run's state (read by results/checkpoint_files.py), RNG states;
 - common_start.py: the common-start DP, built once per key, cached and locked;
 - timing.py: a method's components timed (warm-up, synchronised reps, percentiles), at every run's end and
   by `mbench time` (bench/timing);

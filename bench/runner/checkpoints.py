@@ -3,8 +3,8 @@
 Why: a resumed run must repeat the uninterrupted one exactly (the contract tests check it on the CPU), and a
 crash mid-write must never leave a torn file. So a checkpoint is written to a temporary name and moved into
 place (results/atomic.py), it holds every RNG (torch, numpy, Python, the buffer's, the training actor's), and it is
-loaded with `weights_only=True`: a poisoned file cannot run code, and an unreadable one gives one line naming
-the file and the fix instead of torch's traceback.
+loaded with `weights_only=True` (results/checkpoint_files.py): a poisoned file cannot run code, and an
+unreadable one gives one line naming the file and the fix instead of torch's traceback.
 """
 from __future__ import annotations
 
@@ -19,12 +19,9 @@ import torch
 
 from bench.runner.progress import Progress
 from results.atomic import atomic_write, leftovers_of
+from results.checkpoint_files import load_checkpoint
 
 CHECKPOINT_VERSION = 2
-
-
-class CheckpointError(ValueError):
-    """A checkpoint or cache file cannot be read (corrupt, truncated, or not a plain-tensor file)."""
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -38,19 +35,6 @@ def remove_leftovers(path: Path) -> None:
     for tmp in leftovers_of(path):
         with contextlib.suppress(OSError):
             tmp.unlink()
-
-
-def load_checkpoint(path: Path, fix: str = "delete it, or rerun with --restart") -> dict[str, Any]:
-    """torch.load(weights_only=True), with one line naming the file and the fix if it cannot be read."""
-    try:
-        st = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError, ...)
-        reason = "it holds objects other than plain tensors" if "weights_only" in str(e) else \
-            "it is corrupt or truncated"
-        raise CheckpointError(f"cannot read {path}: {reason} ({type(e).__name__}); {fix}") from None
-    if not isinstance(st, dict):
-        raise CheckpointError(f"cannot read {path}: not a modip-bench checkpoint; {fix}")
-    return st
 
 
 def rng_states() -> dict[str, Any]:

@@ -22,6 +22,7 @@ from bench.config.run import RunConfig
 from bench.runner.provenance import git_state, now, package_versions
 from bench.runner.timing import COST_KEYS, time_components
 from bench.timing.synthetic import build_subject, timing_run_id
+from results.checkpoint_files import load_checkpoint
 
 TABLE_COLUMNS = ("method", "component", "kind", "actor", "actions/call", "updates/env_step", "batch", "compiled",
                  "mean_ms", "p50_ms", "p90_ms", "p99_ms", "reps", "compile_s", "agree", "settings")
@@ -37,9 +38,9 @@ def resolve_device(name: str) -> torch.device:
 
 def _config_base_from_store(store_root: str, checkpoint: str) -> dict[str, Any] | None:
     """The stored config of the run a `last.pt` checkpoint belongs to, if the store has that run."""
+    st = load_checkpoint(checkpoint, fix="pass a run's last.pt or a cached pretrained-DP file")  # first: one line
+    rid = st.get("run_id")
     try:
-        st = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        rid = st.get("run_id") if isinstance(st, dict) else None
         if not rid:
             return None
         from results.store import Store  # lazy: pandas

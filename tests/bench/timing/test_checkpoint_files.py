@@ -32,7 +32,6 @@ def _write(path, kind: str) -> None:
         path.write_bytes(b"")
 
 
-pytestmark = pytest.mark.xfail(strict=True, reason="issue 26 medium 10")
 KINDS = {"random bytes": "corrupt", "truncated": "corrupt", "empty": "corrupt",
          "raw pickle": "objects other than plain tensors", "poisoned torch file": "objects other than plain tensors"}
 
