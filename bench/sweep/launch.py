@@ -34,6 +34,7 @@ from bench.sweep.pool import SweepWorker, write_queue
 from bench.sweep.spec import RunSpec, SweepSpec, expand
 from results.run_lock import run_is_live
 from results.store import Store
+from results.sweep_errors import SweepError
 from results.sweeps import launches_path, read_launches, sweep_dir
 
 ACTIVE_SLURM = ("PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
@@ -82,6 +83,15 @@ def latest_job_ids(launches: list[dict[str, Any]]) -> dict[str, str]:
 # ---- Slurm queries ------------------------------------------------------------------------------------------
 def have_slurm() -> bool:
     return shutil.which("sacct") is not None and shutil.which("squeue") is not None
+
+
+def check_executor(kind: str) -> None:
+    """Before anything is made: executor slurm needs Slurm's commands here (submitit submits with sbatch and
+    runs with srun); one line naming the fix otherwise."""
+    missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+    if kind == "slurm" and missing:
+        raise SweepError(f"executor 'slurm', but Slurm is not available here (no {' or '.join(missing)} on PATH); "
+                         "run with --executor local (this machine's cores) or debug, or from a Slurm login node")
 
 
 def squeue_states(job_ids: list[str]) -> dict[str, str]:
@@ -147,6 +157,7 @@ def launch(spec: SweepSpec, store_root="results", wait: bool = False, rerun_stal
            executor: str | None = None, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Submit the sweep's unfinished runs as one job array. Returns the plan plus `jobs` (submitit Job objects)."""
     kind = executor or spec.executor
+    check_executor(kind)
     store_root = str(store_root)
     p = plan(spec, store_root, rerun_stale)
     folder = sweep_dir(store_root, spec.name)

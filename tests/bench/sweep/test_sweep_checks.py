@@ -35,7 +35,6 @@ def _nothing_made(store, name: str) -> None:
 
 
 # ---- medium 6: executor slurm without Slurm -------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="issue 26 medium 6")
 @pytest.mark.parametrize("command", ["sweep launch", "tune"])
 def test_executor_slurm_without_slurm_is_one_line_naming_the_fix(tmp_path, capsys, monkeypatch, command):
     monkeypatch.setenv("PATH", str(tmp_path / "no-slurm-here"))  # no srun, sbatch, squeue, sacct
@@ -54,14 +53,11 @@ def test_executor_slurm_without_slurm_is_one_line_naming_the_fix(tmp_path, capsy
 
 # ---- medium 7: tune files are checked, every key and range, before a journal exists --------------------------
 @pytest.mark.parametrize("key, low, high, trials, needles", [
-    pytest.param("bc_gauss.lrr", 0.0001, 0.01, 2, ["unknown config key 'bc_gauss.lrr'", "bc_gauss.lr"],
-                 marks=pytest.mark.xfail(strict=True, reason="issue 26 medium 7"), id="unknown key"),
-    pytest.param("bc_gauss.lr", 0.1, 0.01, 2, ["tune.params.bc_gauss.lr", "low", "high"],
-                 marks=pytest.mark.xfail(strict=True, reason="issue 26 medium 7"), id="low above high"),
+    pytest.param("bc_gauss.lrr", 0.0001, 0.01, 2, ["unknown config key 'bc_gauss.lrr'", "bc_gauss.lr"], id="unknown key"),
+    pytest.param("bc_gauss.lr", 0.1, 0.01, 2, ["tune.params.bc_gauss.lr", "low", "high"], id="low above high"),
     pytest.param("bc_gauss.lr", "high", 0.01, 2, ["tune.params.bc_gauss.lr.low"], id="low: high"),
     pytest.param("bc_gauss.lr", 0.0001, 0.01, -3, ["'tune.trials' must be >= 1"], id="trials -3"),
-    pytest.param("pretrain.steps", -5, 10, 2, ["pretrain.steps", ">= 0"],
-                 marks=pytest.mark.xfail(strict=True, reason="issue 26 medium 7"), id="value out of the key's range"),
+    pytest.param("pretrain.steps", -5, 10, 2, ["pretrain.steps", ">= 0"], id="value out of the key's range"),
 ])
 def test_bad_tune_files_are_one_line_before_a_journal_exists(tmp_path, capsys, key, low, high, trials, needles):
     f = tmp_path / "tune.yaml"
@@ -86,10 +82,8 @@ def test_method_cannot_be_overridden_by_set_or_grid(tmp_path, capsys):
 
 # ---- medium 9 and low: seeds --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("seeds, needles", [
-    pytest.param("{start: 0, count: 3000000}", ["'seeds.count'"],
-                 marks=pytest.mark.xfail(strict=True, reason="issue 26 medium 9"), id="3e6"),
-    pytest.param("{start: 0, count: 1000000000000}", ["'seeds.count'"],
-                 marks=pytest.mark.xfail(strict=True, reason="issue 26 medium 9"), id="1e12"),
+    pytest.param("{start: 0, count: 3000000}", ["'seeds.count'"], id="3e6"),
+    pytest.param("{start: 0, count: 1000000000000}", ["'seeds.count'"], id="1e12"),
     pytest.param("{start: 995, count: 10}", ["reserved for tuning", "1000"], id="some reserved"),
     pytest.param("{start: a}", ["'seeds.start' must be an integer"], id="start a"),
     pytest.param("{count: 2.7}", ["'seeds.count' must be an integer"], id="count 2.7"),
