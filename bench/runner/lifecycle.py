@@ -347,6 +347,7 @@ def run_one(cfg: RunConfig, store_root: str | os.PathLike = "results", sweep_id:
     `resume=False` (--restart); a new try is a new attempt, and the finished one stays in the store. A run
     that another process is running now is RunInProgress, after waiting up to `lock_wait_s` seconds."""
     validate_name(sweep_id, "sweep")
+    cfg.check_device()  # before the lock, the attempt and anything else: nothing is recorded for a bad device
     rid = run_id_of(cfg)
     store_root = Path(store_root)
     # One process per run at a time, for the run's whole life (results/run_lock.py): a second one writes

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from bench.config.run import RunConfig
+from bench.config.run import RunConfig, check_device_here
 from bench.runner.provenance import git_state, now, package_versions
 from bench.runner.timing import COST_KEYS, time_components
 from bench.timing.synthetic import build_subject, timing_run_id
@@ -29,11 +29,9 @@ TABLE_COLUMNS = ("method", "component", "kind", "actor", "actions/call", "update
 
 
 def resolve_device(name: str) -> torch.device:
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{name}' requested but CUDA is not available here (torch {torch.__version__}); "
-                         "use --device cpu")
-    return dev
+    """--device, checked (spelling, and present here) before anything is built."""
+    check_device_here(name, key="--device")
+    return torch.device(name)
 
 
 def _config_base_from_store(store_root: str, checkpoint: str) -> dict[str, Any] | None:

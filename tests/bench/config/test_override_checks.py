@@ -19,7 +19,6 @@ if torch.cuda.device_count() < 8:
     CASES.append((["--set", "device=cuda:7"], ["'device'", "cuda:7"]))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 low: overrides")
 @pytest.mark.parametrize("extra, needles", CASES, ids=[" ".join(c[0]) for c in CASES])
 def test_a_bad_value_is_one_line_before_anything_is_built(tmp_path, capsys, extra, needles):
     store = tmp_path / "store"
@@ -30,7 +29,6 @@ def test_a_bad_value_is_one_line_before_anything_is_built(tmp_path, capsys, extr
     assert not list(store.glob("table=*")) and not (store / "checkpoints").exists()  # nothing recorded
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 low: mbench time --batch")
 @pytest.mark.parametrize("flag, value", [("--batch", "0"), ("--batch", "-3"), ("--reps", "0"), ("--warmup", "-1")])
 def test_mbench_time_counts_are_checked_before_any_timing(tmp_path, capsys, flag, value):
     store = tmp_path / "store"
