@@ -16,7 +16,6 @@ def _store_with_a_run(root):
     return store, root / "table=runs" / "sweep=s"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 low: dangling symlink")
 def test_a_dangling_symlink_is_named_with_its_target_at_once(tmp_path):
     store, folder = _store_with_a_run(tmp_path / "store")
     link = folder / "r1+a1.parquet"
@@ -29,7 +28,6 @@ def test_a_dangling_symlink_is_named_with_its_target_at_once(tmp_path):
     assert len(msg.splitlines()) == 1 and str(link) in msg and "gone.parquet" in msg and "delete it" in msg, msg
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 low: junk parquet message")
 def test_a_junk_file_s_message_names_it_whole_and_says_why(tmp_path):
     store, folder = _store_with_a_run(tmp_path / "store" / ("deep" * 30))
     junk = folder / "junk+a1.parquet"
