@@ -34,7 +34,6 @@ CASES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 low: dataset errors")
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_wrong_key_is_one_line_naming_file_and_key(tmp_path, case):
     over, needles = CASES[case]
@@ -46,7 +45,6 @@ def test_a_wrong_key_is_one_line_naming_file_and_key(tmp_path, case):
     assert len(msg.splitlines()) == 1 and str(path) in msg and all(n in msg for n in needles), msg
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 low: dataset errors")
 @pytest.mark.parametrize("name", ["data.txt", "data"])
 def test_an_existing_file_that_is_not_hdf5_is_said_so(tmp_path, name):
     path = tmp_path / name
