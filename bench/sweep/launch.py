@@ -283,7 +283,8 @@ def sweep_status(store_root, name: str) -> dict[str, Any]:
             failed.append((rid, one_line(row.error)))
         n_requeue = sum(1 for jid in {j for L in launches for r, j in L.get("jobs", {}).items() if r == rid}
                         for s in history.get(jid, []) if s in ("REQUEUED", "PREEMPTED", "NODE_FAIL"))
-        starts = sum(1 for a in attempts.get(rid, []) if a.get("event") == "start")
+        events = [a.get("event") for a in attempts.get(rid, [])]
+        starts = events.count("start") - events.count("skipped")  # a job that found the run finished ran nothing
         if n_requeue or starts > 1:
             requeued[rid] = {"slurm_requeues": n_requeue, "attempts": starts}
     slurm_counts = Counter()

@@ -55,7 +55,6 @@ def test_compaction_while_a_run_writes_loses_nothing(demo_dataset, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="probe: a launch that found its runs finished counted as a second attempt")
 def test_one_sweep_file_launched_twice_at_once_runs_each_run_once(demo_dataset, tmp_path):
     store = tmp_path / "store"
     f = tmp_path / "twice.yaml"
