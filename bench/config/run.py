@@ -30,7 +30,6 @@ from methods.common.common_start_config import CommonStartConfig
 from methods.common.dp_config import DPConfig
 from methods.common.section import ConfigError, Section
 
-
 # The largest run seed: every RNG the run seeds (torch, numpy, the env's, the training actor's) takes it.
 MAX_SEED = 2 ** 31 - 1
 DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d{1,3})?)$")

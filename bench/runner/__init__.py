@@ -7,6 +7,7 @@ One concept per file:
 - progress.py: a run's counters (Progress), what a checkpoint keeps to continue exactly;
 - loop.py: what an online loop is given (Loop: the run's typed parts and its actions);
 - stops.py: stop requests (signals, stop-at counters) and Preempted;
+- outcome.py: what a run that ends by an exception records (interrupted or failed);
 - signals.py: SIGTERM and Ctrl-C of a run in the foreground (`mbench run`) as stop requests;
 - bars.py: a progress bar that appears at its first step;
 - off_policy.py: the off-policy loop (one env, chunk decisions, updates after every env step);

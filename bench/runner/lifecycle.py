@@ -16,7 +16,6 @@ import os
 import socket
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from bench.runner.evaluation import advance_grid, evaluate_actors
 from bench.runner.loop import Loop
 from bench.runner.off_policy import run_off_policy
 from bench.runner.on_policy import run_on_policy
+from bench.runner.outcome import record_end
 from bench.runner.progress import Progress
 from bench.runner.provenance import git_state, now, package_versions
 from bench.runner.stops import Preempted, stop_due, stop_requested, stop_status
@@ -381,20 +381,7 @@ def _run_locked(cfg: RunConfig, rid: str, store_root: Path, sweep_id: str, ckpt_
     except BaseException as e:  # record, then re-raise: nothing is recorded as a success
         if run.progress.attempt is None:  # no attempt number could be had: write nothing rather than guess
             raise
-        if isinstance(e, KeyboardInterrupt):  # a second Ctrl-C (bench/runner/signals.py): not a failure
-            status, err = "interrupted", ("KeyboardInterrupt: exited at once, unsaved; a rerun resumes from the "
-                                          "last checkpoint")
-        else:
-            first = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
-            status, err = "failed", first + "\n" + traceback.format_exc()
-        try:
-            Store(store_root).write_run(run.run_row(status, err))
-            if run.curve:
-                Store(store_root).write_curves(sweep_id, rid, run.curve, attempt=run.progress.attempt)
-        except Exception as write_err:  # noqa: BLE001 - the store itself may be the failure: say so, raise the first
-            said = (str(write_err).strip().splitlines() or [type(write_err).__name__])[0]
-            print(f"mbench: could not record run {rid} as {status} in the store {store_root}: {said}; its record "
-                  "may still say running (`mbench sweep status` shows it as stale)", file=sys.stderr)
+        record_end(e, store_root, sweep_id, rid, run.progress.attempt, run.run_row, run.curve)
         raise
 
 
