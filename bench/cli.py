@@ -17,17 +17,21 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import sys
 
 from analysis import cli as analysis_cli
 from bench.data import make as data_cli
 from bench.data.minari_io import list_datasets
 from bench.demo import run_demo
+from bench.runner.signals import stop_on_signals
+from bench.runner.stops import Preempted
 from bench.sweep import cli as sweep_cli
 from bench.tasks import all_tasks
 from bench.timing import cli as timing_cli
 from results import cli as store_cli
 from results.atomic import WriteError
+from results.store_root import named_store, writable_store
 
 # The subsystems whose commands the parser adds, each by its command-line module's `add_cli`.
 SUBSYSTEMS = (data_cli, sweep_cli, store_cli, analysis_cli, timing_cli)
@@ -78,11 +82,18 @@ def _cmd_run(args) -> int:
     from bench.runner.lifecycle import run_one
     from results.store import Store
 
+    store = Store(writable_store(args.store))
     cfg = resolve_config(args.method, args.task, args.seed, args.set or [])
-    store = Store(args.store)
     before = store.next_attempt(args.sweep, run_id_of(cfg))
-    rid = run_one(cfg, store_root=args.store, sweep_id=args.sweep, resume=not args.restart,
-                  progress=not args.quiet, rerun=args.rerun)
+    # SIGTERM and Ctrl-C stop the run at its next safe point, saved (bench/runner/signals.py).
+    with stop_on_signals() as got:
+        try:
+            rid = run_one(cfg, store_root=args.store, sweep_id=args.sweep, resume=not args.restart,
+                          progress=not args.quiet, rerun=args.rerun)
+        except Preempted as stop:
+            signum = got.get("signum")
+            print(f"mbench: {signal.Signals(signum).name + ': ' if signum else ''}{stop}", file=sys.stderr)
+            return 128 + signum if signum else 1
     skipped = store.next_attempt(args.sweep, rid) == before  # no attempt was written: the run did nothing
     rows = store.runs(sweep=args.sweep, run_ids=[rid])
     if rows.empty:
@@ -121,6 +132,7 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    writable_store(args.store)
     run_demo(store_root=args.store, out=args.out, seeds=args.seeds, methods=args.methods, quick=args.quick)
     return 0
 
@@ -198,9 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "store"):
+            named_store(args.store)  # an empty name is not the current folder
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("mbench: interrupted at once (a run resumes from its last checkpoint when run again)", file=sys.stderr)
         return 130
     except _user_errors() as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -37,9 +37,29 @@ class WriteError(OSError):
         return str(self.strerror)
 
 
+def os_error_in(err: BaseException) -> OSError | None:
+    """The OSError behind `err`: itself, or one it was raised from or while handling (torch.save turns a full
+    disk's OSError into a RuntimeError of its zip writer)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def tmp_path_for(path: Path) -> Path:
     """A fresh temporary name next to `path`."""
     return path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}"
+
+
+def leftovers_of(path: str | os.PathLike) -> list[Path]:
+    """The temporary files that writes of `path` left behind (their process was killed mid-write)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted(path.parent.glob(f"{TMP_PREFIX}*-{path.name}"))
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -72,8 +92,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(err, OSError) and not isinstance(err, WriteError):
-            raise WriteError(path, err) from None
+        if isinstance(err, WriteError):
+            raise
+        cause = os_error_in(err) if isinstance(err, Exception) else None  # Ctrl-C, SystemExit: as they are
+        if cause is not None:
+            raise WriteError(path, cause) from None
         raise
     _fsync_dir(path.parent)
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 
+from results.store_root import writable_store
+
 REQUIRES = ("pandas", "pyarrow")
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
     from results.store import Store  # lazy: pandas, pyarrow
 
-    store = Store(args.store)
+    store = Store(writable_store(args.store))
     stats = store.compact(sweep=args.sweep)
     print(f"compacted {store.root}: {stats['files_before']} files -> {stats['files_after']}")
     return 0

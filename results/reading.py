@@ -8,6 +8,7 @@ a file vanishes between listing and reading (replaced or compacted away).
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,8 +41,23 @@ def vanished(err: OSError) -> bool:
 
 def unreadable(root: Path, path: Any, err: BaseException | str, why: str = "") -> str:
     reason = err if isinstance(err, str) else (str(err).strip().splitlines() or [type(err).__name__])[0]
-    return (f"cannot read {path}{why}: {reason[:200]}; it is not a results-store file that this code can "
+    # Arrow repeats the path in its reason ("Could not read schema from '<path>' ...: <why>"): the line names
+    # the path once, whole, and keeps the reason's last part (the why), so that nothing is cut mid-path.
+    reason = reason.replace(str(path), "the file")
+    if len(reason) > 160:
+        reason = reason.rsplit("': ", 1)[-1]
+    if len(reason) > 160:
+        reason = reason[:157].rsplit(" ", 1)[0] + " ..."
+    return (f"cannot read {path}{why}: {reason}; it is not a results-store file that this code can "
             f"read: delete it, or move it out of the store {root}")
+
+
+def check_links(root: Path, files: list[str]) -> None:
+    """A symbolic link whose target is gone is junk, not a file that vanished mid-read: name it at once."""
+    for f in files:
+        if os.path.islink(f) and not os.path.exists(f):
+            raise StoreError(f"cannot read {f}: it is a symbolic link to {os.readlink(f)}, which does not exist; "
+                             f"delete it, or move it out of the store {root}")
 
 
 def check_versions(root: Path, dataset: ds.FileSystemDataset, table: str) -> None:
@@ -112,6 +128,7 @@ def read_table(root: Path, table: str, sweeps: list | None, filter_expr=None, re
         files = list_files(root, table, sweeps)
         if not files:
             return SCHEMAS[table].empty_table()
+        check_links(root, files)
         try:
             return scan(root, table, files, filter_expr)
         except OSError as err:

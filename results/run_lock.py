@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from results.locks import LockBusy, exclusive
+from results.locks import LockBusy, exclusive, is_held
 from results.names import validate_name
 from results.sweeps import sweep_dir
 
@@ -29,6 +29,12 @@ class RunInProgress(RuntimeError):
 
 def run_lock_path(store_root: str | os.PathLike, sweep_id: str, run_id: str) -> Path:
     return sweep_dir(store_root, sweep_id) / "locks" / f"{validate_name(run_id, 'run id')}.lock"
+
+
+def run_is_live(store_root: str | os.PathLike, sweep_id: str, run_id: str) -> bool:
+    """Whether a process on this machine holds the run's lock now (a record that says running without one is
+    stale: its process was killed)."""
+    return is_held(run_lock_path(store_root, sweep_id, run_id))
 
 
 def _holder(note: str) -> str:

@@ -18,7 +18,8 @@ SCHEMA_VERSION = 3
 VERSION_KEY = b"modip_bench.schema_version"
 TABLE_KEY = b"modip_bench.table"
 TABLES = ("runs", "curves", "timings", "episodes")
-STATUSES = ("running", "finished", "failed", "preempted")
+# preempted: stopped by a signal (SIGTERM, a sweep job's SIGUSR2), saved; interrupted: stopped by Ctrl-C.
+STATUSES = ("running", "finished", "failed", "preempted", "interrupted")
 # What a timed component measures (methods.base.ComponentKind): an action, a plan, or a training update.
 TIMING_KINDS = ("act", "plan", "update")
 HIDDEN_COLUMNS = ["_written_ns", "_row"]

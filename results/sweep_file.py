@@ -50,6 +50,8 @@ from results.sweep_errors import SweepError, bad_value, parse_part
 
 # Seeds at or above this are reserved for tuning: tuning and reporting never share a seed.
 TUNE_SEED_BASE = 1000
+# The most seeds a sweep may name: bounded before the list is built (a typo of a count must not fill memory).
+MAX_SEEDS = 10_000
 
 Executor = Literal["slurm", "local", "debug"]
 EXECUTORS: tuple[str, ...] = get_args(Executor)
@@ -141,10 +143,20 @@ class Param(_Part):
 
     @model_validator(mode="after")
     def _space(self) -> Param:
-        if self.type == "categorical" and self.choices is None:
-            raise bad_value("needs choices (a list)")
-        if self.type != "categorical" and (self.low is None or self.high is None):
+        if self.type == "categorical":
+            if not self.choices:
+                raise bad_value("needs choices (a non-empty list)")
+            return self
+        if self.low is None or self.high is None:
             raise bad_value("needs low and high")
+        if self.low > self.high:
+            raise bad_value(f"has low {self.low} above high {self.high}")
+        if self.log and self.low <= 0:
+            raise bad_value(f"is log-scaled, so low must be > 0, got {self.low}")
+        if self.step is not None and self.step <= 0:
+            raise bad_value(f"has step {self.step}; it must be > 0")
+        if self.type == "int" and not all(isinstance(v, int) for v in (self.low, self.high, self.step or 1)):
+            raise bad_value("is an int space: low, high and step must be integers")
         return self
 
 
@@ -174,7 +186,7 @@ class SeedRange(_Part):
     """`seeds: {start, count}`."""
 
     start: Annotated[StrictInt, Field(ge=0)] = 0
-    count: Annotated[StrictInt, Field(ge=1)] = 1
+    count: Annotated[StrictInt, Field(ge=1, le=MAX_SEEDS)] = 1
 
 
 # ------------------------------------------------------------------------------------------------ ablation
@@ -234,6 +246,11 @@ def _names(v: Any) -> list[str]:
     if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
         raise bad_value("must be a non-empty list of names")
     return v
+
+
+def _few(seeds: list[int], n: int = 5) -> str:
+    """A list of seeds for a message: its first few and how many in all."""
+    return str(seeds) if len(seeds) <= n else f"[{', '.join(map(str, seeds[:n]))}, ...] ({len(seeds)} seeds)"
 
 
 def _seeds(v: Any) -> Any:
@@ -312,13 +329,14 @@ class SweepFile(_Part):
         if self.tune is not None:
             low = [s for s in self.seeds if s < TUNE_SEED_BASE]
             if low:
-                raise ValueError(f"tuning seeds must be >= {TUNE_SEED_BASE} (disjoint from reported seeds), got {low}")
+                raise ValueError(f"tuning seeds must be >= {TUNE_SEED_BASE} (disjoint from reported seeds), got "
+                                 f"{_few(low)}")
             if len(self.methods) != 1 or len(self.tasks) != 1:
                 raise ValueError("a tune file names exactly one method and one task")
         else:
             high = [s for s in self.seeds if s >= TUNE_SEED_BASE]
             if high:
-                raise ValueError(f"seeds >= {TUNE_SEED_BASE} are reserved for tuning, got {high}")
+                raise ValueError(f"seeds >= {TUNE_SEED_BASE} are reserved for tuning, got {_few(high)}")
         for m in self.per_method:
             if m not in self.methods:
                 raise ValueError(f"'per_method.{m}' names a method that is not in 'methods' ({', '.join(self.methods)})")

@@ -50,6 +50,9 @@ def parse_pairs(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"override '{item}' is not of the form key=value")
         k, v = item.split("=", 1)
+        if not v.strip():
+            raise ConfigError(f"override '{item}' has an empty value; give one (e.g. {k.strip()}=VALUE), write "
+                              f"{k.strip()}='' for an empty string, or leave it out for its default")
         out[k.strip()] = parse_value(v)
     return out
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import Field
@@ -29,6 +30,34 @@ from pydantic import Field
 from methods.common.common_start_config import CommonStartConfig
 from methods.common.dp_config import DPConfig
 from methods.common.section import ConfigError, Section
+
+# The largest run seed: every RNG the run seeds (torch, numpy, the env's, the training actor's) takes it.
+MAX_SEED = 2 ** 31 - 1
+DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d{1,3})?)$")
+
+
+def check_device_name(name: str, key: str = "config key 'device'") -> None:
+    """The spelling of a torch device this harness runs on (cpu, cuda, cuda:N, mps); one line otherwise."""
+    if not isinstance(name, str) or not DEVICE_RE.match(name):
+        raise ConfigError(f"{key}='{name}' is not a device: use cpu, cuda, cuda:N (N a GPU index) or mps")
+
+
+def check_device_here(name: str, key: str = "config key 'device'") -> None:
+    """Before a run or a timing builds anything: the device exists on this machine (a sweep resolves configs
+    elsewhere, so this is not part of resolving)."""
+    import torch  # only a run needs torch; reading and checking a config does not
+
+    check_device_name(name, key)
+    kind, _, index = name.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{key}='{name}' but CUDA is not available here (torch {torch.__version__}); "
+                              "use device=cpu")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ConfigError(f"{key}='{name}' but this machine has {torch.cuda.device_count()} GPU(s) "
+                              f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{key}='{name}' but MPS is not available here (an Apple GPU); use device=cpu")
 
 
 def _at_least(obj: Section, section: str, **minimum: int) -> None:
@@ -114,10 +143,11 @@ class HarnessConfig(Section):
 
     def check(self, prefix: str) -> None:
         _at_least(self, "", seed=0, threads=1)
+        if self.seed > MAX_SEED:
+            raise ConfigError(f"config key 'seed' must be <= {MAX_SEED}, got {self.seed}")
         if not self.reward_scale > 0:
             raise ConfigError(f"config key 'reward_scale' must be a finite number > 0, got {self.reward_scale}")
-        if self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
-            raise ConfigError(f"config key 'device'='{self.device}' is not a torch device (use cpu or cuda)")
+        check_device_name(self.device)
 
 
 HARNESS_KEYS = frozenset(HarnessConfig.model_fields)
@@ -146,11 +176,7 @@ class RunConfig(HarnessConfig):
 
     def check_device(self) -> None:
         """Before a run does any work: its device exists on this machine (a sweep resolves configs elsewhere)."""
-        import torch  # only a run needs torch; reading and checking a config does not
-
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"config key 'device'='{self.device}' but CUDA is not available here "
-                              f"(torch {torch.__version__}); use device=cpu")
+        check_device_here(self.device)
 
 
 def _drop_neutral(model: Section, data: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from methods.common.networks import mlp
 from methods.common.sac import SquashedGaussianActor, actor_loss, temperature_loss
 from results.atomic import atomic_write
+from results.checkpoint_files import load_checkpoint
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -242,7 +243,7 @@ class BehaviourTrainer:
         state_path = self.workdir / "state.pt"
         if not state_path.exists():
             return
-        state = torch.load(state_path, weights_only=True)
+        state = load_checkpoint(state_path, fix=f"delete {self.workdir}, or make the data again with --force")
         saved_cfg = json.loads(state["config"])
         if saved_cfg != self._config_blob():
             raise RuntimeError(f"behaviour agent in {self.workdir} was trained with another config "
@@ -323,7 +324,8 @@ class BehaviourTrainer:
 
     def load_policy(self, checkpoint: dict[str, Any]) -> SquashedGaussianActor:
         actor = behaviour_actor(self.obs_dim, self.act_dim, self.cfg.hidden, self.cfg.layers)
-        actor.load_state_dict(torch.load(self.workdir / checkpoint["file"], weights_only=True))
+        actor.load_state_dict(load_checkpoint(self.workdir / checkpoint["file"],
+                                              fix=f"delete {self.workdir}, or make the data again with --force"))
         actor.eval()
         return actor
 

@@ -78,13 +78,25 @@ def load_d4rl_hdf5(path: str | os.PathLike, dataset_id: str | None = None) -> Of
         term = _read_key(f, "terminals", path)
         tout = _read_key(f, "timeouts", path)
         nobs = _read_key(f, "next_observations", path, required=False)
+        if "metadata" in f and not isinstance(f["metadata"], h5py.Group):
+            raise DatasetError(f"D4RL hdf5 '{path}': key 'metadata' is a dataset, not a group of keys "
+                               "(ref_min_score, ...); remove it, or store it as a group")
         meta = {k: _scalar(f["metadata"][k]) for k in f["metadata"]} if "metadata" in f else {}
     n = obs.shape[0] if obs.ndim else 0
     if n == 0:
         raise DatasetError(_no_transitions(path, f"its 'observations' has shape {obs.shape}"))
-    for name, arr in (("actions", act), ("rewards", rew), ("terminals", term), ("timeouts", tout)):
-        if arr.shape[0] != n:
-            raise DatasetError(f"D4RL hdf5 '{path}': key '{name}' has {arr.shape[0]} rows, observations has {n}")
+    for name, arr in (("observations", obs), ("actions", act), ("rewards", rew), ("terminals", term),
+                      ("timeouts", tout), ("next_observations", nobs)):
+        if arr is None:
+            continue
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise DatasetError(f"D4RL hdf5 '{path}': key '{name}' holds {arr.dtype} values, not numbers")
+        if not arr.ndim or arr.shape[0] != n:
+            raise DatasetError(f"D4RL hdf5 '{path}': key '{name}' has {arr.shape[0] if arr.ndim else 0} rows, "
+                               f"observations has {n}")
+        if name in ("rewards", "terminals", "timeouts") and arr.size != n:
+            raise DatasetError(f"D4RL hdf5 '{path}': key '{name}' has shape {arr.shape}, but holds one value per "
+                               f"row: expected ({n},)")
     if nobs is not None and nobs.shape != obs.shape:
         raise DatasetError(f"D4RL hdf5 '{path}': key 'next_observations' has shape {nobs.shape}, "
                            f"observations has {obs.shape}")

@@ -71,6 +71,9 @@ def is_file_source(source: str | os.PathLike) -> bool:
 def suite_for(source: str | os.PathLike) -> DataSuite:
     """The suite a dataset id (longest matching prefix) or an hdf5 file (first `owns_file`) belongs to."""
     s = str(source)
+    if not is_file_source(s) and os.path.isfile(s):
+        raise DatasetError(f"'{s}' is a file, but not an hdf5 file (.hdf5 or .h5): dataset_path takes a raw D4RL "
+                           "or robomimic hdf5 file, and a dataset id names a Minari dataset")
     if is_file_source(s):
         for suite in _SUITES.values():
             if suite.owns_file is not None and suite.owns_file(s):

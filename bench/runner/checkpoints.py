@@ -3,11 +3,12 @@
 Why: a resumed run must repeat the uninterrupted one exactly (the contract tests check it on the CPU), and a
 crash mid-write must never leave a torn file. So a checkpoint is written to a temporary name and moved into
 place (results/atomic.py), it holds every RNG (torch, numpy, Python, the buffer's, the training actor's), and it is
-loaded with `weights_only=True`: a poisoned file cannot run code, and an unreadable one gives one line naming
-the file and the fix instead of torch's traceback.
+loaded with `weights_only=True` (results/checkpoint_files.py): a poisoned file cannot run code, and an
+unreadable one gives one line naming the file and the fix instead of torch's traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from pathlib import Path
@@ -17,13 +18,10 @@ import numpy as np
 import torch
 
 from bench.runner.progress import Progress
-from results.atomic import atomic_write
+from results.atomic import atomic_write, leftovers_of
+from results.checkpoint_files import load_checkpoint
 
 CHECKPOINT_VERSION = 2
-
-
-class CheckpointError(ValueError):
-    """A checkpoint or cache file cannot be read (corrupt, truncated, or not a plain-tensor file)."""
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -31,17 +29,12 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
-def load_checkpoint(path: Path, fix: str = "delete it, or rerun with --restart") -> dict[str, Any]:
-    """torch.load(weights_only=True), with one line naming the file and the fix if it cannot be read."""
-    try:
-        st = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError, ...)
-        reason = "it holds objects other than plain tensors" if "weights_only" in str(e) else \
-            "it is corrupt or truncated"
-        raise CheckpointError(f"cannot read {path}: {reason} ({type(e).__name__}); {fix}") from None
-    if not isinstance(st, dict):
-        raise CheckpointError(f"cannot read {path}: not a modip-bench checkpoint; {fix}")
-    return st
+def remove_leftovers(path: Path) -> None:
+    """Remove the temporary files of torn writes of `path` (a process killed mid-write leaves one); only for a
+    caller that holds the file's run lock, so that no live writer owns them."""
+    for tmp in leftovers_of(path):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def rng_states() -> dict[str, Any]:

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.config.run import RunConfig
-from bench.runner.checkpoints import CheckpointError, atomic_torch_save, load_checkpoint
+from bench.runner.checkpoints import atomic_torch_save
 from methods.common.common_start import train_common_start
 from methods.common.dp_config import DPConfig
+from results.checkpoint_files import CheckpointError, load_checkpoint
 from results.locks import exclusive
 
 CACHE_VERSION = 1

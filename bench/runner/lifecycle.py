@@ -16,7 +16,6 @@ import os
 import socket
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,39 +28,22 @@ from bench.config.layers import resolve_config
 from bench.config.run import RunConfig, run_id_of
 from bench.runner import checkpoints, common_start
 from bench.runner.assemble import assemble
+from bench.runner.bars import LazyBar
 from bench.runner.evaluation import advance_grid, evaluate_actors, run_eval_seeds
 from bench.runner.loop import Loop
 from bench.runner.off_policy import run_off_policy
 from bench.runner.on_policy import run_on_policy
+from bench.runner.outcome import record_end
 from bench.runner.progress import Progress
 from bench.runner.provenance import git_state, now, package_versions
 from bench.runner.run_record import data_score, provenance
-from bench.runner.stops import Preempted, clear_stop, stop_due, stop_requested
+from bench.runner.stops import Preempted, stop_due, stop_requested, stop_status
 from bench.runner.timing import time_components
 from bench.tasks import get_task
 from methods.base import ActorState, RolloutKind
 from results.names import validate_name
 from results.run_lock import run_lock
 from results.store import Store
-
-
-class _LazyBar:
-    """A tqdm bar that appears at its first step (a cache hit shows none)."""
-
-    def __init__(self, **kw):
-        self.kw, self.bar = kw, None
-
-    def step(self, n: int) -> None:
-        if self.bar is None:
-            self.bar = tqdm(leave=False, **self.kw)
-        self.bar.update(1)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
 
 
 @dataclasses.dataclass
@@ -94,6 +76,7 @@ class Run:
         self.started_at = now()
         self._t0 = time.perf_counter()
         self._wall_before = 0.0  # seconds worked by earlier attempts (from the checkpoint)
+        self._saved_at: tuple[int, int] | None = None  # (grad step, env step) of the last checkpoint written
 
     # ---- setup ----
     def setup(self) -> None:
@@ -171,6 +154,7 @@ class Run:
                              train_state=self.train_state, progress=self.progress, curve=self.curve,
                              loop_state=self.loop_state, episodes=self.episodes)
         self.progress.last_ckpt_env_step = self.progress.env_step
+        self._saved_at = (self.progress.grad_step, self.progress.env_step)
 
     def try_resume(self, attempt: int) -> bool:
         """Continue from the run's checkpoint, if it has one, as attempt `attempt` (or later)."""
@@ -188,10 +172,21 @@ class Run:
         return True
 
     def maybe_stop(self) -> None:
-        if stop_due(self.progress.grad_step, self.progress.env_step):
-            self.save()
-            self.write_progress("preempted")
-            raise Preempted(f"run {self.ctx.run_id} stopped at env_step {self.progress.env_step}")
+        """At a safe point: if a stop was asked for, save, record it (preempted or interrupted), raise Preempted."""
+        c = self.progress
+        if stop_due(c.grad_step, c.env_step):
+            if self._saved_at != (c.grad_step, c.env_step):  # not saved at this very point already
+                self.save()
+            self.stop_here(saved=True)
+
+    def stop_here(self, saved: bool) -> None:
+        """Record the stop asked for (status preempted or interrupted) and raise Preempted; `saved`: a
+        checkpoint of this point was just written (else a rerun starts from the last one, or from scratch)."""
+        status, c = stop_status(), self.progress
+        self.write_progress(status)
+        where = "its checkpoint is saved" if saved else "nothing to save yet"
+        raise Preempted(f"run {self.ctx.run_id} {status} at env step {c.env_step}, grad step {c.grad_step} "
+                        f"({where}); run the same command again to resume", status)
 
     def write_progress(self, status: str, error: str = "") -> None:
         store = Store(self.ctx.store_root)
@@ -206,11 +201,17 @@ class Run:
         steps = cfg.pretrain.steps
         if method.uses_pretrained_dp and c.grad_step == 0 and not c.dp_loaded:
             rng_before = self.buffer.get_rng_state()
-            with _LazyBar(total=cfg.common_start.steps, desc=f"{cfg.method} common start",
+            with LazyBar(total=cfg.common_start.steps, desc=f"{cfg.method} common start",
                           disable=not self.ctx.progress) as cs_bar:
+
+                def on_step(n: int) -> None:
+                    cs_bar.step(n)
+                    if stop_requested():  # nothing of the run to save yet: the cache is built on a rerun
+                        self.stop_here(saved=False)
+
                 dp_state, dp_curve, built = common_start.obtain(
                     self.cfg, self.ctx.store_root, self.dataset_hash, self.spaces, self.normalizer, self.buffer,
-                    self.device, on_step=cs_bar.step, rebuild_unreadable=self.ctx.restart)
+                    self.device, on_step=on_step, rebuild_unreadable=self.ctx.restart)
             if not built:
                 self.say(f"common start: cached DP ({cfg.common_start.steps} BC steps)")
             # A cache hit and a cache miss must leave every RNG in the same state.
@@ -222,7 +223,9 @@ class Run:
                 c.grad_step = cfg.common_start.steps
             c.dp_loaded = True
         if method.pretrains_offline:
-            acc: dict[str, list[float]] = {}
+            # The metrics since the last log row; a checkpoint between two rows keeps them, so that a resumed
+            # run's next row averages the same steps as the uninterrupted run's.
+            acc: dict[str, list[float]] = json.loads(self.loop_state.pop("pretrain_acc", "{}"))
             log_every = max(1, cfg.pretrain.log_every)
             while c.grad_step < steps:
                 metrics = method.pretrain(self.buffer)
@@ -237,8 +240,10 @@ class Run:
                         self.maybe_stop()
                 bar.update(1)
                 if c.grad_step % cfg.pretrain.checkpoint_every == 0:
+                    self.loop_state["pretrain_acc"] = json.dumps(checkpoints.plain(acc))
                     self.save()
                     self.maybe_stop()
+                    del self.loop_state["pretrain_acc"]
         c.pretrain_done = True
         c.phase = "finetune"
         self.evaluate("pretrain")
@@ -344,10 +349,13 @@ def run_one(cfg: RunConfig, store_root: str | os.PathLike = "results", sweep_id:
     `resume=False` (--restart); a new try is a new attempt, and the finished one stays in the store. A run
     that another process is running now is RunInProgress, after waiting up to `lock_wait_s` seconds."""
     validate_name(sweep_id, "sweep")
+    cfg.check_device()  # before the lock, the attempt and anything else: nothing is recorded for a bad device
     rid = run_id_of(cfg)
     store_root = Path(store_root)
     # One process per run at a time, for the run's whole life (results/run_lock.py): a second one writes
     # nothing and stops with one line (RunInProgress), after waiting up to `lock_wait_s`.
+    # A stop asked for before the run began (a signal during setup, or between a worker's runs) is honoured at
+    # its first safe point; whoever handles the signals clears the request (bench/runner/signals.py).
     with run_lock(store_root, sweep_id, rid, wait_s=lock_wait_s):
         return _run_locked(cfg, rid, store_root, sweep_id, ckpt_dir, resume, progress, on_start, rerun)
 
@@ -367,22 +375,15 @@ def _run_locked(cfg: RunConfig, rid: str, store_root: Path, sweep_id: str, ckpt_
             f.unlink()
     run = Run(RunContext(cfg=cfg, run_id=rid, sweep_id=sweep_id, store_root=store_root, ckpt_dir=ckpt,
                          progress=progress, restart=not resume, on_start=on_start))
-    clear_stop()
+    checkpoints.remove_leftovers(run.ckpt_path)  # torn writes of a killed process of this run (we hold its lock)
     try:
         return run.execute()
     except Preempted:
         raise
     except BaseException as e:  # record, then re-raise: nothing is recorded as a success
-        err = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
         if run.progress.attempt is None:  # no attempt number could be had: write nothing rather than guess
             raise
-        try:
-            row = run.run_row("failed", err + "\n" + traceback.format_exc())
-            Store(store_root).write_run(row)
-            if run.curve:
-                Store(store_root).write_curves(sweep_id, rid, run.curve, attempt=run.progress.attempt)
-        except Exception:  # the store itself may be the failure
-            pass
+        record_end(e, store_root, sweep_id, rid, run.progress.attempt, run.run_row, run.curve)
         raise
 
 

@@ -1,19 +1,31 @@
-"""Stop requests for the active run: `request_stop` (SIGTERM from submitit) and `request_stop_at` (tests, resume
-checks). A run that sees one checkpoints at its next safe point and raises `Preempted`."""
+"""Stop requests for the active run: `request_stop` (a signal: SIGTERM, Ctrl-C, a sweep job's SIGUSR2) and
+`request_stop_at` (tests, resume checks). A run that sees one checkpoints at its next safe point, records the
+request's status (`preempted`, or `interrupted` for Ctrl-C; never `failed`) and raises `Preempted`."""
 from __future__ import annotations
+
+STOP_STATUSES = ("preempted", "interrupted")
 
 
 class Preempted(RuntimeError):
-    """Raised after a stop request: the run saved a checkpoint and recorded status=preempted."""
+    """Raised after a stop request: the run saved a checkpoint and recorded `status` (preempted or interrupted)."""
+
+    def __init__(self, message: str, status: str = "preempted"):
+        super().__init__(message)
+        self.status = status
 
 
 class _Stop:
     requested = False
+    status = "preempted"
     at: dict[str, int | None] = {"grad_step": None, "env_step": None}
 
 
-def request_stop() -> None:
-    """Ask the active run to checkpoint at its next safe point and raise Preempted (for submitit/SIGTERM)."""
+def request_stop(status: str = "preempted") -> None:
+    """Ask the active run to checkpoint at its next safe point, record `status` and raise Preempted (for
+    signals; a handler may call it between any two bytecodes, so it only sets flags)."""
+    if status not in STOP_STATUSES:
+        raise ValueError(f"unknown stop status {status!r}; expected one of {STOP_STATUSES}")
+    _Stop.status = status
     _Stop.requested = True
 
 
@@ -24,11 +36,17 @@ def request_stop_at(grad_step: int | None = None, env_step: int | None = None) -
 
 def clear_stop() -> None:
     _Stop.requested = False
+    _Stop.status = "preempted"
 
 
 def stop_requested() -> bool:
-    """A stop was asked for (SIGTERM), whatever the counters."""
+    """A stop was asked for (a signal), whatever the counters."""
     return _Stop.requested
+
+
+def stop_status() -> str:
+    """The status a run stopped now records: `interrupted` after Ctrl-C, else `preempted`."""
+    return _Stop.status if _Stop.requested else "preempted"
 
 
 def stop_due(grad_step: int, env_step: int) -> bool:

@@ -12,6 +12,7 @@ import argparse
 import os
 
 from results.names import validate_name
+from results.store_root import writable_store
 
 REQUIRES = ("pandas", "pyarrow", "pydantic", "submitit")
 
@@ -26,6 +27,7 @@ def _cmd_launch(args) -> int:
     from bench.sweep.launch import launch
     from bench.sweep.spec import load_sweep
 
+    writable_store(args.store)
     spec = load_sweep(args.file)
     launch(spec, args.store, wait=args.wait, rerun_stale=args.rerun_stale, executor=args.executor)
     return 0
@@ -50,6 +52,7 @@ def _cmd_tune(args) -> int:
     from bench.sweep.spec import load_sweep
     from bench.sweep.tune import tune
 
+    writable_store(args.store)
     spec = load_sweep(args.file)
     tune(spec, args.store, wait=args.wait, executor=args.executor, n_trials=args.trials, workers=args.workers)
     return 0

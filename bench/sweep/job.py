@@ -15,7 +15,8 @@ rows; this module owns the signals:
 
 Each attempt appends one JSON line to `<sweep dir>/attempts/<run_id>.jsonl` (job id, restart count, pid, the
 env/grad step it started from, when its first training step began, how it ended): the sweep status and the
-tests read how requeues actually went from there.
+tests read how requeues actually went from there. A job that found its run finished already (another launch
+ran it meanwhile) ends `skipped`, and is not counted as an attempt.
 """
 from __future__ import annotations
 
@@ -138,7 +139,8 @@ class SweepJob(submitit.helpers.Checkpointable):
             raise
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        end = dict(attempt, **probe.values, event="finished", t_end=time.time())
+        # No training step began: the run had finished already (another launch ran it meanwhile): skipped.
+        end = dict(attempt, **probe.values, event="finished" if probe.values else "skipped", t_end=time.time())
         _append_jsonl(log, end)
         return {"run_id": task["run_id"], "status": "finished", **probe.values}
 

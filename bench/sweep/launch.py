@@ -16,6 +16,7 @@ Slurm's accounting (sacct), since only Slurm knows about requeues and jobs that 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -31,7 +32,9 @@ from bench.runner.provenance import git_state
 from bench.sweep.job import SweepJob, _append_jsonl, read_attempts
 from bench.sweep.pool import SweepWorker, write_queue
 from bench.sweep.spec import RunSpec, SweepSpec, expand
+from results.run_lock import run_is_live
 from results.store import Store
+from results.sweep_errors import SweepError
 from results.sweeps import launches_path, read_launches, sweep_dir
 
 ACTIVE_SLURM = ("PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
@@ -80,6 +83,15 @@ def latest_job_ids(launches: list[dict[str, Any]]) -> dict[str, str]:
 # ---- Slurm queries ------------------------------------------------------------------------------------------
 def have_slurm() -> bool:
     return shutil.which("sacct") is not None and shutil.which("squeue") is not None
+
+
+def check_executor(kind: str) -> None:
+    """Before anything is made: executor slurm needs Slurm's commands here (submitit submits with sbatch and
+    runs with srun); one line naming the fix otherwise."""
+    missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+    if kind == "slurm" and missing:
+        raise SweepError(f"executor 'slurm', but Slurm is not available here (no {' or '.join(missing)} on PATH); "
+                         "run with --executor local (this machine's cores) or debug, or from a Slurm login node")
 
 
 def squeue_states(job_ids: list[str]) -> dict[str, str]:
@@ -145,6 +157,7 @@ def launch(spec: SweepSpec, store_root="results", wait: bool = False, rerun_stal
            executor: str | None = None, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Submit the sweep's unfinished runs as one job array. Returns the plan plus `jobs` (submitit Job objects)."""
     kind = executor or spec.executor
+    check_executor(kind)
     store_root = str(store_root)
     p = plan(spec, store_root, rerun_stale)
     folder = sweep_dir(store_root, spec.name)
@@ -255,6 +268,7 @@ def sweep_status(store_root, name: str) -> dict[str, Any]:
     counts = Counter()
     lost, failed, requeued = [], [], {}
     newer = newer_attempts(frame, every)
+    here = socket.gethostname()  # a run lock is seen on the machine that holds it (results/locks.py)
     for rid in expected:
         row = in_store.get(rid)
         status = row.status if row is not None else "pending"
@@ -262,12 +276,15 @@ def sweep_status(store_root, name: str) -> dict[str, Any]:
         if status in ("running", "preempted") and job and job not in queued and have_slurm() and launches and \
                 launches[-1].get("executor") == "slurm":
             lost.append(rid)  # the store says running, but no Slurm job is alive for it
+        if status == "running" and row.host == here and not run_is_live(store_root, name, rid):
+            status = "stale"  # recorded here as running, but no process holds its lock: it was killed
         counts[status] += 1
         if status == "failed":
             failed.append((rid, one_line(row.error)))
         n_requeue = sum(1 for jid in {j for L in launches for r, j in L.get("jobs", {}).items() if r == rid}
                         for s in history.get(jid, []) if s in ("REQUEUED", "PREEMPTED", "NODE_FAIL"))
-        starts = sum(1 for a in attempts.get(rid, []) if a.get("event") == "start")
+        events = [a.get("event") for a in attempts.get(rid, [])]
+        starts = events.count("start") - events.count("skipped")  # a job that found the run finished ran nothing
         if n_requeue or starts > 1:
             requeued[rid] = {"slurm_requeues": n_requeue, "attempts": starts}
     slurm_counts = Counter()
@@ -302,7 +319,7 @@ def newer_attempts(runs, every) -> dict[str, str]:
 
 
 def format_status(st: dict[str, Any]) -> str:
-    order = ("pending", "running", "preempted", "finished", "failed")
+    order = ("pending", "running", "stale", "preempted", "interrupted", "finished", "failed")
     lines = [f"sweep {st['name']}: {st['runs']} runs, {st['launches']} launches"]
     lines.append("  store: " + " · ".join(f"{k} {st['store'].get(k, 0)}" for k in order))
     if st["slurm"]:
@@ -312,6 +329,9 @@ def format_status(st: dict[str, Any]) -> str:
         for rid, r in st["requeued"].items():
             lines.append(f"    {rid} {st['labels'].get(rid, '')}: {r['slurm_requeues']} requeues in sacct, "
                          f"{r['attempts']} attempts")
+    if st["store"].get("stale"):
+        lines.append(f"  stale: {st['store']['stale']} runs are 'running' in the store, but no process here holds "
+                     "their lock (killed?): run them again to resume from their checkpoints")
     if st["lost"]:
         lines.append(f"  lost: {len(st['lost'])} runs are 'running' in the store with no live job "
                      "(killed?): relaunch to resume them from their checkpoints")

@@ -30,8 +30,9 @@ from bench.config.layers import resolve_config
 from bench.config.run import run_id_of
 from bench.runner.stops import Preempted, request_stop
 from bench.sweep.job import _append_jsonl
-from bench.sweep.launch import make_executor, squeue_states, wait_for
+from bench.sweep.launch import check_executor, make_executor, squeue_states, wait_for
 from bench.sweep.spec import SweepSpec, method_overrides, parse_sweep
+from methods.common.section import ConfigError
 from results.store import Store
 from results.sweep_errors import SweepError
 from results.sweep_file import Param, Tune
@@ -148,6 +149,21 @@ def final_score(store_root, sweep: str, run_id: str, actor: str) -> float:
     return float(rows.sort_values(["env_step", "grad_step"], kind="stable").value.iloc[-1])
 
 
+def check_tune(spec: SweepSpec) -> None:
+    """Before a journal exists: every tuned key is a config key of the method, and each end of its range (each
+    choice) is a value the config accepts; SweepError naming 'tune.params.<key>' otherwise."""
+    method, task = spec.methods[0], spec.tasks[0]
+    base = method_overrides(spec, method, {})
+    base["eval.seed_set"] = "tune"
+    for key, space in _tune(spec).params.items():
+        values = list(space.choices) if space.type == "categorical" else [space.low, space.high]
+        for value in values:
+            try:
+                resolve_config(method, task, int(spec.seeds[0]), {**base, key: value})
+            except ConfigError as e:
+                raise SweepError(f"sweep file {spec.source}: 'tune.params.{key}': {e}") from None
+
+
 def trial_config(spec: SweepSpec, trial) -> tuple[dict[str, Any], int]:
     method, task = spec.methods[0], spec.tasks[0]
     params = suggest(trial, _tune(spec).params)
@@ -244,6 +260,8 @@ def tune(spec: SweepSpec, store_root="results", wait: bool = False, executor: st
     """Start (or continue) the study: `workers` jobs that share its storage."""
     tune = _tune(spec)
     kind = executor or spec.executor
+    check_executor(kind)
+    check_tune(spec)  # every key and range, before the journal is made
     n_workers = int(workers or tune.workers)
     study = load_study(spec, store_root)  # create it here so that workers race on nothing
     reap_stale(study, tune.max_retry, out=out)

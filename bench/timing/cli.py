@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.runner.provenance import now
 from results.names import validate_name
+from results.store_root import writable_store
 
 REQUIRES = ("pydantic", "torch")
 
@@ -25,6 +26,13 @@ def _cmd_time(args: argparse.Namespace) -> int:
     from methods.registry import registered_methods
 
     validate_name(args.sweep, "sweep")
+    for flag, value, least in (("--batch", args.batch, 1), ("--reps", args.reps, 1), ("--warmup", args.warmup, 0)):
+        if value < least:
+            raise ValueError(f"{flag} must be >= {least}, got {value}")
+    if args.max_s is not None and not args.max_s > 0:
+        raise ValueError(f"--max-s must be > 0 seconds, got {args.max_s}")
+    if not args.no_store:
+        writable_store(args.store)
     methods = sorted(registered_methods()) if args.method == "all" else args.method.split(",")
     all_rows: list[dict[str, Any]] = []
     mismatch = False

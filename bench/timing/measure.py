@@ -18,28 +18,27 @@ from typing import Any
 
 import torch
 
-from bench.config.run import RunConfig
+from bench.config.run import RunConfig, check_device_here
 from bench.runner.provenance import git_state, now, package_versions
 from bench.runner.timing import COST_KEYS, time_components
 from bench.timing.synthetic import build_subject, timing_run_id
+from results.checkpoint_files import load_checkpoint
 
 TABLE_COLUMNS = ("method", "component", "kind", "actor", "actions/call", "updates/env_step", "batch", "compiled",
                  "mean_ms", "p50_ms", "p90_ms", "p99_ms", "reps", "compile_s", "agree", "settings")
 
 
 def resolve_device(name: str) -> torch.device:
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{name}' requested but CUDA is not available here (torch {torch.__version__}); "
-                         "use --device cpu")
-    return dev
+    """--device, checked (spelling, and present here) before anything is built."""
+    check_device_here(name, key="--device")
+    return torch.device(name)
 
 
 def _config_base_from_store(store_root: str, checkpoint: str) -> dict[str, Any] | None:
     """The stored config of the run a `last.pt` checkpoint belongs to, if the store has that run."""
+    st = load_checkpoint(checkpoint, fix="pass a run's last.pt or a cached pretrained-DP file")  # first: one line
+    rid = st.get("run_id")
     try:
-        st = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        rid = st.get("run_id") if isinstance(st, dict) else None
         if not rid:
             return None
         from results.store import Store  # lazy: pandas

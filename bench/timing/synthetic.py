@@ -26,6 +26,7 @@ from bench.config.layers import resolve_config
 from bench.config.run import RunConfig
 from bench.runner.assemble import assemble
 from methods.base import Method, TaskSpaces
+from results.checkpoint_files import load_checkpoint
 
 
 def file_digest(path: str | Path) -> str:
@@ -50,7 +51,7 @@ class TimingSubject:
 def load_checkpoint_into(method: Method, path: str | Path) -> str:
     """Load a run checkpoint (`last.pt`: method state + normalizer) or a cached pretrained-DP file into
     `method`; returns which kind it was. Loads with weights_only=True like the runner."""
-    st = torch.load(path, map_location="cpu", weights_only=True)
+    st = load_checkpoint(path, fix="pass a run's last.pt or a cached pretrained-DP file")
     try:
         if isinstance(st, dict) and "method" in st and "modules" in st["method"]:
             method.load_state_dict(st["method"])

@@ -8,8 +8,8 @@ import pytest
 
 from bench.config.layers import resolve_config
 from bench.config.run import run_id_of
-from bench.runner.checkpoints import CheckpointError
 from bench.runner.lifecycle import run_one
+from results.checkpoint_files import CheckpointError
 from results.store import Store
 from tests.helpers import TINY, runner_cfg
 

@@ -18,9 +18,9 @@ import torch
 
 from bench.config.layers import resolve_config
 from bench.config.run import run_id_of
-from bench.runner.checkpoints import CheckpointError
 from bench.runner.lifecycle import run_one
 from bench.runner.stops import Preempted, request_stop_at
+from results.checkpoint_files import CheckpointError
 from results.store import Store
 from tests.helpers import runner_cfg
 
