@@ -27,8 +27,8 @@ distill.py (labels, their advantage and weights, the start rule, the DP's distil
   offline/online mix), the critics, and, once the start rule holds, the DP with its ordinary denoising loss on
   (s, label) pairs mixed with offline (s, chunk) pairs. Online data enters the world-model and critic batches on
   a ramp (`online_ramp`); labels enter the DP batch on a ramp with the labels made since distillation started
-  (`label_ramp`); distillation starts when the planner's training episodes beat the offline data's mean return,
-  or the pool is big enough (training-side signals only), with fresh optimiser moments; labels are weighted by
+  (`label_ramp`); distillation starts only once the planner's training episodes beat the offline data's mean
+  return and the pool is big enough (training-side signals only), with fresh optimiser moments; labels are weighted by
   their advantage Q(s, label[0]) - Q(s, a_DP[0]) (first action only; `label_weighting` ∈ {none, filter, awr});
 - diagnostics into the curves: `wm/*` one-step and H-step errors (also per member on offline and online data),
   `plan/ess` and `plan/dp_won` (the elite weights' effective sample size; the share of plans won by a DP
