@@ -38,7 +38,11 @@ class CriticConfig(Section):
 
 class PlannerConfig(Section):
     terminal: Literal["v", "q", "none"] = "v"
-    horizon: int = 5  # env steps
+    # Env steps. 0: the single-factor control for the world model (planner.py `plan_by_q`): the DP proposal
+    # with the highest Q(s, a_0) is the plan, the world model is neither built nor trained nor consulted, and
+    # everything else (critics, discount, reward units, data mixing, labels, their filter, distillation and its
+    # start rule) is MODIP's. `terminal` and the MPPI keys do not apply there; `pi_trajectories` are the candidates.
+    horizon: int = 5
     samples: int = 256  # candidates per iteration, DP proposals included
     elites: int = 32
     iterations: int = 4
@@ -59,8 +63,13 @@ class PlannerConfig(Section):
     dp_sampler: Literal["", "ddpm", "ddim"] = ""
 
     def check(self, prefix: str) -> None:
-        if self.horizon < 1 or self.iterations < 1 or self.samples < 2:
-            raise ConfigError("planner.horizon, planner.iterations must be >= 1 and planner.samples >= 2")
+        if self.horizon < 0 or self.iterations < 1 or self.samples < 2:
+            raise ConfigError("planner.horizon must be >= 0, planner.iterations >= 1 and planner.samples >= 2")
+        if self.horizon == 0:  # the DP's proposals are the candidates; replan_every <= the chunk: the method
+            if self.pi_trajectories < 1 or self.replan_every < 1:
+                raise ConfigError("config keys 'planner.pi_trajectories' and 'planner.replan_every' must be >= 1 "
+                                  "at planner.horizon 0 (the DP's proposals are the candidates)")
+            return
         if not 1 <= self.elites <= self.samples:
             raise ConfigError(f"config key 'planner.elites' must be in [1, planner.samples], got {self.elites}")
         if not 0 <= self.pi_trajectories < self.samples:
