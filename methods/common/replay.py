@@ -333,7 +333,7 @@ class ReplayBuffer:
         A chunk that reaches the end of the stored data is cut there (the bootstrap starts from the last stored
         next_obs). whole=True redraws each decision cut short by a timeout or by the end of the stored data
         (methods/common/decisions.py says why; one cut by a terminal stays), with `redraw(starts)` (default:
-        each from the part of the buffer, offline or online, its start is in), then from all the data."""
+        each from the part of the buffer, offline or online, its start is in, then from all the data)."""
         if idx is None:
             idx = self._indices(n, source, online_ratio)
         d = self._data
@@ -341,9 +341,9 @@ class ReplayBuffer:
         def span(i):
             return decision_span(d["episode"], d["terminal"], d["timeout"], self._size, i, length)
 
-        if whole:
-            idx = whole_decisions(span, d["terminal"], idx, redraw or self._redraw_like,
-                                  lambda bad: self._rng.integers(0, self._size, size=len(bad)))
+        if whole:  # a caller's own redraw has no fallback: its starts are its own (DSRL's decision starts)
+            fallback = None if redraw is not None else (lambda bad: self._rng.integers(0, self._size, len(bad)))
+            idx = whole_decisions(span, d["terminal"], idx, redraw or self._redraw_like, fallback)
         steps, inside = span(idx)
         last = np.maximum.accumulate(np.where(inside, steps, -1), axis=1)
         reward = (d["reward"][steps] * inside * step_gamma ** np.arange(length)[None, :]).sum(1)

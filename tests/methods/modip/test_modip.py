@@ -507,7 +507,7 @@ def test_a_planner_below_the_data_never_starts_distillation(demo_dataset):
         m._on_episode(below)
         out = m._finetune()
         assert "loss/dp_distill" not in out and "distill/started_at" not in out and not m.distilling
-    assert m.label_count() >= 400
+    assert m.label_count() >= 300  # the pool far above distill_start_labels (the demo data's held-out part)
     m._on_episode({**below, "reward": below["reward"] * 1.2})  # the last 2: 0.99 and 1.19 of the data's
     out = m._finetune()
     assert m.distilling and out["distill/pool_adv"] > 0 and "loss/dp_distill" in out
