@@ -103,6 +103,9 @@ class PARL(CriticDPMethod):
         target = choose(opt, q, cfg.distill_argmax, cfg.distill_temperature)
         stats = {"parl/q_gain": float((q.max(1).values - q0).mean()),
                  "parl/data_chosen": float((target == data_chunk).all(-1).all(-1).float().mean()),
+                 # the chosen candidate is the one that started from the data chunk (the last one), optimised too:
+                 # data_chosen above counts only a data chunk that the optimisation left exactly where it was
+                 "parl/data_won": float((target == opt[:, -1]).all(-1).all(-1).float().mean()),
                  # how far the optimisation moved the candidates: mean |Δa| per executed element (normalised box)
                  "parl/action_move": float((opt[:, :, :k] - cands[:, :, :k]).abs().mean())}
         return target, stats

@@ -48,7 +48,8 @@ setting where the fix is a no-op, which `NO_OP_SETTINGS` pins (on top of 05edce8
   call, because the fixture's `before` is already distilling (the start rule is never consulted) and the
   episode diagnostics keep max(1, distill_start_episodes) training returns either way;
 - PA-RL's optimisation step in action units: the cases compare at `parl.step_units: q` (PA-RL's raw step, 05edce8's
-  computation, kept as a setting); the update's new diagnostic `parl/action_move` (NEW_METRICS) is left out.
+  computation, kept as a setting); the update's new diagnostics `parl/action_move` and `parl/data_won`
+  (NEW_METRICS) are left out.
 """
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ NO_OP_SETTINGS: dict[str, dict[str, Any]] = {"idql": {"idql.critic.cut_short": "
                                              "parl": {"parl.critic.cut_short": "pad", "parl.step_units": "q"},
                                              "modip": {"modip.distill_start_episodes": 1}}
 # Diagnostic metrics a family logs since 05edce8 (they change no state): left out of today's metrics compared.
-NEW_METRICS: dict[str, tuple[str, ...]] = {"parl": ("parl/action_move",)}
+NEW_METRICS: dict[str, tuple[str, ...]] = {"parl": ("parl/action_move", "parl/data_won")}
 
 
 def pinned(fx: dict[str, Any]) -> dict[str, Any]:

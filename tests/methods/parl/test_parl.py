@@ -62,6 +62,7 @@ def test_action_step_moves_actions_whatever_q_s_scale():
             assert stats["parl/q_gain"] == pytest.approx(10 - 10 * 0.75 ** 2, rel=1e-4)
             torch.testing.assert_close(target[:, :2], torch.full((8, 2, 1), -0.25))
             assert stats["parl/action_move"] == pytest.approx(0.25)  # per executed element
+            assert stats["parl/data_chosen"] == 0.0 and 0.0 <= stats["parl/data_won"] <= 1.0  # the data moved too
             assert m.cfg.step_units == "action" and m.cfg.action_step == 0.05  # the defaults
         else:  # PA-RL's own step: gradient 10 at -0.5, 3e-4 per step
             assert stats["parl/action_move"] == pytest.approx(5 * 3e-4 * 10, rel=0.05)  # 0.015
