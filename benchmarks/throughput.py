@@ -45,11 +45,14 @@ DP_FAMILIES = ("bc_dp", "dppo", "dsrl", "idql", "modip", "parl")  # they start f
 TASKS = {"demo": "mbench/inverted-double-pendulum/medium-v0", "hopper-medium": "mujoco/hopper/medium-v0"}
 # Start rules set to fire early (the same keys exist in both trees): DSRL's DP-only rollouts, IDQL's and PA-RL's
 # first update, MODIP's distillation start. DPPO's critic warm-up (its first rollout) stays: windows start after it.
+# MODIP: since issue 25 C4 this tree refuses distill_start_episodes 0 and starts distillation only once the
+# planner's last training episode beats the data's mean return, so its window may time MODIP before distillation
+# starts (05edce8 starts at 16 labels whatever the planner scores).
 START = {
     "dsrl": {"dsrl.init_rollout_steps": 4},
     "idql": {"idql.update_after": 0, "idql.actor_start": 0},
     "parl": {"parl.update_after": 0},
-    "modip": {"modip.distill_start_labels": 16, "modip.distill_start_episodes": 0},
+    "modip": {"modip.distill_start_labels": 16, "modip.distill_start_episodes": 1},
 }
 NEVER = 10 ** 9
 # Budgets: online steps and the window [w0, w1) of env steps; DPPO's in its rollouts (8 envs x n_steps x 4).

@@ -5,7 +5,8 @@ critics over decision transitions (methods/common/iql.py), the offline phase (cr
 untouched), their checkpointed modules and how they are timed. A subclass's config has `critic` (an IQLConfig, from
 methods/common/iql_config.py), `batch_size` and `reward_scale`. The critic takes the executed actions of a
 decision, flattened (a chunk critic: DPPO's `CriticObsAct` with `action_steps`), with the chunk's rewards
-summed.
+summed; decisions cut short by a timeout or by the end of the data are left out (`critic.cut_short`,
+methods/common/decisions.py).
 """
 from __future__ import annotations
 
@@ -29,12 +30,24 @@ class CriticDPMethod(DPMethod):
     def decisions(self, n: int, source: str, online_ratio: float | None = None,
                   per_step_discount: bool = False) -> dict[str, torch.Tensor]:
         """n decision transitions: normalised states, the critic's action input (the executed chunk, normalised),
-        scaled rewards, terminals, the discount of each (γ per decision; γ^k with Σ γ^i r_i if per_step_discount)
-        and the buffer index of each start state."""
+        scaled rewards, terminals, the discount of each and the buffer index of each start state.
+
+        A decision of k of its act_steps steps is discounted over the k steps it took: γ^k with Σ γ^i r_i if
+        per_step_discount, else γ^(k / act_steps) (γ is per decision of act_steps steps, DPPO's units). With
+        `critic.cut_short: drop` the only decisions left with k < act_steps are those cut by a terminal, whose
+        discount never enters the target; `pad` is the computation before (γ per decision whatever k)."""
         gamma = float(self.spaces.gamma)
+        drop = self.cfg.critic.cut_short == "drop"
         d = self.buffer.sample_decisions(n, self.act_steps, source=source, device=self.device,
-                                         online_ratio=online_ratio, step_gamma=gamma if per_step_discount else 1.0)
-        discount = gamma ** d["steps"].float() if per_step_discount else torch.full_like(d["reward"], gamma)
+                                         online_ratio=online_ratio, step_gamma=gamma if per_step_discount else 1.0,
+                                         whole=drop)
+        k = d["steps"].float()
+        if per_step_discount:
+            discount = gamma ** k
+        elif drop:
+            discount = gamma ** (k / self.act_steps)
+        else:
+            discount = torch.full_like(d["reward"], gamma)
         return {"obs": self.normalizer.norm_obs(d["obs"]), "next_obs": self.normalizer.norm_obs(d["next_obs"]),
                 "action": self.normalizer.norm_act(d["action_chunk"]), "reward": d["reward"] * self.cfg.reward_scale,
                 "terminal": d["terminal"], "discount": discount, "index": d["index"]}

@@ -4,8 +4,9 @@ Why it is built this way:
 - Each trial is one runner call (`run_one`), so a trial is a run like any other: in the store (sweep id = the
   tune file's name), checkpointed, resumable. The objective is read back from the store: the run's *final*
   normalized_score of the headline actor, never the best over evals (DESIGN: `best` is optimistic).
-- Tuning never touches reported numbers: seeds must be >= TUNE_SEED_BASE (reports use smaller ones) and every
-  trial evaluates on the task's TUNE_EVAL_SEEDS (`eval.seed_set=tune`), disjoint from its EVAL_SEEDS.
+- Tuning never touches reported numbers: seeds must be tuning seeds, TUNE_SEED_BASE to TUNE_SEED_STOP - 1
+  (results/sweep_file.py: 10-19, 10-14 in use; reports use 0-4 and 100-104) and every trial evaluates on the
+  task's TUNE_EVAL_SEEDS (`eval.seed_set=tune`), disjoint from its EVAL_SEEDS.
 - The study lives in `<store>/sweeps/<name>/optuna.journal` (optuna's file journal, safe for concurrent
   writers on a shared filesystem) or `optuna.db` (SQLite), so workers on many nodes share it and a rerun of
   `mbench tune` continues the same study.

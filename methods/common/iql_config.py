@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from methods.common.section import ConfigError, Section
 
 
@@ -26,6 +28,13 @@ class IQLConfig(Section):
     expectile: float = 0.8  # diffusion_idql.py: loss_critic_v calls expectile_loss with its default 0.8
     target_tau: float = 0.001  # train.critic_tau
     grad_clip: float = 0.0  # none in DPPO's IDQL trainer (0 = no clipping)
+    # Decisions cut short by a timeout or by the end of the stored data (methods/common/decisions.py): `drop`
+    # redraws them (the critic learns from whole decisions and from those cut by a terminal); `pad` keeps them,
+    # padded with their last action and discounted as a whole decision: the computation before issue 25, close to
+    # DPPO's (its MultiStep wrapper keeps a cut decision whole, with its sampled chunk, and γ once), kept so that
+    # tests/methods/test_equivalence.py compares the rest of the update with 05edce8's where this fix is a no-op.
+    # id_neutral (bench/config/run.py): run ids do not move with this fix.
+    cut_short: Literal["drop", "pad"] = Field("drop", json_schema_extra={"id_neutral": True})
 
     def check(self, prefix: str) -> None:
         if not 0.5 <= self.expectile < 1.0:

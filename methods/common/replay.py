@@ -4,16 +4,21 @@ Why: the runner builds it from the offline dataset, hands it to the method, and 
 offline/online mixing, sequence sampling and resume behave the same for every method.
 - typed fields (obs, action, reward, next_obs, terminal, timeout, episode) plus per-method extras with a mask
   (e.g. MODIP's planned labels);
-- uniform sampling and sequence sampling (length L, never crossing an episode boundary);
+- uniform sampling and sequence sampling (length L, never crossing an episode boundary), chunks, and decision
+  transitions for chunk critics (which decisions are cut short and why: decisions.py);
 - an offline/online mixing ratio;
 - save and load as plain tensors (loadable with torch.load(weights_only=True)).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+
+from methods.common.decisions import decision_span, whole_decisions
+from methods.common.rng_state import rng_from_plain, rng_state_to_plain
 
 CORE_FIELDS = ("obs", "action", "reward", "next_obs", "terminal", "timeout")
 
@@ -149,10 +154,10 @@ class ReplayBuffer:
 
     def get_rng_state(self) -> dict[str, str]:
         """The sampling RNG's state (plain strings), for the harness to save and restore."""
-        return _rng_state_to_plain(self._rng)
+        return rng_state_to_plain(self._rng)
 
     def set_rng_state(self, state: dict[str, str]) -> None:
-        self._rng = _rng_from_plain(state)
+        self._rng = rng_from_plain(state)
 
     # ---- sampling ---------------------------------------------------------------------------------------
     def _indices(self, n: int, source: str, online_ratio: float | None, groups: int = 1) -> np.ndarray:
@@ -317,40 +322,49 @@ class ReplayBuffer:
         }
 
     def sample_decisions(self, n: int, length: int, source: str = "mixed", device: str | torch.device = "cpu",
-                         online_ratio: float | None = None, idx: np.ndarray | None = None,
-                         step_gamma: float = 1.0) -> dict[str, torch.Tensor]:
+                         online_ratio: float | None = None, idx: np.ndarray | None = None, step_gamma: float = 1.0,
+                         whole: bool = False, redraw: Callable | None = None) -> dict[str, torch.Tensor]:
         """Decision transitions: from a stored state, the `length` actions that followed it in its episode, as
         one transition of a chunk critic (DPPO's MultiStep wrapper, `reward_agg_method: sum`).
 
         Returns obs, action_chunk (n, length, act_dim; past the episode's end the last action is repeated),
         reward (Σ_i step_gamma^i r_i over the steps inside the episode; step_gamma 1 is DPPO's plain sum),
         next_obs and terminal (of the chunk's last step inside the episode), steps (how many it took) and index.
-        A chunk that reaches the end of the stored data is cut there (the bootstrap then starts from the last
-        stored next_obs)."""
+        A chunk that reaches the end of the stored data is cut there (the bootstrap starts from the last stored
+        next_obs). whole=True redraws each decision cut short by a timeout or by the end of the stored data
+        (methods/common/decisions.py says why; one cut by a terminal stays), with `redraw(starts)` (default:
+        each from the part of the buffer, offline or online, its start is in, then from all the data)."""
         if idx is None:
             idx = self._indices(n, source, online_ratio)
-        steps = np.minimum(idx[:, None] + np.arange(length)[None, :], self._size - 1)
-        ep = self._data["episode"]
-        inside = ep[steps] == ep[idx][:, None]
-        # a chunk also ends at its episode's terminal or timeout step
-        ended = (self._data["terminal"][steps] | self._data["timeout"][steps]) & inside
-        after_end = np.concatenate([np.zeros((len(idx), 1), bool), np.cumsum(ended, axis=1)[:, :-1] > 0], axis=1)
-        inside &= ~after_end
-        inside &= np.concatenate([np.ones((len(idx), 1), bool), steps[:, 1:] > steps[:, :-1]], axis=1)
-        inside = np.logical_and.accumulate(inside, axis=1)
+        d = self._data
+
+        def span(i):
+            return decision_span(d["episode"], d["terminal"], d["timeout"], self._size, i, length)
+
+        if whole:  # a caller's own redraw has no fallback: its starts are its own (DSRL's decision starts)
+            fallback = None if redraw is not None else (lambda bad: self._rng.integers(0, self._size, len(bad)))
+            idx = whole_decisions(span, d["terminal"], idx, redraw or self._redraw_like, fallback)
+        steps, inside = span(idx)
         last = np.maximum.accumulate(np.where(inside, steps, -1), axis=1)
-        discounts = step_gamma ** np.arange(length)
-        reward = (self._data["reward"][steps] * inside * discounts[None, :]).sum(1)
+        reward = (d["reward"][steps] * inside * step_gamma ** np.arange(length)[None, :]).sum(1)
         end = last[:, -1]
         return {
-            "obs": torch.as_tensor(self._data["obs"][idx], device=device),
-            "action_chunk": torch.as_tensor(self._data["action"][last], device=device),
+            "obs": torch.as_tensor(d["obs"][idx], device=device),
+            "action_chunk": torch.as_tensor(d["action"][last], device=device),
             "reward": torch.as_tensor(reward.astype(np.float32), device=device),
-            "next_obs": torch.as_tensor(self._data["next_obs"][end], device=device),
-            "terminal": torch.as_tensor(self._data["terminal"][end], device=device),
+            "next_obs": torch.as_tensor(d["next_obs"][end], device=device),
+            "terminal": torch.as_tensor(d["terminal"][end], device=device),
             "steps": torch.as_tensor(inside.sum(1), device=device),
             "index": torch.as_tensor(idx, device=device),
         }
+
+    def _redraw_like(self, idx: np.ndarray) -> np.ndarray:
+        """New indices, each uniform over the part of the buffer (offline or online) its index is in."""
+        out = self._rng.integers(0, max(self._n_offline, 1), size=len(idx))
+        online = idx >= self._n_offline
+        if online.any():
+            out[online] = self._rng.integers(self._n_offline, self._size, size=int(online.sum()))
+        return out
 
     # ---- save / load ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -361,7 +375,7 @@ class ReplayBuffer:
             "next_episode": self._next_episode,
             "open_episode": -1 if self._open_episode is None else self._open_episode,
             "online_ratio": -1.0 if self.online_ratio is None else float(self.online_ratio),
-            "rng": _rng_state_to_plain(self._rng),
+            "rng": rng_state_to_plain(self._rng),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -376,19 +390,6 @@ class ReplayBuffer:
         self._open_episode = None if int(state["open_episode"]) < 0 else int(state["open_episode"])
         r = float(state["online_ratio"])
         self.online_ratio = None if r < 0 else r
-        self._rng = _rng_from_plain(state["rng"])
+        self._rng = rng_from_plain(state["rng"])
         self._seq_cache.clear()
         self._episode_cache.clear()
-
-
-def _rng_state_to_plain(rng: np.random.Generator) -> dict[str, str]:
-    st = rng.bit_generator.state
-    return {"state": str(st["state"]["state"]), "inc": str(st["state"]["inc"]),
-            "has_uint32": str(st["has_uint32"]), "uinteger": str(st["uinteger"])}
-
-
-def _rng_from_plain(d: dict[str, str]) -> np.random.Generator:
-    bg = np.random.PCG64()
-    bg.state = {"bit_generator": "PCG64", "state": {"state": int(d["state"]), "inc": int(d["inc"])},
-                "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
-    return np.random.Generator(bg)

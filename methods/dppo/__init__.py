@@ -15,7 +15,8 @@ halfcheetah}-v2/ft_ppo_diffusion_mlp.yaml for the `d4rl` suite; cfg/gym/finetune
 cfg/robomimic/finetune/{lift,can}/ft_ppo_diffusion_mlp.yaml for the others). As in DPPO:
 - one decision samples one action chunk of Ta (`horizon_steps`, 4) actions and executes its first
   `dp.act_steps` of them (DPPO's `act_steps`: `action_venv = output_venv[:, :self.act_steps]`; 0 = all Ta);
-  the denoising chains, and so the log-probs in PPO's ratios, stay over the whole Ta-chunk. A decision's
+  the denoising chains stay over the whole Ta-chunk, but PPO's ratios use the log-probs of the executed
+  actions only (DPPO's `reward_horizon = act_steps`; methods/dppo/ppo.py). A decision's
   reward is the sum of its executed actions' rewards, and `gamma` discounts per decision (0.99 on gym and
   kitchen, 0.999 on robomimic), not per env step;
 - GAE with lambda 0.95 over decisions; rewards divided by the running std of a discounted return
@@ -135,7 +136,8 @@ class DPPO(OnPolicy, DPMethod):
                                   gamma_denoising=cfg.gamma_denoising, clip_ploss_coef=cfg.clip_ploss_coef,
                                   clip_ploss_coef_base=cfg.clip_ploss_coef_base,
                                   clip_ploss_coef_rate=cfg.clip_ploss_coef_rate,
-                                  min_logprob_std=cfg.min_logprob_denoising_std, norm_adv=cfg.norm_adv).to(self.device)
+                                  min_logprob_std=cfg.min_logprob_denoising_std, norm_adv=cfg.norm_adv,
+                                  reward_horizon=self.act_steps).to(self.device)
         # Its two denoiser copies take the common start's EMA weights when the harness loads it (DPMethod's
         # load_pretrained_dp calls the model's load_pretrained), as fine-tuning starts from them (protocol rule).
         self.model.load_pretrained(self.dp.ema.module.state_dict())
@@ -159,7 +161,7 @@ class DPPO(OnPolicy, DPMethod):
     def act_rollout(self, obs: np.ndarray, state: ActorState) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Exploration actions for the vector envs, (n_envs, act_steps, act_dim): the executed first act_steps of
         each sampled Ta-chunk (DPPO: `output_venv[:, :self.act_steps]`), with the chains that PPO needs, which
-        stay whole, (n_envs, K + 1, Ta, act_dim): a decision's log-prob is that of its whole chunk."""
+        stay whole, (n_envs, K + 1, Ta, act_dim); a decision's log-prob is that of its executed actions."""
         o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         chunks, chain = self.model.sample_chain(self.normalizer.norm_obs(o), state.generator,
                                                 self.cfg.min_sampling_denoising_std, self.cfg.randn_clip_value)

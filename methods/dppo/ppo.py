@@ -11,6 +11,12 @@ two DPPO-specific twists that the code cannot show by itself:
   eps_j = base + (coef - base) * (exp(rate * j/(K-1)) - 1) / (exp(rate) - 1).
 The per-step log-probability is the mean (not the sum) over the chunk's elements of the elementwise Gaussian
 log-densities, each clamped to [-5, 2], as in DPPO: it keeps the ratio's scale independent of Ta and act_dim.
+Only the chunk's first `reward_horizon` actions enter that mean: the ones executed in the env (DPPO sets
+`reward_horizon = act_steps`, agent/finetune/train_ppo_diffusion_agent.py, and PPODiffusion.loss in
+model/diffusion/diffusion_ppo.py slices both new and old log-probs to `[..., :reward_horizon, :]` before the
+mean). The unexecuted rest of a chunk earned no reward, so its likelihood is neither raised nor lowered by the
+advantage. DPPO's other two policy terms need no such cut here: its entropy term is the fixed eta (no action
+enters it) and its optional BC loss (`use_bc_loss`, off in every gym config) is not implemented.
 """
 from __future__ import annotations
 
@@ -39,8 +45,12 @@ class PPODiffusion(VPGDiffusion):
 
     def __init__(self, *args, gamma_denoising: float = 0.99, clip_ploss_coef: float = 0.01,
                  clip_ploss_coef_base: float = 0.01, clip_ploss_coef_rate: float = 3.0,
-                 min_logprob_std: float = 0.1, norm_adv: bool = True, **kw):
+                 min_logprob_std: float = 0.1, norm_adv: bool = True, reward_horizon: int | None = None, **kw):
         super().__init__(*args, **kw)
+        # The chunk's actions whose log-probs the ratio uses: the executed ones (None: the whole chunk).
+        self.reward_horizon = self.chunk if reward_horizon is None else int(reward_horizon)
+        if not 1 <= self.reward_horizon <= self.chunk:
+            raise ValueError(f"reward_horizon must be in [1, the chunk {self.chunk}], got {reward_horizon}")
         self.gamma_denoising = gamma_denoising
         self.clip_ploss_coef = clip_ploss_coef
         self.clip_ploss_coef_base = clip_ploss_coef_base
@@ -50,9 +60,10 @@ class PPODiffusion(VPGDiffusion):
 
     def step_log_prob(self, cond: torch.Tensor, x_prev: torch.Tensor, x_next: torch.Tensor,
                       j: torch.Tensor) -> torch.Tensor:
-        """The per-step log-prob the ratio uses: (B,), mean over the chunk of clamped elementwise log-densities."""
+        """The per-step log-prob the ratio uses: (B,), the mean of the clamped elementwise log-densities over the
+        chunk's first `reward_horizon` (executed) actions, as DPPO's PPODiffusion.loss."""
         lp = self.chain_log_prob(cond, x_prev, x_next, j, self.min_logprob_std)
-        return lp.clamp(*LOGPROB_CLAMP).mean(dim=(-1, -2))
+        return lp.clamp(*LOGPROB_CLAMP)[:, :self.reward_horizon].mean(dim=(-1, -2))
 
     def clip_range(self, j: torch.Tensor) -> torch.Tensor:
         if self.ft_steps == 1:

@@ -21,9 +21,10 @@ suite defaults in config.py.
   the code, whatever the README says: `na_noise_bound` 1); DSRL-SAC's is `action_magnitude` 1.5.
 - the critic's data: decision transitions from decision starts only (the replay keeps each decision's noise with
   its first transition, which marks it; a decision still waiting on steps is left out), the executed chunk,
-  rewards summed, γ once per decision (the fork's ActionChunkWrapper, one replay entry per chunk transition). Two departures, both the harness's rules: a time
-  limit is a timeout that bootstraps (the fork stores it as a terminal), and a chunk stops at its episode's end
-  (the fork steps a terminated env to the chunk's end and sums those rewards too). Replay is online only (the
+  rewards summed, γ once per decision (the fork's ActionChunkWrapper, one replay entry per chunk transition).
+  Three departures, the harness's rules: a time limit is a timeout that bootstraps (the fork stores it as a terminal), a chunk stops at its episode's end
+  (the fork steps a terminated env to the chunk's end and sums those rewards too), and a decision cut short by
+  a timeout is left out (methods/common/decisions.py). Replay is online only (the
   config's load_offline_data False); the offline dataset is not used. π^W's log-probability uses SB3's tanh
   correction, log(1 - tanh² + 1e-6) (`tanh_eps`).
 - units: the config counts in vector steps of n_envs 4 envs, each a chunk transition (a decision). `train_freq` 2
@@ -125,10 +126,16 @@ class DSRL(DPMethod):
         replay), with the critic's input x: the executed chunk (NA) or the decision's noise (SAC)."""
         n = self.cfg.batch_size
         idx = self.decision_starts(n)
-        d = self.buffer.sample_decisions(n, self.act_steps, source="mixed", device=self.device, idx=idx)
+        # A decision cut short by a timeout (or by the data's end) is redrawn among the decision starts
+        # (methods/common/decisions.py); one cut by a terminal stays, discounted over the k steps it took:
+        # γ^(k / act_steps), γ being per decision (its discount never enters the target: no bootstrap).
+        redraw = None if idx is None else (lambda bad: self.decision_starts(len(bad)))
+        d = self.buffer.sample_decisions(n, self.act_steps, source="mixed", device=self.device, idx=idx, whole=True,
+                                         redraw=redraw)
+        discount = float(self.spaces.gamma) ** (d["steps"].float() / self.act_steps)
         out = {"obs": self.normalizer.norm_obs(d["obs"]), "next_obs": self.normalizer.norm_obs(d["next_obs"]),
                "reward": d["reward"] * self.cfg.reward_scale, "terminal": d["terminal"],
-               "discount": torch.full_like(d["reward"], float(self.spaces.gamma)), "index": d["index"]}
+               "discount": discount, "index": d["index"]}
         if self.cfg.variant == "na":
             out["x"] = self.normalizer.norm_act(d["action_chunk"]).reshape(n, -1)
         else:  # a timing probe on offline data reads zeros here; a run always has online decisions

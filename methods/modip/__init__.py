@@ -4,7 +4,9 @@ Why: this is the method the harness exists to test (DESIGN.md, "Methods"). Its t
 - inference time, `modip.planner.terminal` ∈ {v, q, none}: plans scored by a terminal V(s) cost no DP chain,
   while a terminal Q(s, a ~ DP) costs one full denoising chain per candidate and iteration (planner.py);
 - training time, `modip.critic.target` ∈ {indep, policy}: critics learned from policy-independent TD targets
-  (expectile TD on V, Q toward r + γV) against TD-MPC2-style targets that sample the DP (critics.py).
+  (expectile TD on V, Q toward r + γV) against TD-MPC2-style targets that sample the DP (critics.py);
+- the world model's worth, `modip.planner.horizon: 0`: the same method without one (never built, trained or
+  consulted), whose plan is the DP proposal with the highest Q(s, a_0) (planner.py `plan_by_q`).
 
 Pieces, read in this order: config.py (the `modip` section, its presets and how they were chosen; no torch),
 world_model.py (ensemble of probabilistic MLPs over Δs, r, termination), critics.py (V and Q), planner.py (MPPI
@@ -27,8 +29,8 @@ distill.py (labels, their advantage and weights, the start rule, the DP's distil
   offline/online mix), the critics, and, once the start rule holds, the DP with its ordinary denoising loss on
   (s, label) pairs mixed with offline (s, chunk) pairs. Online data enters the world-model and critic batches on
   a ramp (`online_ramp`); labels enter the DP batch on a ramp with the labels made since distillation started
-  (`label_ramp`); distillation starts when the planner's training episodes beat the offline data's mean return,
-  or the pool is big enough (training-side signals only), with fresh optimiser moments; labels are weighted by
+  (`label_ramp`); distillation starts only once the planner's training episodes beat the offline data's mean
+  return and the pool is big enough (training-side signals only), with fresh optimiser moments; labels are weighted by
   their advantage Q(s, label[0]) - Q(s, a_DP[0]) (first action only; `label_weighting` ∈ {none, filter, awr});
 - diagnostics into the curves: `wm/*` one-step and H-step errors (also per member on offline and online data),
   `plan/ess` and `plan/dp_won` (the elite weights' effective sample size; the share of plans won by a DP
@@ -51,7 +53,7 @@ from methods.modip import diagnostics, distill
 from methods.modip.config import ACTORS, ModipConfig
 from methods.modip.critics import Critics
 from methods.modip.distill import offline_episode_return, ramp
-from methods.modip.planner import PlanModels, plan, shift_mean
+from methods.modip.planner import PlanModels, plan, plan_by_q, shift_mean
 from methods.modip.world_model import WorldModel
 
 
@@ -64,13 +66,21 @@ class MODIP(DPMethod):
     def __init__(self, cfg: ModipConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)
         spaces = self.spaces
-        if cfg.planner.horizon < self.chunk:
-            raise ConfigError(f"config key 'modip.planner.horizon'={cfg.planner.horizon} must be >= the DP's "
+        if 0 < cfg.planner.horizon < self.chunk:
+            raise ConfigError(f"config key 'modip.planner.horizon'={cfg.planner.horizon} must be 0 or >= the DP's "
                               f"chunk {self.chunk}: the mpc_chunk actor executes Ta actions of each plan")
+        if cfg.planner.horizon == 0 and cfg.planner.replan_every > self.chunk:
+            raise ConfigError(f"config key 'modip.planner.replan_every' must be <= the DP's chunk {self.chunk} at "
+                              "planner.horizon 0 (a plan is one DP chunk)")
         self.gamma = float(spaces.gamma)
-        self.world_model = WorldModel(spaces.obs_dim, spaces.act_dim, cfg.world_model).to(self.device)
-        self.wm_optim = torch.optim.AdamW(self.world_model.parameters(), lr=cfg.world_model.lr,
-                                          weight_decay=cfg.world_model.weight_decay, fused=True)
+        # Horizon 0 (the control for the world model, planner.py `plan_by_q`): no world model at all, so it costs
+        # nothing: not built, not trained, not checkpointed, never consulted.
+        self.world_model: WorldModel | None = None
+        self.wm_optim: torch.optim.Optimizer | None = None
+        if cfg.planner.horizon > 0:
+            self.world_model = WorldModel(spaces.obs_dim, spaces.act_dim, cfg.world_model).to(self.device)
+            self.wm_optim = torch.optim.AdamW(self.world_model.parameters(), lr=cfg.world_model.lr,
+                                              weight_decay=cfg.world_model.weight_decay, fused=True)
         self.critics = Critics(spaces.obs_dim, spaces.act_dim, cfg.critic, self.gamma).to(self.device)
         self.critic_optim = torch.optim.Adam(self.critics.parameters_to_train(), lr=cfg.critic.lr, fused=True)
         # Episode diagnostics of the last finished training episode, returned with the next update (checkpointed).
@@ -98,10 +108,11 @@ class MODIP(DPMethod):
         off = buffer.offline_stats(("obs", "next_obs", "reward"))
         rewards = torch.as_tensor(off["reward"])
         self.critics.set_value_scale(rewards)
-        with torch.no_grad():
-            obs = self.normalizer.norm_obs(torch.as_tensor(off["obs"]).to(self.device))
-            nobs = self.normalizer.norm_obs(torch.as_tensor(off["next_obs"]).to(self.device))
-            self.world_model.set_target_stats(obs, nobs, rewards.to(self.device))
+        if self.world_model is not None:
+            with torch.no_grad():
+                obs = self.normalizer.norm_obs(torch.as_tensor(off["obs"]).to(self.device))
+                nobs = self.normalizer.norm_obs(torch.as_tensor(off["next_obs"]).to(self.device))
+                self.world_model.set_target_stats(obs, nobs, rewards.to(self.device))
         self.offline_return, self.offline_horizon = offline_episode_return(
             buffer.offline_stats(("reward", "terminal", "timeout")))
 
@@ -119,6 +130,9 @@ class MODIP(DPMethod):
 
     # ---- updates -------------------------------------------------------------------------------------------
     def _wm_step(self, source: str) -> dict[str, float]:
+        """One world-model step (nothing at horizon 0: there is no world model)."""
+        if self.world_model is None:
+            return {}
         self._fit_offline()
         wcfg = self.cfg.world_model
         k, n = wcfg.members, wcfg.batch_size
@@ -180,6 +194,8 @@ class MODIP(DPMethod):
 
     # ---- diagnostics (diagnostics.py) ----------------------------------------------------------------------
     def _wm_diagnostics(self, source: str) -> dict[str, float]:
+        if self.world_model is None:
+            return {}
         self._fit_offline()
         return diagnostics.wm_diagnostics(self, source)
 
@@ -253,7 +269,8 @@ class MODIP(DPMethod):
         sampler = self.cfg.planner.dp_sampler or (self.dp_cfg.eval_sampler if eval_mode else self.dp_cfg.sampler)
         dp = self.dp.ema.module
         wm, need_spread = self.world_model, self.cfg.planner.uncertainty_penalty > 0
-        return PlanModels(step=lambda s, a: wm.step(s, a, disagreement=need_spread), value=self.critics.value,
+        step = None if wm is None else (lambda s, a: wm.step(s, a, disagreement=need_spread))
+        return PlanModels(step=step, value=self.critics.value,
                           q=self.critics.q_value,
                           policy=lambda s, generator: dp.sample(s, generator=generator, sampler=sampler))
 
@@ -277,15 +294,19 @@ class MODIP(DPMethod):
         pcfg = self.cfg.planner
         execute = int(pcfg.replan_every if execute is None else execute)
         s = self.normalizer.norm_obs(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-        self.world_model.eval()
-        result = plan(self.plan_models(eval_mode), s, self._warm_start(state, s.shape[0]), state.generator, pcfg,
-                      self.gamma, self.spaces.act_dim)
+        if self.world_model is None:  # horizon 0: the DP proposal with the highest Q, no warm start
+            result = plan_by_q(self.plan_models(eval_mode), s, state.generator, pcfg)
+        else:
+            self.world_model.eval()
+            result = plan(self.plan_models(eval_mode), s, self._warm_start(state, s.shape[0]), state.generator,
+                          pcfg, self.gamma, self.spaces.act_dim)
         planned = result.mean[:, :execute]
         actions = planned
         if not eval_mode and pcfg.explore_std > 0:
             noise = torch.randn(actions.shape, device=self.device, generator=state.generator)
             actions = (actions + pcfg.explore_std * noise).clamp(-1.0, 1.0)
-        state.memory["mean"] = shift_mean(result.mean, execute)
+        if self.world_model is not None:
+            state.memory["mean"] = shift_mean(result.mean, execute)
         extras = {"plan_action": planned.cpu().numpy(), "plan_reward": result.planned_reward.cpu().numpy()}
         if not eval_mode:
             self.plan_acc[0] += float(result.ess.sum())
@@ -314,7 +335,8 @@ class MODIP(DPMethod):
         settings = {"horizon": p.horizon, "samples": p.samples, "iterations": p.iterations,
                     "denoising_steps": self.planner_denoising_steps(True), "terminal": p.terminal,
                     "critic_target": self.cfg.critic.target, "replan_every": p.replan_every,
-                    "pi_trajectories": p.pi_trajectories, "wm_members": self.cfg.world_model.members}
+                    "pi_trajectories": p.pi_trajectories,
+                    "wm_members": self.cfg.world_model.members if self.world_model is not None else 0}
         obs = probe_obs(self, batch_size)
         plan_state = ActorState.create(0, self.device)
         dp_state = ActorState.create(1, self.device)
@@ -345,9 +367,9 @@ class MODIP(DPMethod):
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def modules(self):
-        return {"dp": self.dp.policy, "dp_optim": self.dp.optim, "dp_ema": self.dp.ema.module,
-                "world_model": self.world_model, "wm_optim": self.wm_optim, "critics": self.critics,
-                "critic_optim": self.critic_optim}
+        wm = {} if self.world_model is None else {"world_model": self.world_model, "wm_optim": self.wm_optim}
+        return {"dp": self.dp.policy, "dp_optim": self.dp.optim, "dp_ema": self.dp.ema.module, **wm,
+                "critics": self.critics, "critic_optim": self.critic_optim}
 
     def extra_state(self) -> dict[str, Any]:
         return {"pending": dict(self.pending), "finetuning": self.finetuning, "distilling": self.distilling,

@@ -83,7 +83,7 @@ def episode_diagnostics(m: MODIP, ep: dict[str, np.ndarray]) -> dict[str, float]
     h = m.cfg.planner.horizon
     planned, realised = [], []
     discounts = g ** np.arange(h)
-    for j in np.flatnonzero(ep["has_plan_reward"]):
+    for j in np.flatnonzero(ep["has_plan_reward"]) if h > 0 else ():  # horizon 0 plans no reward
         window = rewards[j: j + h]
         if len(window) == h or terminated:
             planned.append(float(ep["plan_reward"][j]))

@@ -11,8 +11,8 @@ buffer, the DP, the critics and the distillation state (`distilling`, `distill_s
 - its advantage is Q(s, label[0]) - Q(s, a_DP[0]) (first action only), its weight the `label_weighting` of it;
 - labels enter the DP batch at `label_ratio`, ramped in with the labels made since distillation started
   (`label_ramp`), mixed with offline (s, chunk) pairs;
-- distillation starts at the first of the start rules (training-side signals only), with fresh optimiser
-  moments.
+- distillation starts only once the planner's training episodes beat the data's mean episode return, and the
+  other start conditions that are set hold (training-side signals only), with fresh optimiser moments.
 """
 from __future__ import annotations
 
@@ -84,27 +84,37 @@ def label_share(m: MODIP) -> float:
 
 
 # ---- the start rule ----------------------------------------------------------------------------------------
+def planner_beats_data(m: MODIP) -> bool:
+    """The gate every start passes: the mean return of the planner's last `distill_start_episodes` finished
+    training episodes reaches the offline data's mean episode return (False before that many episodes, and on
+    data without a complete episode, whose mean return is nan)."""
+    k = m.cfg.distill_start_episodes
+    if k < 1 or len(m.train_returns) < k:
+        return False
+    return bool(float(np.mean(m.train_returns[-k:])) >= m.offline_return)
+
+
 def start_rule(m: MODIP) -> dict[str, float]:
-    """Start distillation at the first of the rules in ModipConfig (training-side signals only). Fine-tuning on
-    labels starts with fresh optimiser moments: BC's Adam moments belong to other targets."""
+    """Start distillation once the planner beats the data (`planner_beats_data`, always required) and the pool
+    holds `distill_start_labels` labels and, with the advantage rule on, their mean advantage is above 0
+    (ModipConfig says why). Fine-tuning on labels starts with fresh optimiser moments: BC's Adam moments belong
+    to other targets."""
     cfg, n = m.cfg, m.label_count()
     out: dict[str, float] = {}
-    if n == 0:
+    if n == 0 or n < cfg.distill_start_labels or not planner_beats_data(m):
         return out
-    k = cfg.distill_start_episodes
-    ready = 0 < cfg.distill_start_labels <= n
-    if not ready and k > 0 and len(m.train_returns) >= k:
-        ready = float(np.mean(m.train_returns[-k:])) >= m.offline_return
-    if not ready and 0 < cfg.distill_start_adv_labels <= n:
+    if cfg.distill_start_adv_labels > 0:
+        if n < cfg.distill_start_adv_labels:
+            return out
         b = m.label_batch(min(cfg.distill_batch, n))
         adv = float(m.label_advantage(b["obs"], b["chunk"])[0].mean())
         out["distill/pool_adv"] = adv
-        ready = adv > 0
-    if ready:
-        m.distilling = True
-        m.distill_start = int(m.buffer.n_online)
-        m.dp.reset_optimizer_moments()
-        out["distill/started_at"] = float(m.buffer.n_online)
+        if adv <= 0:
+            return out
+    m.distilling = True
+    m.distill_start = int(m.buffer.n_online)
+    m.dp.reset_optimizer_moments()
+    out["distill/started_at"] = float(m.buffer.n_online)
     return out
 
 

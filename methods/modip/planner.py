@@ -23,7 +23,7 @@ A plan, for a batch of B start states at once (all tensors, no Python loop over 
      1 / Σ w² of the elite weights is returned as a diagnostic (elites = uniform, 1 = argmax).
 The caller executes the first `replan_every` actions of the final mean (stores them noise-free as the DP's
 label material, one per executed step), and warm-starts the next plan from the mean shifted by the executed
-length.
+length. At horizon 0 (`plan_by_q`) there is no world model: the plan is the DP proposal with the highest Q.
 
 All actions are in the normalised, clipped action space [-1, 1] that the DP also samples in; states are
 normalised observations. The plan has no host syncs (no `.item()`, no branching on tensor values), so it can
@@ -160,6 +160,24 @@ def plan(models: PlanModels, s0: torch.Tensor, warm_mean: torch.Tensor | None, g
         dp_won = (elite_idx[:, 0] < p).float()
     planned_reward, _, _ = rollout(models, s0, mean, gamma)
     return PlanResult(mean=mean, std=std, planned_reward=planned_reward, score=best, ess=ess, dp_won=dp_won)
+
+
+@torch.no_grad()
+def plan_by_q(models: PlanModels, s0: torch.Tensor, generator, cfg: PlannerConfig) -> PlanResult:
+    """Horizon 0 (`planner.horizon: 0`), the single-factor control for the world model: no rollout, no MPPI.
+    `pi_trajectories` DP chunks at each state (the planner's own DP proposals, sampled as it samples them) are
+    scored by MODIP's Q of their first action, Q(s, chunk[0]) (the critics' ensemble mean; `planner.terminal`
+    does not apply: V(s) is the same for every candidate), and the argmax is the plan, (B, Ta, act). The world
+    model is never called (`models.step` may be None)."""
+    b, p = s0.shape[0], cfg.pi_trajectories
+    s_rep = s0.repeat_interleave(p, dim=0)  # candidate j of state i at row i * P + j, as propose_from_policy
+    chunks = models.policy(s_rep, generator)
+    q = models.q(s_rep, chunks[:, 0]).view(b, p)
+    best, pick = q.max(dim=1)
+    chosen = chunks.view(b, p, *chunks.shape[1:])[torch.arange(b, device=s0.device), pick]
+    ones = torch.ones(b, device=s0.device)
+    return PlanResult(mean=chosen, std=torch.zeros_like(chosen), planned_reward=torch.zeros_like(ones), score=best,
+                      ess=ones, dp_won=ones)
 
 
 def elite_weight_scale(elite_scores: torch.Tensor, score_norm: str) -> torch.Tensor:

@@ -17,8 +17,10 @@ action_optimization.py, iql.py, configs/base_config.py, train.py.
   Note: the IQL path in the official repo does not run as committed (base_config.py sets BASE_PARL_IQL_CONFIG to
   the None that dict.update returns; parl_iql.py calls an unbound super()), so its values are the code's intent.
 - action optimisation (action_opt.py): N = `samples` 32 DP samples per state, the top `keep` 10 by mean Q,
-  `opt_steps` 10 steps of size 3e-4 of plain gradient ascent on mean Q, clipped to the box (base_config.py
-  parl_config; parl_iql.py constructor defaults).
+  `opt_steps` 10 steps of gradient ascent on mean Q, clipped to the box (base_config.py parl_config; parl_iql.py
+  constructor defaults). A labelled deviation: the step is in action units (`step_units: action`, `action_step`
+  RMS per element along the gradient), not PA-RL's 3e-4 times the raw gradient (`step_units: q`), which barely
+  moved an action on Q of the demo's and Hopper's scale (config.py).
 - actors: `dp` (the product: the distilled DP alone, EMA weights) and `rerank` (the DP's samples reranked and
   optimised, the argmax executed: PA-RL's `evaluation_particle_choosing_strategy: max_q_value`, which train.py
   also uses to collect data). Training collects with `rerank`.
@@ -97,10 +99,15 @@ class PARL(CriticDPMethod):
         cands = torch.cat([kept[:, 1:], data_chunk[:, None]], dim=1)  # the worst kept one out, the data in
         with torch.no_grad():
             q0 = self.q_mean(s, kept[:, -1, :k])
-        opt, q = ascend(self.q_mean, s, cands, cfg.opt_steps, cfg.step_size, k)
+        opt, q = ascend(self.q_mean, s, cands, cfg.opt_steps, cfg.step(), k, cfg.step_units)
         target = choose(opt, q, cfg.distill_argmax, cfg.distill_temperature)
         stats = {"parl/q_gain": float((q.max(1).values - q0).mean()),
-                 "parl/data_chosen": float((target == data_chunk).all(-1).all(-1).float().mean())}
+                 "parl/data_chosen": float((target == data_chunk).all(-1).all(-1).float().mean()),
+                 # the chosen candidate is the one that started from the data chunk (the last one), optimised too:
+                 # data_chosen above counts only a data chunk that the optimisation left exactly where it was
+                 "parl/data_won": float((target == opt[:, -1]).all(-1).all(-1).float().mean()),
+                 # how far the optimisation moved the candidates: mean |Δa| per executed element (normalised box)
+                 "parl/action_move": float((opt[:, :, :k] - cands[:, :, :k]).abs().mean())}
         return target, stats
 
     def _distill_step(self) -> dict[str, float]:
@@ -139,7 +146,7 @@ class PARL(CriticDPMethod):
         s = self.normalizer.norm_obs(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
         sampler = self.dp_cfg.eval_sampler if eval_mode else self.dp_cfg.sampler
         kept = rerank(self.q_mean, s, self.proposals(s, cfg.samples, state.generator, sampler), cfg.keep, k)
-        opt, q = ascend(self.q_mean, s, kept, cfg.opt_steps, cfg.step_size, k)
+        opt, q = ascend(self.q_mean, s, kept, cfg.opt_steps, cfg.step(), k, cfg.step_units)
         chosen = choose(opt, q, argmax=True)
         return self.normalizer.unnorm_act(self.dp.executed(chosen)).detach().cpu().numpy()
 

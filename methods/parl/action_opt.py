@@ -8,7 +8,12 @@ official code (MaxSobolMark/PolicyAgnosticRL, jaxrl_m/agents/continuous/action_o
   2. for distillation only, the worst kept candidate is replaced by the dataset action at that state;
   3. `steps` steps of plain gradient ascent on the ensemble-mean Q, a ← clip(a + step_size ∇_a Q, box), with no
      normalisation of the gradient; each candidate keeps the iterate (0..steps) with the highest Q
-     (`keep_action_with_max_value`, default True);
+     (`keep_action_with_max_value`, default True). Deviation (issue 25 C3, `units="action"`, the default of
+     `parl.step_units`): the step is taken in action units instead, a ← clip(a + step_size ∇_a Q / rms(∇_a Q)),
+     the gradient's RMS over the candidate's executed elements, so every step moves each candidate by
+     step_size RMS per element whatever Q's scale. PA-RL's raw step (local_optimization_steps, step_size 3e-4
+     in parl_iql.py's constructor defaults and base_config.py) is `units="q"`: on the demo's and Hopper's Q it
+     moved an action by at most ~0.03 of the [-1, 1] box in 5 steps (parl/q_gain 0.005-0.011 on Hopper);
   4. the final Q of the k candidates chooses one: the argmax (acting, `argmax=True`), or a sample from
      softmax(Q / temperature) (distillation, `distill_argmax=False` in the state configs; temperature 1 there).
 Candidates are chunks in the DP's normalised action space (box [-1, 1]); Q sees the executed part of each
@@ -32,9 +37,13 @@ def rerank(q_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], s: torch.
 
 
 def ascend(q_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], s: torch.Tensor, cands: torch.Tensor,
-           steps: int, step_size: float, executed: int) -> tuple[torch.Tensor, torch.Tensor]:
+           steps: int, step_size: float, executed: int, units: str = "q") -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient ascent on Q from each candidate (B, k, Ta, A), clipped to [-1, 1] after every step; each keeps
-    its best iterate. Returns (the candidates with their executed part optimised, their Q (B, k))."""
+    its best iterate. units "q": a step of step_size times the gradient (PA-RL's); "action": a step of
+    step_size RMS per executed element along the gradient (the module doc). Returns (the candidates with their
+    executed part optimised, their Q (B, k))."""
+    if units not in ("q", "action"):
+        raise ValueError(f"unknown step units '{units}' (q or action)")
     b, k = cands.shape[:2]
     s_rep = s.repeat_interleave(k, 0)
     a = cands[:, :, :executed].reshape(b * k, executed, -1).detach().clone()
@@ -50,6 +59,8 @@ def ascend(q_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], s: torch.
             best_q = torch.where(better, q, best_q)
             best_a[better] = a.detach()[better]
             if grad is not None:
+                if units == "action":  # the gradient's direction, scaled to an RMS of 1 per candidate
+                    grad = grad / grad.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-12)
                 a = (a.detach() + step_size * grad).clamp(-1.0, 1.0)
     out = cands.clone()
     out[:, :, :executed] = best_a.view(b, k, executed, -1)

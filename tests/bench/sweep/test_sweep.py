@@ -9,7 +9,7 @@ import pytest
 
 from bench.sweep.spec import load_sweep, parse_sweep
 from results.sweep_errors import SweepError
-from results.sweep_file import TUNE_SEED_BASE
+from results.sweep_file import TUNE_SEED_BASE, TUNE_SEED_STOP
 from tests.helpers import ROOT, TINY, TINY_CS
 
 
@@ -17,6 +17,21 @@ def _spec(**kw):
     data = {"name": "t", "methods": ["bc_gauss"], "tasks": ["demo"], "seeds": [0]}
     data.update(kw)
     return parse_sweep(data, "test.yaml")
+
+
+def test_tuning_seeds_are_10_to_19_and_never_report():
+    """Issue 25 C5: tune files tune on the tuning seeds (10-14 in use, 10-19 reserved), never on a reported seed
+    (0-4, 100-104); another sweep runs on tuning seeds only to diagnose, on the tuning eval seeds."""
+    tune = {"method": "bc_gauss", "task": "demo", "trials": 1, "params": {"bc_gauss.lr": {"type": "float",
+                                                                                          "low": 1e-4, "high": 1e-3}}}
+    assert _spec(seeds=[10, 14, 19], tune=tune).seeds
+    for seeds in ([0], [9], [20], [100], [1000]):
+        with pytest.raises(SweepError, match="tuning seeds must be in 10-19"):
+            _spec(seeds=seeds, tune=tune)
+    with pytest.raises(SweepError, match="reserved for tuning"):
+        _spec(seeds=[0, 10])
+    assert list(_spec(seeds=[10, 11], overrides={"eval.seed_set": "tune"}).seeds) == [10, 11]
+    assert _spec(seeds=[0, 4, 100, 104, 1000]).seeds
 
 
 @pytest.mark.parametrize("data, needle", [
@@ -70,8 +85,12 @@ def test_shipped_sweep_files_load_and_expand(path):
     assert runs
     if spec.tune is None and spec.name.startswith("paper-"):
         assert set(spec.methods) == {"bc_dp", "dppo", "tdmpc2", "modip", "idql", "parl", "dsrl"} and len(spec.seeds) >= 5
-    if spec.tune is not None:
-        assert min(spec.seeds) >= TUNE_SEED_BASE
+    if spec.tune is not None:  # tuning on the tuning seeds 10-14
+        assert set(spec.seeds) == set(range(10, 15)) and TUNE_SEED_BASE == 10 and TUNE_SEED_STOP == 20
+    if spec.name.startswith(("paper-", "ablate-")):  # reference sweeps report the held-out seeds 100-104
+        assert set(spec.seeds) == set(range(100, 105))
+    if TUNE_SEED_BASE <= min(spec.seeds) < TUNE_SEED_STOP and spec.tune is None:  # a diagnosis on tuning seeds
+        assert runs[0].cfg.eval.seed_set == "tune"
     if spec.name == "ablate-modip":
         combos = {(r.cfg.section.planner.terminal, r.cfg.section.critic.target) for r in runs
                   if r.method == "modip"}

@@ -1,6 +1,6 @@
 """The replay buffer: sequences and chunks stay inside their episode, online/offline mixing, extras and
 save/load; decision transitions (a chunk critic's data) sum the chunk's rewards and stop at its episode's
-end.
+end, and whole=True redraws those cut short by a timeout or by the end of the data.
 """
 from __future__ import annotations
 
@@ -85,3 +85,10 @@ def test_decision_transitions_sum_the_chunk_and_stop_at_the_episode_end():
     assert d["action_chunk"][1, :, 0].tolist() == [40, 50, 50]  # padded with the episode's last action
     g = buf.sample_decisions(1, 3, idx=np.array([0]), step_gamma=0.5)
     assert float(g["reward"][0]) == pytest.approx(1 + 0.5 * 2 + 0.25 * 3)
+    # whole=True: the decisions cut short by the terminal (rows 4, 5) stay; the one cut by the timeout (row 6) is
+    # redrawn, here among rows 0-5 (whole, or cut by the terminal); so is one cut by the end of the data (row 7)
+    w = buf.sample_decisions(5, 3, idx=np.array([0, 4, 5, 6, 7]), whole=True)
+    idx = w["index"].tolist()
+    assert idx[:3] == [0, 4, 5] and all(0 <= i <= 5 for i in idx[3:])
+    assert w["steps"].tolist()[:3] == [3, 2, 1]
+    assert buf.sample_decisions(2, 3, idx=np.array([6, 7]))["steps"].tolist() == [2, 1]  # what was redrawn

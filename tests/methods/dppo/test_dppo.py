@@ -32,7 +32,7 @@ from tests.helpers import TINY, TINY_CS
 OBS, ACT, TA = 5, 2, 3
 
 
-def _method(ft_steps: int = 4, T: int = 8, **cfg) -> DPPO:
+def _method(ft_steps: int = 4, T: int = 8, act_steps: int = 0, **cfg) -> DPPO:
     torch.manual_seed(0)
     spaces = TaskSpaces(obs_dim=OBS, act_dim=ACT, act_low=-np.ones(ACT, np.float32),
                         act_high=np.ones(ACT, np.float32), max_episode_steps=20, chunk=TA)
@@ -40,7 +40,8 @@ def _method(ft_steps: int = 4, T: int = 8, **cfg) -> DPPO:
     c = parse_section(DPPOConfig, dict({"ft_denoising_steps": ft_steps, "n_envs": 3, "n_steps": 6, "batch_size": 16,
                                         "update_epochs": 2, "critic_hidden": [16]}, **cfg), "dppo.")
     return DPPO(c, MethodContext(spaces=spaces, normalizer=norm, seed=0,
-                                 dp_cfg=DPConfig(denoising_steps=T, hidden=[32, 32], time_dim=8)))
+                                 dp_cfg=DPConfig(denoising_steps=T, hidden=[32, 32], time_dim=8,
+                                                 act_steps=act_steps)))
 
 
 def _rollout(m: DPPO, n_steps: int = 6, n_envs: int = 3, seed: int = 1) -> dict:
@@ -109,6 +110,34 @@ def test_clipped_loss_has_zero_gradient_outside_clip_range():
     loss.backward()
     assert info["clipfrac"] == 1.0
     assert all(p.grad is None or float(p.grad.abs().max()) == 0 for p in m.model.denoiser.parameters())
+
+
+def test_ratio_uses_the_executed_actions_only():
+    """dp.act_steps 2 of Ta 3: PPO's ratio is over the log-probs of the 2 executed actions of each chunk (DPPO:
+    `reward_horizon = act_steps`, newlogprobs[:, :reward_horizon] in PPODiffusion.loss). What the chain holds
+    after them (never executed, never rewarded) changes neither the per-step log-prob nor the loss's gradient."""
+    m = _method(act_steps=2)
+    cond = torch.randn(9, OBS)
+    _, chain = m.model.sample_chain(cond, torch.Generator().manual_seed(0), 0.1, 3.0)
+    j = torch.arange(9) % 4
+    x_prev, x_next = chain[torch.arange(9), j], chain[torch.arange(9), j + 1]
+    with torch.no_grad():
+        lp = m.model.step_log_prob(cond, x_prev, x_next, j)
+        full = m.model.chain_log_prob(cond, x_prev, x_next, j, m.cfg.min_logprob_denoising_std).clamp(-5, 2)
+    torch.testing.assert_close(lp, full[:, :2].mean(dim=(-1, -2)))
+    moved = x_next.clone()
+    moved[:, 2:] += 0.7  # the unexecuted action of each chunk's step output
+    adv = torch.randn(9)
+    grads = []
+    for nxt in (x_next, moved):
+        m.model.denoiser.zero_grad(set_to_none=True)
+        loss, _ = m.model.policy_loss(cond, x_prev, nxt, j, adv, lp - 0.01)
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in m.model.denoiser.parameters() if p.grad is not None]))
+    with torch.no_grad():
+        torch.testing.assert_close(m.model.step_log_prob(cond, x_prev, moved, j), lp)
+    torch.testing.assert_close(grads[0], grads[1])
+    assert m.model.reward_horizon == 2 and _method().model.reward_horizon == TA  # act_steps 0: the whole chunk is executed and scored
 
 
 def test_first_minibatch_ratio_is_one_and_kl_zero():

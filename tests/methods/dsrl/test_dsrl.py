@@ -143,6 +143,33 @@ def test_changing_the_noise_policy_output_changes_the_actions():
 
 
 @pytest.mark.parametrize("variant", ["na", "sac"])
+def test_batches_leave_out_decisions_cut_short_by_a_timeout(variant):
+    """Issue 25 C2: 5-step episodes of 2-step decisions: each episode's last decision (step 4) takes one step. Cut by
+    a timeout, its target (one reward, then V of the state after it) is not the value of the chunk or noise the
+    critic sees: it is left out. Cut by a terminal (no bootstrap) it stays, discounted over its one step."""
+    m = toy_method("dsrl", {"variant": variant, "batch_size": 512})
+    rng = np.random.default_rng(0)
+    buf = ReplayBuffer(3, 1, extras=m.buffer_extras(), seed=0, capacity=128)
+    for i in range(100):
+        end, k = i % 5 == 4, i // 5
+        tr = {"obs": rng.normal(size=3), "action": rng.uniform(-1, 1, 1), "reward": float(rng.random()),
+              "next_obs": rng.normal(size=3), "terminal": end and k % 2 == 0, "timeout": end and k % 2 == 1}
+        if i % 5 in (0, 2, 4):
+            tr["noise"] = rng.normal(size=(4, 1))
+        buf.add(tr)
+    m.attach_buffer(buf)
+    b = m.batch()
+    idx = b["index"].numpy()
+    last = idx % 5 == 4
+    assert set(np.unique(idx % 5).tolist()) == {0, 2, 4}
+    assert bool(((idx // 5) % 2 == 0)[last].all()), "a decision cut short by a timeout reached the critic"
+    assert bool(b["terminal"].numpy()[last].all())
+    gamma = float(m.spaces.gamma)
+    torch.testing.assert_close(b["discount"][torch.as_tensor(~last)], torch.full((int((~last).sum()),), gamma))
+    torch.testing.assert_close(b["discount"][torch.as_tensor(last)], torch.full((int(last.sum()),), gamma ** 0.5))
+
+
+@pytest.mark.parametrize("variant", ["na", "sac"])
 def test_batches_start_at_decisions_and_carry_their_noise(variant):
     m = toy_method("dsrl", {"variant": variant, "batch_size": 256})
     buf = online_buffer(m, n=41)  # the last decision (row 40) still waits on its second step

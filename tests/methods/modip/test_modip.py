@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+import methods.modip
 from bench.config.parse import parse_section
 from methods.base import ActorState, MethodContext, TaskSpaces
 from methods.common.diffusion import DPConfig
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
+from methods.common.section import ConfigError
 from methods.modip.diagnostics import spearman
 from methods.modip.planner import PlanModels, PlannerConfig, plan
 from methods.registry import get_method_class
@@ -421,9 +423,10 @@ def test_online_share_and_label_share_ramp_with_their_pools(demo_dataset):
 
 def test_distillation_waits_for_the_start_rule_and_starts_with_fresh_moments(demo_dataset):
     """Issue 15, defect 4: no DP step before the pool holds distill_start_labels labels (with the advantage rule
-    off); at the start the DP's Adam moments from BC are dropped."""
+    off; the planner's last episode beats the data); at the start the DP's Adam moments from BC are dropped."""
     m, d, cut = method_on_demo(demo_dataset, {"distill_start_labels": 40, "distill_start_adv_labels": 0,
-                                              "label_ramp": 0, "online_ramp": 0})
+                                              "distill_start_episodes": 1, "label_ramp": 0, "online_ramp": 0})
+    m.train_returns = [2.0 * m.offline_return]
     for _ in range(3):
         m.dp.bc_step(m.buffer, 32)  # BC leaves Adam moments behind (3 steps)
     m.dp.reset_to_ema()  # as the harness's common-start load does
@@ -441,9 +444,12 @@ def test_distillation_waits_for_the_start_rule_and_starts_with_fresh_moments(dem
     assert {int(st["step"]) for st in m.dp.optim.state.values()} == {1}  # fresh moments: one step since
 
 
-def test_the_advantage_rule_starts_early_only_on_a_positive_advantage(demo_dataset):
-    m, d, cut = method_on_demo(demo_dataset, {"distill_start_labels": 10_000, "distill_start_adv_labels": 20,
-                                              "label_ramp": 0})
+def test_the_advantage_rule_adds_a_positive_advantage_to_the_start(demo_dataset):
+    """With the advantage rule on, a planner that beats the data starts distillation only on a positive mean label
+    advantage (issue 25 C4: no longer an early start by itself)."""
+    m, d, cut = method_on_demo(demo_dataset, {"distill_start_labels": 0, "distill_start_adv_labels": 20,
+                                              "distill_start_episodes": 1, "label_ramp": 0})
+    m.train_returns = [2.0 * m.offline_return]
     add_online(m.buffer, d.observations[cut: cut + 30], np.zeros((30, 1)))
     m.critics.q_value = lambda s, a: a[:, 0] * -1.0  # prefers low actions; the labels (0) lose to...
     m.dp.ema.module.sample = lambda s, generator=None, sampler=None: torch.full((len(s), m.chunk, 1), -0.5)
@@ -480,6 +486,37 @@ def test_the_return_rule_starts_when_the_planner_beats_the_data(demo_dataset):
     assert m2._start_rule() == {} and not m2.distilling
     m2._on_episode(episode(1.5 * data_return))  # the last 3: 0.9, 0.9, 1.5 -> 1.1x
     assert m2._start_rule() and m2.distilling
+
+
+def test_a_planner_below_the_data_never_starts_distillation(demo_dataset):
+    """Issue 25 C4: on Hopper the label-count fallback started distillation at 1000 env steps while the planner's
+    episodes scored ~1-5 normalised. Now no start condition starts it alone: with a full pool (far above
+    distill_start_labels) and a positive label advantage, a planner whose training episodes stay below the
+    offline data's mean episode return never distils, update after update; it starts once they reach it."""
+    m, d, cut = method_on_demo(demo_dataset, {"distill_start_labels": 40, "distill_start_adv_labels": 20,
+                                              "distill_start_episodes": 2, "label_ramp": 0, "online_ramp": 0})
+    assert np.isfinite(m.offline_return) and m.offline_return > 0  # from the offline buffer the method holds
+    add_online(m.buffer, d.observations[cut: cut + 400], np.zeros((400, 1)))
+    m.critics.q_value = lambda s, a: a[:, 0]  # planned labels (0) beat the DP's chunks (-0.5): advantage > 0
+    m.dp.ema.module.sample = lambda s, generator=None, sampler=None: torch.full((len(s), m.chunk, 1), -0.5)
+    below = {"reward": np.full(10, 0.099 * m.offline_return, np.float32), "obs": d.observations[cut: cut + 10],
+             "next_obs": d.observations[cut + 1: cut + 11], "terminal": np.zeros(10, bool),
+             "timeout": np.eye(10, dtype=bool)[-1], "plan_reward": np.zeros(10, np.float32),
+             "has_plan_reward": np.zeros(10, bool)}  # an episode at 0.99 of the data's mean return
+    for _ in range(6):
+        m._on_episode(below)
+        out = m._finetune()
+        assert "loss/dp_distill" not in out and "distill/started_at" not in out and not m.distilling
+    assert m.label_count() >= 300  # the pool far above distill_start_labels (the demo data's held-out part)
+    m._on_episode({**below, "reward": below["reward"] * 1.2})  # the last 2: 0.99 and 1.19 of the data's
+    out = m._finetune()
+    assert m.distilling and out["distill/pool_adv"] > 0 and "loss/dp_distill" in out
+
+
+def test_distillation_cannot_be_configured_to_skip_the_planner_gate():
+    with pytest.raises(ConfigError, match="distill_start_episodes"):
+        build({"distill_start_episodes": 0})
+    build({"distill_start_episodes": 0, "distill": False})  # no distillation: nothing to gate
 
 
 def test_label_weighting_by_advantage():
@@ -562,9 +599,14 @@ def tiny_cfg(method: str, seed: int = 0, **extra):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("terminal", ["v", "q"])
-def test_tiny_run_end_to_end(demo_dataset, store_root, terminal):
+def test_tiny_run_end_to_end(demo_dataset, store_root, terminal, monkeypatch):
     from bench.runner.lifecycle import run_one
     from results.store import Store
+
+    # The bar the planner must reach before distillation starts, lowered so that a tiny run's untrained planner
+    # reaches it and the distillation rows are written (the data's horizon kept).
+    bar = methods.modip.offline_episode_return
+    monkeypatch.setattr(methods.modip, "offline_episode_return", lambda data: (float("-inf"), bar(data)[1]))
 
     cfg = tiny_cfg("modip", **{"modip.planner.terminal": terminal, "eval.timing": True, "eval.timing_reps": 2,
                                "eval.timing_batch": 2})

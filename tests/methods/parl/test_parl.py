@@ -41,11 +41,40 @@ def test_action_optimisation_climbs_q_inside_the_box():
     assert choose(opt, q, argmax=True).shape == (3, 4, 1)
 
 
+def test_action_step_moves_actions_whatever_q_s_scale():
+    """Issue 25 C3: PA-RL's step, 3e-4 times the raw gradient, barely moves an action on a Q of order 10
+    (parl/q_gain 0.005-0.011 on Hopper). The default step is in action units: each step moves every candidate by
+    action_step RMS per executed element along the gradient. Q here is -10 mean((a - 0.5)^2) over the executed
+    actions, the DP's proposals and the data sit at -0.5 (Q = -10): 5 steps of 0.05 in action units bring them to
+    -0.25 (Q = -5.6), PA-RL's raw step to about -0.485 (Q = -9.7)."""
+    def q_fn(s, a):
+        return -10.0 * ((a - 0.5) ** 2).mean((1, 2))
+
+    gains = {}
+    for units in ("action", "q"):
+        m = toy_method("parl", {"opt_steps": 5, "keep": 2, "samples": 4, **({"step_units": units} if units == "q" else {})})
+        m.q_mean = q_fn
+        m.proposals = lambda s, n, generator, sampler: torch.full((len(s), n, 4, 1), -0.5)
+        s, data = torch.zeros(8, 3), torch.full((8, 4, 1), -0.5)
+        target, stats = m.distill_targets(s, data)
+        gains[units] = stats["parl/q_gain"]
+        if units == "action":
+            assert stats["parl/q_gain"] == pytest.approx(10 - 10 * 0.75 ** 2, rel=1e-4)
+            torch.testing.assert_close(target[:, :2], torch.full((8, 2, 1), -0.25))
+            assert stats["parl/action_move"] == pytest.approx(0.25)  # per executed element
+            assert stats["parl/data_chosen"] == 0.0 and 0.0 <= stats["parl/data_won"] <= 1.0  # the data moved too
+            assert m.cfg.step_units == "action" and m.cfg.action_step == 0.05  # the defaults
+        else:  # PA-RL's own step: gradient 10 at -0.5, 3e-4 per step
+            assert stats["parl/action_move"] == pytest.approx(5 * 3e-4 * 10, rel=0.05)  # 0.015
+    assert gains["action"] > 10 * gains["q"]
+
+
 @pytest.mark.slow
 def test_parl_distillation_moves_the_dp_to_the_better_mode():
     """The critic learned on the bimodal data prefers +0.6; PA-RL's distillation moves >= 70% of the DP's samples
     there within 300 updates (fixed seed)."""
-    m = trained_on_bimodal("parl", {"samples": 8, "keep": 4, "opt_steps": 2, "step_size": 1e-2, "batch_size": 64,
+    m = trained_on_bimodal("parl", {"samples": 8, "keep": 4, "opt_steps": 2, "step_units": "q", "step_size": 1e-2,
+                                    "batch_size": 64,
                                     "critic.target_tau": 0.05, "critic.lr": 3e-3, "distill_lr": 1e-3,
                                     "distill_warmup": 0}, critic_steps=300)
     probe = torch.as_tensor(np.random.default_rng(2).normal(size=(256, 3)).astype(np.float32))
