@@ -30,6 +30,8 @@ key of that cell:
                             the first online update on). PA-RL has no ramp of it: this is the only offline/online
                             mixing key (the DP's batch is drawn uniformly over offline + online data, so its online
                             share grows with the data by itself, as in PA-RL's train.py lines 1031-1046)
+    --arm parl.KEY=VALUE    any one parl key (repeatable), e.g. parl.distill_argmax=true (the distillation target
+                            the argmax of the optimised candidates instead of a softmax(Q / 1) sample)
     --arms-only             skip the cells other than --arm-cell
 
 Runs go through the runner (run_one, one after another, one torch thread) into the store's sweep `parl-collapse`
@@ -55,6 +57,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -103,6 +107,11 @@ def arms_of(args) -> list[Arm]:
         extra.append(("parl.reset_critic_optim_online", False))
     extra += [("parl.critic.target_tau", v) for v in floats(args.target_tau)]
     extra += [("parl.online_ratio", v) for v in floats(args.online_ratio)]
+    for item in args.arm:  # --arm parl.KEY=VALUE: one more arm changing that key (the value read as YAML)
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("parl."):
+            raise SystemExit(f"parl_collapse: --arm '{item}' is not parl.KEY=VALUE")
+        extra.append((key, yaml.safe_load(value)))
     arms += [Arm(f"{args.arm_cell}, {k.removeprefix('parl.')}={v}", args.arm_cell, {k: v}) for k, v in extra]
     return arms
 
@@ -140,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-optim-reset", action="store_true", help="arm: parl.reset_critic_optim_online=false")
     ap.add_argument("--target-tau", default="", help="arms: parl.critic.target_tau values, e.g. 0.005,0.002")
     ap.add_argument("--online-ratio", default="", help="arms: parl.online_ratio values, e.g. 0.1,0.25")
+    ap.add_argument("--arm", action="append", default=[], help="an arm changing one key: parl.KEY=VALUE (repeatable)")
     ap.add_argument("--arms-only", action="store_true", help="run --arm-cell and its arms, not the whole 2x2")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="tiny budgets on the demo task (a test runs it)")

@@ -26,12 +26,13 @@ def script():
 def test_arms_are_the_four_cells_and_one_per_follow_up_flag():
     pc = script()
     args = pc.argparse.Namespace(arms_only=False, arm_cell="frozen+distill", no_optim_reset=True,
-                                 target_tau="0.005,0.002", online_ratio="0.1", sweep="parl-collapse")
+                                 target_tau="0.005,0.002", online_ratio="0.1", sweep="parl-collapse",
+                                 arm=["parl.distill_argmax=true"])
     arms = pc.arms_of(args)
     assert [a.label for a in arms[:4]] == list(pc.CELLS)
     assert [a.overrides for a in arms[4:]] == [{"parl.reset_critic_optim_online": False},
                                                {"parl.critic.target_tau": 0.005}, {"parl.critic.target_tau": 0.002},
-                                               {"parl.online_ratio": 0.1}]
+                                               {"parl.online_ratio": 0.1}, {"parl.distill_argmax": True}]
     assert all(a.cell == "frozen+distill" for a in arms[4:])
     specs = pc.run_specs(args, "hopper-medium", [10], {"online.steps": 6000})
     cfgs = {a.label: r.cfg for a, r in specs}
@@ -41,7 +42,7 @@ def test_arms_are_the_four_cells_and_one_per_follow_up_flag():
     assert cfgs["learn+distill"].section.critics_online and cfgs["learn+distill"].section.distill
     assert len({r.run_id for _, r in specs}) == len(specs)
     only = pc.arms_of(pc.argparse.Namespace(arms_only=True, arm_cell="learn+distill", no_optim_reset=False,
-                                            target_tau="", online_ratio="0.25"))
+                                            target_tau="", online_ratio="0.25", arm=[]))
     assert [a.label for a in only] == ["learn+distill", "learn+distill, online_ratio=0.25"]
 
 
