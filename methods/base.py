@@ -85,6 +85,9 @@ class TaskSpaces:
     gamma: float = 0.99
     chunk: int = 4
     reward_scale: float = 1.0
+    # The task's termination rule, where it has one (bench/tasks/termination.py: MuJoCo locomotion): raw
+    # observations (..., obs_dim) -> True where the episode ends. None: unknown (a model must learn it).
+    terminal_fn: Callable[[Any], Any] | None = None
 
 
 @dataclasses.dataclass

@@ -31,6 +31,7 @@ from bench.config.run import RunConfig
 from bench.data import DatasetError, OfflineDataset
 from bench.data.loaders import bind_task, load_dataset
 from bench.tasks import TaskSpec, get_task
+from bench.tasks.termination import rule_for
 from methods.base import Method, MethodContext, TaskSpaces
 from methods.common.normalize import Normalizer
 from methods.common.replay import ReplayBuffer
@@ -97,7 +98,7 @@ def task_spaces(task_name: str, obs_dim: int | None = None, act_dim: int | None 
         env.close()
     return TaskSpaces(obs_dim=o, act_dim=a, act_low=np.asarray(lo, np.float32), act_high=np.asarray(hi, np.float32),
                       max_episode_steps=task.max_episode_steps, gamma=task.gamma, chunk=task.chunk,
-                      reward_scale=float(reward_scale))
+                      reward_scale=float(reward_scale), terminal_fn=rule_for(task.env_id))
 
 
 def unit_normalizer(spaces: TaskSpaces) -> Normalizer:
@@ -151,7 +152,7 @@ def _with_dataset(cfg: RunConfig, task: TaskSpec) -> tuple[TaskSpec, TaskSpaces,
         task = task.with_refs(dataset.ref_min, dataset.ref_max, dataset.ref_source or "dataset metadata")
     spaces = TaskSpaces(obs_dim=obs_dim, act_dim=act_dim, act_low=act_low, act_high=act_high,
                         max_episode_steps=task.max_episode_steps, gamma=task.gamma, chunk=task.chunk,
-                        reward_scale=cfg.reward_scale)
+                        reward_scale=cfg.reward_scale, terminal_fn=rule_for(task.env_id))
     return task, spaces, dataset
 
 

@@ -33,6 +33,9 @@ class Normalizer(torch.nn.Module):
     def norm_obs(self, obs: torch.Tensor) -> torch.Tensor:
         return (obs - self.obs_mean) / self.obs_std
 
+    def unnorm_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs * self.obs_std + self.obs_mean
+
     def norm_act(self, act: torch.Tensor) -> torch.Tensor:
         span = (self.act_high - self.act_low).clamp_min(1e-6)
         return (2.0 * (act - self.act_low) / span - 1.0).clamp(-1.0, 1.0)

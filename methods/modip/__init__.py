@@ -72,6 +72,9 @@ class MODIP(DPMethod):
         if cfg.planner.horizon == 0 and cfg.planner.replan_every > self.chunk:
             raise ConfigError(f"config key 'modip.planner.replan_every' must be <= the DP's chunk {self.chunk} at "
                               "planner.horizon 0 (a plan is one DP chunk)")
+        if cfg.world_model.termination == "task" and cfg.planner.horizon > 0 and spaces.terminal_fn is None:
+            raise ConfigError("config key 'modip.world_model.termination'=task needs a task with a termination rule "
+                              "(the MuJoCo locomotion tasks); this task has none: use termination=learned")
         self.gamma = float(spaces.gamma)
         # Horizon 0 (the control for the world model, planner.py `plan_by_q`): no world model at all, so it costs
         # nothing: not built, not trained, not checkpointed, never consulted.
@@ -270,9 +273,21 @@ class MODIP(DPMethod):
         dp = self.dp.ema.module
         wm, need_spread = self.world_model, self.cfg.planner.uncertainty_penalty > 0
         step = None if wm is None else (lambda s, a: wm.step(s, a, disagreement=need_spread))
+        if wm is not None and self.cfg.world_model.termination == "task":
+            step = self._task_terminated(step)
         return PlanModels(step=step, value=self.critics.value,
                           q=self.critics.q_value,
                           policy=lambda s, generator: dp.sample(s, generator=generator, sampler=sampler))
+
+    def _task_terminated(self, step):
+        """`step` with its termination probability replaced by the task's rule on the predicted observation (1
+        where it ends the episode, else 0): MBPO's static termination functions (`world_model.termination`)."""
+        rule, norm = self.spaces.terminal_fn, self.normalizer
+
+        def with_rule(s, a):
+            s_next, reward, _, spread = step(s, a)
+            return s_next, reward, rule(norm.unnorm_obs(s_next)).to(reward.dtype), spread
+        return with_rule
 
     def _warm_start(self, state: ActorState, batch: int) -> torch.Tensor | None:
         mean = state.memory.get("mean")

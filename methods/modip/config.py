@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from methods.common.section import ConfigError, Section
 from methods.common.selection import DP_SAMPLE, PLAN
 
@@ -21,6 +23,11 @@ class WorldModelConfig(Section):
     init_max_logvar: float = 0.5
     init_min_logvar: float = -10.0
     grad_clip: float = 10.0
+    # Where the planner's termination probability comes from: the model's own head ("learned"), or the task's
+    # termination rule of the predicted observation where the task has one ("task": MBPO's static termination
+    # functions for MuJoCo locomotion, bench/tasks/termination.py; the head is still trained and diagnosed).
+    # id-neutral: runs at "learned" keep their ids.
+    termination: Literal["learned", "task"] = Field("learned", json_schema_extra={"id_neutral": True})
 
 
 class CriticConfig(Section):

@@ -84,7 +84,8 @@ def test_planner_does_not_plan_through_a_terminal():
 
 
 # ---- the real method, built without the runner --------------------------------------------------------------
-def build(overrides: dict | None = None, obs_dim: int = 3, seed: int = 0, normalizer=None, preset: str = "test"):
+def build(overrides: dict | None = None, obs_dim: int = 3, seed: int = 0, normalizer=None, preset: str = "test",
+          terminal_fn=None):
     cls = get_method_class("modip")
     section = dict(cls.Config.presets[preset]["modip"]) if preset else {}
     for key, value in (overrides or {}).items():
@@ -96,7 +97,7 @@ def build(overrides: dict | None = None, obs_dim: int = 3, seed: int = 0, normal
         node[parts[-1]] = value
     cfg = parse_section(cls.Config, section, "modip.")
     spaces = TaskSpaces(obs_dim=obs_dim, act_dim=1, act_low=np.array([-1.0]), act_high=np.array([1.0]),
-                        max_episode_steps=200, gamma=GAMMA, chunk=4)
+                        max_episode_steps=200, gamma=GAMMA, chunk=4, terminal_fn=terminal_fn)
     normalizer = normalizer or Normalizer(np.zeros(obs_dim), np.ones(obs_dim), spaces.act_low, spaces.act_high)
     dp_cfg = DPConfig(hidden=[32, 32], denoising_steps=10)
     return cls(cfg, MethodContext(spaces=spaces, normalizer=normalizer, dp_cfg=dp_cfg, seed=seed))
