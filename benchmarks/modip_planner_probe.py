@@ -63,13 +63,15 @@ def parse_variant(text: str, planner) -> tuple[str, object]:
     return name, new
 
 
-def planner_actor(m, pcfg, won: list) -> R.Actor:
+def planner_actor(m, pcfg, won: list, task_termination: bool = False) -> R.Actor:
     """MODIP's `mpc` actor in eval mode with planner section `pcfg` (modip_rungs.planner_actor's loop); appends to
     `won` each plan's share of states whose best last-iteration candidate was a DP proposal."""
     from methods.modip.planner import plan, shift_mean
 
     h, a_dim, execute = pcfg.horizon, m.spaces.act_dim, int(pcfg.replan_every)
     models = m.plan_models(True)
+    if task_termination:  # world_model.termination=task: the task's rule on the predicted observation
+        models.step = m._task_terminated(models.step)
 
     def act(obs, state, envs, done):
         b = obs.shape[0]
@@ -95,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweep", default="modip-rungs", help="the store sweep of the offline runs")
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--variant", action="append", default=None, help="name:key=value;... (repeatable)")
+    ap.add_argument("--task-termination", action="store_true",
+                    help="every variant with world_model.termination=task (the task's termination rule)")
+    ap.add_argument("--checkpoint", action="append", default=[],
+                    help="SEED=PATH: that seed's post-offline checkpoint (else made or found in --store)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     seeds = R.parse_seeds(args.seeds)
@@ -106,20 +112,28 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[int, dict]] = {}
     for seed in seeds:
         cfg = R.modip_config(args.task, seed, budget)
-        parts = R.load_post_offline(cfg, R.offline_checkpoint(cfg, Path(args.store), args.sweep))
+        given = dict(item.split("=", 1) for item in args.checkpoint)
+        if str(seed) in given:
+            from bench.runner.checkpoints import load_checkpoint
+
+            st = load_checkpoint(Path(given[str(seed)]))
+        else:
+            st = R.offline_checkpoint(cfg, Path(args.store), args.sweep)
+        parts = R.load_post_offline(cfg, st)
         m = parts.method
         eval_seeds = list(TUNE_EVAL_SEEDS)[: args.episodes]
         for text in args.variant or DEFAULT_VARIANTS:
             name, pcfg = parse_variant(text, m.cfg.planner)
             won: list[float] = []
-            res = R.evaluate(parts.task, planner_actor(m, pcfg, won), eval_seeds, m.device)
+            res = R.evaluate(parts.task, planner_actor(m, pcfg, won, args.task_termination), eval_seeds, m.device)
             res["dp_won"] = float(np.mean(won)) if won else float("nan")
             rows.setdefault(name, {})[seed] = res
             R.say(f"seed {seed} {name}: {np.mean(res['scores']):.1f} (mean length {np.mean(res['lengths']):.0f}, "
                   f"{res['wall_s']:.0f} s)")
     p = m.cfg.planner
     print(f"# MODIP's planner, one factor at a time: {args.task}, seeds {seeds} (tuning; eval seed set tune, "
-          f"{args.episodes} episodes), post-offline checkpoint")
+          f"{args.episodes} episodes), post-offline checkpoint"
+          + (", termination from the task's rule" if args.task_termination else ""))
     print(f"preset: H={p.horizon}, samples {p.samples}, elites {p.elites}, iterations {p.iterations}, "
           f"pi_trajectories {p.pi_trajectories}, temperature {p.temperature}, max_std {p.max_std}, "
           f"momentum {p.momentum}, replan_every {p.replan_every}, terminal {p.terminal}\n")
