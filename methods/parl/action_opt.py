@@ -8,7 +8,7 @@ official code (MaxSobolMark/PolicyAgnosticRL, jaxrl_m/agents/continuous/action_o
   2. for distillation only, the worst kept candidate is replaced by the dataset action at that state;
   3. `steps` steps of plain gradient ascent on the ensemble-mean Q, a ← clip(a + step_size ∇_a Q, box), with no
      normalisation of the gradient; each candidate keeps the iterate (0..steps) with the highest Q
-     (`keep_action_with_max_value`, default True). Deviation (issue 25 C3, `units="action"`, the default of
+     (`keep_action_with_max_value`, default True). Deviation (issue 25 C3, `units="action"`, opt-in through
      `parl.step_units`): the step is taken in action units instead, a ← clip(a + step_size ∇_a Q / rms(∇_a Q)),
      the gradient's RMS over the candidate's executed elements, so every step moves each candidate by
      step_size RMS per element whatever Q's scale. PA-RL's raw step (local_optimization_steps, step_size 3e-4

@@ -39,8 +39,11 @@ class ParlConfig(Section):
     # action by at most ~0.03 in [-1, 1] over 5 steps (parl/q_gain 0.005-0.011, parl/data_chosen 0 on Hopper;
     # issue 25 C3). "action" (a labelled deviation, the default) steps `action_step` RMS per executed element of
     # the normalised action box along the gradient, whatever Q's scale; 0.05 is not tuned: a choice on tuning
-    # seeds 10-14 is pending. id-neutral: run ids do not move with this fix.
-    step_units: Literal["q", "action"] = Field("action", json_schema_extra={"id_neutral": True})
+    # seeds 10-14 is pending. Default "q" again: at 0.05 the rerank actor's step-0 score fell from 84.3 / 80.2 to
+    # 12.1 / 11.5 on hopper-medium seeds 10 / 11 (the candidates moved off the data, where Q is wrong;
+    # benchmarks/reports/diag-hopper/README.md, B5 after part C), so "action" waits for a step chosen on seeds 10-12.
+    # id-neutral: run ids do not move with this key at its default.
+    step_units: Literal["q", "action"] = Field("q", json_schema_extra={"id_neutral": True})
     step_size: float = 3e-4  # step_size (units "q": on the raw gradient of Q, in the critic's units)
     action_step: float = Field(0.05, json_schema_extra={"id_neutral": True})  # units "action": per step
     distill_argmax: bool = False  # base_config.py distill_argmax (state configs): sample from softmax(Q)

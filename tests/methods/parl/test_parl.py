@@ -52,7 +52,7 @@ def test_action_step_moves_actions_whatever_q_s_scale():
 
     gains = {}
     for units in ("action", "q"):
-        m = toy_method("parl", {"opt_steps": 5, "keep": 2, "samples": 4, **({"step_units": units} if units == "q" else {})})
+        m = toy_method("parl", {"opt_steps": 5, "keep": 2, "samples": 4, **({"step_units": units} if units == "action" else {})})
         m.q_mean = q_fn
         m.proposals = lambda s, n, generator, sampler: torch.full((len(s), n, 4, 1), -0.5)
         s, data = torch.zeros(8, 3), torch.full((8, 4, 1), -0.5)
@@ -63,8 +63,9 @@ def test_action_step_moves_actions_whatever_q_s_scale():
             torch.testing.assert_close(target[:, :2], torch.full((8, 2, 1), -0.25))
             assert stats["parl/action_move"] == pytest.approx(0.25)  # per executed element
             assert stats["parl/data_chosen"] == 0.0 and 0.0 <= stats["parl/data_won"] <= 1.0  # the data moved too
-            assert m.cfg.step_units == "action" and m.cfg.action_step == 0.05  # the defaults
-        else:  # PA-RL's own step: gradient 10 at -0.5, 3e-4 per step
+            assert m.cfg.action_step == 0.05  # its default size
+        else:  # PA-RL's own step, the default: gradient 10 at -0.5, 3e-4 per step
+            assert m.cfg.step_units == "q"  # until an action step is chosen on seeds 10-12 (config.py)
             assert stats["parl/action_move"] == pytest.approx(5 * 3e-4 * 10, rel=0.05)  # 0.015
     assert gains["action"] > 10 * gains["q"]
 
