@@ -64,29 +64,13 @@ def parse_variant(text: str, planner) -> tuple[str, object]:
 
 
 def planner_actor(m, pcfg, won: list, task_termination: bool = False) -> R.Actor:
-    """MODIP's `mpc` actor in eval mode with planner section `pcfg` (modip_rungs.planner_actor's loop); appends to
-    `won` each plan's share of states whose best last-iteration candidate was a DP proposal."""
-    from methods.modip.planner import plan, shift_mean
-
-    h, a_dim, execute = pcfg.horizon, m.spaces.act_dim, int(pcfg.replan_every)
+    """MODIP's `mpc` actor in eval mode with planner section `pcfg`, planning for the running episodes only
+    (modip_rungs.planner_actor); task_termination: the planner's termination from the task's rule
+    (`world_model.termination: task`)."""
     models = m.plan_models(True)
-    if task_termination:  # world_model.termination=task: the task's rule on the predicted observation
+    if task_termination:
         models.step = m._task_terminated(models.step)
-
-    def act(obs, state, envs, done):
-        b = obs.shape[0]
-        rows = torch.as_tensor(np.flatnonzero(~done))
-        s = m.normalizer.norm_obs(torch.as_tensor(obs[rows.numpy()], dtype=torch.float32, device=m.device))
-        mean = state.memory.get("mean")
-        result = plan(models, s, None if mean is None else mean[rows], state.generator, pcfg, m.gamma, a_dim)
-        won.extend(result.dp_won.tolist())
-        full = torch.zeros(b, h, a_dim, device=m.device) if mean is None else mean.clone()
-        full[rows] = shift_mean(result.mean, execute)
-        state.memory["mean"] = full
-        out = torch.zeros(b, execute, a_dim, device=m.device)
-        out[rows] = result.mean[:, :execute]
-        return m.normalizer.unnorm_act(out).cpu().numpy()
-    return act
+    return R.planner_actor(m, lambda s, envs: (s, models), int(pcfg.replan_every), True, pcfg=pcfg, won=won)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -311,14 +311,16 @@ class SimModels:
         return PlanModels(step=self.step, value=self.value, q=self.q, policy=self.policy)
 
 
-def planner_actor(m, models_for: Callable, execute: int, active_only: bool) -> Actor:
+def planner_actor(m, models_for: Callable, execute: int, active_only: bool, pcfg=None,
+                  won: list | None = None) -> Actor:
     """MODIP.act_mpc in eval mode (plan, execute the first `execute` actions of the mean, warm-start the next plan
     from the shifted mean), with the PlanModels and start states that `models_for(s, envs)` gives. active_only:
     plan for the episodes still running only (their warm starts kept per env); False plans every row, as
-    act_mpc does (a test checks that this then equals the `mpc` actor)."""
+    act_mpc does (a test checks that this then equals the `mpc` actor). pcfg: a planner section other than the
+    method's (modip_planner_probe.py); won: a list to which each plan's share of DP-proposal winners is added."""
     from methods.modip.planner import plan, shift_mean
 
-    pcfg = m.cfg.planner
+    pcfg = pcfg or m.cfg.planner
     h, a_dim = pcfg.horizon, m.spaces.act_dim
 
     def act(obs, state, envs, done):
@@ -329,6 +331,8 @@ def planner_actor(m, models_for: Callable, execute: int, active_only: bool) -> A
         mean = state.memory.get("mean")
         warm = None if mean is None else mean[torch.as_tensor(rows)]
         result = plan(models, s0, warm, state.generator, pcfg, m.gamma, a_dim)
+        if won is not None:
+            won.extend(result.dp_won.tolist())
         full = torch.zeros(b, h, a_dim, device=m.device) if mean is None else mean.clone()
         full[torch.as_tensor(rows)] = shift_mean(result.mean, execute)
         state.memory["mean"] = full
