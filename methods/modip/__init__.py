@@ -53,7 +53,7 @@ from methods.modip import diagnostics, distill
 from methods.modip.config import ACTORS, ModipConfig
 from methods.modip.critics import Critics
 from methods.modip.distill import offline_episode_return, ramp
-from methods.modip.planner import PlanModels, plan, plan_by_q, shift_mean
+from methods.modip.planner import PlanModels, plan, plan_best_of_dp, plan_by_q, shift_mean
 from methods.modip.world_model import WorldModel
 
 
@@ -66,12 +66,15 @@ class MODIP(DPMethod):
     def __init__(self, cfg: ModipConfig, ctx: MethodContext):
         super().__init__(cfg, ctx)
         spaces = self.spaces
-        if 0 < cfg.planner.horizon < self.chunk:
+        best_of_dp = cfg.planner.search == "best_of_dp"
+        if 0 < cfg.planner.horizon < self.chunk and not best_of_dp:
             raise ConfigError(f"config key 'modip.planner.horizon'={cfg.planner.horizon} must be 0 or >= the DP's "
                               f"chunk {self.chunk}: the mpc_chunk actor executes Ta actions of each plan")
-        if cfg.planner.horizon == 0 and cfg.planner.replan_every > self.chunk:
-            raise ConfigError(f"config key 'modip.planner.replan_every' must be <= the DP's chunk {self.chunk} at "
-                              "planner.horizon 0 (a plan is one DP chunk)")
+        # A plan's length: horizon 0, one DP chunk; best_of_dp, max(horizon, chunk); mppi, the horizon.
+        self.plan_length = max(cfg.planner.horizon, self.chunk) if best_of_dp else cfg.planner.horizon or self.chunk
+        if (cfg.planner.horizon == 0 or best_of_dp) and cfg.planner.replan_every > self.plan_length:
+            raise ConfigError(f"config key 'modip.planner.replan_every' must be <= {self.plan_length} at planner.horizon "
+                              "0 or planner.search best_of_dp (a plan is a DP proposal of that many actions)")
         if cfg.world_model.termination == "task" and cfg.planner.horizon > 0 and spaces.terminal_fn is None:
             raise ConfigError("config key 'modip.world_model.termination'=task needs a task with a termination rule "
                               "(the MuJoCo locomotion tasks); this task has none: use termination=learned")
@@ -311,6 +314,10 @@ class MODIP(DPMethod):
         s = self.normalizer.norm_obs(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
         if self.world_model is None:  # horizon 0: the DP proposal with the highest Q, no warm start
             result = plan_by_q(self.plan_models(eval_mode), s, state.generator, pcfg)
+        elif pcfg.search == "best_of_dp":  # the best DP proposal by the model's score, no warm start
+            self.world_model.eval()
+            result = plan_best_of_dp(self.plan_models(eval_mode), s, state.generator, pcfg, self.gamma,
+                                     self.plan_length)
         else:
             self.world_model.eval()
             result = plan(self.plan_models(eval_mode), s, self._warm_start(state, s.shape[0]), state.generator,
@@ -320,7 +327,7 @@ class MODIP(DPMethod):
         if not eval_mode and pcfg.explore_std > 0:
             noise = torch.randn(actions.shape, device=self.device, generator=state.generator)
             actions = (actions + pcfg.explore_std * noise).clamp(-1.0, 1.0)
-        if self.world_model is not None:
+        if self.world_model is not None and pcfg.search == "mppi":
             state.memory["mean"] = shift_mean(result.mean, execute)
         extras = {"plan_action": planned.cpu().numpy(), "plan_reward": result.planned_reward.cpu().numpy()}
         if not eval_mode:

@@ -69,6 +69,17 @@ class PlannerConfig(Section):
     explore_std: float = 0.1  # Gaussian noise on executed actions while training (never on labels or eval)
     # How the planner samples the DP (proposals and the q terminal): "" = the DP's own sampler for the mode.
     dp_sampler: Literal["", "ddpm", "ddim"] = ""
+    # The search (issue 25 C, a labelled deviation from DESIGN.md's MPPI): "mppi", the MPPI above; or
+    # "best_of_dp", no Gaussian samples and no iterations: `pi_trajectories` DP proposals (each a sequence of
+    # max(horizon, Ta) actions, the DP resampled at the model state each chunk ends), each scored by the same
+    # Σ γ^t m_t r̂_t + γ^H m_H terminal(ŝ_H) over its first `horizon` actions, and the best one is the plan. Why:
+    # on hopper-medium (benchmarks/reports/diag-hopper/b3b_planner_probe.md, tuning seeds 10-11) MPPI's search
+    # preferred off-support candidates whose model-plus-V scores are wrong (no DP proposal was ever its best
+    # candidate; the mpc actor scored 8.0), while the best of 64 DP proposals by one model step plus V scored 60.6.
+    # Here `horizon` may be shorter than the DP's chunk (the score's horizon; the plan is still a whole chunk), and
+    # `samples`, `elites`, `iterations`, `temperature`, `score_norm`, `momentum` and the stds do not apply.
+    # id-neutral: runs at "mppi" keep their ids.
+    search: Literal["mppi", "best_of_dp"] = Field("mppi", json_schema_extra={"id_neutral": True})
 
     def check(self, prefix: str) -> None:
         if self.horizon < 0 or self.iterations < 1 or self.samples < 2:
@@ -77,6 +88,11 @@ class PlannerConfig(Section):
             if self.pi_trajectories < 1 or self.replan_every < 1:
                 raise ConfigError("config keys 'planner.pi_trajectories' and 'planner.replan_every' must be >= 1 "
                                   "at planner.horizon 0 (the DP's proposals are the candidates)")
+            return
+        if self.search == "best_of_dp":  # the DP's proposals are the candidates; replan_every checked with the chunk
+            if self.pi_trajectories < 1 or self.replan_every < 1:
+                raise ConfigError("config keys 'planner.pi_trajectories' and 'planner.replan_every' must be >= 1 "
+                                  "at planner.search best_of_dp (the DP's proposals are the candidates)")
             return
         if not 1 <= self.elites <= self.samples:
             raise ConfigError(f"config key 'planner.elites' must be in [1, planner.samples], got {self.elites}")

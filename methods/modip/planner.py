@@ -103,7 +103,8 @@ def score_sequences(models: PlanModels, s: torch.Tensor, actions: torch.Tensor, 
 
 
 def propose_from_policy(models: PlanModels, s0: torch.Tensor, n: int, horizon: int, generator) -> torch.Tensor:
-    """n DP-proposed sequences per start state: (B, n, H, act). The DP is resampled at the state each chunk ends."""
+    """n DP-proposed sequences per start state: (B, n, H, act). The DP is resampled at the state each chunk ends
+    (the model is stepped only to reach that state: it is deterministic in planning, so nothing else changes)."""
     b = s0.shape[0]
     s = s0.repeat_interleave(n, dim=0)
     actions: list[torch.Tensor] = []
@@ -113,7 +114,8 @@ def propose_from_policy(models: PlanModels, s0: torch.Tensor, n: int, horizon: i
             actions.append(chunk[:, j])
             if len(actions) == horizon:
                 break
-            s = models.step(s, chunk[:, j])[0]
+            if len(actions) + chunk.shape[1] - 1 - j < horizon:  # another chunk follows: walk to its state
+                s = models.step(s, chunk[:, j])[0]
     return torch.stack(actions, dim=1).view(b, n, horizon, -1)
 
 
@@ -160,6 +162,25 @@ def plan(models: PlanModels, s0: torch.Tensor, warm_mean: torch.Tensor | None, g
         dp_won = (elite_idx[:, 0] < p).float()
     planned_reward, _, _ = rollout(models, s0, mean, gamma)
     return PlanResult(mean=mean, std=std, planned_reward=planned_reward, score=best, ess=ess, dp_won=dp_won)
+
+
+@torch.no_grad()
+def plan_best_of_dp(models: PlanModels, s0: torch.Tensor, generator, cfg: PlannerConfig, gamma: float,
+                    length: int) -> PlanResult:
+    """`planner.search: best_of_dp`: `pi_trajectories` DP proposals of `length` = max(horizon, Ta) actions per
+    state, each scored over its first `horizon` actions by `score_sequences` (the same score as MPPI's, the same
+    `planner.terminal`), and the best one is the plan (B, length, act). No Gaussian candidate, no mean, no warm
+    start: every executed action is a DP sample's, so the search cannot leave the DP's support."""
+    b, p, h = s0.shape[0], cfg.pi_trajectories, cfg.horizon
+    proposals = propose_from_policy(models, s0, p, max(length, h), generator)  # (B, P, L, act)
+    s_rep = s0.unsqueeze(1).expand(b, p, s0.shape[1])
+    scores = score_sequences(models, s_rep, proposals[:, :, :h], cfg, gamma, generator)  # (B, P)
+    best, pick = scores.max(dim=1)
+    chosen = proposals[torch.arange(b, device=s0.device), pick]
+    planned_reward, _, _ = rollout(models, s0, chosen[:, :h], gamma)
+    ones = torch.ones(b, device=s0.device)
+    return PlanResult(mean=chosen, std=torch.zeros_like(chosen), planned_reward=planned_reward, score=best,
+                      ess=ones, dp_won=ones)
 
 
 @torch.no_grad()
