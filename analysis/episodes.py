@@ -50,9 +50,11 @@ def _provenance(extra_json: Any) -> dict:
 
 
 def run_records(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per run: run_id, method, task, product (its method's product actor), selection ({actor: rule}), ceiling
+    """Per run: run_id, method, task, product (its method's product actor), selection ({actor: rule}),
+    common_start (its product is the common start itself; None in runs before it was recorded), ceiling
     ({metric, max} or {}), data_score and eval_states, as the run recorded them (missing in older runs)."""
-    cols = ["run_id", "method", "task", "product", "selection", "ceiling", "data_score", "eval_states"]
+    cols = ["run_id", "method", "task", "product", "selection", "common_start", "ceiling", "data_score",
+            "eval_states"]
     if runs.empty or "extra_json" not in runs:
         return pd.DataFrame(columns=cols)
     records = []
@@ -62,6 +64,7 @@ def run_records(runs: pd.DataFrame) -> pd.DataFrame:
         seeds = prov.get("seeds") or {}
         records.append({"run_id": run.run_id, "method": run.method, "task": run.task,
                         "product": actors.get("product"), "selection": actors.get("selection") or {},
+                        "common_start": actors.get("common_start"),
                         "ceiling": prov.get("ceiling") or {}, "data_score": prov.get("data_score"),
                         "eval_states": seeds.get("eval_states", "fixed" if seeds else None)})
     return pd.DataFrame(records, columns=cols)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import bootstrap, figures, ordering, score_table, stats, tables
+from analysis import bootstrap, figures, gains, ordering, score_table, stats, tables
 from analysis.data import (
     DIAGNOSTIC_PREFIXES,
     EVAL_METRICS,
@@ -221,6 +221,18 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
             md = paired.to_markdown(index=False, floatfmt=".1f")
             doc.table(paired, md, index=False)
             doc.links(save_table(out_dir, "paired_differences", md, None, paired))
+
+    doc.heading("Gains: final against each line's own start and against the common start")
+    with section(doc, notes, "gains"):
+        table = gains.gains_table(sweep.episodes, final, points, records, cell_reps, metric)
+        if table.empty:
+            doc.para("_No stored final-eval episodes: no gains to compute._")
+        else:
+            doc.para(gains.legend(cell_reps))
+            shown = gains.display(table)
+            md = shown.to_markdown(index=False, disable_numparse=True)
+            doc.table(shown, md, index=False)
+            doc.links(save_table(out_dir, "gains", md, None, table))
 
     # --- curves
     doc.heading("Sample-efficiency curves")

@@ -3,8 +3,9 @@
 Why: analysis/ reads the store alone and knows no method name (tests/structure), so whatever a report says about
 a run's method, task, data or evaluation must be in the run's record (the runs row's provenance_json):
 - `actors`: the method's product actor (its first, the headline) and each actor's action-selection rule at
-  evaluation (its config.py's SELECTION, methods/common/selection.py), and `actor_sampling`, the actors exempt
-  from `eval.sampler`;
+  evaluation (its config.py's SELECTION, methods/common/selection.py), whether that product is the common start
+  itself (`common_start`: the reports' reference for gains), and `actor_sampling`, the actors exempt from
+  `eval.sampler`;
 - `ceiling`: what the task knows of its maximum (TaskSpec.ceiling: a max return, or success), from which a
   report flags a cell whose episodes sit at it;
 - `data_score`: the offline data's mean normalised episode return, the level that fine-tuning starts from;
@@ -46,7 +47,8 @@ def provenance(cfg, task, method=None, dataset=None, dataset_hash: str = "", eva
         "ref_source": task.ref_source, "torch_threads": torch.get_num_threads(),
         "parameter_counts": method.parameter_counts() if method is not None else {},
         "actor_sampling": method.actor_sampling() if method is not None else {},
-        "actors": actors_record(cfg.method),
+        "actors": {**actors_record(cfg.method),
+                   "common_start": bool(method.common_start_is_product) if method is not None else None},
         "ceiling": task.ceiling(),
         "data_score": score_of_data,
         "seeds": {"run": cfg.seed, "eval": list(eval_seeds or []), "eval_states": cfg.eval.states,
