@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import bootstrap, figures, ordering, score_table, stats, tables
+from analysis import bootstrap, figures, ordering, origins, score_table, stats, tables
 from analysis.data import (
     DIAGNOSTIC_PREFIXES,
     EVAL_METRICS,
@@ -143,11 +143,17 @@ def tasks_table(records: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET_METHOD,
-                 reps: int = BOOTSTRAP_REPS, cell_reps: int = bootstrap.RESAMPLES) -> Path:
-    """Write report.md and report.html (and figures/, tables/) for one sweep; return report.md's path."""
+                 reps: int = BOOTSTRAP_REPS, cell_reps: int = bootstrap.RESAMPLES, one_commit: bool = False) -> Path:
+    """Write report.md and report.html (and figures/, tables/) for one sweep; return report.md's path.
+
+    one_commit: refuse (origins.MixedOrigins, before anything is written) a sweep whose finished runs mix
+    commits, ran from a dirty checkout or read different data under one dataset name (a reference report)."""
     out_dir = Path(out_dir)
     notes = Notes()
     sweep = load_sweep(store_root, sweep_id, notes)
+    records = run_records(sweep.finished)
+    if one_commit:
+        origins.check_one_commit(records, sweep_id)
     doc = Document(f"Sweep report: {sweep_id}", out_dir)
     status = sweep.runs["status"].value_counts().to_dict() if not sweep.runs.empty else {}
     doc.para(f"Runs: {len(sweep.runs)} ({', '.join(f'{v} {k}' for k, v in sorted(status.items())) or 'none'}). "
@@ -155,6 +161,10 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
              "headline and orders lines; `best` (the max over evals) is optimistic and printed beside it. "
              "Aggregates over tasks are rliable IQM with 95% stratified-bootstrap CIs over runs "
              f"({reps} reps).")
+    if not records.empty:
+        doc.para("Code and data of the finished runs: " + "; ".join(origins.origin_lines(records)) + ".")
+        for problem in origins.mixing(records):
+            notes.warn(f"not one commit's runs on one dataset: {problem}")
     if sweep.shared:
         doc.para("Settings shared by every line that has them, left out of the line names: "
                  + ", ".join(f"`{s}`" for s in sweep.shared) + ".")
@@ -179,7 +189,6 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
     colors = figures.palette(points["line"]) if not points.empty else {}
 
     # --- the runs' actors and tasks, as their records say
-    records = run_records(sweep.finished)
     final = final_episodes(sweep.episodes)
     if final.empty:
         notes.warn("no eval episodes in the store (runs older than store schema 3): the cells' intervals resample "
