@@ -19,13 +19,13 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from analysis import figures, stats, tables
+from analysis import bands, bootstrap, curves, figures, stats, tables
 from analysis.ablation_cells import assign_cells, latency_per_run, update_per_run
 from analysis.ablation_spec import AblationSpec, find_ablation, parse_ablation
 from analysis.data import SCORE_METRIC, UNKNOWN, Notes, align_to_grid, eval_points, load_sweep, run_scores
 from analysis.document import Document, save_table, section
+from analysis.looks import looks
 
 
 def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000, spec: AblationSpec | dict | None = None,
@@ -81,6 +81,8 @@ def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000, spec: A
     scores = run_scores(points)
     if not scores.empty:
         scores["cell"] = [cell_of[r] for r in scores["run_id"]]
+    episodes = sweep.episodes[sweep.episodes["run_id"].isin(list(cell_of))] if not sweep.episodes.empty \
+        else sweep.episodes
 
     # --- the summary table: score and latency per actor, update time, each with its ratio to the baseline cell
     timings = sweep.timings[sweep.timings["run_id"].isin(cells["run_id"])] if not sweep.timings.empty \
@@ -129,9 +131,12 @@ def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000, spec: A
     refs = ", ".join(spec.reference)
     doc.heading("Score curves")
     with section(doc, notes, "ablation curves"):
-        doc.figure(ablation_curves(points), "ablation_curves",
+        doc.figure(ablation_curves(points, episodes, reps), "ablation_curves",
                    "Normalised score against env steps per task and actor, one line per cell"
-                   + (f" (and {refs} as reference)" if refs else "") + ": mean over seeds, 95% CI band")
+                   + (f" (and {refs} as reference)" if refs else "") + ": the mean over runs at each eval point; "
+                   "band: its 95% two-level percentile bootstrap (runs, then each drawn run's episodes of that "
+                   "eval; ‡ over runs only where no episodes are stored); a reference evaluated once is a thin flat "
+                   "line with its interval as one bar")
     doc.heading("Side by side")
     with section(doc, notes, "ablation side by side"):
         ref_scores = scores[~scores["cell"].isin(present)] if not scores.empty else None
@@ -161,26 +166,15 @@ def _ratio(numerator, denominator, reps: int) -> str:
     return f"{estimate:.2f} [{low:.2f}, {high:.2f}]" if np.isfinite(low) else f"{estimate:.2f}"
 
 
-def ablation_curves(points: pd.DataFrame):
+def ablation_curves(points: pd.DataFrame, episodes: pd.DataFrame | None = None, reps: int = bootstrap.RESAMPLES):
+    """Score against env steps, one panel per (task, actor) (split by cell beyond analysis.panels.MAX_LINES
+    lines), one line per cell; references evaluated once are thin flat lines (analysis/curves.py)."""
     if points.empty:
         return figures._empty("no score curves")
-    panels = sorted({(t, a) for t, a in zip(points["task"], points["actor"])})
-    colors = figures.palette(points["cell"])
-    fig, axes = figures._grid(len(panels))
-    for ax, (task, actor) in zip(axes, panels):
-        data = points[(points["task"] == task) & (points["actor"] == actor)]
-        for cell, rows in data.groupby("cell"):
-            if rows["env_step"].nunique() == 1:
-                figures._flat_line(ax, (points["env_step"].min(), points["env_step"].max()), rows["value"],
-                                   colors[cell], cell)
-            else:
-                sns.lineplot(data=rows, x="env_step", y="value", color=colors[cell], errorbar=("ci", 95),
-                             n_boot=1000, seed=0, ax=ax, legend=False)
-        ax.set_title(f"{task}, actor {actor}")
-        ax.set_xlabel(figures.ENV_STEPS_LABEL)
-        ax.set_ylabel(figures.SCORE_LABEL)
-    figures._figure_legend(fig, colors)
-    return fig
+    panel = points.assign(task=[f"{t}, actor {a}" for t, a in zip(points["task"], points["actor"])],
+                          line=points["cell"])
+    band = bands.curve_bands(panel, episodes if episodes is not None else pd.DataFrame(), SCORE_METRIC, reps)
+    return curves.curve_panels(panel, band, looks(panel["line"]))
 
 
 def _short(cell: str, n_axes: int) -> str:

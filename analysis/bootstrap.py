@@ -108,6 +108,13 @@ def interval(draws: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def runs_as_episodes(runs: pd.DataFrame, score: str, value: str = "normalized_score") -> pd.DataFrame:
+    """Each run's one `score` as its only episode, on a state of its own: the input of a one-level bootstrap
+    over runs, for runs that stored no episodes (stores older than schema 3). runs: run_id, seed, `score`."""
+    return pd.DataFrame({"run_id": runs["run_id"].to_numpy(), "seed": runs["seed"].to_numpy(), "episode": 0,
+                         "reset_seed": np.arange(len(runs)), value: runs[score].to_numpy(dtype=float)})
+
+
 def cell_interval(frame: pd.DataFrame, value: str = "normalized_score", reps: int = RESAMPLES,
                   seed: int = 0) -> dict:
     """One cell (one line on one task; one row per final-eval episode of each run): its mean, its two-level
@@ -129,3 +136,4 @@ def paired_difference(x: pd.DataFrame, y: pd.DataFrame, value: str = "normalized
     est = point(eps)
     return {"difference": float(est[0] - est[1]), "low": lo, "high": hi, "n": int(len(eps.counts)),
             "episodes": int(eps.counts.sum()), "design": eps.design}
+
