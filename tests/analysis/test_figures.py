@@ -1,10 +1,11 @@
-"""Issue 25's figures: curve bands and the Pareto figure's score intervals from the two-level
+"""Issue 25's figures: curve bands and the Pareto figure's and the ablation's score intervals from the two-level
 bootstrap of runs and eval episodes (over runs only, labelled, where a store has no episodes), each family one hue
 and each actor a line style, references thin and without bands, at most ten lines a panel, and a Pareto figure
 that says what its bars span."""
 from __future__ import annotations
 
 import json
+import re
 
 import matplotlib
 
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
 
-from analysis import bands, curves, figures, looks, panels, report, score_table, stats
+from analysis import ablate, bands, bootstrap, curves, figures, looks, panels, report, score_table, stats
 from analysis.data import Notes, align_to_grid, eval_points, load_sweep, run_scores
 from analysis.episodes import final_episodes, run_records
 from results.store import Store
@@ -194,3 +195,27 @@ def test_the_pareto_figure_shows_the_two_level_score_interval_and_says_what_the_
     text = report.write_report(tmp_path / "store", SWEEP, tmp_path / "out", reps=50, cell_reps=REPS).read_text()
     assert "min-max of that per-run latency over the runs" in text and "7 timed calls" in text
     assert "could not be made" not in text
+
+
+# ------------------------------------------------------------------------------------------------- ablation
+def test_the_ablation_scores_resample_runs_and_episodes(tmp_path):
+    store = Store(tmp_path / "store")
+    for seed in range(5):
+        for knob, score in ((1, _fails_state_7), (2, lambda s, i: 0.5 * _fails_state_7(s, i))):
+            _write(store, f"k{knob}-{seed}", "m1", seed, {"best": score}, "best", variant=f"k{knob}",
+                   config={"method": "m1", "m1": {"knob": knob}})
+    path = ablate.write_ablation(tmp_path / "store", SWEEP, tmp_path / "out", reps=REPS,
+                                 spec={"method": "m1", "axes": {"m1.knob": [1, 2]}})
+    summary = pd.read_csv(tmp_path / "out" / "tables" / "ablation_summary.csv").set_index("cell")
+    low, high = map(float, re.search(r"\[(.*?)\]", summary.loc["knob=1", "score best"]).group(1).split(","))
+    assert (high - low) / 2 >= 10  # not "± 0.0": the five runs fail the same state
+    # the ratio resamples both cells the same way (same seeds and states): exactly 0.5
+    assert summary.loc["knob=2", "score best ratio"] == "0.50 [0.50, 0.50]"
+    assert "two-level" in path.read_text()
+    final = final_episodes(store.episodes(sweep=SWEEP))
+    half, whole = (final[final["run_id"].str.startswith(f"k{k}-")] for k in (2, 1))
+    got = bootstrap.ratio(half, whole, reps=REPS)
+    assert got["paired"] and got["ratio"] == pytest.approx(0.5) and got["high"] - got["low"] < 1e-9
+    # two cells on other states: independent draws, a wider interval around the same ratio
+    other = bootstrap.ratio(half.assign(reset_seed=half["reset_seed"] + 7), whole, reps=REPS)
+    assert not other["paired"] and other["low"] < 0.5 < other["high"]
