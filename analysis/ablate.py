@@ -19,13 +19,14 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from analysis import figures, stats, tables
+from analysis import bands, bootstrap, curves, figures, score_table, stats, tables
 from analysis.ablation_cells import assign_cells, latency_per_run, update_per_run
 from analysis.ablation_spec import AblationSpec, find_ablation, parse_ablation
 from analysis.data import SCORE_METRIC, UNKNOWN, Notes, align_to_grid, eval_points, load_sweep, run_scores
 from analysis.document import Document, save_table, section
+from analysis.episodes import final_episodes
+from analysis.looks import looks
 
 
 def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000, spec: AblationSpec | dict | None = None,
@@ -46,9 +47,13 @@ def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000, spec: A
     axes_text = " x ".join(f"`{a.key}` ({'/'.join(a.values) if a.values else 'values from the runs'})"
                            for a in spec.axes)
     doc.para(f"Axes: {axes_text}. {spec.description + ' ' if spec.description else ''}Ratios are to the "
-             f"baseline cell ({spec.baseline_cell()}), with 95% bootstrap CIs; scores are final normalised scores, "
-             f"mean ± 95% t-CI over seeds; latencies are p50 per env action at batch 1, update times p50 per update "
-             f"and per env step. {tables.FLAG_NOTE}")
+             f"baseline cell ({spec.baseline_cell()}), with 95% bootstrap CIs. Scores are final normalised scores: "
+             f"the mean over runs [95% two-level percentile bootstrap: runs, then each drawn run's final-eval "
+             f"episodes ({reps} resamples)], and their ratios resample the two cells the same way (paired where "
+             f"they met the same seeds and states); {score_table.FLAGS['seeds_only']} marks a cell whose runs "
+             "stored no episodes (over runs only). Latencies are p50 per env action at batch 1, update times p50 "
+             "per update and per env step: mean ± 95% t-interval over runs, ratios by an independent bootstrap "
+             f"over runs. {tables.FLAG_NOTE}")
     if spec.source:
         doc.para(f"Ablation section: {spec.source}.")
     cells = assign_cells(sweep.finished, notes, spec) if not sweep.finished.empty else pd.DataFrame()
@@ -81,6 +86,9 @@ def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000, spec: A
     scores = run_scores(points)
     if not scores.empty:
         scores["cell"] = [cell_of[r] for r in scores["run_id"]]
+    episodes = sweep.episodes[sweep.episodes["run_id"].isin(list(cell_of))] if not sweep.episodes.empty \
+        else sweep.episodes
+    score_cells, final = _score_cells(scores, episodes, reps)
 
     # --- the summary table: score and latency per actor, update time, each with its ratio to the baseline cell
     timings = sweep.timings[sweep.timings["run_id"].isin(cells["run_id"])] if not sweep.timings.empty \
@@ -101,11 +109,9 @@ def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000, spec: A
     for cell in present:
         record: dict[str, Any] = {"cell": cell}
         for actor in actors:
-            own = scores[(scores["cell"] == cell) & (scores["actor"] == actor)]["final"]
-            ref = scores[(scores["cell"] == baseline_cell) & (scores["actor"] == actor)]["final"]
-            mean, half, n = stats.mean_ci(own)
-            record[f"score {actor}"] = tables.format_cell(mean, half, n, n < stats.MIN_SEEDS)
-            record[f"score {actor} ratio"] = _ratio(own, ref, reps)
+            mine = score_cells[score_cells["line"] == _key(cell, actor)]
+            record[f"score {actor}"] = score_table.cell_text(next(mine.itertuples())) if len(mine) else "-"
+            record[f"score {actor} ratio"] = _score_ratio(final, scores, cell, baseline_cell, actor, reps)
         columns = [(f"action latency ms {actor}", latency[actor], "ms") for actor in actors]
         columns += [("update ms", update, "ms"), ("update ms per env step", update, "ms_per_env_step")]
         for label, frame, column in columns:
@@ -129,16 +135,21 @@ def write_ablation(store_root, sweep_id: str, out_dir, reps: int = 2000, spec: A
     refs = ", ".join(spec.reference)
     doc.heading("Score curves")
     with section(doc, notes, "ablation curves"):
-        doc.figure(ablation_curves(points), "ablation_curves",
+        doc.figure(ablation_curves(points, episodes, reps), "ablation_curves",
                    "Normalised score against env steps per task and actor, one line per cell"
-                   + (f" (and {refs} as reference)" if refs else "") + ": mean over seeds, 95% CI band")
+                   + (f" (and {refs} as reference)" if refs else "") + ": the mean over runs at each eval point; "
+                   "band: its 95% two-level percentile bootstrap (runs, then each drawn run's episodes of that "
+                   "eval; ‡ over runs only where no episodes are stored); a reference evaluated once is a thin flat "
+                   "line with its interval as one bar")
     doc.heading("Side by side")
     with section(doc, notes, "ablation side by side"):
         ref_scores = scores[~scores["cell"].isin(present)] if not scores.empty else None
         doc.figure(side_by_side(scores[scores["cell"].isin(present)] if not scores.empty else scores,
-                                latency, update, ref_scores, n_axes=len(spec.axes)), "ablation_side_by_side",
-                   "Per cell: final score per actor, per-action latency per actor and time per update; bars are "
-                   "means, whiskers 95% CIs over seeds" + (f"; dashed: the reference methods' means ({refs})"
+                                latency, update, ref_scores, n_axes=len(spec.axes), score_cells=score_cells),
+                   "ablation_side_by_side",
+                   "Per cell: final score per actor (bar: mean over runs; whisker: its 95% two-level bootstrap "
+                   "interval, as in the summary), per-action latency per actor and time per update (bar: mean; "
+                   "whisker: 95% t-interval over runs)" + (f"; dashed: the reference methods' means ({refs})"
                                                            if refs else ""))
     doc.heading("Warnings")
     doc.bullets(notes.items or ["none"])
@@ -151,6 +162,45 @@ def _timing_cell(mean: float, half: float, n: int, values: pd.Series) -> str:
     return UNKNOWN if len(values) else "-"
 
 
+def _key(cell: str, actor: str) -> str:
+    return f"{cell} / {actor}"
+
+
+def _score_cells(scores: pd.DataFrame, episodes: pd.DataFrame, reps: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per (cell, actor) (its line: _key): the final score's mean and two-level interval from the runs' final
+    episodes, else over the runs alone (analysis.score_table.final_cells); and the final episodes, keyed alike."""
+    if scores.empty:
+        return pd.DataFrame(columns=score_table.COLUMNS), pd.DataFrame()
+    keyed = scores.assign(line=[_key(c, a) for c, a in zip(scores["cell"], scores["actor"])], task="")
+    final = final_episodes(episodes)
+    if not final.empty:
+        cell = dict(zip(scores["run_id"], scores["cell"]))
+        final = final[final["run_id"].isin(list(cell))]
+        final = final.assign(line=[_key(cell[r], a) for r, a in zip(final["run_id"], final["actor"])])
+    return score_table.final_cells(keyed, final, pd.DataFrame(), reps, SCORE_METRIC), final
+
+
+def _score_ratio(final: pd.DataFrame, scores: pd.DataFrame, cell: str, baseline: str, actor: str, reps: int) -> str:
+    """The ratio of a cell's final score to the baseline cell's, with its two-level interval (over runs only
+    where either cell's runs stored no episodes)."""
+    def eps_of(name):
+        runs = scores[(scores["cell"] == name) & (scores["actor"] == actor)]
+        mine = final[final["line"] == _key(name, actor)] if not final.empty else final
+        if runs.empty:
+            return runs, runs
+        return runs, mine if not mine.empty and set(mine["run_id"]) == set(runs["run_id"]) else pd.DataFrame()
+
+    (x_runs, x), (y_runs, y) = eps_of(cell), eps_of(baseline)
+    if x_runs.empty or y_runs.empty:
+        return "-"
+    if x.empty or y.empty:
+        x, y = bootstrap.runs_as_episodes(x_runs, "final"), bootstrap.runs_as_episodes(y_runs, "final")
+    r = bootstrap.ratio(x, y, SCORE_METRIC, reps)
+    if not np.isfinite(r["ratio"]):
+        return "-"
+    return f"{r['ratio']:.2f} [{r['low']:.2f}, {r['high']:.2f}]" if np.isfinite(r["low"]) else f"{r['ratio']:.2f}"
+
+
 def _ratio(numerator, denominator, reps: int) -> str:
     numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
     if not len(numerator) or not len(denominator):
@@ -161,26 +211,15 @@ def _ratio(numerator, denominator, reps: int) -> str:
     return f"{estimate:.2f} [{low:.2f}, {high:.2f}]" if np.isfinite(low) else f"{estimate:.2f}"
 
 
-def ablation_curves(points: pd.DataFrame):
+def ablation_curves(points: pd.DataFrame, episodes: pd.DataFrame | None = None, reps: int = bootstrap.RESAMPLES):
+    """Score against env steps, one panel per (task, actor) (split by cell beyond analysis.panels.MAX_LINES
+    lines), one line per cell; references evaluated once are thin flat lines (analysis/curves.py)."""
     if points.empty:
         return figures._empty("no score curves")
-    panels = sorted({(t, a) for t, a in zip(points["task"], points["actor"])})
-    colors = figures.palette(points["cell"])
-    fig, axes = figures._grid(len(panels))
-    for ax, (task, actor) in zip(axes, panels):
-        data = points[(points["task"] == task) & (points["actor"] == actor)]
-        for cell, rows in data.groupby("cell"):
-            if rows["env_step"].nunique() == 1:
-                figures._flat_line(ax, (points["env_step"].min(), points["env_step"].max()), rows["value"],
-                                   colors[cell], cell)
-            else:
-                sns.lineplot(data=rows, x="env_step", y="value", color=colors[cell], errorbar=("ci", 95),
-                             n_boot=1000, seed=0, ax=ax, legend=False)
-        ax.set_title(f"{task}, actor {actor}")
-        ax.set_xlabel(figures.ENV_STEPS_LABEL)
-        ax.set_ylabel(figures.SCORE_LABEL)
-    figures._figure_legend(fig, colors)
-    return fig
+    panel = points.assign(task=[f"{t}, actor {a}" for t, a in zip(points["task"], points["actor"])],
+                          line=points["cell"])
+    band = bands.curve_bands(panel, episodes if episodes is not None else pd.DataFrame(), SCORE_METRIC, reps)
+    return curves.curve_panels(panel, band, looks(panel["line"]))
 
 
 def _short(cell: str, n_axes: int) -> str:
@@ -193,10 +232,11 @@ def _short(cell: str, n_axes: int) -> str:
 
 
 def side_by_side(scores: pd.DataFrame, latency: dict[str, pd.DataFrame] | pd.DataFrame, update: pd.DataFrame,
-                 reference: pd.DataFrame | None = None, n_axes: int = 2):
+                 reference: pd.DataFrame | None = None, n_axes: int = 2, score_cells: pd.DataFrame | None = None):
     """Bars per cell: final score per actor, per-action latency per actor, time per update. `reference` (final
     scores of the reference methods, with their cell '<method> (reference)') is drawn as dashed lines on the
-    score panel of the same actor."""
+    score panel of the same actor. A score bar's whisker is its cell's interval in `score_cells` (_score_cells:
+    two-level) where given, else a t-interval over runs, as the timing bars' are."""
     if isinstance(latency, pd.DataFrame):
         latency = {"": latency}
     actors = sorted(scores["actor"].unique()) if not scores.empty else []
@@ -215,8 +255,14 @@ def side_by_side(scores: pd.DataFrame, latency: dict[str, pd.DataFrame] | pd.Dat
     for ax, (title, data, ylabel, actor) in zip(axes[0], panels):
         for i, cell in enumerate(cells):
             mean, half, n = stats.mean_ci(data.loc[data["cell"] == cell, "v"]) if not data.empty else (np.nan,) * 3
+            whisker = np.nan_to_num(half)
+            known = score_cells[score_cells["line"] == _key(cell, actor)] if actor is not None and \
+                score_cells is not None and not score_cells.empty else pd.DataFrame()
+            if len(known):
+                mean, lo, hi = (float(known.iloc[0][c]) for c in ("mean", "low", "high"))
+                whisker = [[max(mean - lo, 0.0)], [max(hi - mean, 0.0)]]
             if n:
-                ax.bar(i, mean, color=colors[cell], yerr=np.nan_to_num(half), capsize=4)
+                ax.bar(i, mean, color=colors[cell], yerr=whisker, capsize=4)
         ax.set_xticks(range(len(cells)), [_short(c, n_axes) for c in cells], fontsize=7)
         if actor is not None and reference is not None and not reference.empty:
             mine = reference[reference["actor"] == actor]

@@ -108,6 +108,13 @@ def interval(draws: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def runs_as_episodes(runs: pd.DataFrame, score: str, value: str = "normalized_score") -> pd.DataFrame:
+    """Each run's one `score` as its only episode, on a state of its own: the input of a one-level bootstrap
+    over runs, for runs that stored no episodes (stores older than schema 3). runs: run_id, seed, `score`."""
+    return pd.DataFrame({"run_id": runs["run_id"].to_numpy(), "seed": runs["seed"].to_numpy(), "episode": 0,
+                         "reset_seed": np.arange(len(runs)), value: runs[score].to_numpy(dtype=float)})
+
+
 def cell_interval(frame: pd.DataFrame, value: str = "normalized_score", reps: int = RESAMPLES,
                   seed: int = 0) -> dict:
     """One cell (one line on one task; one row per final-eval episode of each run): its mean, its two-level
@@ -129,3 +136,26 @@ def paired_difference(x: pd.DataFrame, y: pd.DataFrame, value: str = "normalized
     est = point(eps)
     return {"difference": float(est[0] - est[1]), "low": lo, "high": hi, "n": int(len(eps.counts)),
             "episodes": int(eps.counts.sum()), "design": eps.design}
+
+
+def ratio(x: pd.DataFrame, y: pd.DataFrame, value: str = "normalized_score", reps: int = RESAMPLES,
+          seed: int = 0) -> dict:
+    """mean(x) / mean(y) of two cells' episodes, with a two-level percentile interval: the same draws for both
+    (paired) where they met the same run seeds and states, else independent draws. NaN bounds where y's
+    replicates reach 0."""
+    ex, ey = episodes_of(x, value), episodes_of(y, value)
+    both = paired_of(x, y, value)
+    paired = both is not None and len(both.counts) == len(ex.counts) == len(ey.counts) \
+        and int(both.counts.sum()) == int(ex.counts.sum()) == int(ey.counts.sum())
+    if paired:
+        draws = replicates(both, reps, seed)
+        num, den = draws[:, 0], draws[:, 1]
+    else:
+        num, den = replicates(ex, reps, seed)[:, 0], replicates(ey, reps, seed + 1)[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate = float(point(ex)[0] / point(ey)[0])
+        values = num / den
+    finite = values[np.isfinite(values)]
+    lo, hi = interval(finite) if len(finite) == len(values) else (float("nan"), float("nan"))
+    return {"ratio": estimate, "low": lo, "high": hi, "paired": paired}
+

@@ -28,7 +28,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(root) / "reports" / args.sweep
     # --target and --reps, where given; else the report's own defaults (TARGET_METHOD, BOOTSTRAP_REPS).
     given = {k: v for k, v in (("target", args.target), ("reps", args.reps)) if v is not None}
-    path = write_report(root, args.sweep, out, **given)
+    path = write_report(root, args.sweep, out, one_commit=args.one_commit, **given)
     print(f"report: {path} (and {path.with_suffix('.html')})")
     return 0
 
@@ -56,6 +56,9 @@ def add_cli(subparsers) -> None:
                         help="results store folder (default: mbench --store, else $MBENCH_STORE, else results)")
     parser.add_argument("--target", default=None, help="method compared with each baseline")
     parser.add_argument("--reps", type=int, default=None, help="bootstrap repetitions")
+    parser.add_argument("--one-commit", action="store_true",
+                        help="refuse a sweep whose finished runs mix commits (or attempts of a run do), ran from a "
+                             "dirty checkout, or read different data under one dataset name: a reference report")
     parser.set_defaults(func=_cmd_report)
 
     parser = subparsers.add_parser("ablate", help="an ablation report: the cells of its sweep file's 'ablation:' "

@@ -184,7 +184,8 @@ def align_to_grid(points: pd.DataFrame, notes: Notes) -> pd.DataFrame:
     A run whose env steps are within GRID_TOLERANCE grid spacings of the grid is snapped to it. Otherwise its
     curve is linearly interpolated at the grid steps inside its own range; grid steps beyond its last eval stay
     missing (no extrapolation). A run with a single eval keeps that one point. Returns columns run_id, actor,
-    task, env_step (grid), value, plus the run's identity columns.
+    task, env_step (grid), value, source_step (the env step of the run's own eval that the point shows; NaN
+    where it is interpolated between two), plus the run's identity columns.
     """
     if points.empty:
         return points
@@ -201,12 +202,14 @@ def align_to_grid(points: pd.DataFrame, notes: Notes) -> pd.DataFrame:
             nearest = np.abs(grid[:, None] - steps[None, :])
             idx = nearest.argmin(axis=0)
             if len(steps) == 1 or len(set(idx)) == len(idx) and np.all(nearest[idx, np.arange(len(steps))] <= GRID_TOLERANCE * spacing):
-                new_steps, new_values = grid[idx], values
+                new_steps, new_values, source = grid[idx], values, steps
             else:
                 ragged.append(f"{ident.get('line', actor)} seed {ident.get('seed')} on {task}")
                 inside = grid[(grid >= steps.min()) & (grid <= steps.max())]
                 new_steps, new_values = inside, np.interp(inside, steps, values)
-            frame = pd.DataFrame({"run_id": run_id, "actor": actor, "env_step": new_steps, "value": new_values})
+                source = np.where(np.isin(inside, steps), inside, np.nan)
+            frame = pd.DataFrame({"run_id": run_id, "actor": actor, "env_step": new_steps, "value": new_values,
+                                  "source_step": source})
             for key, value in ident.items():
                 frame[key] = value
             out.append(frame)

@@ -39,10 +39,17 @@ def final_episodes(episodes: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns="_final").sort_values([*key, "episode"], kind="stable").reset_index(drop=True)
 
 
-def _provenance(extra_json: Any) -> dict:
+def _extra(extra_json: Any) -> dict:
     try:
         extra = json.loads(extra_json) if isinstance(extra_json, str) and extra_json else {}
-        prov = extra.get("provenance_json", {})
+    except (TypeError, ValueError):
+        return {}
+    return extra if isinstance(extra, dict) else {}
+
+
+def _provenance(extra_json: Any) -> dict:
+    try:
+        prov = _extra(extra_json).get("provenance_json", {})
         prov = json.loads(prov) if isinstance(prov, str) else prov
     except (TypeError, ValueError, AttributeError):
         return {}
@@ -52,9 +59,13 @@ def _provenance(extra_json: Any) -> dict:
 def run_records(runs: pd.DataFrame) -> pd.DataFrame:
     """Per run: run_id, method, task, product (its method's product actor), selection ({actor: rule}),
     common_start (its product is the common start itself; None in runs before it was recorded), ceiling
-    ({metric, max} or {}), data_score and eval_states, as the run recorded them (missing in older runs)."""
+    ({metric, max} or {}), data_score and eval_states, as the run recorded them (missing in older runs); and
+    where its numbers came from: commit (HEAD of the checkout it ran from), dirty (tracked files differed from
+    it; None where not recorded), commits (every attempt's commit, "+dirty" marked, where the run recorded them;
+    else its one commit), dataset (its id or path) and dataset_hash (the sha256 of its arrays, bench.data's
+    content_hash; "" for a task without data)."""
     cols = ["run_id", "method", "task", "product", "selection", "common_start", "ceiling", "data_score",
-            "eval_states"]
+            "eval_states", "commit", "dirty", "commits", "dataset", "dataset_hash"]
     if runs.empty or "extra_json" not in runs:
         return pd.DataFrame(columns=cols)
     records = []
@@ -62,11 +73,21 @@ def run_records(runs: pd.DataFrame) -> pd.DataFrame:
         prov = _provenance(run.extra_json)
         actors = prov.get("actors") or {}
         seeds = prov.get("seeds") or {}
+        extra = _extra(run.extra_json)
+        dirty, sha = extra.get("git_dirty"), getattr(run, "git_sha", None)
+        sha = sha if isinstance(sha, str) and sha else None
+        commits = extra.get("git_commits")
+        commits = json.loads(commits) if isinstance(commits, str) else commits
+        if not isinstance(commits, list) or not commits:
+            commits = [f"{sha}+dirty" if dirty else sha] if sha else []
         records.append({"run_id": run.run_id, "method": run.method, "task": run.task,
                         "product": actors.get("product"), "selection": actors.get("selection") or {},
                         "common_start": actors.get("common_start"),
                         "ceiling": prov.get("ceiling") or {}, "data_score": prov.get("data_score"),
-                        "eval_states": seeds.get("eval_states", "fixed" if seeds else None)})
+                        "eval_states": seeds.get("eval_states", "fixed" if seeds else None),
+                        "commit": sha, "dirty": None if dirty is None else bool(dirty),
+                        "commits": tuple(str(c) for c in commits),
+                        "dataset": getattr(run, "dataset", None), "dataset_hash": prov.get("dataset_hash")})
     return pd.DataFrame(records, columns=cols)
 
 

@@ -1,10 +1,11 @@
-"""Figures for reports: sample-efficiency curves, rliable aggregates, Pareto and diagnostics.
+"""Figures for reports: rliable aggregates, score against latency (Pareto), diagnostics; the shared pieces.
 
 Why: a reader compares methods by eye before reading any number, so each figure answers one question with
-the statistics DESIGN asks for (mean and 95% CI over seeds; IQM with stratified-bootstrap CIs over tasks),
-and says its units on its axes. Every function returns a matplotlib Figure (tests inspect its artists) and
-never shows it; callers save and close. Lines are keyed by `line` = method[variant]/actor, and one palette
-maps each line to the same colour in every figure.
+the statistics DESIGN asks for (per-cell intervals from analysis/bootstrap.py; IQM with stratified-bootstrap
+CIs over tasks), and says its units on its axes. Every function returns a matplotlib Figure (tests inspect its
+artists) and never shows it; callers save and close. Lines are keyed by `line` = method[variant]/actor and look
+the same in every figure (analysis/looks.py: one hue per family, one line style or marker per actor). The score
+curves are analysis/curves.py's.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import pandas as pd
 import seaborn as sns
 from rliable import plot_utils
 
-from analysis import stats
+from analysis import bands, panels, stats
+from analysis.looks import Looks, looks
 
 SCORE_LABEL = "normalized score (0-100)"
 ENV_STEPS_LABEL = "environment steps"
@@ -33,10 +35,16 @@ METRIC_LABELS = {
 
 
 def palette(lines) -> dict:
-    lines = sorted(set(lines))
-    n = max(len(lines), 1)
-    colors = sns.color_palette("colorblind" if n <= 10 else "tab20", n)  # colorblind has 10 distinct colours
-    return {line: colors[i % len(colors)] for i, line in enumerate(lines)}
+    """{line: colour}: one hue per family (analysis/looks.py)."""
+    return looks(lines).colors
+
+
+def as_looks(given, lines) -> Looks:
+    """`given` as Looks: Looks as is; a {line: colour} dict keeps its colours, with each actor's style."""
+    if isinstance(given, Looks):
+        return given
+    made = looks(lines)
+    return Looks({**made.colors, **(given or {})}, made.styles, made.markers) if given else made
 
 
 def _grid(n_panels: int, width: float = 4.2, height: float = 3.2, ncols: int = 3):
@@ -76,9 +84,11 @@ def short_labels(labels) -> dict[str, str]:
     return out
 
 
-def _figure_legend(fig, colors: dict, title: str | None = None) -> None:
-    """A legend above the panels, with as many columns as the figure's width holds for its longest entry."""
-    handles = [plt.Line2D([0], [0], color=c, lw=2) for c in colors.values()]
+def _figure_legend(fig, colors: dict, title: str | None = None, styles: Looks | None = None) -> None:
+    """A legend above the panels, with as many columns as the figure's width holds for its longest entry;
+    `styles` gives each line its actor's line style (else solid)."""
+    handles = [plt.Line2D([0], [0], color=c, lw=2, ls=styles.styles.get(k, "-") if styles else "-")
+               for k, c in colors.items()]
     texts = list(short_labels(list(colors)).values())
     longest = max((len(t) for t in texts), default=1)
     fits = int(fig.get_figwidth() * 72 / (0.62 * 9 * longest + 40))  # ~0.62 em per character at 9 pt
@@ -95,42 +105,6 @@ def _empty(message: str):
     fig, ax = plt.subplots(figsize=(5, 2))
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
     ax.set_axis_off()
-    return fig
-
-
-def _flat_line(ax, x_range, values, color, label):
-    """A line with one eval (no online phase) is a reference: drawn flat across the panel with its CI band."""
-    mean, half, _ = stats.mean_ci(values)
-    xs = np.array(x_range, dtype=float)
-    ax.plot(xs, [mean, mean], color=color, ls="--", lw=1.5, label=label)
-    if np.isfinite(half):
-        ax.fill_between(xs, mean - half, mean + half, color=color, alpha=0.2, lw=0)
-
-
-def sample_efficiency(points: pd.DataFrame, metric: str = "normalized_score", colors: dict | None = None):
-    """One panel per task; one line per method x actor: mean over seeds, seaborn's 95% bootstrap CI band."""
-    if points.empty:
-        return _empty(f"no {metric} evals to plot")
-    colors = colors or palette(points["line"])
-    tasks = sorted(points["task"].unique())
-    fig, axes = _grid(len(tasks))
-    for ax, task in zip(axes, tasks):
-        data = points[points["task"] == task]
-        x_range = (data["env_step"].min(), max(data["env_step"].max(), 1))
-        n_steps = data.groupby("line")["env_step"].nunique()
-        for line in sorted(data["line"].unique()):
-            rows = data[data["line"] == line]
-            if n_steps[line] == 1:
-                _flat_line(ax, x_range, rows["value"], colors[line], line)
-            else:
-                sns.lineplot(data=rows, x="env_step", y="value", color=colors[line], label=line,
-                             errorbar=("ci", 95), n_boot=1000, seed=0, ax=ax, legend=False)
-        seeds = data.groupby("line")["seed"].nunique()
-        ax.set_title(f"{task} (seeds per line: {seeds.min()}-{seeds.max()})" if seeds.min() != seeds.max()
-                     else f"{task} ({seeds.min()} seeds per line)")
-        ax.set_xlabel(ENV_STEPS_LABEL)
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    _figure_legend(fig, {k: v for k, v in colors.items() if k in set(points["line"])})
     return fig
 
 
@@ -178,43 +152,63 @@ def aggregate_arrays(points: pd.DataFrame, notes=None):
     return arrays, xs, x_label
 
 
-def aggregate_curve(points: pd.DataFrame, colors: dict, notes=None, reps: int = 2000):
-    """IQM over all runs and tasks at each step, with stratified-bootstrap 95% CIs (rliable)."""
+def aggregate_curve(points: pd.DataFrame, colors, notes=None, reps: int = 2000):
+    """IQM over all runs and tasks at each step, with stratified-bootstrap 95% CIs (rliable), in panels of at
+    most panels.MAX_LINES lines. A reference (one eval, held flat) is a thin line with its CI as one bar.
+    colors: Looks, or {line: colour}."""
     if points.empty:
         return _empty("no evals to aggregate"), None
     arrays, xs, x_label = aggregate_arrays(points, notes)
     if not arrays:
         return _empty("no line has complete curves on every task"), None
     estimates = stats.aggregate_curve(arrays, reps=reps)
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for line, (mid, low, high) in estimates.items():
-        ax.plot(xs, mid, color=colors[line], label=line, lw=2)
-        ax.fill_between(xs, low, high, color=colors[line], alpha=0.2, lw=0)
+    look = as_looks(colors, points["line"])
+    refs = panels.references(points)
+    groups = panels.panel_groups(list(estimates), refs)
+    fig, axes = panels.panel_grid(len(groups))
+    short = short_labels(list(estimates))
     n_tasks = next(iter(arrays.values())).shape[1]
-    ax.set_title(f"IQM over {n_tasks} task(s), 95% stratified-bootstrap CI")
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(f"IQM {SCORE_LABEL}")
-    _figure_legend(fig, {k: colors[k] for k in estimates})
+    for i, (ax, group) in enumerate(zip(axes, groups)):
+        handles = []
+        for line in group:
+            mid, low, high = estimates[line]
+            (handle,) = ax.plot(xs, mid, **look.of(line, reference=line in refs))
+            if line in refs:
+                nudge = 0.012 * (xs[-1] - xs[0]) * sorted(refs & set(group)).index(line)  # bars side by side
+                ax.errorbar(xs[0] + nudge, mid[0], yerr=[[mid[0] - low[0]], [high[0] - mid[0]]],
+                            color=look.colors[line], lw=1.0, capsize=3, fmt="none")
+            else:
+                ax.fill_between(xs, low, high, color=look.colors[line], alpha=0.14, lw=0)
+            handles.append(handle)
+        ax.set_title(f"IQM over {n_tasks} task(s)" + (f", panel {i + 1} of {len(groups)}" if len(groups) > 1 else ""))
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(f"IQM {SCORE_LABEL}")
+        ax.grid(alpha=0.25)
+        panels.panel_legend(ax, handles, [short[k] + (" (reference)" if k in refs else "") for k in group],
+                            "IQM over runs and tasks; band: 95% stratified-bootstrap CI over runs")
     return fig, estimates
 
 
-def interval_estimates(table: pd.DataFrame, colors: dict):
+def interval_estimates(table: pd.DataFrame, colors):
     """rliable's interval-estimate plot: IQM, median, mean and optimality gap of final scores."""
     if table.empty:
         return _empty("no final scores")
+    colors = as_looks(colors, table["line"]).colors
     names = list(dict.fromkeys(table["metric"]))
     lines = list(dict.fromkeys(table["line"]))
     points = {ln: table[table["line"] == ln].set_index("metric").loc[names, "estimate"].to_numpy() for ln in lines}
     cis = {ln: table[table["line"] == ln].set_index("metric").loc[names, ["low", "high"]].to_numpy().T
            for ln in lines}
     short = short_labels(lines)  # the tick labels: what differs between the lines
+    height = 0.5 * len(lines)  # inches: rliable's row_height per line
     points, cis = {short[k]: v for k, v in points.items()}, {short[k]: v for k, v in cis.items()}
     fig, _ = plot_utils.plot_interval_estimates(points, cis, metric_names=names,
                                                 algorithms=[short[ln] for ln in lines],
                                                 colors={short[ln]: colors[ln] for ln in lines},
                                                 xlabel=f"final {SCORE_LABEL}", subfigure_width=3.6,
-                                                row_height=0.5, xlabel_y_coordinate=-0.32)
-    fig.suptitle("Final score: point estimates and 95% stratified-bootstrap CIs", y=1.12 + 0.02 * len(lines))
+                                                row_height=0.5, xlabel_y_coordinate=0.11 - 0.6 / height)
+    # matplotlib's default axes span 0.11-0.88 of the figure's height: the title and x label sit just outside
+    fig.suptitle("Final score: point estimates and 95% stratified-bootstrap CIs", y=0.88 + 0.65 / height)
     return fig
 
 
@@ -236,36 +230,57 @@ def probability_of_improvement(table: pd.DataFrame):
     return fig
 
 
-def performance_profile(matrices: dict, colors: dict, reps: int = 2000):
-    """Fraction of runs whose final score exceeds tau, with 95% CIs (rliable)."""
+def performance_profile(matrices: dict, colors, reps: int = 2000, refs=()):
+    """Fraction of runs whose final score exceeds tau, with 95% CIs (rliable), in panels of at most
+    panels.MAX_LINES lines (families split in name order, every panel repeating the references `refs`)."""
     if not matrices:
         return _empty("no final scores")
+    look = as_looks(colors, list(matrices))
     top = max(float(np.nanmax(m)) for m in matrices.values())
     low = min(0.0, min(float(np.nanmin(m)) for m in matrices.values()))
     taus = np.linspace(low, max(top, 1.0) * 1.02, 81)
     profiles, cis = stats.performance_profiles(matrices, taus, reps=reps)
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,
-                                         colors={k: colors[k] for k in profiles},
-                                         xlabel=f"final {SCORE_LABEL} threshold tau",
-                                         ylabel="fraction of runs with score > tau")
-    ax.set_title("Performance profile, 95% CI")
-    _figure_legend(fig, {k: colors[k] for k in profiles})
+    groups = panels.panel_groups(list(profiles), refs)
+    fig, axes = panels.panel_grid(len(groups))
+    short = short_labels(list(profiles))
+    for i, (ax, group) in enumerate(zip(axes, groups)):
+        plot_utils.plot_performance_profiles({k: profiles[k] for k in group}, taus,
+                                             performance_profile_cis={k: cis[k] for k in group}, ax=ax,
+                                             colors={k: look.colors[k] for k in group},
+                                             linestyles={k: look.styles[k] for k in group},
+                                             xlabel=f"final {SCORE_LABEL} threshold tau",
+                                             ylabel="fraction of runs with score > tau", labelsize="medium",
+                                             ticklabelsize="medium")
+        ax.set_title("Performance profile" + (f", panel {i + 1} of {len(groups)}" if len(groups) > 1 else ""))
+        handles = [plt.Line2D([0], [0], color=look.colors[k], ls=look.styles[k], lw=2) for k in group]
+        panels.panel_legend(ax, handles, [short[k] for k in group], "band: 95% stratified-bootstrap CI over runs")
     return fig
 
 
-def pareto(frame: pd.DataFrame, colors: dict):
-    """Final score against per-action latency, one panel per task; the dashed line is the Pareto front
-    (no other line is both faster and better). frame: task, line, score, score_ci, latency_ms, latency_ci."""
+PARETO_NOTE = (  # the legend's title: what every mark and bar of the Pareto figure is
+    "marker: median over runs of each run's per-action latency (its timing row's p50 over its timed calls,\n"
+    "    divided by the env actions one call yields); horizontal bar: min-max of it over runs\n"
+    "vertical bar: 95% interval of the final score, a bootstrap over runs and their final-eval episodes\n"
+    "    (‡: over runs only, no stored episodes); dashed: the Pareto front")
+
+
+def pareto(frame: pd.DataFrame, colors):
+    """Final score against per-action latency, one panel per task; the dashed line is the Pareto front (no other
+    line is both faster and better). frame (analysis.report.per_action_latency): task, line, score, low, high,
+    how, latency_ms, latency_low, latency_high. The legend's title says what every bar spans (PARETO_NOTE)."""
     if frame.empty:
         return _empty("no lines have both a final score and a per-action timing")
+    look = as_looks(colors, frame["line"])
     tasks = sorted(frame["task"].unique())
-    fig, axes = _grid(len(tasks))
+    fig, axes = _grid(len(tasks), width=6.6, height=4.6, ncols=2)
     for ax, task in zip(axes, tasks):
         data = frame[frame["task"] == task].sort_values("latency_ms")
         for row in data.itertuples():
-            ax.errorbar(row.latency_ms, row.score, xerr=np.nan_to_num(row.latency_ci),
-                        yerr=np.nan_to_num(row.score_ci), fmt="o", color=colors[row.line], capsize=3, ms=7)
+            xerr = [[max(row.latency_ms - row.latency_low, 0.0)], [max(row.latency_high - row.latency_ms, 0.0)]]
+            yerr = [[max(row.score - row.low, 0.0)], [max(row.high - row.score, 0.0)]]
+            ax.errorbar(row.latency_ms, row.score, xerr=np.nan_to_num(xerr), yerr=np.nan_to_num(yerr),
+                        marker=look.markers[row.line], ls="none", color=look.colors[row.line], capsize=3, ms=7,
+                        elinewidth=1.2)
         front, best = [], -np.inf
         for row in data.itertuples():
             if row.score > best:
@@ -274,49 +289,37 @@ def pareto(frame: pd.DataFrame, colors: dict):
         if len(front) > 1:
             fx, fy = zip(*front)
             ax.step(fx, fy, where="post", color="grey", ls="--", lw=1)
-        if (data["latency_ms"] > 0).all() and data["latency_ms"].max() / max(data["latency_ms"].min(), 1e-9) > 20:
+        lows = data["latency_low"].where(data["latency_low"] > 0, data["latency_ms"])
+        if (lows > 0).all() and data["latency_high"].max() / max(lows.min(), 1e-9) > 20:
             ax.set_xscale("log")
         ax.set_title(task)
         ax.set_xlabel(LATENCY_LABEL)
         ax.set_ylabel(f"final {SCORE_LABEL}")
-    _figure_legend(fig, {k: colors[k] for k in sorted(frame["line"].unique())})
+        ax.grid(alpha=0.25)
+    lines = sorted(frame["line"].unique())
+    marked = set(frame.loc[frame["how"] == bands.RUNS_ONLY, "line"]) if "how" in frame else set()
+    short = short_labels(lines)
+    handles = [plt.Line2D([0], [0], color=look.colors[k], marker=look.markers[k], ls="none", ms=7) for k in lines]
+    texts = [short[k] + (" ‡" if k in marked else "") for k in lines]
+    ncol = max(1, min(len(lines), 3))
+    rows = -(-len(lines) // ncol)
+    legend = fig.legend(handles, texts, loc="upper center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 1.0),
+                        fontsize=9, title=PARETO_NOTE, title_fontsize=8)
+    legend.get_title().set_multialignment("left")
+    top = 0.22 * rows + 0.15 * (PARETO_NOTE.count("\n") + 1) + 0.15  # inches the legend and its title take
+    fig.set_figheight(fig.get_figheight() + top)
+    fig.tight_layout(rect=(0, 0, 1, 1 - top / fig.get_figheight()))
     return fig
 
 
-def score_against(points: pd.DataFrame, x: str, colors: dict):
-    """Diagnostics: the score curve against wall-clock time or gradient steps instead of env steps.
-
-    Each line is the mean over seeds at each grid step, placed at the seeds' mean x; the band is the 95%
-    t-interval of the score over seeds.
-    """
-    if points.empty or x not in points.columns:
-        return _empty(f"no evals with {x}")
-    tasks = sorted(points["task"].unique())
-    fig, axes = _grid(len(tasks))
-    label = WALL_LABEL if x == "wall_s" else GRAD_STEPS_LABEL
-    for ax, task in zip(axes, tasks):
-        data = points[points["task"] == task]
-        for line, rows in data.groupby("line"):
-            summary = rows.groupby("env_step").agg(x=(x, "mean"), values=("value", list)).sort_values("x")
-            cis = [stats.mean_ci(v) for v in summary["values"]]
-            mean = np.array([c[0] for c in cis])
-            half = np.nan_to_num(np.array([c[1] for c in cis]))
-            ax.plot(summary["x"], mean, color=colors[line], lw=2, marker="." if len(mean) == 1 else None)
-            ax.fill_between(summary["x"], mean - half, mean + half, color=colors[line], alpha=0.2, lw=0)
-        ax.set_title(task)
-        ax.set_xlabel(label)
-        ax.set_ylabel(SCORE_LABEL)
-    _figure_legend(fig, {k: colors[k] for k in sorted(points["line"].unique())})
-    return fig
-
-
-def metric_panels(rows: pd.DataFrame, x: str, colors: dict | None = None, max_panels: int = 12, bins: int = 60):
+def metric_panels(rows: pd.DataFrame, x: str, colors=None, max_panels: int = 12, bins: int = 60):
     """One panel per metric (world-model error, V calibration, plan gap, losses), one line per method
     [variant][/actor], mean and 95% CI over seeds. Dense x (losses) is averaged into `bins` bins per run."""
     if rows.empty:
         return _empty("no rows")
     metrics_ = sorted(rows["metric"].unique())[:max_panels]
-    colors = colors or palette(rows["line"])
+    look = as_looks(colors, rows["line"])
+    colors = look.colors
     fig, axes = _grid(len(metrics_))
     for ax, metric in zip(axes, metrics_):
         data = rows[rows["metric"] == metric]
@@ -326,12 +329,13 @@ def metric_panels(rows: pd.DataFrame, x: str, colors: dict | None = None, max_pa
             data = data.assign(**{x: centers[np.clip(np.digitize(data[x], edges) - 1, 0, bins - 1)]})
             data = data.groupby(["line", "run_id", x], as_index=False)["value"].mean()
         for line, part in data.groupby("line"):
-            sns.lineplot(data=part, x=x, y="value", color=colors.get(line), errorbar=("ci", 95), n_boot=200,
+            sns.lineplot(data=part, x=x, y="value", color=colors.get(line), ls=look.styles.get(line, "-"),
+                         errorbar=("ci", 95), n_boot=200,
                          seed=0, ax=ax, legend=False)
         ax.set_title(metric)
         ax.set_xlabel(ENV_STEPS_LABEL if x == "env_step" else GRAD_STEPS_LABEL)
         ax.set_ylabel(_metric_unit(metric))
-    _figure_legend(fig, {k: colors[k] for k in sorted(rows["line"].unique()) if k in colors})
+    _figure_legend(fig, {k: colors[k] for k in sorted(rows["line"].unique()) if k in colors}, styles=look)
     return fig
 
 

@@ -13,7 +13,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import bootstrap, figures, gains, ordering, score_table, stats, tables
+from analysis import (
+    bands,
+    bootstrap,
+    curves,
+    figures,
+    gains,
+    looks,
+    ordering,
+    origins,
+    panels,
+    score_table,
+    stats,
+    tables,
+)
 from analysis.data import (
     DIAGNOSTIC_PREFIXES,
     EVAL_METRICS,
@@ -35,6 +48,12 @@ from analysis.episodes import cell_flags, final_episodes, run_records
 # pair of lines of two different methods, each as P(the line with the higher mean final score > the other).
 TARGET_METHOD = None
 BOOTSTRAP_REPS = 2000
+CURVE_CAPTION = ("the mean over runs at each eval point; band: its 95% interval, a two-level percentile bootstrap "
+                 "(runs, then each drawn run's episodes of that eval; lines marked ‡ resample runs only: no stored "
+                 "episodes). Colour: family (method[variant]); line style: actor, solid for the method's product "
+                 "where its runs record it. Thin flat lines are references evaluated once (no online phase), with "
+                 f"their interval as one bar at their eval. At most {panels.MAX_LINES} lines a panel: a task "
+                 "with more is split by family, each panel repeating the references.")
 
 
 # --------------------------------------------------------------------------------------------- per-action
@@ -46,20 +65,36 @@ def action_component(actor: str, rows: pd.DataFrame) -> str | None:
     return names[0] if names else None
 
 
-def per_action_latency(timings: pd.DataFrame, scores: pd.DataFrame, notes: Notes) -> pd.DataFrame:
-    """Per (task, line): mean final score and mean per-action p50 latency over runs, each with a 95% CI.
+LATENCY_COLUMNS = ["task", "line", "score", "low", "high", "how", "latency_ms", "latency_low", "latency_high",
+                   "runs", "timed_calls", "device", "component"]
 
-    A line's latency is that of the act or plan rows whose `actor` is the line's actor, divided by the env
-    actions one call yields (`actions_per_call`: a DP's executed chunk, a plan's replan_every). Rows without
-    that metadata (store files older than schema 2) make the line's latency unknown: it is left out, and said."""
+
+def per_action_latency(timings: pd.DataFrame, scores: pd.DataFrame, notes: Notes,
+                       cells: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (task, line): the final score with its interval, and the per-action latency over runs.
+
+    A run's per-action latency is its act or plan row's p50 (over the row's timed calls, `reps`) for the line's
+    actor (the rows whose `actor` is the line's actor), divided by the env actions one call yields
+    (`actions_per_call`: a DP's executed chunk, a plan's replan_every), at the smallest batch measured, on the
+    device most rows were timed on, eager rows where a run has compiled ones too. latency_ms is its median over
+    the line's runs and latency_low/high its min and max over them; timed_calls the range of `reps`. The score
+    (score, low, high, how) is the line's headline cell (`cells`: analysis.score_table.final_cells; two-level
+    where its runs stored episodes, else over runs only; computed over runs only where not given). Rows
+    without the metadata (store files older than schema 2) make the line's latency unknown: it is left out, and
+    said."""
     if timings.empty or scores.empty:
-        return pd.DataFrame(columns=["task", "line", "score", "score_ci", "latency_ms", "latency_ci", "device"])
+        return pd.DataFrame(columns=LATENCY_COLUMNS)
+    if cells is None:
+        cells = score_table.final_cells(scores, pd.DataFrame(), pd.DataFrame())
+    cell_of = cells.set_index(["line", "task"])
     timings = timing_metadata(timings)
     device = timings["device"].value_counts().index[0]
     if timings["device"].nunique() > 1:
         notes.warn(f"timings span devices {sorted(timings['device'].unique())}; the Pareto figure uses {device}")
     usable = timings[timings["device"] == device]
     usable = usable[usable["batch"] == usable["batch"].min()]
+    if "compiled" in usable and usable["compiled"].fillna(False).astype(bool).any():
+        usable = usable[~usable["compiled"].fillna(False).astype(bool)]
     records = []
     for (task, line), group in scores.groupby(["task", "line"]):
         actor = group["actor"].iloc[0]
@@ -83,16 +118,23 @@ def per_action_latency(timings: pd.DataFrame, scores: pd.DataFrame, notes: Notes
         if unknown:
             notes.warn(f"{line} on {task}: {len(unknown)} run(s) have timing rows without metadata (store files "
                        "older than schema 2): their per-action latency is unknown and left out")
-        latency = per_action_ms(picked).dropna()
-        if latency.empty:
+        picked = picked.assign(per_action=per_action_ms(picked)).dropna(subset=["per_action"])
+        if picked.empty:
             notes.warn(f"{line} on {task}: per-action latency unknown (component {component} has no "
                        "actions_per_call); left out of the Pareto figure")
             continue
-        score, score_ci, _ = stats.mean_ci(group["final"])
-        lat, lat_ci, _ = stats.mean_ci(latency)
-        records.append({"task": task, "line": line, "score": score, "score_ci": score_ci, "latency_ms": lat,
-                        "latency_ci": lat_ci, "device": device, "component": component})
-    return pd.DataFrame(records)
+        per_run = picked.groupby("run_id")["per_action"].median()
+        calls = pd.to_numeric(picked["reps"], errors="coerce") if "reps" in picked else pd.Series(dtype=float)
+        cell = cell_of.loc[(line, task)]
+        records.append({"task": task, "line": line, "score": float(cell["mean"]), "low": float(cell["low"]),
+                        "high": float(cell["high"]),
+                        "how": bands.RUNS_ONLY if bool(cell["seeds_only"]) else bands.TWO_LEVEL,
+                        "latency_ms": float(per_run.median()), "latency_low": float(per_run.min()),
+                        "latency_high": float(per_run.max()), "runs": len(per_run),
+                        "timed_calls": (f"{calls.min():.0f}-{calls.max():.0f}" if calls.min() != calls.max()
+                                        else f"{calls.min():.0f}") if calls.notna().any() else "unknown",
+                        "device": device, "component": component})
+    return pd.DataFrame(records, columns=LATENCY_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------------------- report
@@ -143,11 +185,17 @@ def tasks_table(records: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET_METHOD,
-                 reps: int = BOOTSTRAP_REPS, cell_reps: int = bootstrap.RESAMPLES) -> Path:
-    """Write report.md and report.html (and figures/, tables/) for one sweep; return report.md's path."""
+                 reps: int = BOOTSTRAP_REPS, cell_reps: int = bootstrap.RESAMPLES, one_commit: bool = False) -> Path:
+    """Write report.md and report.html (and figures/, tables/) for one sweep; return report.md's path.
+
+    one_commit: refuse (origins.MixedOrigins, before anything is written) a sweep whose finished runs mix
+    commits, ran from a dirty checkout or read different data under one dataset name (a reference report)."""
     out_dir = Path(out_dir)
     notes = Notes()
     sweep = load_sweep(store_root, sweep_id, notes)
+    records = run_records(sweep.finished)
+    if one_commit:
+        origins.check_one_commit(records, sweep_id)
     doc = Document(f"Sweep report: {sweep_id}", out_dir)
     status = sweep.runs["status"].value_counts().to_dict() if not sweep.runs.empty else {}
     doc.para(f"Runs: {len(sweep.runs)} ({', '.join(f'{v} {k}' for k, v in sorted(status.items())) or 'none'}). "
@@ -155,6 +203,10 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
              "headline and orders lines; `best` (the max over evals) is optimistic and printed beside it. "
              "Aggregates over tasks are rliable IQM with 95% stratified-bootstrap CIs over runs "
              f"({reps} reps).")
+    if not records.empty:
+        doc.para("Code and data of the finished runs: " + "; ".join(origins.origin_lines(records)) + ".")
+        for problem in origins.mixing(records):
+            notes.warn(f"not one commit's runs on one dataset: {problem}")
     if sweep.shared:
         doc.para("Settings shared by every line that has them, left out of the line names: "
                  + ", ".join(f"`{s}`" for s in sweep.shared) + ".")
@@ -172,15 +224,17 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
             notes.warn("no normalized_score in the curves; the report uses raw returns")
     points = align_to_grid(raw, notes) if not raw.empty else raw
     if not raw.empty:
-        # Wall-clock time and gradient steps of each aligned eval, for the diagnostics.
-        extra = raw[["run_id", "actor", "env_step", "wall_s", "grad_step"]]
-        points = points.merge(extra, on=["run_id", "actor", "env_step"], how="left")
+        # Wall-clock time and gradient steps of each aligned eval (of the run's own eval that it shows: a point
+        # snapped onto the grid keeps its eval's time; one interpolated between two has none), for diagnostics.
+        extra = raw[["run_id", "actor", "env_step", "wall_s", "grad_step"]].rename(columns={"env_step": "source_step"})
+        points = points.merge(extra.astype({"source_step": float}), on=["run_id", "actor", "source_step"], how="left")
     scores = run_scores(points)
-    colors = figures.palette(points["line"]) if not points.empty else {}
 
     # --- the runs' actors and tasks, as their records say
-    records = run_records(sweep.finished)
     final = final_episodes(sweep.episodes)
+    # Each family one hue, each actor a line style (its product solid, as its runs record it).
+    colors = looks.looks(points["line"], looks.family_products(records, points[["run_id", "line"]])) \
+        if not points.empty else looks.looks([])
     if final.empty:
         notes.warn("no eval episodes in the store (runs older than store schema 3): the cells' intervals resample "
                    "runs only (marked " + score_table.FLAGS["seeds_only"] + ") and no cell can be checked for a "
@@ -236,16 +290,18 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
 
     # --- curves
     doc.heading("Sample-efficiency curves")
+    band_frame = pd.DataFrame(columns=bands.COLUMNS)
     with section(doc, notes, "curves"):
-        doc.figure(figures.sample_efficiency(points, metric, colors), f"curves_{metric}",
-                   f"{metric} per task against env steps: mean over seeds, 95% CI band; one line per method and "
-                   "actor (dashed: a line with one eval, no online phase)")
+        band_frame = bands.curve_bands(points, sweep.episodes, metric, cell_reps)
+        doc.figure(curves.sample_efficiency(points, band_frame, colors, metric), f"curves_{metric}",
+                   f"{metric} per task against env steps: " + CURVE_CAPTION)
         for other in EVAL_METRICS:
             other_points = eval_points(sweep.curves, other) if other != metric else pd.DataFrame()
             if other != metric and not other_points.empty and other != "return":
                 aligned = align_to_grid(other_points, Notes(echo=False))
-                doc.figure(figures.sample_efficiency(aligned, other, figures.palette(aligned["line"])),
-                           f"curves_{other}", f"{other} per task against env steps, mean and 95% CI over seeds")
+                other_bands = bands.curve_bands(aligned, sweep.episodes, other, cell_reps)
+                doc.figure(curves.sample_efficiency(aligned, other_bands, colors, other), f"curves_{other}",
+                           f"{other} per task against env steps: " + CURVE_CAPTION)
 
     # --- aggregates over tasks
     doc.heading("Aggregates over tasks (rliable)")
@@ -285,7 +341,8 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
                              "score) beats the second on a task, 95% CI"))
     with section(doc, notes, "performance profile"):
         if matrices:
-            doc.figure(figures.performance_profile(matrices, colors, reps=reps), "performance_profile",
+            refs = panels.references(points) if not points.empty else set()
+            doc.figure(figures.performance_profile(matrices, colors, reps=reps, refs=refs), "performance_profile",
                        "Fraction of runs with final score above tau, 95% CI")
         else:
             doc.para(f"_Performance profile: no line has {stats.MIN_SEEDS} or more runs per task._")
@@ -298,35 +355,42 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
         doc.table(timing, md, index=False)
         doc.links(save_table(out_dir, "inference_time", md, tables.timing_latex(timing), timing))
     with section(doc, notes, "Pareto figure"):
-        frame = per_action_latency(sweep.timings, scores, notes)
+        frame = per_action_latency(sweep.timings, scores, notes, cells if not cells.empty else None)
         if frame.empty:
             doc.para("_No line has both a final score and a per-action timing._")
         else:
+            calls = ", ".join(sorted(set(frame["timed_calls"])))
             doc.figure(figures.pareto(frame, colors), "pareto_score_latency",
-                       f"Final score against per-action latency ({frame['device'].iloc[0]}, batch 1), per task; "
-                       "bars are 95% CIs over seeds; dashed: the Pareto front")
+                       f"Final score against per-action latency ({frame['device'].iloc[0]}, batch "
+                       f"{int(sweep.timings['batch'].min())}), per task. Marker: the median over the line's "
+                       "runs of each run's per-action latency (the p50 of its timing row over its "
+                       f"{calls} timed calls, divided by the env actions one call yields); horizontal bar: the "
+                       "min-max of that per-run latency over the runs (not an interval of the median, and not "
+                       "the spread of single calls); vertical bar: the final score's 95% interval, as in the "
+                       "headline table (two-level bootstrap over runs and their final-eval episodes; ‡ over runs "
+                       "only). Dashed: the Pareto front.")
 
     # --- diagnostics
     doc.heading("Diagnostics")
     with section(doc, notes, "score against wall-clock and gradient steps"):
-        doc.figure(figures.score_against(points, "wall_s", colors), "diagnostics_wallclock",
-                   "Score against wall-clock time (mean over seeds, 95% CI band)")
-        doc.figure(figures.score_against(points, "grad_step", colors), "diagnostics_gradsteps",
-                   "Score against gradient steps (mean over seeds, 95% CI band)")
-    curves = sweep.curves
-    if not curves.empty:
-        curves = curves.assign(line=[line_label(m, v, a) for m, v, a in
-                                     zip(curves["method"], curves["variant"], curves["actor"])])
+        doc.figure(curves.score_against(points, band_frame, colors, "wall_s"), "diagnostics_wallclock",
+                   "Score against wall-clock time, each eval at its runs' mean time: " + CURVE_CAPTION)
+        doc.figure(curves.score_against(points, band_frame, colors, "grad_step"), "diagnostics_gradsteps",
+                   "Score against gradient steps, each eval at its runs' mean step: " + CURVE_CAPTION)
+    rows_all = sweep.curves
+    if not rows_all.empty:
+        rows_all = rows_all.assign(line=[line_label(m, v, a) for m, v, a in
+                                         zip(rows_all["method"], rows_all["variant"], rows_all["actor"])])
     for prefix in DIAGNOSTIC_PREFIXES:
         with section(doc, notes, f"{prefix} diagnostics"):
-            rows = curves[curves["metric"].str.startswith(prefix)] if not curves.empty else curves
+            rows = rows_all[rows_all["metric"].str.startswith(prefix)] if not rows_all.empty else rows_all
             if not rows.empty:
                 name = prefix.strip("/")
                 doc.figure(figures.metric_panels(rows, "env_step", colors=None), f"diagnostics_{name}",
                            f"{prefix}* metrics against env steps, mean and 95% CI over seeds")
     with section(doc, notes, "training losses"):
-        rows = curves[~curves["metric"].isin(EVAL_METRICS)
-                      & ~curves["metric"].str.startswith(DIAGNOSTIC_PREFIXES)] if not curves.empty else curves
+        rows = rows_all[~rows_all["metric"].isin(EVAL_METRICS)
+                        & ~rows_all["metric"].str.startswith(DIAGNOSTIC_PREFIXES)] if not rows_all.empty else rows_all
         if not rows.empty:
             doc.figure(figures.metric_panels(rows, "grad_step"), "losses",
                        "Training losses and other training metrics against gradient steps, mean and 95% CI over seeds")

@@ -43,8 +43,7 @@ def final_cells(scores: pd.DataFrame, final: pd.DataFrame, flags: pd.DataFrame, 
         eps = final[final["run_id"].isin(group["run_id"]) & (final["line"] == line)] if not final.empty else final
         seeds_only = eps.empty or set(eps["run_id"]) != set(group["run_id"])
         if seeds_only:  # one "episode" per run, its final score: a one-level bootstrap over runs
-            eps = pd.DataFrame({"run_id": group["run_id"], "seed": group["seed"], "episode": 0,
-                                "reset_seed": np.arange(len(group)), value: group["final"]})
+            eps = bootstrap.runs_as_episodes(group, "final", value)
         cell = bootstrap.cell_interval(eps, value, reps)
         mark = marks.loc[(line, task)] if marks is not None and (line, task) in marks.index else None
         records.append({"line": line, "task": task, **cell, "best": float(group["best"].mean()),

@@ -2,9 +2,10 @@
 
 Why: DESIGN's statistics rules (at least 5 seeds per reported comparison, every cell flagged below that, IQM
 with stratified-bootstrap CIs over tasks, probability of improvement, performance profiles) must be computed
-the same way by every report. The headline table's per-cell intervals resample runs and eval episodes
-(analysis/bootstrap.py); Student's t over seeds (`mean_ci`) is left for latencies, curve bands and the ablation's
-cells; anything aggregated over tasks goes through rliable.
+the same way by every report. Every score interval of a report (the headline table, the curve bands, the Pareto
+figure, the ablation's score cells) resamples runs and eval episodes (analysis/bootstrap.py, analysis/bands.py);
+Student's t over runs (`mean_ci`) is left for the ablation's latency and update-time cells; anything aggregated
+over tasks goes through rliable.
 """
 from __future__ import annotations
 

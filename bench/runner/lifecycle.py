@@ -35,7 +35,7 @@ from bench.runner.off_policy import run_off_policy
 from bench.runner.on_policy import run_on_policy
 from bench.runner.outcome import record_end
 from bench.runner.progress import Progress
-from bench.runner.provenance import git_state, now, package_versions
+from bench.runner.provenance import commit_label, git_state, now, package_versions
 from bench.runner.run_record import data_score, provenance
 from bench.runner.stops import Preempted, stop_due, stop_requested, stop_status
 from bench.runner.timing import time_components
@@ -73,6 +73,9 @@ class Run:
         self.loop_state: dict[str, Any] = {}  # what a loop must checkpoint beyond the progress
         self.loop: Loop | None = None  # the online loop's context, while it runs
         self.dataset_hash = ""
+        # The code this process runs: HEAD when it started (its modules are loaded then), not whatever the
+        # checkout holds when a row is written minutes or hours later.
+        self.git_sha, self.git_dirty = git_state()
         self.started_at = now()
         self._t0 = time.perf_counter()
         self._wall_before = 0.0  # seconds worked by earlier attempts (from the checkpoint)
@@ -96,7 +99,6 @@ class Run:
 
     # ---- store rows ----
     def run_row(self, status: str, error: str = "") -> dict[str, Any]:
-        sha, dirty = git_state()
         cfg = self.cfg
         made = hasattr(self, "method")  # setup has made the parts
         return {
@@ -104,7 +106,7 @@ class Run:
             "variant": cfg.variant, "suite": self.task.suite, "task": cfg.task,
             "dataset": cfg.dataset_path or self.task.dataset_id, "seed": cfg.seed,
             "config_json": json.dumps(cfg.to_json(), sort_keys=True), "status": status, "error": error,
-            "git_sha": sha, "git_dirty": dirty, "host": socket.gethostname(), "device": str(self.device),
+            "git_sha": self.git_sha, "git_dirty": self.git_dirty, "git_commits": list(self.progress.commits), "host": socket.gethostname(), "device": str(self.device),
             "versions": json.dumps(package_versions()),
             "provenance_json": json.dumps(provenance(
                 cfg, self.task, self.method if made else None, getattr(self, "dataset", None), self.dataset_hash,
@@ -299,6 +301,9 @@ class Run:
         self.progress.attempt = attempt
         self.setup()
         resumed = self.try_resume(attempt)
+        here = commit_label(self.git_sha, self.git_dirty)
+        if self.progress.commits[-1:] != [here]:  # this attempt's code, after those of the attempts it resumes
+            self.progress.commits.append(here)
         if self.ctx.on_start is not None:
             self.ctx.on_start(self, resumed)
         self.write_progress("running")

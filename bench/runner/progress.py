@@ -23,6 +23,9 @@ class Progress:
     pretrain_done: bool = False
     dp_loaded: bool = False  # the common-start DP was handed to the method
     rollout: int = 0  # on-policy rollouts done
+    # The commits its attempts ran from, in order (bench.runner.provenance.commit_label: "<sha>", "+dirty" where
+    # tracked files differed): a run resumed under other code says so. Empty in checkpoints older than the field.
+    commits: list[str] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

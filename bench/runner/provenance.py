@@ -21,6 +21,11 @@ def git_state() -> tuple[str, bool]:
     return sha, dirty
 
 
+def commit_label(sha: str, dirty: bool) -> str:
+    """One attempt's code as a run records it among its commits: the sha, "+dirty" where tracked files differed."""
+    return f"{sha}+dirty" if dirty else sha
+
+
 def package_versions() -> dict[str, str]:
     """Versions of the packages that shape a run's numbers."""
     out = {"python": platform.python_version()}

@@ -16,7 +16,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 from scipy import stats as sps
 
-from analysis import ablate, ablation_cells, ablation_spec, figures, report, tables
+from analysis import ablate, ablation_cells, ablation_spec, bands, curves, figures, looks, report, tables
 from analysis.data import Notes, align_to_grid, config_value, eval_points, load_sweep, run_scores
 from results.store import Store
 from tests.helpers import ROOT
@@ -191,21 +191,28 @@ def _lines_and_bands(ax):
     return lines, bands
 
 
-def test_curve_figure_has_one_line_and_band_per_method_actor(sweep_root):
+def test_curve_figure_has_one_line_per_method_actor_and_no_band_for_a_reference(sweep_root):
     notes = Notes(echo=False)
     sweep = load_sweep(sweep_root, SWEEP, notes)
     points = align_to_grid(eval_points(sweep.curves), notes)
-    fig = figures.sample_efficiency(points, "normalized_score", figures.palette(points["line"]))
+    band = bands.curve_bands(points, sweep.episodes, reps=REPS)
+    look = looks.looks(points["line"])
+    fig = curves.sample_efficiency(points, band, look, "normalized_score")
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title().split(" ")[0] for ax in axes] == ["taskA", "taskB"]
     expected = {"bc_dp/dp", "bc_gauss/pi", "modip/dp", "modip/mpc"}  # methods x actors
     for ax in axes:
-        lines, bands = _lines_and_bands(ax)
-        assert len(lines) == len(expected) and len(bands) == len(expected)
+        lines, polys = _lines_and_bands(ax)
+        # bc_gauss/pi has one eval: a reference, a thin flat line without a band across the panel
+        assert len(lines) == len(expected) and len(polys) == len(expected) - 1
         assert ax.get_xlabel() == "environment steps"
         assert ax.get_ylabel() == "normalized score (0-100)"
-        assert {ln.get_label() for ln in lines} == expected
-    assert {t.get_text() for t in fig.legends[0].get_texts()} == expected
+        widths = {ln.get_linewidth() for ln in lines}
+        assert widths == {looks.LINE_WIDTH, looks.REFERENCE_WIDTH}
+        # no stored episodes in this store: every band is over runs only, and the legend says so
+        texts = {t.get_text() for t in ax.get_legend().get_texts()}
+        assert texts == {"bc_dp/dp ‡", "bc_gauss/pi (reference) ‡", "modip/dp ‡", "modip/mpc ‡"}
+        assert "over runs only" in ax.get_legend().get_title().get_text()
     plt.close(fig)
 
 

@@ -208,3 +208,29 @@ def test_a_run_records_every_eval_episode_its_final_eval_and_what_reports_need(d
     assert prov["ceiling"]["metric"] == "return" and prov["ceiling"]["max"] == pytest.approx(1872.0)
     assert np.isfinite(prov["data_score"]) and prov["seeds"]["eval_states"] == "per_seed"
     assert prov["seeds"]["eval"] == [first, first + 1, first + 2] and rid
+
+
+def test_a_run_records_the_commit_it_started_from_and_those_of_the_attempts_it_resumes(demo_dataset, store_root,
+                                                                                       monkeypatch):
+    """Issue 25 ("every run records the commit"): the commit is read when the run starts, not at each row
+    written (the checkout can move while a run trains), and a run resumed under other code lists both."""
+    import json
+
+    from bench.runner import lifecycle
+    from bench.runner.provenance import commit_label
+
+    calls = iter(f"{k:040x}" for k in range(1, 1000))
+    monkeypatch.setattr(lifecycle, "git_state", lambda: (next(calls), False))  # HEAD moves at every read
+    cfg = runner_cfg("dppo")
+    request_stop_at(env_step=100)
+    with pytest.raises(Preempted):
+        run_one(cfg, store_root=store_root, sweep_id="c", progress=False)
+    first = Store(store_root).attempts(sweep="c").iloc[-1]
+    started = first.git_sha
+    monkeypatch.setattr(lifecycle, "git_state", lambda: ("f" * 40, True))  # resumed from a dirty checkout
+    run_one(cfg, store_root=store_root, sweep_id="c", progress=False)
+    row = Store(store_root).runs(sweep="c").iloc[0]
+    extra = json.loads(row.extra_json)
+    assert row.status == "finished" and row.git_sha == "f" * 40 and extra["git_dirty"] is True
+    assert extra["git_commits"] == [started, commit_label("f" * 40, True)]
+    assert int(started, 16) <= 2  # the first attempt's commit is the one read as it started, not a later one
