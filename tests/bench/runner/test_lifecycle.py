@@ -204,7 +204,7 @@ def test_a_run_records_every_eval_episode_its_final_eval_and_what_reports_need(d
     last = curve[(curve.metric == "normalized_score") & (curve.phase == "final")]
     assert list(last.n_episodes) == [3] and last.value.iloc[0] == pytest.approx(final.normalized_score.mean())
     prov = json.loads(json.loads(store.runs(sweep="e").iloc[0].extra_json)["provenance_json"])
-    assert prov["actors"] == {"product": "policy", "selection": {"policy": "mean"}}
+    assert prov["actors"] == {"product": "policy", "selection": {"policy": "mean"}, "common_start": False}
     assert prov["ceiling"]["metric"] == "return" and prov["ceiling"]["max"] == pytest.approx(1872.0)
     assert np.isfinite(prov["data_score"]) and prov["seeds"]["eval_states"] == "per_seed"
     assert prov["seeds"]["eval"] == [first, first + 1, first + 2] and rid
