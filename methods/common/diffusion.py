@@ -42,6 +42,7 @@ import math
 import torch
 from torch import nn
 
+from methods.common.compiling import compile_step
 from methods.common.dp_config import DPConfig
 from methods.common.mish import Mish
 from methods.common.networks import EMA, ResidualMLP, mlp
@@ -159,9 +160,17 @@ class DiffusionPolicy(nn.Module):
     def sample_losses(self, x0: torch.Tensor, cond: torch.Tensor,
                       generator: torch.Generator | None = None) -> torch.Tensor:
         """The denoising loss of each sample (B,): one random step t and noise per sample."""
+        return self.noise_losses(x0, cond, *self.draw_noise(x0, generator))
+
+    def draw_noise(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """The random part of a denoising loss: a step t (B,) and noise like x0, drawn in that order."""
+        t = torch.randint(0, self.T, (x0.shape[0],), device=x0.device, generator=generator)
+        return t, torch.randn(x0.shape, device=x0.device, generator=generator)
+
+    def noise_losses(self, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor,
+                     noise: torch.Tensor) -> torch.Tensor:
+        """The denoising loss of each sample (B,) at steps t with `noise` (its deterministic part)."""
         b = x0.shape[0]
-        t = torch.randint(0, self.T, (b,), device=x0.device, generator=generator)
-        noise = torch.randn(x0.shape, device=x0.device, generator=generator)
         ab = self.alphas_bar[t].view(b, 1, 1)
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         eps = self.denoiser(x_t, t, cond)
@@ -293,11 +302,13 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.T
 class DPModule:
     """A DP with its optimiser and EMA: the unit that the common-start checkpoint carries."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: DPConfig, chunk: int, device):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: DPConfig, chunk: int, device, compile_train: bool = False):
         self.cfg = cfg
         self.policy = DiffusionPolicy(obs_dim, act_dim, cfg, chunk).to(device)
         self.optim = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         self.ema = EMA(self.policy, cfg.ema_decay)
+        # the run key compile_train (methods/common/compiling.py): the step's loss, forward and backward, compiled
+        self._losses = compile_step(self._weighted_losses, compile_train)
 
     def train_step(self, x0: torch.Tensor, cond: torch.Tensor, generator=None, weights=None,
                    update_ema: bool = True, grad_clip: float | None = None) -> float:
@@ -310,8 +321,8 @@ class DPModule:
         """`train_step`, also returning each sample's unweighted denoising loss (B,), detached (for a loss split
         by where the samples came from)."""
         self.policy.train()
-        errors = self.policy.sample_losses(x0, cond, generator=generator)
-        loss = weighted_mean(errors, weights)
+        t, noise = self.policy.draw_noise(x0, generator)
+        loss, errors = self._losses(x0, cond, t, noise, weights)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.cfg.grad_clip if grad_clip is None else grad_clip
@@ -321,6 +332,12 @@ class DPModule:
         if update_ema:
             self.ema.update(self.policy)
         return float(loss.detach()), errors.detach()
+
+    def _weighted_losses(self, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+                         weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the weighted loss, each sample's loss (B,)) at drawn steps and noise: what compile_train compiles."""
+        errors = self.policy.noise_losses(x0, cond, t, noise)
+        return weighted_mean(errors, weights), errors
 
     def reset_optimizer_moments(self) -> None:
         """Forget Adam's moments and step counts (e.g. when fine-tuning on new targets starts), keeping the lr."""
