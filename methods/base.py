@@ -178,6 +178,9 @@ class MethodContext:
     device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
     seed: int = 0
     common_start: Any = None  # methods.common.common_start_config.CommonStartConfig for a DPMethod
+    # The run key compile_train: torch.compile the fixed-shape training steps that support it
+    # (methods/common/compiling.py).
+    compile_train: bool = False
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)

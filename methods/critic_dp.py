@@ -23,7 +23,7 @@ class CriticDPMethod(DPMethod):
     def __init__(self, cfg, ctx: MethodContext):
         super().__init__(cfg, ctx)
         self.critics = IQLCritics(self.spaces.obs_dim, self.act_steps * self.spaces.act_dim, cfg.critic,
-                                  self.spaces.gamma).to(self.device)
+                                  self.spaces.gamma, compile_train=ctx.compile_train).to(self.device)
         self.finetuning = False  # set at the first online update
 
     # ---- data ----------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ class DPMethod(Method):
                               f"(0 = the whole chunk), got {self.dp_cfg.act_steps}")
         torch.manual_seed(self.seed)
         self.dp = SharedDP(self.spaces.obs_dim, self.spaces.act_dim, self.dp_cfg, self.chunk, self.act_steps,
-                           self.normalizer, self.device)
+                           self.normalizer, self.device, compile_train=ctx.compile_train)
 
     # ---- what the harness calls -----------------------------------------------------------------------------
     def export_pretrained_dp(self) -> dict:

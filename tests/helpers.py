@@ -68,9 +68,10 @@ def runner_cfg(method="bc_gauss", seed=0, **extra):
 
 
 # ---- the critic-based methods on a toy task ----------------------------------------------------------------
-def toy_method(method: str, overrides: dict | None = None, obs_dim: int = 3, act_steps: int = 2, seed: int = 0):
+def toy_method(method: str, overrides: dict | None = None, obs_dim: int = 3, act_steps: int = 2, seed: int = 0,
+               compile_train: bool = False):
     """`method` from its test preset (with `overrides`, dotted keys inside its section) on a toy task: obs_dim
-    observations, one action in [-1, 1], chunks of 4."""
+    observations, one action in [-1, 1], chunks of 4 (compile_train: the run key)."""
     cls = get_method_class(method)
     section = dict(cls.Config.presets["test"][method])
     for key, value in (overrides or {}).items():
@@ -85,7 +86,8 @@ def toy_method(method: str, overrides: dict | None = None, obs_dim: int = 3, act
                         max_episode_steps=200, gamma=0.9, chunk=4)
     normalizer = Normalizer(np.zeros(obs_dim), np.ones(obs_dim), spaces.act_low, spaces.act_high)
     dp_cfg = DPConfig(hidden=[32, 32], denoising_steps=10, act_steps=act_steps)
-    return cls(cfg, MethodContext(spaces=spaces, normalizer=normalizer, dp_cfg=dp_cfg, seed=seed))
+    return cls(cfg, MethodContext(spaces=spaces, normalizer=normalizer, dp_cfg=dp_cfg, seed=seed,
+                                  compile_train=compile_train))
 
 
 def bimodal_buffer(m, n: int = 2000, seed: int = 0) -> ReplayBuffer:

@@ -33,8 +33,8 @@ from results.keys import closest, flatten
 LAYERS = ("default", "suite", "preset", "sweep", "per_method", "set")
 USER_LAYERS = ("sweep", "per_method", "set")
 # Keys that change what is measured but not which variant it is (left out of the automatic `variant` label).
-NON_VARIANT = ("seed", "device", "threads", "deterministic", "pretrain.", "online.", "eval.", "common_start.",
-               "dataset_path", "variant")
+NON_VARIANT = ("seed", "device", "threads", "deterministic", "compile_train", "pretrain.", "online.", "eval.",
+               "common_start.", "dataset_path", "variant")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,8 @@ sees its JSON (`to_json`), whose canonical form (with the seed) hashes into the 
 config finds the same run.
 
 JSON layout (what the store keeps, and what the run id hashes):
-  method, task, seed, device, threads, deterministic, reward_scale, dataset_path, preset, variant
+  method, task, seed, device, threads, deterministic, reward_scale, dataset_path, preset, variant,
+  compile_train (id-neutral: left out of the run id while false)
   pretrain: {steps, log_every, checkpoint_every}
   online:   {steps, checkpoint_every, log_every}
   eval:     {every, dense_every, dense_until, episodes, final_episodes, states, sampler, seed_set, timing,
@@ -137,6 +138,9 @@ class HarnessConfig(Section):
     dataset_path: str = ""  # optional raw D4RL / robomimic hdf5 file instead of the task's dataset id
     preset: str = ""  # a labelled method preset (e.g. "demo": small networks, few planner samples)
     variant: str = ""  # a short label for non-default overrides (filled in automatically)
+    # torch.compile the fixed-shape training steps that support it (the DP's denoising step, IQL's and MODIP's
+    # critic losses; methods/common/compiling.py): equal up to float rounding, faster per step on long runs.
+    compile_train: bool = Field(False, json_schema_extra={"id_neutral": True})
     pretrain: PretrainConfig = PretrainConfig()
     online: OnlineConfig = OnlineConfig()
     eval: EvalConfig = EvalConfig()

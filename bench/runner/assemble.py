@@ -176,7 +176,7 @@ def assemble(cfg: RunConfig, data: Data = "dataset", *, obs_dim: int | None = No
         normalizer = unit_normalizer(spaces)
     method = get_method_class(cfg.method)(cfg.section, MethodContext(
         spaces=spaces, normalizer=normalizer, dp_cfg=cfg.dp, device=torch.device(cfg.device), seed=cfg.seed,
-        common_start=cfg.common_start))
+        common_start=cfg.common_start, compile_train=cfg.compile_train))
     extras = method.buffer_extras()
     if dataset is not None:
         buffer = ReplayBuffer(spaces.obs_dim, spaces.act_dim, extras=extras, seed=cfg.seed,

@@ -7,7 +7,8 @@ and cached under <store>/pretrained/<key>.pt, keyed by:
 - its `dp` section without the keys that only change how the DP samples (DPConfig.SAMPLING_KEYS);
 - the dataset's content hash and the resolved chunk length;
 - the seed;
-- CACHE_VERSION (bump it when the trainer changes what it computes).
+- CACHE_VERSION (bump it when the trainer changes what it computes);
+- compile_train, only when on (a compiled trainer's DP differs from the eager one's by float rounding).
 A lock file makes concurrent jobs of one key build it once. A cache file that cannot be read is an error
 naming the file; `--restart` rebuilds it.
 """
@@ -34,6 +35,8 @@ def cache_key(cfg: RunConfig, dataset_hash: str, chunk: int) -> str:
     dp = cfg.dp.model_dump(mode="json", exclude=set(DPConfig.SAMPLING_KEYS))
     keyed = {"version": CACHE_VERSION, "common_start": cfg.common_start.model_dump(mode="json"),
              "dataset": dataset_hash, "chunk": int(chunk), "seed": cfg.seed, "dp": dp}
+    if cfg.compile_train:
+        keyed["compile_train"] = True
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -68,7 +71,7 @@ def obtain(cfg: RunConfig, store_root: Path, dataset_hash: str, spaces, normaliz
                 on_step(n)
 
         state, losses = train_common_start(cs, dp_cfg, spaces.obs_dim, spaces.act_dim, chunk, normalizer, buffer,
-                                           cfg.seed, device, step)
+                                           cfg.seed, device, step, compile_train=cfg.compile_train)
         curve = [{"run_id": "", "phase": "pretrain", "env_step": 0, "grad_step": r["grad_step"],
                   "wall_s": walls.get(r["grad_step"], 0.0), "actor": "", "metric": "loss/denoise",
                   "value": r["loss/denoise"], "n_episodes": 0} for r in losses]

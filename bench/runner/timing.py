@@ -198,7 +198,9 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
     compile_deadline (a time.perf_counter() value): no compile starts after it; such a path gets a row with
     NaN latencies and compile_detail "skipped: budget spent" (compile_agree None)."""
     device = torch.device(device if device is not None else getattr(method, "device", "cpu"))
-    common = {"device_name": device_name(device)}
+    # compile_train (the run key): whether the method's training steps were compiled, on every row
+    common = {"device_name": device_name(device),
+              "compile_train": bool(getattr(getattr(method, "ctx", None), "compile_train", False))}
     batch_sizes = list(dict.fromkeys(int(b) for b in batch_sizes))
     rows: list[dict[str, Any]] = []
     for b in batch_sizes:

@@ -56,13 +56,15 @@ def lr_at(step: int, cfg: CommonStartConfig, lr: float) -> float:
 
 def train_common_start(cfg: CommonStartConfig, dp_cfg: DPConfig, obs_dim: int, act_dim: int, chunk: int,
                        normalizer: Normalizer, buffer: ReplayBuffer, seed: int, device: torch.device,
-                       on_step: Callable[[int, float], None] | None = None) -> tuple[dict[str, Any], list[dict]]:
+                       on_step: Callable[[int, float], None] | None = None,
+                       compile_train: bool = False) -> tuple[dict[str, Any], list[dict]]:
     """Train the common-start DP by BC on the buffer's offline chunks.
 
     Returns (state, curve): the state that `DPMethod.load_pretrained_dp` takes, and the mean loss every
-    `log_every` steps as [{"grad_step", "loss/denoise"}]. `on_step(step, loss)` runs after every step."""
+    `log_every` steps as [{"grad_step", "loss/denoise"}]. `on_step(step, loss)` runs after every step.
+    compile_train: the denoising step compiled (methods/common/compiling.py)."""
     torch.manual_seed(seed)
-    dp = DPModule(obs_dim, act_dim, dp_cfg, chunk, device)
+    dp = DPModule(obs_dim, act_dim, dp_cfg, chunk, device, compile_train)
     peak = cfg.lr or dp_cfg.lr
     scheduled = cfg.lr_schedule != "constant" or cfg.lr_warmup > 0 or peak != dp_cfg.lr
     plain_ema = cfg.ema_every == 1 and cfg.ema_start == 0  # an EMA update after every step, inside train_step

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from methods.common.compiling import compile_step
 from methods.common.critics import QEnsemble, expectile_loss, value_net
 from methods.common.diffusion import ACTIVATIONS
 from methods.common.iql_config import IQLConfig
@@ -29,7 +30,7 @@ from methods.common.networks import frozen_copy, soft_update
 class IQLCritics(nn.Module):
     """V(s), Q_k(s, a) and the target Q̄, with IQL's update (`update`)."""
 
-    def __init__(self, obs_dim: int, action_dim: int, cfg: IQLConfig, gamma: float):
+    def __init__(self, obs_dim: int, action_dim: int, cfg: IQLConfig, gamma: float, compile_train: bool = False):
         super().__init__()
         self.cfg, self.gamma = cfg, float(gamma)
         act = ACTIVATIONS[cfg.activation]
@@ -39,6 +40,9 @@ class IQLCritics(nn.Module):
         self.q_target = frozen_copy(self.q)
         self.q_optim = torch.optim.AdamW(self.q.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         self.v_optim = torch.optim.AdamW(self.v.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        # the run key compile_train (methods/common/compiling.py): both losses, forward and backward, compiled
+        self._v_loss = compile_step(self.v_loss, compile_train)
+        self._q_loss = compile_step(self.q_loss, compile_train)
 
     def value(self, s: torch.Tensor) -> torch.Tensor:
         return self.v(s).squeeze(-1)
@@ -69,9 +73,9 @@ class IQLCritics(nn.Module):
     def update(self, s, a, reward, next_s, terminal, discount=None) -> dict[str, float]:
         """One IQL update (V, then Q, then the target), on normalised states, the critic's action input, scaled
         rewards, terminals and each transition's discount (None: gamma)."""
-        v_loss = self.v_loss(s, a)
+        v_loss = self._v_loss(s, a)
         self._step(v_loss, self.v_optim, self.v.parameters())
-        q_loss = self.q_loss(s, a, reward, next_s, terminal, discount)
+        q_loss = self._q_loss(s, a, reward, next_s, terminal, discount)
         self._step(q_loss, self.q_optim, self.q.parameters())
         with torch.no_grad():
             soft_update(self.q_target, self.q, self.cfg.target_tau)

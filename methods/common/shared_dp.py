@@ -19,8 +19,8 @@ class SharedDP(DPModule):
     Ta-chunks (DPPO's `act_steps`)."""
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: DPConfig, chunk: int, act_steps: int,
-                 normalizer: Normalizer, device):
-        super().__init__(obs_dim, act_dim, cfg, chunk, device)
+                 normalizer: Normalizer, device, compile_train: bool = False):
+        super().__init__(obs_dim, act_dim, cfg, chunk, device, compile_train)
         self.chunk, self.act_steps = int(chunk), int(act_steps)
         self.normalizer = normalizer
         self.device = torch.device(device)

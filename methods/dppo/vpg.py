@@ -60,6 +60,9 @@ class VPGDiffusion(DiffusionPolicy):
             return self.denoiser_base(x_t, t, cond)
         return torch.where(ft.view(-1, 1, 1), self.denoiser(x_t, t, cond), self.denoiser_base(x_t, t, cond))
 
+    def denoiser_at(self, i: int):
+        return self.denoiser if i < self.ft_steps else self.denoiser_base
+
     def step_of(self, j: torch.Tensor) -> torch.Tensor:
         """DDPM timestep t of fine-tuned denoising index j."""
         return self.ft_steps - 1 - j
@@ -74,10 +77,13 @@ class VPGDiffusion(DiffusionPolicy):
         b = cond.shape[0]
         x = torch.randn((b, self.chunk, self.act_dim), device=cond.device, generator=generator)
         chain = [x] if self.ft_steps == self.T else []
-        for i in reversed(range(self.T)):
-            t = torch.full((b,), i, device=cond.device, dtype=torch.long)
-            mean, logvar = self.p_mean_logvar(x, t, cond)
-            std = (0.5 * logvar).exp().clamp_min(min_sampling_std)
+        k = self._chain
+        steps = list(reversed(range(self.T)))
+        for i, inputs in zip(steps, self._chain_inputs(steps, cond)):
+            # p_mean_logvar at a step shared by the whole batch, with its coefficients as scalars (the same bits)
+            x0, _ = self._chain_x0(x, i, inputs)
+            mean = x0.mul_(k["c0"][i]).add_(x * k["ct"][i])
+            std = max(k["std"][i], min_sampling_std)
             noise = torch.randn(x.shape, device=x.device, generator=generator).clamp(-randn_clip, randn_clip)
             x = mean + std * noise
             # i == K: x is the input of the first fine-tuned step; i < K: the output of fine-tuned step t = i.

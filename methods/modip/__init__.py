@@ -87,7 +87,8 @@ class MODIP(DPMethod):
             self.world_model = WorldModel(spaces.obs_dim, spaces.act_dim, cfg.world_model).to(self.device)
             self.wm_optim = torch.optim.AdamW(self.world_model.parameters(), lr=cfg.world_model.lr,
                                               weight_decay=cfg.world_model.weight_decay, fused=True)
-        self.critics = Critics(spaces.obs_dim, spaces.act_dim, cfg.critic, self.gamma).to(self.device)
+        self.critics = Critics(spaces.obs_dim, spaces.act_dim, cfg.critic, self.gamma,
+                               compile_train=ctx.compile_train).to(self.device)
         self.critic_optim = torch.optim.Adam(self.critics.parameters_to_train(), lr=cfg.critic.lr, fused=True)
         # Episode diagnostics of the last finished training episode, returned with the next update (checkpointed).
         self.pending: dict[str, float] = {}

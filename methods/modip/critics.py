@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from methods.common.compiling import compile_step
 from methods.common.critics import QEnsemble, expectile_loss, value_net
 from methods.common.mish import Mish
 from methods.common.networks import frozen_copy, soft_update
@@ -31,7 +32,7 @@ from methods.modip.config import CriticConfig
 
 
 class Critics(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, cfg: CriticConfig, gamma: float):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: CriticConfig, gamma: float, compile_train: bool = False):
         super().__init__()
         self.cfg, self.gamma = cfg, gamma
         self.v = value_net(obs_dim, cfg.hidden, act=Mish, layer_norm=True)
@@ -39,6 +40,10 @@ class Critics(nn.Module):
         self.v_target = frozen_copy(self.v)
         self.q_target = frozen_copy(self.q)
         self.register_buffer("value_scale", torch.ones(()))
+        # the run key compile_train (methods/common/compiling.py): the losses, forward and backward, compiled (the
+        # policy target's DP chain stays eager)
+        self._indep_losses = compile_step(self.indep_losses, compile_train)
+        self._policy_losses = compile_step(self.policy_losses, compile_train)
 
     def set_value_scale(self, rewards: torch.Tensor) -> None:
         self.value_scale.fill_(float(rewards.abs().mean().clamp_min(1e-3)) / (1.0 - self.gamma))
@@ -63,12 +68,8 @@ class Critics(nn.Module):
         s, a, s2 = batch["obs"], batch["action"], batch["next_obs"]
         r = batch["reward"] / self.value_scale
         not_done = 1.0 - batch["terminal"].float()  # bootstrap through timeouts, never through terminals
-        q_pred = self.q(s, a)  # (K, B)
-        v_pred = self.v(s).squeeze(-1)
         if self.cfg.target == "indep":
-            with torch.no_grad():
-                target = r + self.gamma * not_done * self.v_target(s2).squeeze(-1)
-            v_loss = expectile_loss(target - v_pred, self.cfg.expectile).mean()
+            v_loss, q_loss, v_pred = self._indep_losses(s, a, s2, r, not_done)
         else:
             assert dp_first_action is not None, "critic.target=policy samples the DP in every update"
             with torch.no_grad():
@@ -78,11 +79,31 @@ class Critics(nn.Module):
                 q_next = self.q_target.min(s2, a2)
                 target = r + self.gamma * not_done * q_next
                 v_target = self.q_target.min(s, a_pi)
-            v_loss = ((v_pred - v_target) ** 2).mean()
-        q_loss = ((q_pred - target.unsqueeze(0)) ** 2).mean(1).sum()
+            v_loss, q_loss, v_pred = self._policy_losses(s, a, target, v_target)
         metrics = {"loss/v": float(v_loss.detach()), "loss/q": float(q_loss.detach()),
                    "critic/v_mean": float(v_pred.detach().mean() * self.value_scale)}
         return v_loss + q_loss, metrics
+
+    def indep_losses(self, s: torch.Tensor, a: torch.Tensor, s2: torch.Tensor, r: torch.Tensor,
+                     not_done: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(L_V, L_Q, V(s)) of the `indep` target."""
+        q_pred = self.q(s, a)  # (K, B)
+        v_pred = self.v(s).squeeze(-1)
+        with torch.no_grad():
+            target = r + self.gamma * not_done * self.v_target(s2).squeeze(-1)
+        v_loss = expectile_loss(target - v_pred, self.cfg.expectile).mean()
+        return v_loss, self._q_loss(q_pred, target), v_pred
+
+    def policy_losses(self, s: torch.Tensor, a: torch.Tensor, target: torch.Tensor,
+                      v_target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(L_V, L_Q, V(s)) of the `policy` target, given its targets (the DP chain's, computed outside)."""
+        q_pred = self.q(s, a)
+        v_pred = self.v(s).squeeze(-1)
+        return ((v_pred - v_target) ** 2).mean(), self._q_loss(q_pred, target), v_pred
+
+    @staticmethod
+    def _q_loss(q_pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ((q_pred - target.unsqueeze(0)) ** 2).mean(1).sum()
 
     @torch.no_grad()
     def update_targets(self) -> None:

@@ -11,6 +11,7 @@ from torch import nn
 
 from methods.common.diffusion import DiffusionPolicy
 from methods.common.dp_config import DPConfig
+from methods.dppo.vpg import VPGDiffusion
 
 
 # ---- the denoiser ------------------------------------------------------------------------------------------
@@ -95,3 +96,34 @@ def test_dp_learns_a_bimodal_target_and_ddim_samples():
     dp.denoiser_calls = 0
     dp.sample(torch.zeros(4, 1), generator=g, sampler="ddim")
     assert dp.denoiser_calls == dp.cfg.ddim_steps
+
+
+def test_a_chain_embeds_its_steps_and_encodes_its_obs_once():
+    """The time MLP and the condition encoder depend on the step and the obs only: a chain runs each once for all
+    its steps (one call per network: DPPO's fine-tuned and frozen denoisers), and gives what the per-step,
+    per-row computation gives."""
+    torch.manual_seed(0)
+    cfg = DPConfig(hidden=[64] * 3, residual=True, cond_hidden=[32, 8])
+    dp = VPGDiffusion(5, 2, cfg, 4, ft_denoising_steps=6).eval()
+    with torch.no_grad():  # the two networks differ, as after fine-tuning
+        for p in dp.denoiser.parameters():
+            p.add_(0.05 * torch.randn(p.shape))
+    calls = []
+    for net in (dp.denoiser, dp.denoiser_base):
+        for part in (net.time, net.cond):
+            part.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[0]))
+    cond, x = torch.randn(7, 5), torch.randn(7, 4, 2)
+    steps = [19, 14, 9, 4, 0]
+    got = dp.ddim_from(x, cond, steps)
+    assert sorted(calls) == [2, 3, 7, 7]  # time: 3 frozen steps, 2 fine-tuned; cond: once per network
+    # the same chain, each step through eps(x_t, t, s) with a step per row (05edce8's computation)
+    c = dp._chain
+    want = x
+    for i, j in zip(steps, steps[1:] + [None]):
+        eps = dp.eps(want, torch.full((7,), i), cond)
+        x0 = ((want - eps * c["sqrt_1m_ab"][i]) / c["sqrt_ab"][i]).clamp(-1, 1)
+        want = x0 if j is None else x0 * c["sqrt_ab"][j] + eps * c["sqrt_1m_ab"][j]
+    torch.testing.assert_close(got, want.clamp(-1, 1), atol=1e-6, rtol=1e-6)
+    calls.clear()
+    dp.sample(cond, generator=torch.Generator().manual_seed(0))
+    assert sorted(calls) == [6, 7, 7, 14]
