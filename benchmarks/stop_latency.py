@@ -11,10 +11,10 @@ cost grows with its batch), sends SIGTERM at each point in turn, and reruns the 
 
 1. common start: at 20% of the common-start DP's build (nothing of the run to save yet: a rerun rebuilds it);
 2. offline: at 30% of MODIP's offline updates, between two checkpoints;
-3. offline eval: 2 s into the eval at env step 0 (3 actors x 50 episodes), which is abandoned;
+3. offline eval: 1 s into the eval at env step 0 (3 actors x 50 episodes), which is abandoned;
 4. online: 150 env steps into the online phase, outside an eval (mid-episode, unless the decision in progress
    ends its episode; the table says which);
-5. online eval: 2 s into the eval at the first grid step after 0, which is abandoned.
+5. online eval: 1 s into the eval at the first grid step after 0, which is abandoned.
 
 Each row: the seconds from the signal to the process's exit, its exit status (143 = 128 + SIGTERM), the status
 recorded in the store, and where the checkpoint it saved is (env step, grad step, mid-episode or not). The timing
@@ -172,9 +172,9 @@ def points(method: str):
 
     return [("common start", "20% of the common start", share("common start", 0.2), 0.0),
             ("offline", "30% of the offline phase", share("pretrain", 0.3), 0.0),
-            ("offline eval", "the eval at env step 0", eval_started(True), 2.0),
+            ("offline eval", "the eval at env step 0", eval_started(True), 1.0),
             ("online", "150 online env steps outside an eval", online_steps(150), 0.0),
-            ("online eval", "an online eval", eval_started(False), 2.0)]
+            ("online eval", "an online eval", eval_started(False), 1.0)]
 
 
 def where(store: Path, cfg) -> str:
