@@ -196,14 +196,14 @@ class Patches:
 
         evaluate_actor = ev_mod.evaluate_actor
 
-        def timed_eval(method, task, actor, eval_seeds, device):
+        def timed_eval(method, task, actor, eval_seeds, device, **kw):
             rec = cls.rec
             before = len(rec.events)
             rec.phase = "eval"
             load0 = os.getloadavg()[0]
             t0 = time.perf_counter()
             try:
-                return evaluate_actor(method, task, actor, eval_seeds, device)
+                return evaluate_actor(method, task, actor, eval_seeds, device, **kw)
             finally:
                 dt = time.perf_counter() - t0
                 rec.phase = "train"

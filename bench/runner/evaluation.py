@@ -9,6 +9,7 @@ returned, for the store's episodes table, beside the means that the curves keep.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,10 @@ from bench.tasks import TUNE_EVAL_SEEDS
 from bench.tasks.eval_states import EvalStatesError, actor_seed, reset_seeds
 from methods.base import ActorState, Method
 from methods.common.section import ConfigError
+
+
+class EvalAbandoned(Exception):
+    """An eval stopped before its end because a stop was asked for; nothing of it is returned."""
 
 
 def run_eval_seeds(cfg, task) -> list[int]:
@@ -32,7 +37,8 @@ def run_eval_seeds(cfg, task) -> list[int]:
 
 
 @torch.no_grad()
-def evaluate_actor(method: Method, task, actor: str, eval_seeds: list[int], device) -> dict[str, Any]:
+def evaluate_actor(method: Method, task, actor: str, eval_seeds: list[int], device,
+                   should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run len(eval_seeds) episodes in lockstep envs, episode i from reset seed eval_seeds[i]; the actor sees a
     batch of observations: one batched call per decision, on the episodes that have not ended.
 
@@ -40,37 +46,43 @@ def evaluate_actor(method: Method, task, actor: str, eval_seeds: list[int], devi
     is a pure function of the method's weights and never touches the training actor state. Acting on the
     unfinished episodes alone (issue 24) changes the order of a sampling actor's random draws against acting on
     the whole batch, not their distribution; a deterministic actor acts exactly as before
-    (tests/bench/runner/test_evaluation.py). Returns the means and `episodes`, one record per episode."""
+    (tests/bench/runner/test_evaluation.py). Returns the means and `episodes`, one record per episode.
+    `should_stop()` true before a decision: the eval is abandoned (EvalAbandoned), its envs closed."""
     envs = [task.make_env() for _ in eval_seeds]
-    obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, eval_seeds)]).astype(np.float32)
-    state = ActorState.create(actor_seed(eval_seeds), device)
-    n = len(envs)
-    returns = np.zeros(n)
-    lengths = np.zeros(n, dtype=np.int64)
-    terminated = np.zeros(n, bool)
-    done = np.zeros(n, bool)
-    infos: list[dict] = [{} for _ in range(n)]
-    active = np.arange(n)  # the unfinished episodes, in order; the actor state's rows follow them
-    while len(active):
-        chunks, _ = method.act(obs[active], actor, state, True)
-        for t in range(chunks.shape[1]):
-            for row, i in enumerate(active):
-                if done[i]:
-                    continue
-                o, r, term, trunc, info = envs[i].step(chunks[row, t])
-                returns[i] += float(r)
-                lengths[i] += 1
-                obs[i] = o
-                if term or trunc:
-                    done[i], terminated[i], infos[i] = True, bool(term), info
-            if done[active].all():
-                break
-        still = ~done[active]
-        if not still.all():
-            state.keep(np.flatnonzero(still))
-            active = active[still]
-    for env in envs:
-        env.close()
+    try:
+        obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, eval_seeds)]).astype(np.float32)
+        state = ActorState.create(actor_seed(eval_seeds), device)
+        n = len(envs)
+        returns = np.zeros(n)
+        lengths = np.zeros(n, dtype=np.int64)
+        terminated = np.zeros(n, bool)
+        done = np.zeros(n, bool)
+        infos: list[dict] = [{} for _ in range(n)]
+        active = np.arange(n)  # the unfinished episodes, in order; the actor state's rows follow them
+        while len(active):
+            if should_stop is not None and should_stop():
+                raise EvalAbandoned(f"eval of actor {actor} abandoned at a stop request, "
+                                    f"{int(done.sum())} of {n} episodes done")
+            chunks, _ = method.act(obs[active], actor, state, True)
+            for t in range(chunks.shape[1]):
+                for row, i in enumerate(active):
+                    if done[i]:
+                        continue
+                    o, r, term, trunc, info = envs[i].step(chunks[row, t])
+                    returns[i] += float(r)
+                    lengths[i] += 1
+                    obs[i] = o
+                    if term or trunc:
+                        done[i], terminated[i], infos[i] = True, bool(term), info
+                if done[active].all():
+                    break
+            still = ~done[active]
+            if not still.all():
+                state.keep(np.flatnonzero(still))
+                active = active[still]
+    finally:
+        for env in envs:
+            env.close()
     scores = np.array([task.normalized_score(r, info) for r, info in zip(returns, infos)])
     succ = [info.get("success", info.get("is_success")) for info in infos]
     has_success = task.success_metric or any(s is not None for s in succ)
@@ -85,12 +97,13 @@ def evaluate_actor(method: Method, task, actor: str, eval_seeds: list[int], devi
     return out
 
 
-def evaluate_actors(method: Method, task, eval_seeds: list[int], device) -> dict[str, dict[str, Any]]:
+def evaluate_actors(method: Method, task, eval_seeds: list[int], device,
+                    should_stop: Callable[[], bool] | None = None) -> dict[str, dict[str, Any]]:
     """Every actor of `method` on the eval seeds: {actor: {"metrics": {return, normalized_score[, success]},
-    "episodes": [one record per episode]}}."""
+    "episodes": [one record per episode]}}. `should_stop`: as evaluate_actor's (all the actors are abandoned)."""
     out = {}
     for actor in method.actors:
-        res = evaluate_actor(method, task, actor, eval_seeds, device)
+        res = evaluate_actor(method, task, actor, eval_seeds, device, should_stop=should_stop)
         metrics = {"return": res["return"], "normalized_score": res["normalized_score"]}
         if res.get("success") is not None:
             metrics["success"] = res["success"]

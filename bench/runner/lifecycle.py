@@ -29,7 +29,7 @@ from bench.config.run import RunConfig, run_id_of
 from bench.runner import checkpoints, common_start
 from bench.runner.assemble import assemble
 from bench.runner.bars import LazyBar
-from bench.runner.evaluation import advance_grid, evaluate_actors, run_eval_seeds
+from bench.runner.evaluation import EvalAbandoned, advance_grid, evaluate_actors, run_eval_seeds
 from bench.runner.loop import Loop
 from bench.runner.off_policy import run_off_policy
 from bench.runner.on_policy import run_on_policy
@@ -150,7 +150,9 @@ class Run:
         """Write the run's checkpoint (checkpoints.py) with its progress, curve and loop state."""
         self.progress.wall_s = self.wall()
         if self.loop is not None and self.loop.capture is not None:  # a loop whose state lives outside the run
-            self.loop_state = self.loop.capture()
+            captured = self.loop.capture()
+            self.loop_state.clear()  # in place: it is the loop's `resumed` too
+            self.loop_state.update(captured)
         checkpoints.save_run(self.ckpt_path, run_id=self.ctx.run_id, dataset_hash=self.dataset_hash,
                              method=self.method, buffer=self.buffer, normalizer=self.normalizer,
                              train_state=self.train_state, progress=self.progress, curve=self.curve,
@@ -180,6 +182,11 @@ class Run:
             if self._saved_at != (c.grad_step, c.env_step):  # not saved at this very point already
                 self.save()
             self.stop_here(saved=True)
+
+    def stop_now(self) -> None:
+        """A stop was asked for and this point is safe, whatever the counters: save, record it, raise Preempted."""
+        self.save()
+        self.stop_here(saved=True)
 
     def stop_here(self, saved: bool) -> None:
         """Record the stop asked for (status preempted or interrupted) and raise Preempted; `saved`: a
@@ -238,17 +245,19 @@ class Run:
                 if c.grad_step % log_every == 0 or c.grad_step == steps:
                     self.log("pretrain", {k: float(np.mean(v)) for k, v in acc.items()})
                     acc = {}
-                    if stop_requested():  # a log boundary holds no pending state: safe to stop here
-                        self.maybe_stop()
                 bar.update(1)
-                if c.grad_step % cfg.pretrain.checkpoint_every == 0:
+                due = c.grad_step % cfg.pretrain.checkpoint_every == 0
+                if due or stop_requested():  # a stop request: at once, with the metrics since the last row
                     self.loop_state["pretrain_acc"] = json.dumps(checkpoints.plain(acc))
-                    self.save()
+                    if due:
+                        self.save()
                     self.maybe_stop()
                     del self.loop_state["pretrain_acc"]
+        # The offline phase's eval comes before it is marked done: a run stopped in it resumes here (the
+        # loop above has nothing left to do) and redoes the eval whole.
+        self.evaluate("pretrain")
         c.pretrain_done = True
         c.phase = "finetune"
-        self.evaluate("pretrain")
         c.next_eval = advance_grid(0, 0, *cfg.eval.grid())
         self.save()
         self.write_progress("running")
@@ -256,10 +265,23 @@ class Run:
 
     def evaluate(self, phase: str, episodes: int | None = None) -> dict[str, dict[str, float]]:
         """Evaluate every actor of the method now on the first `episodes` (default eval.episodes) of the run's eval
-        states (evaluation.py); log one curve row per metric and actor, and keep every episode."""
+        states (evaluation.py); log one curve row per metric and actor, and keep every episode.
+
+        A stop request abandons the eval (a hopper eval of 50 episodes with a planner takes minutes; Slurm kills
+        ~30 s after SIGTERM): the run is saved as it was before the eval, which logged nothing, and raises
+        Preempted; its resume comes back to this same point (the loops redo their checks at a resumed decision
+        boundary; the offline phase and the final eval redo theirs) and evaluates it whole."""
         step, seeds = self.progress.env_step, self.eval_seeds[:episodes or self.cfg.eval.episodes]
         self.say(f"eval at env step {step}: {', '.join(self.method.actors)} x {len(seeds)} episodes ...")
-        out = evaluate_actors(self.method, self.task, seeds, self.device)
+        savable = self.loop is None or self.loop.mid_stops
+        rngs = checkpoints.rng_states()  # an abandoned eval must leave the run as it found it
+        try:
+            out = evaluate_actors(self.method, self.task, seeds, self.device,
+                                  should_stop=stop_requested if savable else None)
+        except EvalAbandoned:
+            checkpoints.set_rng_states(rngs)
+            self.say(f"eval at env step {step} abandoned to stop; the resumed run redoes it")
+            self.stop_now()
         at = {"phase": phase, "env_step": step, "grad_step": self.progress.grad_step}
         for actor, res in out.items():
             self.log(phase, res["metrics"], actor=actor, n_episodes=len(seeds))
@@ -278,6 +300,8 @@ class Run:
         if not done:
             self.evaluate("final", ev.last_episodes)
         if self.cfg.eval.timing:
+            if stop_requested():  # before the timing: a resumed run finds its final eval done and times
+                self.stop_now()
             self.write_timings()
 
     def write_timings(self) -> None:

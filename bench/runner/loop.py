@@ -33,3 +33,7 @@ class Loop:
     # Set by a loop whose state lives outside the run (the on-policy loop's vector envs): every checkpoint calls
     # it and saves what it returns, which comes back as `resumed` on the next attempt.
     capture: Callable[[], dict[str, Any]] | None = None
+    # Whether the loop can be saved between two decisions now (stop requests are honoured there, and an eval in
+    # progress is abandoned at one); False for an off-policy env whose state cannot be captured, which stops at
+    # its episode's end and completes its evals.
+    mid_stops: bool = True

@@ -22,9 +22,14 @@ owns a different loop than the off-policy one, under the same protocol (DESIGN.m
   the autoreset-pending flags, the first-decision flags and the running undiscounted returns (train/return).
   An episode cut by the end of a rollout bootstraps there like a timeout; the method's reward scaler carries
   its running return over (methods/dppo).
-- Resume. Checkpoints are taken only at rollout boundaries, and each holds the envs' state (`capture_envs`, through
-  `Loop.capture`): per env its task env's own state, saved by bench/tasks/env_state.py by env
-  kind (its MuJoCo integration state, TimeLimit step count, RNGs and the rest of its episode state: a
+- Stops. A stop request (SIGTERM, Ctrl-C: bench/runner/stops.py) is honoured between two decisions, not at the
+  rollout's end (a DPPO hopper rollout is 40 envs x 500 decisions, minutes, and Slurm kills ~30 s after
+  SIGTERM): that checkpoint also holds the rollout so far (`PartialRollout`), and an eval abandoned after a
+  decision (bench/runner/evaluation.py) resumes right after it, redoing the eval. An update in progress
+  (`update_rollout`) runs to its end.
+- Resume. Periodic checkpoints are taken only at rollout boundaries, and each holds the envs' state
+  (`capture_envs`, through `Loop.capture`): per env its task env's own state, saved by bench/tasks/env_state.py
+  by env kind (its MuJoCo integration state, TimeLimit step count, RNGs and the rest of its episode state: a
   gymnasium `MujocoEnv`'s in bench/tasks/sim_state.py, FrankaKitchen's in bench/tasks/kitchen_state.py,
   robosuite's in bench/tasks/robomimic_state.py), plus the vector env's autoreset flags and the carry, all as
   tensors, numbers, strings and lists. The on-policy loop restores them on resume (`restore_envs`), so a
@@ -152,26 +157,68 @@ class EnvCarry:
         return cls(np.asarray(obs), np.zeros(n, bool), np.ones(n, bool), np.zeros(n))
 
 
+ROLLOUT_KEYS = ("obs", "next_obs", "reward", "terminal", "timeout", "done", "valid", "first", "env_steps")
+
+
+@dataclasses.dataclass
+class PartialRollout:
+    """A rollout's decisions so far: per key a list of per-decision arrays (n_envs, ...), the method's extras
+    likewise, the undiscounted returns of the episodes it finished, and its env steps. A stop between two
+    decisions (or in an eval after one) saves it with the envs (`to_state`), and the resumed loop goes on with
+    it (`from_state`)."""
+
+    buf: dict[str, list[np.ndarray]]
+    extras: dict[str, list[np.ndarray]]
+    finished: list[float]
+    spent: int = 0
+
+    @classmethod
+    def empty(cls) -> PartialRollout:
+        return cls({k: [] for k in ROLLOUT_KEYS}, {}, [], 0)
+
+    @property
+    def decisions(self) -> int:
+        return len(self.buf["obs"])
+
+    def to_state(self) -> dict[str, Any]:
+        """As tensors and numbers (a checkpoint is read with weights_only=True), each key's decisions stacked."""
+        def stacked(lists: dict[str, list[np.ndarray]]) -> dict[str, torch.Tensor]:
+            return {k: torch.from_numpy(np.stack([np.asarray(x) for x in v])) for k, v in lists.items()}
+
+        return {"buf": stacked(self.buf), "extras": stacked(self.extras),
+                "finished": torch.tensor(self.finished, dtype=torch.float64), "spent": int(self.spent)}
+
+    @classmethod
+    def from_state(cls, st: dict[str, Any]) -> PartialRollout:
+        def unstacked(d: dict[str, torch.Tensor]) -> dict[str, list[np.ndarray]]:
+            return {k: list(v.numpy().copy()) for k, v in d.items()}
+
+        return cls(unstacked(st["buf"]), unstacked(st["extras"]), [float(x) for x in st["finished"].tolist()],
+                   int(st["spent"]))
+
+
 def collect_rollout(envs, method, state, carry: EnvCarry | np.ndarray, n_steps: int, reward_scale: float,
-                    budget_left: int, on_step=None) -> tuple[dict[str, Any], dict[str, Any]]:
+                    budget_left: int, on_step=None, between=None,
+                    partial: PartialRollout | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Collect up to n_steps chunk decisions from `envs`, continuing from `carry` (an EnvCarry, updated in
-    place; or the obs of freshly reset envs), stopping once `budget_left` env steps have been spent.
-    `on_step(env_steps_of_this_decision)` runs after each decision (evaluation, progress). Returns
-    (rollout, stats)."""
+    place after every decision; or the obs of freshly reset envs), stopping once `budget_left` env steps have
+    been spent. `on_step(env_steps_of_this_decision)` runs after each decision (evaluation, progress);
+    `between()` between two decisions (a safe point to stop at). `partial`: the rollout so far, extended in
+    place (a resumed one: `on_step(0)` first redoes the checks after its last decision). Returns (rollout,
+    stats)."""
     if not isinstance(carry, EnvCarry):
         carry = EnvCarry.fresh(np.asarray(carry))
-    obs, prev_done, first, ep_return = carry.obs, carry.prev_done, carry.first, carry.ep_return.copy()
-    n_envs = len(obs)
-    keys = ("obs", "next_obs", "reward", "terminal", "timeout", "done", "valid", "first", "env_steps")
-    buf: dict[str, list] = {k: [] for k in keys}
-    extras: dict[str, list] = {}
-    finished: list[float] = []
-    spent = 0
-    for _ in range(n_steps):
-        if spent >= budget_left:
-            break
+    part = partial if partial is not None else PartialRollout.empty()
+    buf, extras = part.buf, part.extras
+    n_envs = len(carry.obs)
+    if part.decisions and on_step is not None:
+        on_step(0)
+    while part.decisions < n_steps and part.spent < budget_left:
+        if part.decisions and between is not None:
+            between()
+        obs, prev_done, first = carry.obs, carry.prev_done, carry.first
         chunks, info = method.act_rollout(obs.astype(np.float32), state)
-        left = budget_left - spent
+        left = budget_left - part.spent
         capped = left < n_envs * chunks.shape[1]
         if capped:  # the last decision of the budget: envs execute only the env steps that are left, in order
             for i, env in enumerate(envs.envs):
@@ -197,22 +244,20 @@ def collect_rollout(envs, method, state, carry: EnvCarry | np.ndarray, n_steps: 
             extras.setdefault(k, []).append(v)
         if done.any() and state is not None:  # those envs start an episode: forget what the actor kept for them
             state.reset(np.flatnonzero(done))
-        ep_return += np.where(valid, reward, 0.0)
-        finished.extend(float(ep_return[i]) for i in np.flatnonzero(done))
+        ep_return = carry.ep_return + np.where(valid, reward, 0.0)
+        part.finished.extend(float(ep_return[i]) for i in np.flatnonzero(done))
         ep_return[done] = 0.0
         # After an autoreset slot the env has a new episode; after a valid slot the episode goes on; a slot
         # left empty by the budget's end changes nothing.
-        first = np.where(valid, False, first | prev_done)
-        prev_done = done
-        obs = np.asarray(nobs)
+        carry.first = np.where(valid, False, first | prev_done)
+        carry.prev_done, carry.obs, carry.ep_return = done, np.asarray(nobs), ep_return
         n = int(steps.sum())
-        spent += n
+        part.spent += n
         if on_step is not None:
             on_step(n)
-    carry.obs, carry.prev_done, carry.first, carry.ep_return = obs, prev_done, first, ep_return
     rollout = {k: np.stack(v) for k, v in buf.items()} if buf["obs"] else {}
     rollout.update({k: np.stack(v) for k, v in extras.items()})
-    return rollout, {"episodes": finished, "env_steps": spent}
+    return rollout, {"episodes": part.finished, "env_steps": part.spent}
 
 
 # ---- env state for exact resume (each env's own: bench/tasks/env_state.py) ----------------------------------
@@ -261,7 +306,10 @@ def run_on_policy(loop: Loop, bar) -> None:
     """Drive the online phase of an on-policy method for `online.steps` env steps (see the module doc)."""
     cfg, method, c = loop.cfg, loop.method, loop.progress
     total = cfg.online.steps
-    if total <= 0:
+    saved = loop.resumed.get("on_policy")
+    # A checkpoint taken between two decisions holds the rollout so far: consumed here.
+    partial = saved.pop("partial", None) if saved is not None else None
+    if total <= 0 or (c.env_step >= total and partial is None):
         return
     n_envs, n_steps, chunk = (int(x) for x in method.rollout_size())
     envs = make_vector_env(loop.task, n_envs, chunk)
@@ -276,7 +324,6 @@ def run_on_policy(loop: Loop, bar) -> None:
             c.next_eval = advance_grid(c.next_eval, c.env_step, *grid)
 
     try:
-        saved = loop.resumed.get("on_policy")
         if saved is not None:  # a resumed run: the envs continue from the checkpoint
             carry = restore_envs(envs, saved, seeds)
         elif c.env_step > 0 or c.rollout > 0:
@@ -287,11 +334,24 @@ def run_on_policy(loop: Loop, bar) -> None:
             obs, _ = envs.reset(seed=seeds)
             carry = EnvCarry.fresh(np.asarray(obs))
             loop.train_state.reset()
-        # Each checkpoint (only ever taken at a rollout boundary, below) saves the envs as they are then.
-        loop.capture = lambda: dict(loop.resumed, on_policy=capture_envs(envs, carry))
-        while c.env_step < total:
-            rollout, stats = collect_rollout(envs, method, loop.train_state, carry, n_steps,
-                                             cfg.reward_scale, total - c.env_step, on_step)
+        part = PartialRollout.from_state(partial) if partial is not None else None
+
+        def capture() -> dict[str, Any]:
+            """The envs as they are now, with the rollout so far when between two of its decisions."""
+            st = capture_envs(envs, carry)
+            if part is not None and part.decisions:
+                st["partial"] = part.to_state()
+            return dict(loop.resumed, on_policy=st)
+
+        loop.capture = capture
+        while c.env_step < total or part is not None:
+            if part is None:
+                part = PartialRollout.empty()
+            # The budget as at the rollout's start (a resumed rollout has spent some of it already).
+            rollout, stats = collect_rollout(envs, method, loop.train_state, carry, n_steps, cfg.reward_scale,
+                                             total - c.env_step + part.spent, on_step, between=loop.maybe_stop,
+                                             partial=part)
+            part = None
             if rollout and rollout["valid"].any():
                 steps = method.update_rollout(rollout)
                 method.grad_steps += len(steps)
@@ -303,7 +363,7 @@ def run_on_policy(loop: Loop, bar) -> None:
             if stats["episodes"]:
                 loop.log("finetune", {"train/return": float(np.mean(stats["episodes"]))},
                         n_episodes=len(stats["episodes"]))
-            if c.env_step < total:  # rollout boundary: the only place a checkpoint is taken
+            if c.env_step < total:  # rollout boundary: where periodic checkpoints are taken
                 if c.env_step - c.last_ckpt_env_step >= cfg.online.checkpoint_every:
                     loop.checkpoint()
                 loop.maybe_stop()

@@ -1,6 +1,13 @@
 """Stop requests for the active run: `request_stop` (a signal: SIGTERM, Ctrl-C, a sweep job's SIGUSR2) and
 `request_stop_at` (tests, resume checks). A run that sees one checkpoints at its next safe point, records the
-request's status (`preempted`, or `interrupted` for Ctrl-C; never `failed`) and raises `Preempted`."""
+request's status (`preempted`, or `interrupted` for Ctrl-C; never `failed`) and raises `Preempted`.
+
+The safe points a signal's request is honoured at (Slurm kills ~30 s after SIGTERM; benchmarks/stop_latency.py
+measures it): after each step of the common start (nothing saved: a rerun builds it again) and of the offline
+phase; online, between two decisions (bench/runner/off_policy.py, on_policy.py); in an eval, before each of its
+decisions, where the eval is abandoned and the run saved as before it (bench/runner/evaluation.py,
+lifecycle.py's `Run.evaluate`). A counter request (`request_stop_at`) fires at the checkpoint boundaries of the
+offline phase and at the online safe points."""
 from __future__ import annotations
 
 STOP_STATUSES = ("preempted", "interrupted")
