@@ -237,7 +237,29 @@ _TEST = {
     },
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"demo": _DEMO, "test": _TEST}
+# `d4rl`: chosen on hopper-medium at CPU scale (issue 25 C; the diag-hopper budget: 20000 common-start and offline
+# steps, 10000 online env steps), on tuning seeds 10-12 among 3 configurations (sweeps/screen/screen-modip-{a,b,c};
+# the rule in sweeps/screen/README.md, fixed before the screen finished: the highest mean 50-episode final score of
+# the `dp` actor; none dipped below its start), each the demo preset plus planner.search best_of_dp (64 DP
+# proposals, the chosen chunk executed whole) and the task's termination rule:
+#   A, scored by one model step plus V (the rung-3 planner of benchmarks/reports/diag-hopper/b3_planner_rungs.md):
+#      dp 59.1 [50.5, 69.5] (70.1, 54.3, 52.8), from 30.9 at step 0; mpc 55.7 (80.1, 22.2, 64.9)  <- chosen;
+#   B, A scored over the whole chunk (horizon 4) in a 5 x [200, 200, 200] world model at batch 256:
+#      dp 46.5 [9.6, 84.0] (8.8, 84.0, 46.6); mpc 63.4 (88.6, 62.8, 38.7);
+#   C, A with 256 x 256 critics at batch 256: dp 35.6 [12.0, 76.4] (76.7, 18.2, 11.8); mpc 27.0.
+# (finals with two-level 95% intervals, `python benchmarks/screen_table.py --store STORE screen-modip-a ...`.)
+# Confirmed on seeds 13-14 (sweeps/screen/confirm-modip-a.yaml): pending at this commit. What every configuration
+# shows: after distillation starts (~3000 env steps) the DP narrows (diag/dp_spread 0.19 -> 0.12-0.15), the
+# planner's training returns fall for stretches on some seeds (2500 -> under 500), V is most optimistic where the
+# planner then goes (diag/v_minus_mc up to +300, Spearman down to -0.85), and the DP, distilled from a window of
+# recent labels, follows the planner down before it recovers: the planner exploits V's optimism (expectile 0.7)
+# among the DP's own proposals, in a loop through the distilled DP.
+_D4RL = {"modip": {**_DEMO["modip"],
+                   "planner": {**_DEMO["modip"]["planner"], "search": "best_of_dp", "horizon": 1,
+                               "pi_trajectories": 64, "replan_every": 4},
+                   "world_model": {**_DEMO["modip"]["world_model"], "termination": "task"}}}
+
+PRESETS: dict[str, dict[str, Any]] = {"demo": _DEMO, "test": _TEST, "d4rl": _D4RL}
 
 # No per-suite defaults of MODIP's own: the class defaults apply on every suite (the `dp` and `common_start`
 # sections take DPPO's design, methods/common/{dp_config,common_start_config}.py).
