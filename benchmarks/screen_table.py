@@ -8,6 +8,7 @@ the product's step-0 mean, each seed's final, the mean final with its two-level 
 the seed-mean curve below step 0, the other actors' finals, and per family the configuration the rule picks.
 
     python benchmarks/screen_table.py --store STORE screen-modip-a screen-modip-b screen-modip-c
+    python benchmarks/screen_table.py --store STORE screen-modip-a+confirm-modip-a   # the pick on seeds 10-14
 """
 from __future__ import annotations
 
@@ -28,14 +29,29 @@ def main() -> int:
     args = ap.parse_args()
 
     import numpy as np
+    import pandas as pd
 
     from analysis import bootstrap, gains
     from analysis.data import Notes, align_to_grid, eval_points, load_sweep
     from analysis.episodes import final_episodes, run_records
 
     rows = []
+    def load(name: str):
+        """One sweep, or several joined by '+' (a screen and its confirmation: one configuration each, so a line
+        is its method and actor)."""
+        parts = [load_sweep(args.store, one, Notes(echo=False)) for one in name.split("+")]
+        if len(parts) == 1:
+            return parts[0]
+        joined = parts[0]
+        for field in ("runs", "finished", "curves", "episodes"):
+            frame = pd.concat([getattr(p, field) for p in parts], ignore_index=True)
+            if "line" in frame:
+                frame["line"] = [f"{m}/{a}" for m, a in zip(frame["method"], frame["actor"])]
+            setattr(joined, field, frame)
+        return joined
+
     for sweep_id in args.sweeps:
-        sweep = load_sweep(args.store, sweep_id, Notes(echo=False))
+        sweep = load(sweep_id)
         if sweep.finished.empty:
             print(f"{sweep_id}: no finished runs")
             continue

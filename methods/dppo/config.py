@@ -74,6 +74,17 @@ PRESETS: dict[str, dict[str, Any]] = {
                       "actor_lr": 3e-4, "clip_ploss_coef": 0.1, "clip_ploss_coef_base": 0.02,
                       "min_sampling_denoising_std": 0.05, "critic_hidden": [64, 64],
                       "n_critic_warmup_itr": 1}},
+    # `d4rl`: chosen on hopper-medium at CPU scale (issue 25 C; 20000 common-start steps, 10000 online env steps),
+    # tuning seeds 10-12, between 2 configurations (sweeps/screen/screen-dppo-{a,b}; the rule of
+    # sweeps/screen/README.md: the highest mean 50-episode final score of `dp`): DPPO's gym values (the class
+    # defaults: actor lr 1e-4, clip 0.01, exploration floor 0.1, 5 epochs, critic 256 x 3) with the rollout alone
+    # scaled to 8 envs x 25 decisions at minibatch 500 (12 rollouts in the budget; DPPO's own is 40 x 500, more
+    # than the whole budget in one): A, dp 50.4 [45.7, 55.0] (46.8, 52.1, 52.4) from 30.9 <- chosen; B, A with 2
+    # critic-only rollouts first (DPPO's robomimic n_critic_warmup_itr): 45.1 [34.1, 53.5]. Confirmed on 13-14
+    # (sweeps/screen/confirm-dppo-a.yaml): 40.6, 50.4; on 10-14, 48.5 [43.4, 53.1], a gain of +17.5 [+7.2, +28.7]
+    # over its step 0 (paired two-level 95%; `python benchmarks/screen_table.py --store STORE
+    # screen-dppo-a+confirm-dppo-a`). The gain was not expected at DPPO's own lr and clip in 12 small rollouts.
+    "d4rl": {"dppo": {"n_envs": 8, "n_steps": 25, "batch_size": 500}},
     # Contract tests: tiny and fast.
     "test": {"dppo": {"n_envs": 3, "n_steps": 8, "batch_size": 64, "update_epochs": 2,
                       "critic_hidden": [32, 32], "ft_denoising_steps": 4},
