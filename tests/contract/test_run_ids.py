@@ -25,3 +25,11 @@ def test_every_sweep_file_is_pinned():
 def test_sweep_run_ids_are_unchanged(name):
     ids = sorted(r.run_id for r in expand(load_sweep(ROOT / "sweeps" / name)))
     assert ids == PINNED[name], f"{name}: run ids moved ({len(set(ids) - set(PINNED[name]))} new)"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "sweeps" / "screen").glob("*.yaml")), ids=lambda p: p.stem)
+def test_screen_sweeps_resolve(path):
+    """Every screen file of sweeps/screen (part C) expands into runs with its seeds, named as its file."""
+    spec = load_sweep(path)
+    runs = expand(spec)
+    assert spec.name == path.stem and runs and len({r.run_id for r in runs}) == len(runs)
