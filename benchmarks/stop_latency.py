@@ -16,13 +16,23 @@ cost grows with its batch), sends SIGTERM at each point in turn, and reruns the 
    ends its episode; the table says which);
 5. online eval: 1 s into the eval at the first grid step after 0, which is abandoned.
 
+With `--method dppo` it runs DPPO's own points instead, at DPPO's hopper defaults (no preset: 40 envs x 500
+decisions of 4 env steps per rollout, minibatch 50000, 5 epochs; online.steps two such rollouts, and no online
+eval before the first update):
+
+1. online: 2000 env steps into the rollout (between two decisions; the checkpoint holds the rollout so far);
+2. update: `--update-delay` seconds (default 3) after the rollout's end (its bar still that long: hopper's
+   episodes end early, so env steps do not say where a rollout ends), in its update, which is abandoned
+   before its next gradient step (or pass over the rollout): the checkpoint holds the method as before the
+   update, its whole rollout pending, no grad step counted.
+
 Each row: the seconds from the signal to the process's exit, its exit status (143 = 128 + SIGTERM), the status
 recorded in the store, and where the checkpoint it saved is (env step, grad step, mid-episode or not). The timing
 depends on the machine's load: say what it was when quoting it (the header and the last line print the load
 average). The last line is the worst latency.
 
     MINARI_DATASETS_PATH=../shared/data nice -n 10 python benchmarks/stop_latency.py [--store DIR] [--keep]
-        [--method modip] [--seed 10] [--set KEY=VALUE ...] [--finish]
+        [--method modip|dppo] [--seed 10] [--set KEY=VALUE ...] [--update-delay S] [--finish]
 """
 from __future__ import annotations
 
@@ -63,6 +73,22 @@ SETTINGS = {
     "eval.seed_set": "tune",
     "eval.timing": False,
 }
+# DPPO's: its hopper defaults (the class's, DPPO's gym configs), two rollouts' budget (40 envs x 500 decisions x 4
+# env steps each, so the first is whole), evals only at env step 0 and at the end (small: the points are the
+# rollout and its update).
+DPPO_SETTINGS = {
+    "threads": 1,
+    "common_start.steps": 400,
+    "common_start.log_every": 50,
+    "online.steps": 160_000,
+    "online.checkpoint_every": 10 ** 6,
+    "eval.every": 10 ** 6,
+    "eval.episodes": 10,
+    "eval.final_episodes": 10,
+    "eval.seed_set": "tune",
+    "eval.timing": False,
+}
+SETTINGS_OF = {"dppo": DPPO_SETTINGS}
 EVAL_START = re.compile(r"eval at env step (\d+): [\w, ]+ x (\d+) episodes \.\.\.")
 EVAL_END = re.compile(r"eval at env step (\d+): (?!.* episodes \.\.\.)(.*\d)")
 
@@ -147,7 +173,7 @@ def in_eval(pieces: list[str]) -> int | None:
     return None
 
 
-def points(method: str):
+def points(method: str, update_delay: float = 3.0):
     """(name, what the wait looks for, test on the stderr so far, seconds to wait after it) for each point."""
     def share(bar: str, at: float):
         def test(pieces):
@@ -170,6 +196,23 @@ def points(method: str):
             return now if start and now and now[0] - start[0] >= n else None
         return test
 
+    def bar_still(after: int, still_s: float):
+        """The online bar past `after` env steps and still for `still_s` seconds outside an eval: the rollout has
+        ended (hopper's episodes end early, so its env steps do not say when) and its update runs."""
+        seen = {"n": None, "since": 0.0}
+
+        def test(pieces):
+            got = bar_at(f"{method} online", pieces)
+            now = time.monotonic()
+            if in_eval(pieces) is not None or not got or got[0] < after or got[0] != seen["n"]:
+                seen.update(n=got[0] if got else None, since=now)
+                return None
+            return got if now - seen["since"] >= still_s else None
+        return test
+
+    if method == "dppo":
+        return [("online", "2000 online env steps outside an eval", online_steps(2000), 0.0),
+                ("update", f"the rollout's end, then {update_delay:.0f} s", bar_still(4000, update_delay), 0.0)]
     return [("common start", "20% of the common start", share("common start", 0.2), 0.0),
             ("offline", "30% of the offline phase", share("pretrain", 0.3), 0.0),
             ("offline eval", "the eval at env step 0", eval_started(True), 1.0),
@@ -188,7 +231,13 @@ def where(store: Path, cfg) -> str:
     st = load_checkpoint(path)
     c = json.loads(st["counters"])
     off = (st.get("loop") or {}).get("off_policy")
+    partial = ((st.get("loop") or {}).get("on_policy") or {}).get("partial")
     text = f"env {c['env_step']}, grad {c['grad_step']}"
+    if partial is not None:  # on-policy: the rollout so far, or (whole) the rollout whose update was abandoned
+        n = partial["buf"]["obs"].shape[0]
+        whole = n == getattr(cfg.section, "n_steps", None)
+        text += (f", rollout {c['rollout'] + 1} whole ({n} decisions) pending: saved mid-update, as before it"
+                 if whole else f", rollout {c['rollout'] + 1} so far ({n} decisions)")
     if not c["pretrain_done"]:
         text += ", offline phase"
     if off and off["open"]:
@@ -207,6 +256,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary store")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for each point")
+    ap.add_argument("--update-delay", type=float, default=3.0,
+                    help="dppo: seconds after the rollout's end (the online bar still) to send SIGTERM, in its update")
     ap.add_argument("--finish", action="store_true", help="after the last point, rerun the run to its end")
     args = ap.parse_args()
 
@@ -217,7 +268,7 @@ def main() -> int:
     if "MINARI_DATASETS_PATH" not in os.environ and args.task != "demo":
         print("set MINARI_DATASETS_PATH to the Minari root that holds the task's dataset", file=sys.stderr)
         return 2
-    settings = dict(SETTINGS)
+    settings = dict(SETTINGS_OF.get(args.method, SETTINGS))
     settings.update({k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)})
     sets = [f"{k}={v}" for k, v in settings.items()]
     cfg = resolve_config(args.method, args.task, args.seed, sets)  # as the command resolves it: its run id
@@ -235,7 +286,7 @@ def main() -> int:
     print(f"{'point':14s} {'waited for':38s} {'latency_s':>9s} {'exit':>5s} {'recorded':>10s}  saved at")
     rows = []
     try:
-        for name, what, test, delay in points(args.method):
+        for name, what, test, delay in points(args.method, args.update_delay):
             child = Child(argv, env)
             try:
                 child.wait_for(test, what, args.timeout)

@@ -44,7 +44,9 @@ The verbs:
   from the list. The first call starts the online phase, which is where a method switches learning rates or
   resets moments. Finished episodes are in the buffer (`buffer.last_episode()`).
 - On-policy methods subclass `OnPolicy` (methods/on_policy.py) instead of implementing `update`:
-  `rollout_size()`, `act_rollout(obs, state)`, `update_rollout(rollout)`.
+  `rollout_size()`, `act_rollout(obs, state)`, `update_rollout(rollout, between)`; `between()` is a safe point to
+  call before each gradient step, which raises to abandon the update (the harness restores the method's state:
+  methods/on_policy.py).
 - `modules()` and `extra_state()` are what a checkpoint holds: every network and optimiser by name, and the
   other state by attribute name (restored onto those attributes: an object with `load_state_dict` gets its
   state, a torch.Generator its RNG state, anything else is assigned).

@@ -9,6 +9,7 @@ on-policy loop; a method never declares its loop.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,16 @@ class OnPolicy(Method):
         keep with the decision in the rollout, e.g. DPPO's denoising chains)."""
 
     @abc.abstractmethod
-    def update_rollout(self, rollout: dict[str, Any]) -> list[dict[str, float]]:
+    def update_rollout(self, rollout: dict[str, Any],
+                       between: Callable[[], None] | None = None) -> list[dict[str, float]]:
         """The update from one rollout (arrays shaped (n_steps, n_envs, ...); bench/runner/on_policy.py says
-        which), one metrics dict per gradient step: the harness counts them and logs their means."""
+        which), one metrics dict per gradient step: the harness counts them and logs their means.
+
+        `between()`, where given, is the harness's safe point: call it before each gradient step (and between
+        other long stretches of work, e.g. passes over the whole rollout before the first step). It returns
+        nothing, or raises to abandon the update (a stop was asked for: Slurm kills ~30 s after SIGTERM, and a
+        whole update can take minutes); let that propagate, undoing nothing. The harness snapshots, before the
+        call, what the update may change: the method's checkpointed state (modules(), extra_state(), its
+        generator) and the process's RNGs, which must therefore be all the update changes. It puts the
+        snapshot back, saves the run with the rollout still pending, and the resumed run redoes the update
+        whole."""

@@ -145,9 +145,15 @@ class OnPolicyStandIn:
         a = self.gain * np.tanh(obs[:, :self.act_dim] - obs[:, -self.act_dim:])
         return np.repeat(a[:, None], 4, axis=1).astype(np.float32), {}
 
-    def update_rollout(self, rollout):
+    def update_rollout(self, rollout, between=None):
         self.rollouts.append(rollout)
         return [{}]
+
+    def state_dict(self):  # what the harness snapshots before an update (bench/runner/on_policy.py): nothing
+        return {}
+
+    def load_state_dict(self, state):
+        pass
 
 
 # ---- robomimic's real old layout ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ unreadable one gives one line naming the file and the fix instead of torch's tra
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import random
 from pathlib import Path
@@ -51,6 +52,22 @@ def set_rng_states(st: dict[str, Any]) -> None:
     np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
     py = json.loads(st["python"])
     random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+def snapshot(method, buffer=None) -> dict[str, Any]:
+    """In memory, a copy of what a checkpoint holds of `method` (its state_dict: modules, generator, extras) and
+    the process's RNGs (and the buffer's, where given), for `restore_snapshot` to put back: an update or a timing
+    abandoned at a stop request leaves the run as it found it, so that its checkpoint is the state before it."""
+    return {"method": copy.deepcopy(method.state_dict()), "rng": rng_states(),
+            "buffer_rng": buffer.get_rng_state() if buffer is not None else None}
+
+
+def restore_snapshot(snap: dict[str, Any], method, buffer=None) -> None:
+    """Put back what `snapshot` copied."""
+    method.load_state_dict(snap["method"])
+    set_rng_states(snap["rng"])
+    if buffer is not None and snap["buffer_rng"] is not None:
+        buffer.set_rng_state(snap["buffer_rng"])
 
 
 def seed_everything(seed: int) -> None:

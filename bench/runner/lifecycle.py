@@ -38,7 +38,7 @@ from bench.runner.progress import Progress
 from bench.runner.provenance import commit_label, git_state, now, package_versions
 from bench.runner.run_record import data_score, provenance
 from bench.runner.stops import Preempted, stop_due, stop_requested, stop_status
-from bench.runner.timing import time_components
+from bench.runner.timing import TimingAbandoned, time_components
 from bench.tasks import get_task
 from methods.base import ActorState, RolloutKind
 from results.names import validate_name
@@ -300,16 +300,24 @@ class Run:
         if not done:
             self.evaluate("final", ev.last_episodes)
         if self.cfg.eval.timing:
-            if stop_requested():  # before the timing: a resumed run finds its final eval done and times
+            # A stop request before or during the timing: the run is saved as before it (a timed update changes
+            # the weights and a timed act draws from the RNGs: the snapshot puts them back), nothing of it is
+            # written, and the resumed run finds its final eval done and times again.
+            before = checkpoints.snapshot(self.method, self.buffer)
+            try:
+                self.write_timings()
+            except TimingAbandoned:
+                checkpoints.restore_snapshot(before, self.method, self.buffer)
+                self.say("timing abandoned to stop; the resumed run redoes it")
                 self.stop_now()
-            self.write_timings()
 
     def write_timings(self) -> None:
-        """Time the method's components at batch 1 and eval.timing_batch (timing.py) into the store."""
+        """Time the method's components at batch 1 and eval.timing_batch (timing.py) into the store; a stop
+        request abandons it between two timed calls (TimingAbandoned, before any row is written)."""
         ev = self.cfg.eval
         self.say(f"timing the method's components at batch 1 and {ev.timing_batch} ({ev.timing_reps} reps)")
         rows = time_components(self.method, (1, ev.timing_batch), warmup=2, reps=ev.timing_reps,
-                               device=self.device)
+                               device=self.device, should_stop=stop_requested)
         for row in rows:
             row["run_id"] = self.ctx.run_id
         if rows:

@@ -26,7 +26,10 @@ owns a different loop than the off-policy one, under the same protocol (DESIGN.m
   rollout's end (a DPPO hopper rollout is 40 envs x 500 decisions, minutes, and Slurm kills ~30 s after
   SIGTERM): that checkpoint also holds the rollout so far (`PartialRollout`), and an eval abandoned after a
   decision (bench/runner/evaluation.py) resumes right after it, redoing the eval. An update in progress
-  (`update_rollout`) runs to its end.
+  (`update_rollout`; DPPO's at its hopper defaults is minutes on a CPU) is abandoned before its next gradient
+  step (`update_or_stop`): the method and the RNGs are put back as they were before it (a snapshot taken at its
+  start, bench/runner/checkpoints.py), and the checkpoint holds the whole rollout as still pending, so the
+  resumed run redoes the update from the same state and repeats the uninterrupted run exactly.
 - Resume. Periodic checkpoints are taken only at rollout boundaries, and each holds the envs' state
   (`capture_envs`, through `Loop.capture`): per env its task env's own state, saved by bench/tasks/env_state.py
   by env kind (its MuJoCo integration state, TimeLimit step count, RNGs and the rest of its episode state: a
@@ -51,8 +54,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from bench.runner import checkpoints
 from bench.runner.evaluation import advance_grid
 from bench.runner.loop import Loop
+from bench.runner.stops import stop_requested
 from bench.tasks.env_state import set_sub_env_state, sub_env_state
 from bench.tasks.sim_state import EnvStateError
 
@@ -302,6 +307,29 @@ def restore_envs(envs: gym.vector.SyncVectorEnv, st: dict[str, Any], seeds: list
                     st["ep_return"].numpy().astype(np.float64).copy())
 
 
+class _UpdateAbandoned(Exception):
+    """Raised by the harness's safe point inside an update (`between`) at a stop request."""
+
+
+def update_or_stop(loop: Loop, rollout: dict[str, Any]) -> list[dict[str, float]]:
+    """`method.update_rollout(rollout)`, abandoned before its next gradient step if a stop is asked for: then the
+    method and the RNGs are put back as before the update, and `loop.maybe_stop()` saves the run (with the
+    rollout still pending: the loop's `capture`) and raises Preempted."""
+    method = loop.method
+    before = checkpoints.snapshot(method)
+
+    def between() -> None:
+        if stop_requested():
+            raise _UpdateAbandoned
+
+    try:
+        return method.update_rollout(rollout, between=between)
+    except _UpdateAbandoned:
+        checkpoints.restore_snapshot(before, method)
+    loop.maybe_stop()
+    raise RuntimeError("a stop was asked for in the update, but the run did not stop")  # maybe_stop raises
+
+
 def run_on_policy(loop: Loop, bar) -> None:
     """Drive the online phase of an on-policy method for `online.steps` env steps (see the module doc)."""
     cfg, method, c = loop.cfg, loop.method, loop.progress
@@ -351,14 +379,15 @@ def run_on_policy(loop: Loop, bar) -> None:
             rollout, stats = collect_rollout(envs, method, loop.train_state, carry, n_steps, cfg.reward_scale,
                                              total - c.env_step + part.spent, on_step, between=loop.maybe_stop,
                                              partial=part)
-            part = None
             if rollout and rollout["valid"].any():
-                steps = method.update_rollout(rollout)
+                # A stop in the update saves the rollout whole (`part`, through capture): the resume redoes it.
+                steps = update_or_stop(loop, rollout)
                 method.grad_steps += len(steps)
                 c.grad_step += len(steps)
                 # One row per metric per rollout (the mean over its grad steps): nothing is held back across a
                 # rollout boundary, where a checkpoint may be taken (online.log_every does not apply here).
                 loop.log("finetune", mean_metrics(steps))
+            part = None
             c.rollout += 1
             if stats["episodes"]:
                 loop.log("finetune", {"train/return": float(np.mean(stats["episodes"]))},

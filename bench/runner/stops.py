@@ -4,9 +4,11 @@ request's status (`preempted`, or `interrupted` for Ctrl-C; never `failed`) and 
 
 The safe points a signal's request is honoured at (Slurm kills ~30 s after SIGTERM; benchmarks/stop_latency.py
 measures it): after each step of the common start (nothing saved: a rerun builds it again) and of the offline
-phase; online, between two decisions (bench/runner/off_policy.py, on_policy.py); in an eval, before each of its
-decisions, where the eval is abandoned and the run saved as before it (bench/runner/evaluation.py,
-lifecycle.py's `Run.evaluate`). A counter request (`request_stop_at`) fires at the checkpoint boundaries of the
+phase; online, between two decisions (bench/runner/off_policy.py, on_policy.py); in an on-policy update, before
+each of its gradient steps, where the update is abandoned and the run saved as before it with its rollout pending
+(on_policy.py's `update_or_stop`); in an eval, before each of its decisions, where the eval is abandoned and the
+run saved as before it (bench/runner/evaluation.py, lifecycle.py's `Run.evaluate`); in the final timing, before
+each timed call, where the timing is abandoned likewise (bench/runner/timing.py, `Run.final`). A counter request (`request_stop_at`) fires at the checkpoint boundaries of the
 offline phase and at the online safe points."""
 from __future__ import annotations
 

@@ -11,6 +11,10 @@ fairly, its kind (act, plan or update), the actor it serves, the env actions one
 the updates the method makes per env step. Every row carries those four as columns (TIMING_META_KEYS), so the
 store keeps them and analysis never infers them from a component's name.
 
+A stop request (SIGTERM, Ctrl-C) during a run's timing is honoured between two calls (`should_stop`, asked before
+each warm-up call and each timed rep): the timing is abandoned (`TimingAbandoned`) and nothing of it is kept; the
+run saves itself as before the timing (lifecycle.py), and its resume times again.
+
 Compiled paths (optional, `mbench time --compile`): each act path is also timed compiled, after its check
 against the eager path; how a path is compiled and checked is compiled.py.
 """
@@ -33,6 +37,15 @@ from methods.base import ComponentKind, TimedComponent
 COST_KEYS = ("horizon", "samples", "iterations", "denoising_steps", "terminal")
 # A timed component's metadata, with the store's column names (results/store.py, timings table, schema 2).
 TIMING_META_KEYS = ("kind", "actor", "actions_per_call", "updates_per_env_step")
+
+
+class TimingAbandoned(Exception):
+    """A timing stopped between two calls because a stop was asked for; none of its rows is returned."""
+
+
+def _check(should_stop: Callable[[], bool] | None, component: str) -> None:
+    if should_stop is not None and should_stop():
+        raise TimingAbandoned(f"timing of {component} abandoned at a stop request")
 
 
 @dataclasses.dataclass
@@ -74,17 +87,20 @@ def summarize(times_ms: Iterable[float]) -> dict[str, float]:
 def time_callable(fn: Callable[[], Any], *, component: str = "fn", device: str | torch.device = "cpu",
                   batch: int = 1, warmup: int = 3, reps: int = 20, compiled: bool = False,
                   extra: dict[str, Any] | None = None, max_s: float | None = None,
-                  min_reps: int = 3, meta: dict[str, Any] | None = None) -> TimingResult:
+                  min_reps: int = 3, meta: dict[str, Any] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> TimingResult:
     """Call `fn` `warmup` times untimed, then time up to `reps` calls.
 
     `max_s` caps the timed loop's wall time (a slow component on the CPU stops after at least `min_reps`
     reps); the row records how many reps were actually timed. `meta`: the component's metadata columns
-    (component_meta); a TimedComponent passed as `fn` gives its own when `meta` is None."""
+    (component_meta); a TimedComponent passed as `fn` gives its own when `meta` is None. `should_stop()` true
+    before a call (its time is not in any rep): TimingAbandoned."""
     if meta is None and isinstance(fn, TimedComponent):
         meta = component_meta(fn)
     device = torch.device(device)
     t_warm = time.perf_counter()
     for _ in range(warmup):
+        _check(should_stop, component)
         fn()
         if max_s is not None and time.perf_counter() - t_warm > max_s:
             break  # one call already outlasts the cap: more warm-up would only spend the budget
@@ -93,6 +109,7 @@ def time_callable(fn: Callable[[], Any], *, component: str = "fn", device: str |
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         for _ in range(reps):
+            _check(should_stop, component)
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
             start.record()
@@ -104,6 +121,7 @@ def time_callable(fn: Callable[[], Any], *, component: str = "fn", device: str |
                 break
     else:
         for _ in range(reps):
+            _check(should_stop, component)
             t0 = time.perf_counter()
             fn()
             times.append((time.perf_counter() - t0) * 1e3)
@@ -186,7 +204,8 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
                     device: str | torch.device | None = None, compile: bool = False, compile_mode: str = "default",
                     compile_backend: str = "inductor", max_s: float | None = None, atol: float = 1e-3,
                     rtol: float = 1e-3, eager: bool = True, compile_deadline: float | None = None,
-                    log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                    log: Callable[[str], None] | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
     """Time every `timed_components(batch)` component of `method` at each batch size; one row per measurement,
     each with the component's metadata columns (TIMING_META_KEYS).
 
@@ -196,7 +215,9 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
     own config compiles a path (cost setting `compiled`) has compiled=True on its eager-harness rows too.
     eager=False (with compile) skips the eager rows, e.g. when they were timed already; the check still runs.
     compile_deadline (a time.perf_counter() value): no compile starts after it; such a path gets a row with
-    NaN latencies and compile_detail "skipped: budget spent" (compile_agree None)."""
+    NaN latencies and compile_detail "skipped: budget spent" (compile_agree None). `should_stop()`: asked before
+    each call of the eager paths (time_callable's; a compile in progress runs to its end); true, the whole timing
+    is abandoned (TimingAbandoned) and no row returned."""
     device = torch.device(device if device is not None else getattr(method, "device", "cpu"))
     # compile_train (the run key): whether the method's training steps were compiled, on every row
     common = {"device_name": device_name(device),
@@ -204,6 +225,7 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
     batch_sizes = list(dict.fromkeys(int(b) for b in batch_sizes))
     rows: list[dict[str, Any]] = []
     for b in batch_sizes:
+        _check(should_stop, f"batch {b}")
         comps = _components(method, b)
         settings = cost_settings(comps)
         for name, comp in comps.items():
@@ -215,7 +237,7 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
             if eager:
                 r = time_callable(fn, component=name, device=device, batch=b, warmup=warmup, reps=reps,
                                   max_s=max_s, compiled=bool(settings.get("method_compiled")),
-                                  extra={**settings, **common}, meta=meta)
+                                  extra={**settings, **common}, meta=meta, should_stop=should_stop)
                 rows.append(r.row())
                 if log:
                     log(f"{name:>10s} b={b:<4d} eager    p50 {r.p50_ms:9.3f} ms  p99 {r.p99_ms:9.3f} ms "
@@ -235,11 +257,13 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
                 agreement = check_agreement(fn, cfn, device=device, atol=atol, rtol=rtol)
                 # reduce-overhead records its CUDA graphs over the first calls: keep at least 3 untimed.
                 rc = time_callable(cfn, component=name, device=device, batch=b, warmup=max(warmup, 3), reps=reps,
-                                   max_s=max_s, compiled=True,
+                                   max_s=max_s, compiled=True, should_stop=should_stop,
                                    extra={**settings, **common, "compile_s": agreement.compile_s,
                                           "compile_how": how, "compile_agree": agreement.agree,
                                           "compile_max_abs_diff": agreement.max_abs_diff,
                                           "compile_detail": agreement.detail}, meta=meta)
+            except TimingAbandoned:
+                raise
             except Exception as e:  # noqa: BLE001 - a failed compile is a result to report, not a reason to lose the table
                 msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
                 if log:
@@ -258,6 +282,7 @@ def time_components(method: Any, batch_sizes: Iterable[int] = (1, 16), *, warmup
 __all__ = [
     "COST_KEYS",
     "TIMING_META_KEYS",
+    "TimingAbandoned",
     "TimingResult",
     "component_meta",
     "cost_settings",

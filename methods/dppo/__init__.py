@@ -8,7 +8,8 @@ phase of its own. The ladder of classes, read top to bottom:
   methods/dppo/ppo.py          PPODiffusion      clipped loss per denoising step
   this file                    DPPO              critic V(s), running reward scaling, GAE, update epochs
 The harness owns the vector envs and the rollout loop (bench/runner/on_policy.py); it calls `act_rollout`
-for each chunk decision and `update_rollout` once per rollout.
+for each chunk decision and `update_rollout` once per rollout, which a stop request abandons between two minibatch
+steps (methods/on_policy.py: the harness puts the method back as before it, and the resumed run redoes it).
 
 Settings come from DPPO's finetune configs (irom-princeton/dppo, cfg/gym/finetune/{hopper,walker2d,
 halfcheetah}-v2/ft_ppo_diffusion_mlp.yaml for the `d4rl` suite; cfg/gym/finetune/kitchen-*-v0 and
@@ -173,10 +174,11 @@ class DPPO(OnPolicy, DPMethod):
         return self.act_rollout(obs, state)[0], {}
 
     # ---- the update -------------------------------------------------------------------------------------
-    def update_rollout(self, rollout: dict[str, Any]) -> list[dict[str, float]]:
+    def update_rollout(self, rollout: dict[str, Any], between=None) -> list[dict[str, float]]:
         """One DPPO update from a rollout of arrays shaped (T, n_envs, ...), T <= n_steps (see on_policy.py):
         obs, next_obs, reward, terminal, done, valid, first, chain. One metrics dict per minibatch step (the
-        rollout's own statistics with the last)."""
+        rollout's own statistics with the last). `between()` is called before each of the K passes that score
+        the rollout's chains and before each minibatch step (a stop raises there: methods/on_policy.py)."""
         cfg, dev = self.cfg, self.device
         valid = np.asarray(rollout["valid"], bool)
         n_steps, n_envs = valid.shape
@@ -199,11 +201,15 @@ class DPPO(OnPolicy, DPMethod):
         n_dec, k = len(idx), self.model.ft_steps
         if n_dec == 0:
             return []
+        lps = []
         with torch.no_grad():  # log-probs under the weights that sampled the chains
-            old_lp = torch.stack([self.model.step_log_prob(cond, chains[:, j], chains[:, j + 1],
-                                                           torch.full((n_dec,), j, device=dev))
-                                  for j in range(k)], dim=1)  # (n_dec, K)
-        return self._ppo_epochs(cond, chains, adv_t, ret_t, old_lp, values.reshape(-1)[idx])
+            for j in range(k):  # K passes over the whole rollout (at DPPO's hopper size, seconds each)
+                if between is not None:
+                    between()
+                lps.append(self.model.step_log_prob(cond, chains[:, j], chains[:, j + 1],
+                                                    torch.full((n_dec,), j, device=dev)))
+        old_lp = torch.stack(lps, dim=1)  # (n_dec, K)
+        return self._ppo_epochs(cond, chains, adv_t, ret_t, old_lp, values.reshape(-1)[idx], between)
 
     def scaled_rewards(self, rollout: dict[str, Any]) -> np.ndarray:
         """The rewards GAE sees: divided by the running return std (which updates it), then times
@@ -216,7 +222,7 @@ class DPPO(OnPolicy, DPMethod):
             reward = self.reward_scaler(reward, np.asarray(rollout["first"], bool), valid)
         return reward * self.cfg.reward_scale_const
 
-    def _ppo_epochs(self, cond, chains, adv, ret, old_lp, old_values) -> list[dict[str, float]]:
+    def _ppo_epochs(self, cond, chains, adv, ret, old_lp, old_values, between=None) -> list[dict[str, float]]:
         cfg = self.cfg
         n_dec, k = old_lp.shape
         total = n_dec * k
@@ -229,6 +235,8 @@ class DPPO(OnPolicy, DPMethod):
             for b in range(n_batches):
                 sel = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                 dec, j = sel // k, sel % k
+                if between is not None:
+                    between()
                 m = self.minibatch_step(cond[dec], chains[dec, j], chains[dec, j + 1], j, adv[dec], ret[dec],
                                         old_lp[dec, j], train_actor=not warmup)
                 steps.append(m)

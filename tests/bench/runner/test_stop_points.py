@@ -1,15 +1,17 @@
 """Where a stop request (SIGTERM, Ctrl-C) is honoured: within one decision of training, one offline gradient step,
-or one decision of an evaluation, which is then abandoned; and the resumed run equals the uninterrupted one.
+one decision of an evaluation, which is then abandoned, one minibatch step of an on-policy update, or one timed
+repetition of the final timing, both also abandoned; and the resumed run equals the uninterrupted one.
 
 Why (issue 26, medium 3): Slurm kills about 30 s after SIGTERM. A hopper episode is up to 1000 env steps of
 planning and updates, a DPPO rollout minutes, a hopper eval of 50 episodes with a planning actor minutes: a run
 that stopped only at episode ends, rollout ends, log boundaries or after its eval would lose its work. Each test
 asks for a stop as the signal handler does (`request_stop`), from inside a method call at a known point (its
-k-th act, pretrain or act_rollout call), counts the calls that came after it (none: the run stopped at the next
+k-th act, pretrain, act_rollout or minibatch_step call, or a timed component's), counts the calls that came after it (none: the run stopped at the next
 safe point), then resumes and compares every curve row and eval episode with an uninterrupted run's, exactly.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import gymnasium as gym
@@ -219,6 +221,60 @@ def test_an_on_policy_eval_abandoned_mid_rollout_is_redone(demo_dataset, tmp_pat
     saved, trigger = _stop_then_resume(cfg, tmp_path, trigger)
     assert trigger.after == 0
     assert saved["loop"]["on_policy"]["partial"]["buf"]["obs"].shape[0] > 0  # the eval came mid-rollout
+
+
+def test_an_on_policy_stop_mid_update_is_honoured_within_one_minibatch_step(demo_dataset, tmp_path):
+    # DPPO's test preset at minibatch 8: its first two updates make 14 minibatch steps each (2 epochs of 7, the
+    # valid decisions x 4 denoising steps / 8). The request comes in the 4th step of the 2nd rollout's update.
+    cfg = _cfg("dppo", **{"dppo.batch_size": 8})
+    trigger = Trigger("minibatch_step", 14 + 4)
+    saved, trigger = _stop_then_resume(cfg, tmp_path, trigger)
+    assert trigger.after == 0, f"{trigger.after} more minibatch steps after the stop request"
+    counters = json.loads(saved["counters"])
+    # Saved as before the update: its grad steps not counted, its whole rollout pending (the resume redoes it).
+    assert counters["grad_step"] == trigger.at["grad_step"] == 14 and counters["rollout"] == 1
+    assert saved["loop"]["on_policy"]["partial"]["buf"]["obs"].shape[0] == 8
+    assert saved["method"]["grad_steps"] == 14 and saved["method"]["extra"]["iteration"] == 1
+
+
+class TimingTrigger:
+    """Asks for a stop from inside the `k`-th call of any of the method's timed components (an on_start hook);
+    `after` counts the calls after it."""
+
+    def __init__(self, k: int):
+        self.k, self.n, self.after, self.at = k, 0, 0, None
+
+    def __call__(self, run, resumed: bool) -> None:
+        components = run.method.timed_components
+
+        def timed_components(*args, **kw):
+            def wrap(fn):
+                def wrapped():
+                    self.n += 1
+                    if self.n > self.k:
+                        self.after += 1
+                    elif self.n == self.k:
+                        self.at = {"env_step": run.progress.env_step, "grad_step": run.progress.grad_step}
+                        request_stop("preempted")
+                    return fn()
+                return wrapped
+
+            return {name: dataclasses.replace(c, fn=wrap(c.fn)) for name, c in components(*args, **kw).items()}
+
+        run.method.timed_components = timed_components
+
+
+def test_a_stop_in_the_timing_abandons_it_and_the_resumed_run_redoes_it(demo_dataset, tmp_path):
+    # bc_gauss times act at batch 1 and 16 and its update at batch 1, each 2 warm-up calls and 4 reps: the request
+    # comes in the 3rd rep of act at batch 1.
+    cfg = _cfg("bc_gauss", **{"eval.timing": True, "eval.timing_reps": 4, "eval.timing_batch": 16})
+    saved, trigger = _stop_then_resume(cfg, tmp_path, lambda ref: TimingTrigger(5))
+    assert trigger.after == 0, f"the timing went on for {trigger.after} calls after the stop request"
+    assert json.loads(saved["counters"])["grad_step"] == cfg.pretrain.steps
+    files = sorted(p.name for p in (tmp_path / "stopped" / "table=timings").rglob("*.parquet"))
+    assert files == [f"{run_id_of(cfg)}+a2.parquet"]  # the preempted attempt wrote none; the resumed one all
+    timings = Store(tmp_path / "stopped").timings(sweep=SWEEP)
+    assert sorted(zip(timings.component, timings.batch)) == [("act", 1), ("act", 16), ("update", 1)]
 
 
 # ---- the evaluation and the off-policy loop alone ---------------------------------------------------------

@@ -162,6 +162,31 @@ def test_first_minibatch_ratio_is_one_and_kl_zero():
     assert np.isfinite(metrics["loss/policy"]) and np.isfinite(metrics["loss/value"])
 
 
+def test_the_update_calls_between_before_each_minibatch_step_and_lets_a_stop_through():
+    """`between()` is the harness's safe point (methods/on_policy.py): called before each of the K passes that score
+    the chains and before every minibatch step, and what it raises ends the update there, after the steps made."""
+    m = _method()
+    made = []
+    step = m.minibatch_step
+    m.minibatch_step = lambda *a, **k: made.append(1) or step(*a, **k)
+    asked = []
+    steps = m.update_rollout(_rollout(m), between=lambda: asked.append(len(made)))
+    k = m.model.ft_steps
+    assert len(steps) > 2 and asked == [0] * k + list(range(len(steps)))
+
+    class Stop(Exception):
+        pass
+
+    def between():
+        if len(made) == 2:
+            raise Stop
+
+    made.clear()
+    with pytest.raises(Stop):
+        m.update_rollout(_rollout(m), between=between)
+    assert len(made) == 2
+
+
 def test_frozen_denoising_steps_get_no_gradient_and_stay_frozen():
     m = _method(ft_steps=4, T=8)
     base_before = {k: v.clone() for k, v in m.model.denoiser_base.state_dict().items()}
@@ -427,9 +452,9 @@ def test_act_steps_executes_the_first_actions_of_each_chunk(demo_dataset, store_
     seen = []
     update = DPPO.update_rollout
 
-    def spy(self, rollout):
+    def spy(self, rollout, between=None):
         seen.append((self.act_steps, self.chunk, rollout["env_steps"].max(), np.asarray(rollout["chain"]).shape))
-        return update(self, rollout)
+        return update(self, rollout, between)
 
     monkeypatch.setattr(DPPO, "update_rollout", spy)
     act_rollout = DPPO.act_rollout
