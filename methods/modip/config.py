@@ -248,7 +248,10 @@ _TEST = {
 #      dp 46.5 [9.6, 84.0] (8.8, 84.0, 46.6); mpc 63.4 (88.6, 62.8, 38.7);
 #   C, A with 256 x 256 critics at batch 256: dp 35.6 [12.0, 76.4] (76.7, 18.2, 11.8); mpc 27.0.
 # (finals with two-level 95% intervals, `python benchmarks/screen_table.py --store STORE screen-modip-a ...`.)
-# Confirmed on seeds 13-14 (sweeps/screen/confirm-modip-a.yaml): pending at this commit. What every configuration
+# Confirmation on seeds 13-14 (sweeps/screen/confirm-modip-a.yaml): dp 44.3 and 19.8 (seed 14 ends below its start
+# of ~33); on 10-14, dp 48.2 [34.0, 62.3], a gain of +14.7 [-3.2, +32.7] over its step 0 (paired two-level 95%,
+# `python benchmarks/screen_table.py --store STORE screen-modip-a+confirm-modip-a`): gains on 4 of 5 seeds, and an
+# interval that holds 0, so the choice holds only in direction. What every configuration
 # shows: after distillation starts (~3000 env steps) the DP narrows (diag/dp_spread 0.19 -> 0.12-0.15), the
 # planner's training returns fall for stretches on some seeds (2500 -> under 500), V is most optimistic where the
 # planner then goes (diag/v_minus_mc up to +300, Spearman down to -0.85), and the DP, distilled from a window of
