@@ -31,7 +31,7 @@ def main() -> int:
     import numpy as np
     import pandas as pd
 
-    from analysis import bootstrap, gains
+    from analysis import gains
     from analysis.data import Notes, align_to_grid, eval_points, load_sweep
     from analysis.episodes import final_episodes, run_records
 
@@ -87,7 +87,7 @@ def main() -> int:
         if ranked:
             best = ranked[0]
             picks.append(f"{family} {best['sweep']} ({best['final']:.1f}, dip {best['dip']:.1f}, n={best['runs']})")
-    print("screen_table: picks by the rule: " + "; ".join(picks) + f" (interval reps {bootstrap.RESAMPLES and args.reps})")
+    print("screen_table: picks by the rule: " + "; ".join(picks) + f" (interval resamples {args.reps})")
     return 0
 
 

@@ -172,7 +172,7 @@ def plan_best_of_dp(models: PlanModels, s0: torch.Tensor, generator, cfg: Planne
     `planner.terminal`), and the best one is the plan (B, length, act). No Gaussian candidate, no mean, no warm
     start: every executed action is a DP sample's, so the search cannot leave the DP's support."""
     b, p, h = s0.shape[0], cfg.pi_trajectories, cfg.horizon
-    proposals = propose_from_policy(models, s0, p, max(length, h), generator)  # (B, P, L, act)
+    proposals = propose_from_policy(models, s0, p, length, generator)  # (B, P, L, act), L >= H
     s_rep = s0.unsqueeze(1).expand(b, p, s0.shape[1])
     scores = score_sequences(models, s_rep, proposals[:, :, :h], cfg, gamma, generator)  # (B, P)
     best, pick = scores.max(dim=1)
