@@ -63,8 +63,9 @@ FULL = {"pretrain": 200, "common_start": 200, "online": 1500, "window": (500, NE
 CLI = (("mbench --help", ["--help"]), ("mbench list tasks", ["list", "tasks"]))
 
 
-def overrides(family: str, budget: dict) -> dict:
-    over = {"preset": "demo", "threads": 1, "pretrain.steps": budget["pretrain"],
+def overrides(family: str, budget: dict, preset: str | list[str] = "demo") -> dict:
+    """The run keys of one family's run at `budget` (a list of presets: the first the method has, in the probe)."""
+    over = {"preset": preset, "threads": 1, "pretrain.steps": budget["pretrain"],
             "pretrain.log_every": 10, "pretrain.checkpoint_every": NEVER, "online.steps": budget["online"],
             "online.checkpoint_every": NEVER, "online.log_every": 50, "eval.every": NEVER,
             "eval.episodes": budget["eval_episodes"], "eval.timing": False}
@@ -76,15 +77,32 @@ def overrides(family: str, budget: dict) -> dict:
     return over
 
 
+def run_job(family: str, task: str, budget: dict, root: str, preset: str | list[str] = "demo") -> dict:
+    """The probe's job for one run of `family` on `task` (a key of TASKS) with its data under `root`."""
+    window = budget["dppo_window"] if family == "dppo" else budget["window"]
+    return {"kind": "run", "family": family, "task": task, "overrides": overrides(family, budget, preset),
+            "window": list(window), "minari": root}
+
+
 def run_jobs(tasks: list[str], families: list[str], budget: dict, roots: dict[str, str]) -> list[dict]:
     jobs = [{"kind": "sac", "task": t, "dataset_id": TASKS[t], "steps": budget["sac"][0],
              "start_steps": budget["sac"][1]} for t in tasks]
-    for t in tasks:
-        for f in families:
-            window = budget["dppo_window"] if f == "dppo" else budget["window"]
-            jobs.append({"kind": "run", "family": f, "task": t, "overrides": overrides(f, budget),
-                         "window": list(window), "minari": roots[t]})
+    jobs += [run_job(f, t, budget, roots[t]) for t in tasks for f in families]
     return jobs
+
+
+def data_roots(demo_data: str | None, tmp: str) -> dict[str, str]:
+    """Each task's Minari root: hopper-medium's from $MINARI_DATASETS_PATH (default ../shared/data from the
+    repository root); the demo's `demo_data`, else `tmp` (to be made by make_demo)."""
+    return {"hopper-medium": os.environ.get("MINARI_DATASETS_PATH", str(ROOT.parent / "shared" / "data")),
+            "demo": demo_data or tmp}
+
+
+def make_demo(tree: Path, root: str, python: str) -> None:
+    """The demo dataset made under `root` by `tree`'s own data maker (not timed)."""
+    print("making the demo dataset (not timed) ...", file=sys.stderr, flush=True)
+    probe(tree, [{"kind": "make", "dataset_id": TASKS["demo"], "root": root, "agent_steps": 2000,
+                  "dataset_size": 1500}], python, None)
 
 
 def child_env() -> dict[str, str]:
@@ -95,7 +113,12 @@ def child_env() -> dict[str, str]:
 
 def probe(tree: Path, jobs: list[dict], python: str, timeout: float | None) -> list[dict]:
     """The jobs in one subprocess of `tree` (cwd and sys.path[0]); its results, checked."""
-    p = subprocess.run([python, str(PROBE), json.dumps(jobs)], check=False, cwd=tree, env=child_env(),
+    return probe_output(tree, jobs, python, timeout)["results"]
+
+
+def probe_output(tree: Path, jobs: list[dict], python: str, timeout: float | None, script: Path = PROBE) -> dict:
+    """The jobs run by `script` (a probe) in one subprocess of `tree`; its whole JSON output, checked."""
+    p = subprocess.run([python, str(script), json.dumps(jobs)], check=False, cwd=tree, env=child_env(),
                        capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0:
         raise RuntimeError(f"the probe failed in {tree} (exit {p.returncode}):\n{p.stderr[-4000:]}")
@@ -104,7 +127,7 @@ def probe(tree: Path, jobs: list[dict], python: str, timeout: float | None) -> l
         raise RuntimeError(f"the probe in {tree} imported bench from {out['tree']}")
     for r in out["results"]:
         assert r["threads"] == 1, f"{tree}: torch used {r['threads']} threads"
-    return out["results"]
+    return out
 
 
 def cli_time(tree: Path, args: list[str], python: str) -> dict:
@@ -242,12 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     budget = QUICK if a.quick else FULL
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="throughput-demo-") as tmp:
-        roots = {"hopper-medium": os.environ.get("MINARI_DATASETS_PATH", str(ROOT.parent / "shared" / "data")),
-                 "demo": a.demo_data or tmp}
+        roots = data_roots(a.demo_data, tmp)
         if "demo" in tasks and not a.demo_data:
-            print("making the demo dataset (not timed) ...", file=sys.stderr, flush=True)
-            probe(trees["new"], [{"kind": "make", "dataset_id": TASKS["demo"], "root": tmp, "agent_steps": 2000,
-                                  "dataset_size": 1500}], a.python, None)
+            make_demo(trees["new"], tmp, a.python)
         jobs = run_jobs(tasks, families, budget, roots)
         # --quick: one process per tree and repetition runs every job; else one process per job.
         groups = [jobs] if a.quick else [[j] for j in jobs]

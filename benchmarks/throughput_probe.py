@@ -18,12 +18,18 @@ first at or after w1 (the end of the online loop if none), decisions of an on-po
 rollout starts, so that the window holds whole rollouts and their updates; evaluation inside the window is
 left out. `other` is the window's wall time less act, update and env (the loop's own work: buffer, logging).
 
+A Hook (run_job's `hook`; benchmarks/floor_probe.py's profiler and FLOP counter) sees the same window: its
+`window` is called as the window opens and closes, its `call` wraps every outermost timed call, its `eval` every
+evaluation and its `common_start` every common-start step. Without one (the timing runs) nothing is added.
+A job's `preset` may be a list: the first of them the method has (none: no preset).
+
 Usage (from benchmarks/throughput.py): cd <tree> && python <this file> '<json list of jobs>'
 Each job is {"kind": "run" | "sac" | "make", ...} (run_job, sac_job, make_job); the last stdout line is the
 JSON results.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -50,11 +56,31 @@ def one_thread() -> int:
     return n
 
 
+class Hook:
+    """What a run's Recorder tells an instrument (a profiler, a FLOP counter); this one does nothing."""
+
+    def window(self, is_open: bool) -> None:
+        """The training window [w0, w1) opens (True) or closes (False)."""
+
+    def call(self, kind: str, name: str, phase: str, in_window: bool):
+        """A context around one outermost timed call (kind: act, update, pretrain, env)."""
+        return contextlib.nullcontext()
+
+    def eval(self, actor: str):
+        """A context around one evaluation of `actor`."""
+        return contextlib.nullcontext()
+
+    def common_start(self, n: int | None) -> None:
+        """Common-start step `n` is done (None: the common start returns)."""
+
+
 class Recorder:
     """Timed events (kind, phase, start, seconds), decision marks (start, env step, boundary) and loads."""
 
-    def __init__(self, window: tuple[int, int]):
+    def __init__(self, window: tuple[int, int], hook: Hook | None = None):
         self.window = window
+        self.hook = hook
+        self.window_state = 0  # 0: before the window, 1: in it, 2: after it
         self.events: list[tuple[str, str, float, float]] = []
         self.marks: list[tuple[float, int, bool]] = []
         self.evals: list[dict] = []
@@ -76,7 +102,10 @@ class Recorder:
             self.depth += 1
             t0 = time.perf_counter()
             try:
-                return fn(*args, **kw)
+                if self.hook is None:
+                    return fn(*args, **kw)
+                with self.hook.call(kind, name, self.phase, self.window_state == 1):
+                    return fn(*args, **kw)
             finally:
                 dt = time.perf_counter() - t0
                 self.depth -= 1
@@ -95,6 +124,17 @@ class Recorder:
             for key, w in zip(("w0", "w1"), self.window):
                 if step >= w and key not in self.loads:
                     self.loads[key] = os.getloadavg()[0]
+            # the same bounds as train_split: the first boundary at or after w0, then the first at or after w1
+            if self.window_state == 0 and step >= self.window[0]:
+                self.set_window(1)
+            if self.window_state == 1 and step >= self.window[1]:
+                self.set_window(2)
+
+    def set_window(self, state: int) -> None:
+        if state > self.window_state:
+            self.window_state = state
+            if self.hook is not None:
+                self.hook.window(state == 1)
 
     # ---- results ----
     def train_split(self) -> dict | None:
@@ -189,6 +229,8 @@ class Patches:
                 finally:
                     cls.rec.loop_end = (time.perf_counter(), int(cls.rec.env_step()))
                     cls.rec.loads.setdefault("w1", os.getloadavg()[0])
+                    if cls.rec.window_state == 1:
+                        cls.rec.set_window(2)
             return run_loop
 
         for name in ("run_off_policy", "run_on_policy"):
@@ -203,7 +245,10 @@ class Patches:
             load0 = os.getloadavg()[0]
             t0 = time.perf_counter()
             try:
-                return evaluate_actor(method, task, actor, eval_seeds, device, **kw)
+                if rec.hook is None:
+                    return evaluate_actor(method, task, actor, eval_seeds, device, **kw)
+                with rec.hook.eval(actor):
+                    return evaluate_actor(method, task, actor, eval_seeds, device, **kw)
             finally:
                 dt = time.perf_counter() - t0
                 rec.phase = "train"
@@ -224,6 +269,8 @@ class Patches:
 
             def step(n, loss):
                 rec.cs_times.append(time.perf_counter())
+                if rec.hook is not None:
+                    rec.hook.common_start(len(rec.cs_times))
                 if on_step is not None:
                     on_step(n, loss)
 
@@ -235,6 +282,8 @@ class Patches:
                 return train_common_start(*args, **kw)
             finally:
                 rec.cs_loads.append(os.getloadavg()[0])
+                if rec.hook is not None:
+                    rec.hook.common_start(None)
 
         cs_mod.train_common_start = timed_common_start
         cls.installed = True
@@ -256,7 +305,8 @@ def on_start(run, resumed) -> None:
 
 
 def resolve(method: str, task: str, seed: int, overrides: dict):
-    """The tree's own resolved config; a `preset` the method does not have is left out (bc_gauss, bc_dp)."""
+    """The tree's own resolved config; a `preset` the method does not have is left out (bc_gauss, bc_dp), and of
+    a list of presets the first the method has is used."""
     try:
         from bench.config.layers import resolve_config
         from methods.registry import get_method_class
@@ -266,24 +316,29 @@ def resolve(method: str, task: str, seed: int, overrides: dict):
         from methods.base import get_method_class
     cls = get_method_class(method)
     presets = getattr(cls.Config, "presets", None) or getattr(cls, "presets", None) or {}
-    if overrides.get("preset") and overrides["preset"] not in presets:
+    wanted = overrides.get("preset")
+    if isinstance(wanted, list):
+        overrides = dict(overrides, preset=next((p for p in wanted if p in presets), None))
+    if overrides.get("preset") not in presets:
         overrides = {k: v for k, v in overrides.items() if k != "preset"}
     return resolve_config(method, task, seed, overrides)
 
 
-def run_job(job: dict, scratch: str) -> dict:
-    """{"family", "task", "overrides", "window": [w0, w1], "minari"}: one run of the tree's own run_one."""
+def run_job(job: dict, scratch: str, hook: Hook | None = None) -> dict:
+    """{"family", "task", "overrides", "window": [w0, w1], "minari"}: one run of the tree's own run_one, `hook`
+    (if any) told of its window, calls, evaluations and common-start steps; its results include the preset used."""
     from bench.runner.lifecycle import run_one
 
     os.environ["MINARI_DATASETS_PATH"] = job["minari"]
     Patches.install()
-    rec = Patches.rec = Recorder(tuple(job["window"]))
+    rec = Patches.rec = Recorder(tuple(job["window"]), hook)
     cfg = resolve(job["family"], job["task"], int(job.get("seed", 0)), job["overrides"])
     t0 = time.perf_counter()
     run_one(cfg, store_root=os.path.join(scratch, f"store-{job['family']}-{job['task']}"), sweep_id="throughput",
             progress=False, on_start=on_start, resume=False)
     return {"train": rec.train_split(), "eval": rec.eval_costs(), "pretrain": rec.pretrain_cost(),
-            "common_start": rec.common_start_cost(), "wall_s": time.perf_counter() - t0}
+            "common_start": rec.common_start_cost(), "wall_s": time.perf_counter() - t0,
+            "preset": getattr(cfg, "preset", None)}
 
 
 def sac_timers(behaviour) -> list[float]:
