@@ -29,11 +29,12 @@ runs of the same seed (benchmarks/floor_probe.py):
 side by side; a family the base tree cannot run is said so in its row.
 
     python benchmarks/profile_floor.py [--base <05edce8 worktree>] [--out floor.json]   # hours
-    python benchmarks/profile_floor.py --quick [--base <05edce8 worktree>]               # 2-3 minutes
+    python benchmarks/profile_floor.py --quick [--base <05edce8 worktree>]               # 1-2 minutes per tree
 
 --base defaults to $MBENCH_BASE (none: this tree only). --quick: the demo task, QUICK_FAMILIES (--families to
-choose), throughput.py's quick budgets, one process per tree. Data as throughput.py (--demo-data, and
-$MINARI_DATASETS_PATH for hopper-medium). The figures mean something only on a quiet machine: take them with
+choose), throughput.py's quick budgets, one process per tree (about a minute per tree on 2 busy cores, and ~20 s
+to make the demo dataset); without it, one process per family x task x tree. Data as throughput.py
+(--demo-data, and $MINARI_DATASETS_PATH for hopper-medium). The figures mean something only on a quiet machine: take them with
 nothing else running, and read the logged load average. The last line is
 `profile_floor: train measured/floor <family> xR ... (new)`.
 """
