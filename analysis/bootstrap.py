@@ -121,7 +121,7 @@ def cell_interval(frame: pd.DataFrame, value: str = "normalized_score", reps: in
     percentile interval, the runs, the episodes and the design."""
     eps = episodes_of(frame, value)
     lo, hi = interval(replicates(eps, reps, seed)[:, 0])
-    return {"mean": float(point(eps)[0]), "low": lo, "high": hi, "n": int(len(eps.counts)),
+    return {"mean": float(point(eps)[0]), "low": lo, "high": hi, "n": len(eps.counts),
             "episodes": int(eps.counts.sum()), "design": eps.design}
 
 
@@ -134,7 +134,7 @@ def paired_difference(x: pd.DataFrame, y: pd.DataFrame, value: str = "normalized
     draws = replicates(eps, reps, seed)
     lo, hi = interval(draws[:, 0] - draws[:, 1])
     est = point(eps)
-    return {"difference": float(est[0] - est[1]), "low": lo, "high": hi, "n": int(len(eps.counts)),
+    return {"difference": float(est[0] - est[1]), "low": lo, "high": hi, "n": len(eps.counts),
             "episodes": int(eps.counts.sum()), "design": eps.design}
 
 

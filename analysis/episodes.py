@@ -122,5 +122,5 @@ def cell_flags(final: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
         shared = per_state[per_state["runs"] >= 2]
         out.append({"line": line, "task": task, "ceiling_share": share,
                     "ceiling": bool(np.isfinite(share) and share >= CEILING_SHARE),
-                    "shared_states": int(len(shared)), "shared_failures": int(shared["failed"].sum())})
+                    "shared_states": len(shared), "shared_failures": int(shared["failed"].sum())})
     return pd.DataFrame(out, columns=cols)

@@ -2,9 +2,10 @@
 
 Why: a method is compared by its product (the actor its runs record as the method's product, e.g. a distilled
 policy rather than the planner that taught it), on final scores only, and two lines are ordered only where the
-interval of their difference excludes zero. Runs of one seed meet the same eval states under every method (the
-paired design, bench/tasks/eval_states.py), so the difference is resampled paired: the same runs and the same
-states for both lines (analysis/bootstrap.py), which removes what the two lines share.
+interval of their difference excludes zero. Two variants of one method (a control of it in the same sweep: a grid
+value, a switch) are two lines, ordered as two methods are. Runs of one seed meet the same eval states under every
+method (the paired design, bench/tasks/eval_states.py), so the difference is resampled paired: the same runs and
+the same states for both lines (analysis/bootstrap.py), which removes what the two lines share.
 """
 from __future__ import annotations
 
@@ -34,20 +35,17 @@ def claim(x: str, y: str, low: float, high: float) -> str:
 
 def paired_table(final: pd.DataFrame, cells: pd.DataFrame, lines: list[str], reps: int = bootstrap.RESAMPLES,
                  value: str = "normalized_score") -> pd.DataFrame:
-    """Per task, every two of `lines` of different methods, x the one with the higher mean final score (cells:
-    analysis.score_table.final_cells): mean(x) - mean(y) over their common run seeds and states, with its
-    paired two-level interval, and what it supports."""
+    """Per task, every two of `lines` (of different methods, or variants of one), x the one with the higher mean
+    final score (cells: analysis.score_table.final_cells): mean(x) - mean(y) over their common run seeds and
+    states, with its paired two-level interval, and what it supports."""
     rows = []
     if final.empty or cells.empty:
         return pd.DataFrame(columns=COLUMNS)
     for task, mine in cells[cells["line"].isin(lines)].groupby("task", sort=True):
         ordered = mine.sort_values(["mean", "line"], ascending=[False, True])["line"].tolist()
         eps = final[final["task"] == task]
-        method = dict(zip(eps["line"], eps["method"]))
         for i, x in enumerate(ordered):
             for y in ordered[i + 1:]:
-                if method.get(x) == method.get(y):
-                    continue
                 d = bootstrap.paired_difference(eps[eps["line"] == x], eps[eps["line"] == y], value, reps)
                 if d is None:
                     continue

@@ -268,7 +268,7 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
     with section(doc, notes, "paired differences"):
         paired = ordering.paired_table(final, cells, ordering.product_lines(final, records), cell_reps, metric)
         if paired.empty:
-            doc.para("_No two product lines of different methods share run seeds and stored eval episodes._")
+            doc.para("_No two product lines share run seeds and stored eval episodes._")
         else:
             doc.para("mean(x) - mean(y) over the run seeds and eval states both met, 95% paired two-level bootstrap "
                      f"({cell_reps} resamples); x is the line with the higher mean final score.")

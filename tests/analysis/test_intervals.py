@@ -104,10 +104,10 @@ def test_the_ceiling_and_shared_failure_flags():
     assert cell_flags(final, _records({})).iloc[0]["shared_states"] == 0
 
 
-def _write(store, run_id, method, seed, actor_scores, product, selection, shared=True, episodes=True, n=10):
+def _write(store, run_id, method, seed, actor_scores, product, selection, shared=True, episodes=True, n=10, variant=""):
     prov = {"actors": {"product": product, "selection": selection}, "ceiling": {"metric": "return", "max": 1872.0},
             "data_score": 31.5, "seeds": {"run": seed, "eval": [], "eval_states": "fixed" if shared else "per_seed"}}
-    store.write_run({"run_id": run_id, "sweep_id": SWEEP, "method": method, "variant": "", "suite": "demo",
+    store.write_run({"run_id": run_id, "sweep_id": SWEEP, "method": method, "variant": variant, "suite": "demo",
                      "task": "demo", "seed": seed, "status": "finished", "attempt": 1,
                      "config_json": json.dumps({"method": method}), "provenance_json": json.dumps(prov)})
     curve, eps = [], []
@@ -149,6 +149,19 @@ def test_the_report_prints_the_intervals_flags_and_action_rules(tmp_path):
         _write(old, f"b{seed}", "m2", seed, {"pi": lambda i: 30.0 + i}, "pi", {"pi": "mean"}, episodes=False)
     text = re.sub(r" +", " ", report.write_report(tmp_path / "old", SWEEP, tmp_path / "out_old", reps=50).read_text())
     assert "(n=2) † ‡" in text and "no eval episodes in the store" in text and "could not be made" not in text
+
+
+def test_variants_of_one_method_are_ordered_like_two_methods(tmp_path):
+    """A control of a method in the same sweep (here m1 at x=1 and its x=0 control) is a line of its own, and the
+    paired ordering compares it with the method's other variant, as the reference sweep's horizon-0 control needs."""
+    store = Store(tmp_path / "store")
+    for seed in range(5):
+        _write(store, f"a{seed}", "m1", seed, {"dp": lambda i: 60.0 + i}, "dp", {"dp": "DP sample"}, variant="x=1")
+        _write(store, f"c{seed}", "m1", seed, {"dp": lambda i: 30.0 + i}, "dp", {"dp": "DP sample"}, variant="x=0")
+    report.write_report(tmp_path / "store", SWEEP, tmp_path / "out", reps=50)
+    paired = pd.read_csv(tmp_path / "out" / "tables" / "paired_differences.csv")
+    assert list(zip(paired["x"], paired["y"])) == [("m1[x=1]/dp", "m1[x=0]/dp")]
+    assert paired["claim"].iloc[0] == "m1[x=1]/dp > m1[x=0]/dp" and paired["low"].iloc[0] > 0
 
 
 def test_final_episodes_prefers_the_final_phase_and_records_read_back(tmp_path):
