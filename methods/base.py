@@ -21,6 +21,7 @@ A method, as its author sees it (the templates: methods/bc_gauss for any method,
         def timed_components(self, batch_size) -> {name: TimedComponent}
         def buffer_extras(self) -> {name: shape}               # optional: what `act` stores with transitions
         def actor_sampling(self) -> {actor: how}               # optional: actors exempt from eval.sampler
+        def eval_same_as(self) -> {actor: earlier actor}       # optional: actors that act alike under this config
 
 Its torch-free config.py also declares `ACTORS` (the class's `actors`; the first is the method's product, the
 headline), beside them `SELECTION`, each actor's action-selection rule at evaluation (methods/common/selection.py:
@@ -270,6 +271,13 @@ class Method(abc.ABC):
     def actor_sampling(self) -> dict[str, str]:
         """Actors exempt from the harness's one sampling rule (every DP method samples its DP through
         `eval.sampler`), each with how it samples instead; the run records it. Empty: none."""
+        return {}
+
+    def eval_same_as(self) -> dict[str, str]:
+        """Actors that act exactly as an earlier actor of `actors` under this run's config (the same calls of the
+        same code on the same draws, e.g. a planner executing Ta actions of each plan when it replans every Ta
+        anyway): {actor: that earlier actor}. The harness evaluates the earlier one once and records its episodes
+        for both, so the line stays in every table at half the cost. Empty: every actor is evaluated."""
         return {}
 
     # ---- what the harness calls (not for a method to override) --------------------------------------------

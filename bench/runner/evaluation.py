@@ -9,6 +9,7 @@ returned, for the store's episodes table, beside the means that the curves keep.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -100,9 +101,15 @@ def evaluate_actor(method: Method, task, actor: str, eval_seeds: list[int], devi
 def evaluate_actors(method: Method, task, eval_seeds: list[int], device,
                     should_stop: Callable[[], bool] | None = None) -> dict[str, dict[str, Any]]:
     """Every actor of `method` on the eval seeds: {actor: {"metrics": {return, normalized_score[, success]},
-    "episodes": [one record per episode]}}. `should_stop`: as evaluate_actor's (all the actors are abandoned)."""
+    "episodes": [one record per episode]}}. `should_stop`: as evaluate_actor's (all the actors are abandoned).
+    An actor that the method declares to act exactly as an earlier one (`eval_same_as`) gets a copy of that
+    actor's result instead of a second evaluation of the same episodes."""
     out = {}
+    same_as = method.eval_same_as()
     for actor in method.actors:
+        if same_as.get(actor) in out:
+            out[actor] = copy.deepcopy(out[same_as[actor]])
+            continue
         res = evaluate_actor(method, task, actor, eval_seeds, device, should_stop=should_stop)
         metrics = {"return": res["return"], "normalized_score": res["normalized_score"]}
         if res.get("success") is not None:

@@ -347,6 +347,11 @@ class MODIP(DPMethod):
             return self.act_mpc(obs, state, eval_mode, execute=self.chunk)
         raise ValueError(f"modip has actors {self.actors}, not '{actor}'")
 
+    def eval_same_as(self) -> dict[str, str]:
+        """mpc_chunk executes Ta actions of each plan, mpc `replan_every`: at replan_every = Ta they are the same
+        calls of act_mpc on the same draws, so the harness evaluates mpc once for both."""
+        return {"mpc_chunk": "mpc"} if int(self.cfg.planner.replan_every) == int(self.chunk) else {}
+
     # ---- timing --------------------------------------------------------------------------------------------
     def planner_denoising_steps(self, eval_mode: bool = True) -> int:
         sampler = self.cfg.planner.dp_sampler or (self.dp_cfg.eval_sampler if eval_mode else self.dp_cfg.sampler)

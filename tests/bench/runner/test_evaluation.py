@@ -165,3 +165,30 @@ def test_eval_states_are_per_run_seed_disjoint_paired_and_the_older_protocol_sti
     with pytest.raises(ConfigError, match="eval.final_episodes"):
         run_eval_seeds(resolve_config("bc_gauss", "hopper-medium", 0, {"eval.final_episodes": BLOCK + 1}), task)
     assert resolve_config("bc_gauss", "demo", 0).eval.episodes == 30
+
+
+def test_an_actor_declared_the_same_as_an_earlier_one_is_evaluated_once_and_recorded_for_both():
+    from bench.runner.evaluation import evaluate_actors
+
+    class Twins(_ToyActor):
+        actors = ("a", "b", "c")
+
+        def __init__(self, same):
+            super().__init__(deterministic=True)
+            self.same, self.calls = same, []
+
+        def eval_same_as(self):
+            return self.same
+
+        def act(self, obs, actor, state, eval_mode):
+            self.calls.append(actor)
+            return super().act(obs, actor, state, eval_mode)
+
+    seeds = list(range(100, 106))
+    twins = Twins({"b": "a"})
+    out = evaluate_actors(twins, _ToyTask(), seeds, "cpu")
+    assert set(twins.calls) == {"a", "c"} and list(out) == ["a", "b", "c"]
+    assert out["b"] == out["a"] and out["b"] is not out["a"] and out["b"]["episodes"] is not out["a"]["episodes"]
+    every = Twins({})
+    full = evaluate_actors(every, _ToyTask(), seeds, "cpu")
+    assert set(every.calls) == {"a", "b", "c"} and full["b"] == out["b"]  # the copy is what b's own eval gives

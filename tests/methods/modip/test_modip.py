@@ -706,3 +706,21 @@ def test_modip_dp_actor_executes_act_steps():
     assert m.act(np.zeros((3, 5), np.float32), "dp", ActorState.create(0), True)[0].shape == (3, 2, 2)
     comps = m.timed_components(batch_size=1)
     assert comps["dp_act"].actions_per_call == 2 and comps["plan"].actions_per_call == m.cfg.planner.replan_every
+
+
+@pytest.mark.parametrize("over", [{}, {"planner.search": "best_of_dp", "planner.horizon": 1},
+                                  {"planner.horizon": 0}], ids=["mppi", "best_of_dp", "horizon0"])
+def test_mpc_chunk_is_declared_the_same_as_mpc_only_when_it_acts_alike(over):
+    """At replan_every = Ta, mpc_chunk's calls are mpc's (same plans, same draws, same warm starts), so the harness
+    may evaluate mpc once for both (Method.eval_same_as); at another replan_every they differ and both run."""
+    m = build({**over, "planner.replan_every": 4})
+    assert m.chunk == 4 and m.eval_same_as() == {"mpc_chunk": "mpc"}
+    obs = np.random.default_rng(0).normal(size=(3, 3)).astype(np.float32)
+    a, b = ActorState.create(7), ActorState.create(7)
+    for _ in range(3):  # successive decisions, memory carried
+        out_a, ex_a = m.act(obs, "mpc", a, True)
+        out_b, ex_b = m.act(obs, "mpc_chunk", b, True)
+        np.testing.assert_array_equal(out_a, out_b)
+        np.testing.assert_array_equal(ex_a["plan_action"], ex_b["plan_action"])
+        obs = obs + 0.1
+    assert build({**over, "planner.replan_every": 2}).eval_same_as() == {}
