@@ -183,9 +183,11 @@ def launch(spec: SweepSpec, store_root="results", wait: bool = False, rerun_stal
     t_submit = time.time()
     workers = min(int(spec.resources.array_parallelism), len(tasks))
     if kind == "local" and workers < len(tasks):
-        # submitit's local executor starts every job at once: a pool of `array_parallelism` workers instead
+        # submitit's local executor starts every job at once: a pool of `array_parallelism` workers instead,
+        # taking the runs seed by seed (the sweep's order within a seed), so that a seed's cached common start
+        # serves its runs together and a launch cut short (a session's end) leaves whole seeds finished
         queue = folder / "queues" / f"{int(t_submit * 1000)}.json"
-        write_queue(queue, tasks)
+        write_queue(queue, seed_major(tasks))
         jobs = ex.map_array(SweepWorker(store_root, spec.name, str(queue)), list(range(workers)))
         job_ids = {r.run_id: "pool:" + ",".join(str(j.job_id) for j in jobs) for r in todo}
     else:
@@ -210,6 +212,14 @@ def launch(spec: SweepSpec, store_root="results", wait: bool = False, rerun_stal
     if wait or kind != "slurm":  # local jobs die with this process, debug jobs run in it: always wait
         wait_for(jobs, out=out)
     return p
+
+
+def seed_major(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks ordered by seed (in the order the seeds first appear), keeping their order within a seed."""
+    first = {}
+    for t in tasks:
+        first.setdefault(t["seed"], len(first))
+    return sorted(tasks, key=lambda t: first[t["seed"]])
 
 
 def wait_for(jobs, out: Callable[[str], None] = print, poll_s: float = 2.0) -> dict[str, int]:

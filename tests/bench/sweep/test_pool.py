@@ -31,3 +31,13 @@ def test_queue_hands_out_each_task_once_across_processes(tmp_path):
     flat = sorted(i for g in got for i in g)
     assert flat == list(range(60))
     assert json.loads(q.read_text())["next"] == 60
+
+
+def test_the_local_pool_takes_runs_seed_by_seed():
+    """A sweep expands methods x seeds; the local pool's queue holds them seed by seed (each seed's runs in the
+    sweep's order), so a launch cut short leaves whole seeds done and a seed's common start serves its runs."""
+    from bench.sweep.launch import seed_major
+
+    tasks = [{"method": m, "seed": s} for m in ("a", "b", "c") for s in (102, 100, 101)]
+    assert [(t["seed"], t["method"]) for t in seed_major(tasks)] == [
+        (102, "a"), (102, "b"), (102, "c"), (100, "a"), (100, "b"), (100, "c"), (101, "a"), (101, "b"), (101, "c")]
