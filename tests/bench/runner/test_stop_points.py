@@ -53,17 +53,21 @@ class Trigger:
         self.name, self.k, self.when = name, k, when
         self.n, self.after, self.at = 0, 0, None
 
+    def count(self, run) -> None:
+        """One selected call: the k-th asks for the stop, later ones are counted in `after`."""
+        self.n += 1
+        if self.n > self.k:
+            self.after += 1
+        elif self.n == self.k:
+            self.at = {"env_step": run.progress.env_step, "grad_step": run.progress.grad_step}
+            request_stop("preempted")
+
     def __call__(self, run, resumed: bool) -> None:  # run_one's on_start hook
         fn = getattr(run.method, self.name)
 
         def wrapped(*args, **kw):
             if self.when(run, *args):
-                self.n += 1
-                if self.n > self.k:
-                    self.after += 1
-                elif self.n == self.k:
-                    self.at = {"env_step": run.progress.env_step, "grad_step": run.progress.grad_step}
-                    request_stop("preempted")
+                self.count(run)
             return fn(*args, **kw)
 
         setattr(run.method, self.name, wrapped)
@@ -237,12 +241,12 @@ def test_an_on_policy_stop_mid_update_is_honoured_within_one_minibatch_step(demo
     assert saved["method"]["grad_steps"] == 14 and saved["method"]["extra"]["iteration"] == 1
 
 
-class TimingTrigger:
+class TimingTrigger(Trigger):
     """Asks for a stop from inside the `k`-th call of any of the method's timed components (an on_start hook);
     `after` counts the calls after it."""
 
     def __init__(self, k: int):
-        self.k, self.n, self.after, self.at = k, 0, 0, None
+        super().__init__("timed_components", k)
 
     def __call__(self, run, resumed: bool) -> None:
         components = run.method.timed_components
@@ -250,12 +254,7 @@ class TimingTrigger:
         def timed_components(*args, **kw):
             def wrap(fn):
                 def wrapped():
-                    self.n += 1
-                    if self.n > self.k:
-                        self.after += 1
-                    elif self.n == self.k:
-                        self.at = {"env_step": run.progress.env_step, "grad_step": run.progress.grad_step}
-                        request_stop("preempted")
+                    self.count(run)
                     return fn()
                 return wrapped
 
