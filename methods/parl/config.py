@@ -107,7 +107,23 @@ _DEMO = {"parl": {"critic": {"hidden": [128, 128], "target_tau": 0.02}, "samples
                   "distill_warmup": 200, "reward_scale": 0.01}}
 _TEST = {"parl": {"critic": {"hidden": [32, 32]}, "samples": 4, "keep": 2, "opt_steps": 2, "batch_size": 32,
                   "update_every": 4, "update_after": 0, "distill_warmup": 10}}
-PRESETS: dict[str, dict[str, Any]] = {"demo": _DEMO, "test": _TEST}
+# `d4rl`: chosen on hopper-medium at CPU scale (issue 25 C; the diag-hopper budget: 20000 common-start and offline
+# steps, 10000 online env steps), on tuning seeds 10-12 among 3 configurations (sweeps/screen/screen-parl-{a,b,c};
+# the rule in sweeps/screen/README.md: the highest mean 50-episode final score of the product actor `dp`, a dip of
+# more than 3 points below its start ranking last). All three are the demo preset with the argmax distillation
+# target (distill_argmax true, PA-RL's train.py default); B and C also step in action units (step_units action,
+# part C3's labelled deviation):
+#   A, PA-RL's raw step (3e-4 on Q): dp 20.6 [17.9, 23.1] (17.9, 21.0, 22.8) from 34.3, dipping 22.1; rerank 81.8
+#      -> 26.1;
+#   B, action_step 0.01: dp 21.6 [19.2, 24.2] (21.3, 23.6, 19.9) from 34.4, dipping 27.4; rerank 43.9 -> 28.9;
+#   C, action_step 0.02: dp 21.7 [9.8, 30.1] (9.7, 30.3, 25.1) from 33.3, dipping 23.3; rerank 20.8 -> 32.3  <- chosen.
+# Every configuration's DP falls below its start, so all rank alike and C leads B by 0.1, inside both intervals:
+# at this budget PA-RL's distillation collapses the DP whatever the step (benchmarks/reports/diag-hopper/
+# b5_parl_collapse.md: distilling onto frozen critics' picks alone takes the DP 28.9 -> 14.7 in 6000 env steps).
+# (finals with two-level 95% intervals, `python benchmarks/screen_table.py --store STORE screen-parl-a ...`.)
+# Confirmation on seeds 13-14: sweeps/screen/confirm-parl-c.yaml.
+_D4RL = {"parl": {**_DEMO["parl"], "distill_argmax": True, "step_units": "action", "action_step": 0.02}}
+PRESETS: dict[str, dict[str, Any]] = {"demo": _DEMO, "test": _TEST, "d4rl": _D4RL}
 
 # No defaults per task suite: PA-RL's values (the class defaults) on every suite.
 SUITE_DEFAULTS: dict[str, dict[str, Any]] = {}
