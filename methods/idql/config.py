@@ -70,7 +70,9 @@ _TEST = {"idql": {"critic": {"hidden": [32, 32, 32]}, "batch_size": 32, "replay_
 #   C, DPPO's critics (256 x 3, target_tau 0.001): resample 83.4 [80.0, 86.2] (84.2, 80.9, 85.0), from 85.2, its
 #      seed-mean curve 3.5 below its start at env step 6001, so it ranks last (the tie with A is broken by the dip).
 # (finals with two-level 95% intervals, `python benchmarks/screen_table.py --store STORE screen-idql-a ...`.)
-# Confirmation on seeds 13-14: sweeps/screen/confirm-idql-a.yaml.
+# Confirmation on seeds 13-14 (sweeps/screen/confirm-idql-a.yaml): resample 82.6 and 85.0; on 10-14, resample 83.6
+# [82.2, 84.7], a gain of +6.5 [+0.0, +14.1] over its step 0 (paired two-level 95%, `python benchmarks/screen_table.py
+# --store STORE screen-idql-a+confirm-idql-a`), never dipping; its DP 32.0 -> 41.8 [38.2, 45.1].
 _D4RL = {"idql": dict(_DEMO["idql"])}
 PRESETS: dict[str, dict[str, Any]] = {"demo": _DEMO, "test": _TEST, "d4rl": _D4RL}
 

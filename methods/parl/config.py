@@ -121,7 +121,9 @@ _TEST = {"parl": {"critic": {"hidden": [32, 32]}, "samples": 4, "keep": 2, "opt_
 # at this budget PA-RL's distillation collapses the DP whatever the step (benchmarks/reports/diag-hopper/
 # b5_parl_collapse.md: distilling onto frozen critics' picks alone takes the DP 28.9 -> 14.7 in 6000 env steps).
 # (finals with two-level 95% intervals, `python benchmarks/screen_table.py --store STORE screen-parl-a ...`.)
-# Confirmation on seeds 13-14: sweeps/screen/confirm-parl-c.yaml.
+# Confirmation on seeds 13-14 (sweeps/screen/confirm-parl-c.yaml): dp 18.8 and 27.7; on 10-14, dp 22.3 [15.2, 28.3]
+# from 32.7, a loss of -11.0 [-18.2, -4.7] against its step 0 (paired two-level 95%, `python
+# benchmarks/screen_table.py --store STORE screen-parl-c+confirm-parl-c`), 20.4 below its start at env step 2002.
 _D4RL = {"parl": {**_DEMO["parl"], "distill_argmax": True, "step_units": "action", "action_step": 0.02}}
 PRESETS: dict[str, dict[str, Any]] = {"demo": _DEMO, "test": _TEST, "d4rl": _D4RL}
 

@@ -105,6 +105,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Neither comes near the data's ~36: TD-MPC2 has no offline-to-online mode, its offline phase trains its online
 # objective on the medium data with nothing keeping pi or Q on it, and both actors start at 1-2 (diag-hopper, part
 # B6). At this budget it cannot fine-tune from the data; the reference reports it as it is.
+# Confirmation on seeds 13-14 (sweeps/screen/confirm-tdmpc2-c.yaml): mpc 6.2 and 5.7; on 10-14, mpc 7.9 [5.7, 10.4],
+# a gain of +6.8 [+3.7, +10.8] over its step 0 (paired two-level 95%, `python benchmarks/screen_table.py --store STORE
+# screen-tdmpc2-c+confirm-tdmpc2-c`), never dipping, and far below the data's ~36.
 _D4RL = {"tdmpc2": {**PRESETS["demo"]["tdmpc2"], "rho": 0.7, "discount_max": 0.99, "utd": 0.5,
                     "planner": {"iterations": 1, "num_samples": 21, "num_elites": 3, "num_pi_trajs": 16,
                                 "terminal": "v"}}}
