@@ -41,12 +41,16 @@ ACTIVE_SLURM = ("PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
                 "RESIZING", "SUSPENDED", "PREEMPTED", "SIGNALING", "STAGE_OUT", "STOPPED")
 
 
-def make_executor(spec: SweepSpec, folder: Path, executor: str | None = None, n_jobs: int | None = None):
-    """A submitit executor for the sweep's resources. debug runs jobs in this process, local as subprocesses."""
+def make_executor(spec: SweepSpec, folder: Path, executor: str | None = None, n_jobs: int | None = None,
+                  runs_per_job: int = 1):
+    """A submitit executor for the sweep's resources. debug runs jobs in this process, local as subprocesses.
+
+    `resources.time` is a run's limit: a job that runs `runs_per_job` runs one after another (a local pool
+    worker) gets that many times it."""
     kind = executor or spec.executor
     res = spec.resources
     ex = submitit.AutoExecutor(folder=folder / "submitit" / "%j", cluster=kind)
-    params: dict[str, Any] = {"name": f"mbench-{spec.name}", "timeout_min": int(res.time),
+    params: dict[str, Any] = {"name": f"mbench-{spec.name}", "timeout_min": int(res.time) * max(1, runs_per_job),
                               "cpus_per_task": int(res.cpus), "tasks_per_node": 1, "nodes": 1}
     if res.gpus:
         params["gpus_per_node"] = int(res.gpus)
@@ -177,12 +181,16 @@ def launch(spec: SweepSpec, store_root="results", wait: bool = False, rerun_stal
         out(f"sweep {spec.name}: nothing to submit ({len(p['finished'])} of {len(p['runs'])} runs finished, "
             f"{len(p['active'])} queued or running)")
         return p
-    ex = make_executor(spec, folder, kind, n_jobs=len(todo))
     tasks = [{"run_id": r.run_id, "method": r.method, "task": r.task, "seed": r.seed, "overrides": r.overrides}
              for r in todo]
     t_submit = time.time()
     workers = min(int(spec.resources.array_parallelism), len(tasks))
-    if kind == "local" and workers < len(tasks):
+    pooled = kind == "local" and workers < len(tasks)
+    # a pool worker runs queued runs one after another, as many as it takes before the queue is empty (at most all
+    # of them): its time limit is a run's times that many (a worker given one run's time was killed mid-sweep, its
+    # runs left preempted)
+    ex = make_executor(spec, folder, kind, n_jobs=len(todo), runs_per_job=len(tasks) if pooled else 1)
+    if pooled:
         # submitit's local executor starts every job at once: a pool of `array_parallelism` workers instead,
         # taking the runs seed by seed (the sweep's order within a seed), so that a seed's cached common start
         # serves its runs together and a launch cut short (a session's end) leaves whole seeds finished
