@@ -1,6 +1,6 @@
-"""`mbench demo`: the embedded default, end to end, on 2 CPU cores (about 48 minutes for its eight families,
-estimated from measured parts: the 10-minute goal is not met; the closing notes of the demo and DSRL issues have
-the breakdown).
+"""`mbench demo`: the embedded default, end to end, on 2 CPU cores (about 36 minutes for its eight families with 30
+eval episodes per eval point, measured on a fresh clone: the speed issue's 20-minute goal is not met; its closing
+notes have the per-family breakdown).
 
 Why: a newcomer's first contact. It makes the demo dataset if it is absent, runs the shipped sweep file
 `sweeps/demo.yaml` (which families, seeds, budgets and presets; the harness names no method), writes the
