@@ -46,6 +46,9 @@ wait_quiet() {
 stamp() { echo "$(date -u +%FT%TZ) $1 load $(load)" | tee -a "$OUT/steps.log"; }
 
 for step in "${STEPS[@]}"; do
+  if [[ $step == report || $step == suite ]] && [[ ! -d $CLONE/.venv ]]; then
+    echo "speed_session: step '$step' needs the demo step's clone at $CLONE; run the demo step first" >&2; exit 2
+  fi
   wait_quiet
   stamp "start $step"
   case $step in
