@@ -4,17 +4,21 @@ The store in tests/data/store_05edce8 was written by the project at 05edce8 (tes
 make_store.py says how): in sweep `compat` on the demo task, a finished bc_gauss run (runs, curves and
 timings tables) and a dppo run stopped mid-online, at env step 144 (a preempted row, its curve so far, and
 its checkpoint). Today's code must read the first through results.store and analysis.data, and resume the
-second from its checkpoint to the same curve as a fresh uninterrupted run. The demo dataset is the session's
-(conftest.py: made with the same tiny budget and seed as the store's, bit for bit).
+second from its checkpoint to the same curve as a fresh uninterrupted run. The dataset is the store's own
+(minari.tar.gz, the tiny demo dataset 05edce8 made for it), not one made again: the same code and pins made it
+with another content hash on another machine (the SAC agent that makes it, and the env, round by the CPU), and
+the checkpoint refuses a run on another dataset.
 """
 from __future__ import annotations
 
 import json
 import shutil
+import tarfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from analysis.data import Notes, eval_points, load_sweep, run_scores
 from bench.config.layers import from_json, resolve_config
@@ -45,6 +49,16 @@ CURVE_COLS = ["phase", "env_step", "grad_step", "actor", "metric", "value", "n_e
 def _cfg(run):
     method, extra, _ = run
     return resolve_config(method, TASK, SEED, {**OVERRIDES, **extra})
+
+
+@pytest.fixture
+def store_dataset(tmp_path, monkeypatch) -> Path:
+    """The store's dataset, unpacked into a Minari root of the test's own (MINARI_DATASETS_PATH for the test)."""
+    root = tmp_path / "minari"
+    with tarfile.open(FIXTURE / "minari.tar.gz") as tar:
+        tar.extractall(root, filter="data")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    return root
 
 
 def _copy_store(dest: Path) -> Path:
@@ -98,7 +112,7 @@ def test_a_05edce8_store_reads_through_the_store_and_the_analysis(tmp_path):
     assert store.episodes(sweep=SWEEP).empty and sweep.episodes.empty  # no episodes table before schema 3
 
 
-def test_a_05edce8_checkpoint_resumes_to_the_uninterrupted_curve(demo_dataset, tmp_path):
+def test_a_05edce8_checkpoint_resumes_to_the_uninterrupted_curve(store_dataset, tmp_path):
     root = _copy_store(tmp_path / "store")
     cfg = _cfg(STOPPED)
     before = _curve(root, STOPPED[2])  # what 05edce8 recorded up to the stop (attempt 1)

@@ -9,14 +9,17 @@ folder, then, in sweep `compat` on the demo task at a tiny budget (seed 0, one t
 - bc_gauss (a 32x32 MLP, to keep the files small) runs to the end, with its timing rows;
 - dppo (preset `test`) is asked to stop at env step 120, mid-online; it stops at the end of that
   rollout, env step 144 (status preempted, its checkpoint kept).
-The parquet tables and the checkpoint are copied into the folder; the dataset is not (the test makes it
-again, bit for bit), nor the common-start cache (a resumed run does not need it).
+The parquet tables, the checkpoint and the dataset (its Minari folder, as minari.tar.gz) are copied into the
+folder; the common-start cache is not (a resumed run does not need it). The test loads this dataset rather
+than making it again: the same code and pins made it with another content hash on another machine (the SAC
+agent that makes it, and the env, round by the CPU), and the checkpoint refuses another dataset.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -66,6 +69,8 @@ def main(out: Path) -> None:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, dest)
                 print(f"{dest.relative_to(out)}  {path.stat().st_size} bytes")
+        with tarfile.open(out / "minari.tar.gz", "w:gz") as tar:
+            tar.add(tmp / "minari" / "mbench", arcname="mbench")  # the dataset, not the agents' cache beside it
         print(f"finished run {finished}")
 
 
