@@ -27,6 +27,21 @@ def _quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         yield
+
+
+@contextlib.contextmanager
+def _seeded(seed: int):
+    """NumPy's global RNG seeded inside the block and put back after it. Why: rliable hands `arch` its RandomState,
+    which arch 7 does not draw from: its bootstrap draws from the global RNG, so without this two reports of one
+    store printed different probability-of-improvement and profile intervals."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 CONFIDENCE = 0.95
 
 
@@ -92,7 +107,7 @@ def interval_estimates(matrices: dict, reps: int = 2000, seed: int = 0, gamma: f
         return np.array([metrics.aggregate_iqm(x), metrics.aggregate_median(x), metrics.aggregate_mean(x),
                          metrics.aggregate_optimality_gap(x, gamma)])
 
-    with _quiet():
+    with _quiet(), _seeded(seed):
         points, cis = rly.get_interval_estimates(matrices, aggregate, reps=reps,
                                                  random_state=np.random.RandomState(seed))
     records = []
@@ -118,14 +133,33 @@ def improvement_pairs(matrices: dict, target_prefix: str | None = None) -> list[
     return [(x, y) for i, x in enumerate(lines) for y in lines[i + 1:] if _method_of(x) != _method_of(y)]
 
 
+def improvement_probability(scores_x: np.ndarray, scores_y: np.ndarray) -> float:
+    """rliable's `metrics.probability_of_improvement`, vectorised: per task, P(X > Y) + P(X = Y) / 2 over every
+    pair of runs (the Mann-Whitney U of X over its m x n pairs; 0.5 where the two columns are equal), averaged over
+    tasks. Why: rliable calls scipy's mannwhitneyu per task and bootstrap replicate, whose input checks took 62% of a
+    report's time (issue 24's profile of the demo report); tests/analysis pin it to rliable's on ties and shapes."""
+    x, y = np.asarray(scores_x, dtype=float), np.asarray(scores_y, dtype=float)
+    # P(X > Y) + P(X = Y) / 2 = 1/2 + (P(X > Y) - P(X < Y)) / 2 = 1/2 + mean(sign(X - Y)) / 2 per task, every task
+    # over the same m x n pairs (a NaN propagates, as in scipy; equal columns give 1/2 by symmetry)
+    return float(0.5 + 0.5 * np.sign(x[:, None, :] - y[None, :, :]).mean())
+
+
+def score_distribution(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """rliable's `library.score_distributions` (the fraction of runs x tasks above each tau), vectorised over the
+    taus rather than one `run_score_deviation` call per tau and replicate."""
+    flat = np.asarray(scores, dtype=float).reshape(-1)
+    return (flat[:, None] > np.asarray(taus, dtype=float)[None, :]).mean(axis=0)
+
+
 def probability_of_improvement(matrices: dict, target_prefix: str | None, reps: int = 2000, seed: int = 0):
-    """P(X > Y) with bootstrap CIs over the pairs of `improvement_pairs` (target method, or every pair)."""
+    """P(X > Y) with bootstrap CIs over the pairs of `improvement_pairs` (target method, or every pair): rliable's
+    interval estimates of rliable's metric (`improvement_probability`, its vectorised form)."""
     order = improvement_pairs(matrices, target_prefix)
     pairs = {f"{x} vs {y}": (matrices[x], matrices[y]) for x, y in order}
     if not pairs:
         return pd.DataFrame(columns=["pair", "x", "y", "estimate", "low", "high"])
-    with _quiet():
-        points, cis = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps,
+    with _quiet(), _seeded(seed):
+        points, cis = rly.get_interval_estimates(pairs, improvement_probability, reps=reps,
                                                  random_state=np.random.RandomState(seed))
     records = []
     for x, y in order:
@@ -135,10 +169,11 @@ def probability_of_improvement(matrices: dict, target_prefix: str | None, reps: 
     return pd.DataFrame(records)
 
 
-def performance_profiles(matrices: dict, taus: np.ndarray, reps: int = 2000):
-    """Fraction of runs scoring above each tau, with bootstrap CIs (rliable's score distributions)."""
-    with _quiet():
-        return rly.create_performance_profile(matrices, taus, reps=reps)
+def performance_profiles(matrices: dict, taus: np.ndarray, reps: int = 2000, seed: int = 0):
+    """Fraction of runs scoring above each tau, with bootstrap CIs (rliable's score distributions, through its
+    `custom_profile_func`: `score_distribution`)."""
+    with _quiet(), _seeded(seed):
+        return rly.create_performance_profile(matrices, taus, reps=reps, custom_profile_func=score_distribution)
 
 
 def iqm_over_axis(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -178,7 +213,7 @@ def aggregate_curve(values: np.ndarray, reps: int = 2000, seed: int = 0):
     def iqm_per_step(x):
         return iqm_over_axis(x.reshape(-1, x.shape[-1]), axis=0)
 
-    with _quiet():
+    with _quiet(), _seeded(seed):
         points, cis = rly.get_interval_estimates(values, iqm_per_step, reps=reps,
                                                  random_state=np.random.RandomState(seed))
     return {k: (points[k], cis[k][0], cis[k][1]) for k in values}
@@ -194,7 +229,7 @@ def ratio_ci(numerator: np.ndarray, denominator: np.ndarray, reps: int = 2000, s
     estimate = float(x.mean() / y.mean())
     if len(x) < 2 or len(y) < 2:
         return estimate, float("nan"), float("nan")
-    with _quiet():
+    with _quiet(), _seeded(seed):
         _, cis = rly.get_interval_estimates(
             {"ratio": (x[:, None], y[:, None])}, lambda a, b: np.array([a.mean() / b.mean()]), reps=reps,
             random_state=np.random.RandomState(seed))
