@@ -104,7 +104,7 @@ def interval_estimates(matrices: dict, reps: int = 2000, seed: int = 0, gamma: f
     names = ["IQM", "Median", "Mean", "Optimality gap"]
 
     def aggregate(x):
-        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_median(x), metrics.aggregate_mean(x),
+        return np.array([iqm_over_axis(x.reshape(-1), axis=0), metrics.aggregate_median(x), metrics.aggregate_mean(x),
                          metrics.aggregate_optimality_gap(x, gamma)])
 
     with _quiet(), _seeded(seed):
@@ -177,8 +177,14 @@ def performance_profiles(matrices: dict, taus: np.ndarray, reps: int = 2000, see
 
 
 def iqm_over_axis(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Interquartile mean along one axis, NaN-free input (rliable's aggregate_iqm, vectorised)."""
-    return sps.trim_mean(values, proportiontocut=0.25, axis=axis)
+    """Interquartile mean along one axis, NaN-free input (rliable's aggregate_iqm, vectorised): scipy's trim_mean at
+    0.25, its partition and slice, without its per-call input checks (a fifth of a report's time, once called per
+    bootstrap replicate)."""
+    a = np.asarray(values, dtype=float)
+    n = a.shape[axis]
+    low = int(0.25 * n)
+    part = np.partition(a, (low, n - low - 1), axis=axis)
+    return np.take(part, np.arange(low, n - low), axis=axis).mean(axis=axis)
 
 
 def iqm_by_group(frame: pd.DataFrame, keys: list[str], value: str = "value") -> pd.DataFrame:

@@ -72,3 +72,12 @@ def test_the_reports_rliable_intervals_are_seeded():
     one = stats.performance_profiles(matrices, np.linspace(0, 100, 11), reps=200)
     two = stats.performance_profiles(matrices, np.linspace(0, 100, 11), reps=200)
     np.testing.assert_array_equal(one[1]["a"], two[1]["a"])
+
+
+def test_the_iqm_is_rliables():
+    rng = np.random.default_rng(5)
+    for runs in (1, 2, 3, 4, 5, 8, 10, 13):
+        x = rng.normal(0, 1, (runs, 3)).round(1)
+        assert stats.iqm_over_axis(x.reshape(-1), axis=0) == pytest.approx(metrics.aggregate_iqm(x), abs=1e-12)
+        per_task = stats.iqm_over_axis(x, axis=0)
+        np.testing.assert_allclose(per_task, [metrics.aggregate_iqm(x[:, [t]]) for t in range(3)], atol=1e-12)
