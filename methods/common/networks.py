@@ -103,9 +103,14 @@ class EnsembleLayerNorm(nn.Module):
         self.width, self.eps = width, eps
         self.weight = nn.Parameter(torch.ones(members, 1, width))
         self.bias = nn.Parameter(torch.zeros(members, 1, width))
+        # ATen's CPU layer norm without an affine is slower than with one (71 vs 40 us on (2, 256, 128)); with a
+        # weight of ones and a bias of zeros it gives the same bits, forward and backward. Not in the state dict.
+        self.register_buffer("_one", torch.ones(width), persistent=False)
+        self.register_buffer("_zero", torch.zeros(width), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.layer_norm(x, (self.width,), eps=self.eps) * self.weight + self.bias
+        return (torch.nn.functional.layer_norm(x, (self.width,), self._one, self._zero, self.eps) * self.weight
+                + self.bias)
 
 
 class EnsembleMLP(nn.Module):
@@ -147,14 +152,15 @@ class EMA:
         self.module = copy.deepcopy(module).requires_grad_(False).eval()
         self._source: nn.Module | None = None
         self._lists: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        self._buffers: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
         """ema <- ema + (1 - decay) (p - ema) for every parameter, in one foreach call; buffers copied."""
         ema_params, params = self._pairs(module)
         torch._foreach_lerp_(ema_params, params, 1.0 - self.decay)
-        for b_ema, b in zip(self.module.buffers(), module.buffers()):
-            b_ema.copy_(b)
+        if self._buffers[0]:
+            torch._foreach_copy_(*self._buffers)
 
     def _pairs(self, module: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The (EMA, source) parameter lists, gathered once per source module (a module walk costs more than the
@@ -162,6 +168,7 @@ class EMA:
         if self._source is not module:
             self._source = module
             self._lists = ([p for p in self.module.parameters()], [p.detach() for p in module.parameters()])
+            self._buffers = ([b for b in self.module.buffers()], [b for b in module.buffers()])
         return self._lists
 
     def state_dict(self):

@@ -96,10 +96,9 @@ class PARL(CriticDPMethod):
         """PA-RL's distillation targets at normalised states s, with the dataset's chunks there."""
         cfg, k = self.cfg, self.act_steps
         sampler = cfg.distill_sampler or self.dp_cfg.sampler
-        kept = rerank(self.q_mean, s, self.proposals(s, cfg.samples, None, sampler), cfg.keep, k)
+        kept, q_kept = rerank(self.q_mean, s, self.proposals(s, cfg.samples, None, sampler), cfg.keep, k, with_q=True)
         cands = torch.cat([kept[:, 1:], data_chunk[:, None]], dim=1)  # the worst kept one out, the data in
-        with torch.no_grad():
-            q0 = self.q_mean(s, kept[:, -1, :k])
+        q0 = q_kept[:, -1]  # the best proposal's Q, as rerank scored it
         opt, q = ascend(self.q_mean, s, cands, cfg.opt_steps, cfg.step(), k, cfg.step_units)
         target = choose(opt, q, cfg.distill_argmax, cfg.distill_temperature)
         stats = {"parl/q_gain": float((q.max(1).values - q0).mean()),

@@ -27,13 +27,15 @@ import torch
 
 
 def rerank(q_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], s: torch.Tensor, cands: torch.Tensor,
-           keep: int, executed: int) -> torch.Tensor:
-    """cands (B, N, Ta, A) -> the `keep` with the highest Q (B, keep, Ta, A), best last (argsort order)."""
+           keep: int, executed: int, with_q: bool = False):
+    """cands (B, N, Ta, A) -> the `keep` with the highest Q (B, keep, Ta, A), best last (argsort order); with_q:
+    also their Q (B, keep)."""
     b, n = cands.shape[:2]
     with torch.no_grad():
         q = q_fn(s.repeat_interleave(n, 0), cands[:, :, :executed].reshape(b * n, executed, -1)).view(b, n)
     top = q.argsort(dim=1)[:, n - keep:]
-    return torch.gather(cands, 1, top[:, :, None, None].expand(-1, -1, *cands.shape[2:]))
+    kept = torch.gather(cands, 1, top[:, :, None, None].expand(-1, -1, *cands.shape[2:]))
+    return (kept, torch.gather(q, 1, top)) if with_q else kept
 
 
 def ascend(q_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], s: torch.Tensor, cands: torch.Tensor,
@@ -49,15 +51,19 @@ def ascend(q_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], s: torch.
     a = cands[:, :, :executed].reshape(b * k, executed, -1).detach().clone()
     best_a, best_q = a.clone(), torch.full((b * k,), -torch.inf, device=a.device)
     for i in range(steps + 1):
-        with torch.enable_grad():
-            a.requires_grad_(True)
-            q = q_fn(s_rep, a)
-            grad = torch.autograd.grad(q.sum(), a)[0] if i < steps else None
+        if i < steps:
+            with torch.enable_grad():
+                a.requires_grad_(True)
+                q = q_fn(s_rep, a)
+                grad = torch.autograd.grad(q.sum(), a)[0]
+        else:  # the last iterate's Q only: no graph
+            with torch.no_grad():
+                q, grad = q_fn(s_rep, a.detach()), None
         with torch.no_grad():
             q = q.detach()
             better = q > best_q
             best_q = torch.where(better, q, best_q)
-            best_a[better] = a.detach()[better]
+            best_a = torch.where(better[:, None, None], a.detach(), best_a)
             if grad is not None:
                 if units == "action":  # the gradient's direction, scaled to an RMS of 1 per candidate
                     grad = grad / grad.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-12)
