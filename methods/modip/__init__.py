@@ -34,13 +34,16 @@ distill.py (labels, their advantage and weights, the start rule, the DP's distil
   their advantage Q(s, label[0]) - Q(s, a_DP[0]) (first action only; `label_weighting` ∈ {none, filter, awr});
 - diagnostics into the curves: `wm/*` one-step and H-step errors (also per member on offline and online data),
   `plan/ess` and `plan/dp_won` (the elite weights' effective sample size; the share of plans won by a DP
-  proposal), `distill/*` (label advantage, kept share, DP-to-label distance, label share), `diag/dp_spread`,
+  proposal), `plan/lead_sd`, `plan/lead_reward` and `plan/lead_terminal` (for the searches that pick one DP
+  proposal: the pick's lead over the median proposal, in the proposals' score std, and in the score's reward and
+  terminal parts), `distill/*` (label advantage, kept share, DP-to-label distance, label share), `diag/dp_spread`,
   `loss/dp_distill` with its label and offline parts, `diag/v_mc_*` V against Monte-Carlo returns of each
   finished training episode, `diag/plan_gap` planned minus realised H-step reward (`wm/*` and `diag/*` are
   computed in diagnostics.py, `distill/*` in distill.py).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -94,6 +97,9 @@ class MODIP(DPMethod):
         self.pending: dict[str, float] = {}
         # Training plans' ESS and DP-proposal wins since the last update: [Σ ess, Σ dp_won, plans].
         self.plan_acc = [0.0, 0.0, 0]
+        # The picks' leads over the median proposal (PlanResult.lead) since the last update: [Σ lead (3,), plans].
+        # Not checkpointed: a resume loses at most one update's worth of this diagnostic.
+        self.plan_lead: list = [torch.zeros(3, dtype=torch.float64), 0]
         self.finetuning = False  # set at the first online update; the DP's fine-tuning lr / EMA decay apply from then on
         self.distilling = False  # set once by the start rule
         self.distill_start = -1  # online transitions when it fired (-1: not recorded)
@@ -254,10 +260,7 @@ class MODIP(DPMethod):
         if self.updates % self.cfg.diag_every == 0:
             metrics.update(self._wm_diagnostics("mixed"))
             metrics.update(self._dp_spread())
-        if self.plan_acc[2] > 0:
-            metrics["plan/ess"] = self.plan_acc[0] / self.plan_acc[2]
-            metrics["plan/dp_won"] = self.plan_acc[1] / self.plan_acc[2]
-            self.plan_acc = [0.0, 0.0, 0]
+        metrics.update(self._plan_metrics())
         metrics.update(self.pending)
         self.pending = {}
         return metrics
@@ -303,6 +306,20 @@ class MODIP(DPMethod):
             return None
         return mean  # zero for the envs that started an episode (ActorState.reset)
 
+    def _plan_metrics(self) -> dict[str, float]:
+        """The training plans' diagnostics since the last update (`plan/*`), and the accumulators reset."""
+        metrics: dict[str, float] = {}
+        if self.plan_acc[2] > 0:
+            metrics["plan/ess"] = self.plan_acc[0] / self.plan_acc[2]
+            metrics["plan/dp_won"] = self.plan_acc[1] / self.plan_acc[2]
+            self.plan_acc = [0.0, 0.0, 0]
+        if self.plan_lead[1] > 0:
+            names = ("plan/lead_sd", "plan/lead_reward", "plan/lead_terminal")
+            lead = (self.plan_lead[0] / self.plan_lead[1]).tolist()
+            metrics.update({k: v for k, v in zip(names, lead) if not math.isnan(v)})  # horizon 0: NaN parts out
+            self.plan_lead = [torch.zeros(3, dtype=torch.float64), 0]
+        return metrics
+
     @torch.no_grad()
     def act_mpc(self, obs: np.ndarray, state: ActorState, eval_mode: bool,
                 execute: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -335,6 +352,9 @@ class MODIP(DPMethod):
             self.plan_acc[0] += float(result.ess.sum())
             self.plan_acc[1] += float(result.dp_won.sum())
             self.plan_acc[2] += int(s.shape[0])
+            if result.lead is not None:
+                self.plan_lead[0] += result.lead.sum(0).to("cpu", torch.float64)
+                self.plan_lead[1] += int(s.shape[0])
         return self.normalizer.unnorm_act(actions).cpu().numpy(), extras
 
     def act(self, obs, actor: str | None, state: ActorState, eval_mode: bool):

@@ -62,6 +62,11 @@ class PlanResult:
     score: torch.Tensor  # (B,): the best candidate's score in the last iteration
     ess: torch.Tensor  # (B,): effective sample size of the last iteration's elite weights
     dp_won: torch.Tensor  # (B,): 1.0 where the last iteration's best candidate was a DP proposal
+    # (B, 3) for the searches that pick one proposal (best_of_dp, horizon 0), else None: how far the pick stands
+    # out from the median proposal, in the proposals' score std, and its lead in the score's reward part and in
+    # its terminal part (score units; NaN at horizon 0, whose score is Q alone). A pick that leads by little
+    # against the spread is chosen on noise in r̂ + γV (`lead_over_median`).
+    lead: torch.Tensor | None = None
 
 
 def rollout(models: PlanModels, s: torch.Tensor, actions: torch.Tensor, gamma: float, penalty: float = 0.0):
@@ -85,12 +90,13 @@ def terminal_value(models: PlanModels, s_h: torch.Tensor, terminal: str, generat
 
 
 def score_sequences(models: PlanModels, s: torch.Tensor, actions: torch.Tensor, cfg: PlannerConfig, gamma: float,
-                    generator, cached: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+                    generator, cached: tuple[torch.Tensor, ...] | None = None, parts: bool = False):
     """score = Σ_{t<H} γ^t m_t (r̂_t - λ u_t) + γ^H m_H terminal(ŝ_H), for (B, N, obs) states and (B, N, H, act)
     plans. `cached` = (reward_sum, alive, ŝ_H) of the first P candidates of each state, each (B, P[, obs]), already
     rolled out: the world model is deterministic in planning (ensemble means), so a candidate that does not change
     between iterations (a DP proposal) need not be rolled out again. The terminal term is always recomputed for all
-    N, so terminal=q still pays a full DP chain per candidate and iteration."""
+    N, so terminal=q still pays a full DP chain per candidate and iteration. parts: (score, its reward part, its
+    terminal part), each (B, N)."""
     b, n, h, a = actions.shape
     p = 0 if cached is None else cached[0].shape[1]
     reward_sum, alive, s_h = rollout(models, s[:, p:].reshape(b * (n - p), -1),
@@ -99,7 +105,19 @@ def score_sequences(models: PlanModels, s: torch.Tensor, actions: torch.Tensor, 
     if cached is not None:
         reward_sum, alive, s_h = (torch.cat([c, x], dim=1) for c, x in zip(cached, (reward_sum, alive, s_h)))
     terminal = terminal_value(models, s_h.reshape(b * n, -1), cfg.terminal, generator).view(b, n)
-    return reward_sum + (gamma ** h) * alive * terminal
+    tail = (gamma ** h) * alive * terminal
+    return (reward_sum + tail, reward_sum, tail) if parts else reward_sum + tail
+
+
+def lead_over_median(values: list[torch.Tensor], pick: torch.Tensor) -> torch.Tensor:
+    """(B, 1 + k): the picked candidate's lead over the median candidate of its state in values[0] (the score),
+    in units of the score's std over the candidates, then its lead in each further part, in score units."""
+    rows = torch.arange(pick.shape[0], device=pick.device)
+    score = values[0]
+    spread = score.std(dim=1, unbiased=False).clamp_min(1e-8)
+    out = [(score[rows, pick] - score.median(dim=1).values) / spread]
+    out += [v[rows, pick] - v.median(dim=1).values for v in values[1:]]
+    return torch.stack(out, dim=1)
 
 
 def propose_from_policy(models: PlanModels, s0: torch.Tensor, n: int, horizon: int, generator) -> torch.Tensor:
@@ -174,13 +192,14 @@ def plan_best_of_dp(models: PlanModels, s0: torch.Tensor, generator, cfg: Planne
     b, p, h = s0.shape[0], cfg.pi_trajectories, cfg.horizon
     proposals = propose_from_policy(models, s0, p, length, generator)  # (B, P, L, act), L >= H
     s_rep = s0.unsqueeze(1).expand(b, p, s0.shape[1])
-    scores = score_sequences(models, s_rep, proposals[:, :, :h], cfg, gamma, generator)  # (B, P)
+    scores, reward_part, terminal_part = score_sequences(models, s_rep, proposals[:, :, :h], cfg, gamma, generator,
+                                                         parts=True)  # (B, P) each
     best, pick = scores.max(dim=1)
     chosen = proposals[torch.arange(b, device=s0.device), pick]
     planned_reward, _, _ = rollout(models, s0, chosen[:, :h], gamma)
     ones = torch.ones(b, device=s0.device)
     return PlanResult(mean=chosen, std=torch.zeros_like(chosen), planned_reward=planned_reward, score=best,
-                      ess=ones, dp_won=ones)
+                      ess=ones, dp_won=ones, lead=lead_over_median([scores, reward_part, terminal_part], pick))
 
 
 @torch.no_grad()
@@ -197,8 +216,9 @@ def plan_by_q(models: PlanModels, s0: torch.Tensor, generator, cfg: PlannerConfi
     best, pick = q.max(dim=1)
     chosen = chunks.view(b, p, *chunks.shape[1:])[torch.arange(b, device=s0.device), pick]
     ones = torch.ones(b, device=s0.device)
+    lead = torch.cat([lead_over_median([q], pick), torch.full((b, 2), float("nan"), device=s0.device)], dim=1)
     return PlanResult(mean=chosen, std=torch.zeros_like(chosen), planned_reward=torch.zeros_like(ones), score=best,
-                      ess=ones, dp_won=ones)
+                      ess=ones, dp_won=ones, lead=lead)
 
 
 def elite_weight_scale(elite_scores: torch.Tensor, score_norm: str) -> torch.Tensor:

@@ -87,3 +87,41 @@ def test_best_of_dp_config():
         build({**BEST, "planner.pi_trajectories": 0})
     with pytest.raises(ConfigError, match="horizon"):
         build({**BEST, "planner.search": "mppi"})  # MPPI's plan is its horizon: 1 < the chunk cannot run
+
+
+def test_the_picks_lead_over_the_median_proposal_is_reported():
+    """PlanResult.lead: the pick's lead over the median proposal, in the proposals' score std, then in the reward
+    and terminal parts of the score; the method averages it over its training plans into `plan/lead_*`."""
+    cfg = PlannerConfig(search="best_of_dp", horizon=1, pi_trajectories=5, terminal="v")
+    def value(s):
+        return -10.0 * (s[:, 0] + 0.1) ** 2
+
+    models = PlanModels(step=point_step, value=value, q=None, policy=constant_proposals(4))
+    res = plan_best_of_dp(models, torch.zeros(2, 1), torch.Generator().manual_seed(0), cfg, GAMMA, length=4)
+    nxt = 0.5 * LEVELS
+    reward, tail = -(nxt - 0.2) ** 2, GAMMA * -10.0 * (nxt + 0.1) ** 2
+    score = reward + tail
+    j = int(score.argmax())
+    want = [(score[j] - score.median()) / score.std(unbiased=False), reward[j] - reward.median(),
+            tail[j] - tail.median()]
+    torch.testing.assert_close(res.lead, torch.tensor(want).expand(2, 3))
+    assert res.lead[0, 0] > 0 and res.lead[0, 2] != 0
+
+
+@pytest.mark.parametrize("over", [BEST, {"planner.horizon": 0}], ids=["best_of_dp", "horizon0"])
+def test_training_plans_report_their_picks_lead_at_the_next_update(over):
+    from tests.methods.modip.test_modip import build as build_method
+
+    m = build_method(over)
+    obs = np.random.default_rng(0).normal(size=(3, 3)).astype(np.float32)
+    st = ActorState.create(0)
+    m.act(obs, "mpc", st, True)
+    assert m.plan_lead[1] == 0  # evaluation plans are not counted
+    m.act(obs, None, st, False)
+    m.act(obs, None, st, False)
+    assert m.plan_lead[1] == 6
+    metrics = m._plan_metrics()
+    assert metrics["plan/lead_sd"] > 0  # the argmax never trails the median
+    horizon0 = over.get("planner.horizon") == 0  # no reward or terminal part: left out
+    assert {"plan/lead_reward", "plan/lead_terminal"}.isdisjoint(metrics) == horizon0
+    assert m.plan_lead[1] == 0 and m._plan_metrics() == {}  # reset by the update that reported them
