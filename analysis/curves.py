@@ -20,7 +20,8 @@ from analysis.panels import MAX_LINES, panel_grid, panel_groups, panel_legend, r
 
 RUNS_ONLY_MARK = "‡"
 BAND_ALPHA = 0.14
-X_LABELS = {"env_step": figures.ENV_STEPS_LABEL, "wall_s": figures.WALL_LABEL, "grad_step": figures.GRAD_STEPS_LABEL}
+X_LABELS = {"env_step": figures.ENV_STEPS_LABEL, "wall_s": figures.WALL_LABEL, "grad_step": figures.GRAD_STEPS_LABEL,
+            "online_grad_step": "gradient steps after env step 0 (each method's own count)"}
 
 
 def _legend(ax, handles: list, texts: list[str], marks: int) -> None:
@@ -98,4 +99,11 @@ def score_against(points: pd.DataFrame, bands: pd.DataFrame, looks: Looks, x: st
     return curve_panels(points, bands, looks, x)
 
 
-__all__ = ["curve_panels", "sample_efficiency", "score_against"]
+def online_grad_steps(points: pd.DataFrame) -> pd.DataFrame:
+    """points with `online_grad_step`: each eval's gradient steps after its run's first eval (env step 0). Why:
+    families count their offline phase or not (IDQL's counter starts at its 20000 offline steps, DSRL's at 0), which
+    put lines 20000 apart on one axis."""
+    return points.assign(online_grad_step=points["grad_step"] - points.groupby("run_id")["grad_step"].transform("min"))
+
+
+__all__ = ["curve_panels", "online_grad_steps", "sample_efficiency", "score_against"]

@@ -375,8 +375,11 @@ def write_report(store_root, sweep_id: str, out_dir, target: str | None = TARGET
     with section(doc, notes, "score against wall-clock and gradient steps"):
         doc.figure(curves.score_against(points, band_frame, colors, "wall_s"), "diagnostics_wallclock",
                    "Score against wall-clock time, each eval at its runs' mean time: " + CURVE_CAPTION)
-        doc.figure(curves.score_against(points, band_frame, colors, "grad_step"), "diagnostics_gradsteps",
-                   "Score against gradient steps, each eval at its runs' mean step: " + CURVE_CAPTION)
+        doc.figure(curves.score_against(curves.online_grad_steps(points), band_frame, colors, "online_grad_step"),
+                   "diagnostics_gradsteps",
+                   "Score against the gradient steps each run took after its first eval at env step 0 (each method "
+                   "counts its own updates; offline steps are left out), each eval at its runs' mean step: "
+                   + CURVE_CAPTION)
     rows_all = sweep.curves
     if not rows_all.empty:
         rows_all = rows_all.assign(line=[line_label(m, v, a) for m, v, a in

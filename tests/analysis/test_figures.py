@@ -219,3 +219,13 @@ def test_the_ablation_scores_resample_runs_and_episodes(tmp_path):
     # two cells on other states: independent draws, a wider interval around the same ratio
     other = bootstrap.ratio(half.assign(reset_seed=half["reset_seed"] + 7), whole, reps=REPS)
     assert not other["paired"] and other["low"] < 0.5 < other["high"]
+
+
+def test_gradient_steps_are_counted_from_each_runs_first_eval():
+    """One family counts its 20000 offline steps, another does not: on the diagnostics axis both start at 0."""
+    points = pd.DataFrame({"run_id": ["a", "a", "a", "b", "b"], "env_step": [0, 2000, 4000, 0, 2000],
+                           "grad_step": [20000, 21000, 22000, 0, 150]})
+    out = curves.online_grad_steps(points)
+    assert out["online_grad_step"].tolist() == [0, 1000, 2000, 0, 150]
+    assert out["grad_step"].tolist() == points["grad_step"].tolist()  # the raw count is kept
+    assert curves.X_LABELS["online_grad_step"].startswith("gradient steps after env step 0")
