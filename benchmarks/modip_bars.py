@@ -34,7 +34,7 @@ def seed_means(curves: pd.DataFrame, line_runs: list[str], actor: str) -> pd.Ser
     lands on the first decision boundary past its schedule, so runs' env steps differ by a few), labelled with the
     eval point's median env step. The last is the final eval."""
     rows = curves[curves.run_id.isin(line_runs) & (curves.actor == actor)
-                  & (curves.metric == "normalized_score")].sort_values(["run_id", "phase", "env_step"])
+                  & (curves.metric == "normalized_score")]
     rows = rows.assign(final=rows.phase == "final").sort_values(["run_id", "final", "env_step"])
     rows["point"] = rows.groupby("run_id").cumcount()
     means = rows.groupby("point").agg(env_step=("env_step", "median"), value=("value", "mean"),
